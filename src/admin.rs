@@ -1,0 +1,329 @@
+//! The admin commands: `-a` and `-d` (addresses from stdin, applied to the database and the
+//! firewall at once), `-l` and `-t`.
+
+use std::io::BufRead;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::config::{self, Config};
+use crate::firewall::Backend;
+use crate::log::printable;
+use crate::store::{NewBan, Store};
+use crate::sys;
+use crate::trust::Guard;
+
+/// One input line that is not an address, with its 1-based number.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadLine {
+    pub line: usize,
+    pub msg: String,
+}
+
+/// Reads `addr` / `addr/len` lines; blank lines and `#`/`;` comments (whole-line, or trailing
+/// after white space as in downloaded blocklists) are skipped. Networks are reduced to their base address.
+pub fn read_addresses(input: impl BufRead) -> Vec<Result<(usize, IpNet), BadLine>> {
+    let mut out = Vec::new();
+    for (idx, raw) in input.split(b'\n').enumerate() {
+        let line = idx + 1;
+        let raw = match raw {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(Err(BadLine {
+                    line,
+                    msg: format!("read error: {e}"),
+                }));
+                break;
+            }
+        };
+        let Ok(text) = std::str::from_utf8(&raw) else {
+            out.push(Err(BadLine {
+                line,
+                msg: format!("not an address or network: `{}`", printable(&raw)),
+            }));
+            continue;
+        };
+        let text = config::strip_comment(text).trim();
+        if text.is_empty() {
+            continue;
+        }
+        let parsed = config::parse_net(text).ok();
+        out.push(match parsed {
+            Some(net) => Ok((line, net)),
+            None => Err(BadLine {
+                line,
+                msg: format!(
+                    "not an address or network: `{}`",
+                    printable(text.as_bytes())
+                ),
+            }),
+        });
+    }
+    out
+}
+
+/// The address the admin is logged in from, so that `-a` does not cut the admin's own
+/// session without `--force`.
+fn ssh_client() -> Option<IpAddr> {
+    let v = std::env::var("SSH_CLIENT").ok()?;
+    v.split_whitespace().next()?.parse().ok()
+}
+
+fn report(bad: &BadLine) {
+    eprintln!("stdin:{}: {}", bad.line, bad.msg);
+}
+
+/// `-a`: returns Ok(true) when every line was applied.
+pub fn add(
+    cfg: &Config,
+    fw: &dyn Backend,
+    input: impl BufRead,
+    force: bool,
+) -> Result<bool, String> {
+    let guard = Guard::new(&cfg.trust, &cfg.host);
+    let me = ssh_client();
+    let mut ok = true;
+    let mut nets = Vec::new();
+    for entry in read_addresses(input) {
+        let (line, net) = match entry {
+            Ok(v) => v,
+            Err(bad) => {
+                report(&bad);
+                ok = false;
+                continue;
+            }
+        };
+        let refuse = |msg: String| {
+            report(&BadLine { line, msg });
+        };
+        if let Some(t) = guard.overlaps(&net) {
+            refuse(format!(
+                "{net} is protected (trusted or local: {t}); not banned"
+            ));
+            ok = false;
+        } else if me.is_some_and(|ip| net.contains(&ip)) && !force {
+            refuse(format!(
+                "{net} contains the address you are connected from; use --force to ban it"
+            ));
+            ok = false;
+        } else if !cfg.ipv6 && matches!(net, IpNet::V6(_)) {
+            refuse(format!("{net}: IPv6 is disabled (ipv6 = no)"));
+            ok = false;
+        } else {
+            nets.push(net);
+        }
+    }
+    if nets.is_empty() {
+        return Ok(ok);
+    }
+    fw.check().map_err(|e| e.to_string())?;
+    let mut store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
+    let texts: Vec<String> = nets.iter().map(net_text).collect();
+    let now = sys::now_epoch();
+    let bans: Vec<NewBan<'_>> = texts
+        .iter()
+        .map(|a| NewBan {
+            addr: a,
+            now,
+            event: "manual",
+            account: "",
+            expires: None,
+        })
+        .collect();
+    // The database first: if the firewall step fails or we crash, the next start restores it.
+    let fresh = store.ban_many(&bans).map_err(|e| e.to_string())?;
+    let (mut added, mut already) = (0, 0);
+    for ((net, text), fresh) in nets.iter().zip(&texts).zip(fresh) {
+        if !fresh {
+            already += 1;
+            continue;
+        }
+        match fw.ban(net) {
+            Ok(()) => {
+                added += 1;
+                crate::info!("banned {text} (manual)");
+            }
+            Err(e) => {
+                eprintln!("{text}: recorded, but the firewall failed: {e}");
+                ok = false;
+            }
+        }
+    }
+    eprintln!("{added} banned, {already} already banned");
+    Ok(ok)
+}
+
+/// `-d`: returns Ok(true) when every line was applied.
+pub fn del(cfg: &Config, fw: &dyn Backend, input: impl BufRead) -> Result<bool, String> {
+    let mut ok = true;
+    let mut nets = Vec::new();
+    for entry in read_addresses(input) {
+        match entry {
+            Ok((line, net)) => nets.push((line, net)),
+            Err(bad) => {
+                report(&bad);
+                ok = false;
+            }
+        }
+    }
+    if nets.is_empty() {
+        return Ok(ok);
+    }
+    let mut store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
+    let texts: Vec<String> = nets.iter().map(|(_, n)| net_text(n)).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let was_active = store.remove_many(&refs).map_err(|e| e.to_string())?;
+    let mut removed = 0;
+    for (((line, net), text), active) in nets.iter().zip(&texts).zip(was_active) {
+        if !active {
+            report(&BadLine {
+                line: *line,
+                msg: format!("{text} is not banned"),
+            });
+            ok = false;
+            continue;
+        }
+        match fw.unban(net) {
+            Ok(()) => {
+                removed += 1;
+                crate::info!("unbanned {text} (manual)");
+            }
+            Err(e) => {
+                eprintln!("{text}: removed from the database, but the firewall failed: {e}");
+                ok = false;
+            }
+        }
+    }
+    eprintln!("{removed} unbanned");
+    Ok(ok)
+}
+
+/// Canonical text of a ban: a bare address for a host, `net/len` otherwise.
+pub fn net_text(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
+pub fn format_time(epoch: i64) -> String {
+    let t = sys::local_time(epoch);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year, t.month, t.day, t.hour, t.min, t.sec
+    )
+}
+
+/// `-l`: aligned columns; AccountID is attacker text and is escaped before it reaches a
+/// terminal.
+pub fn list(cfg: &Config, out: &mut dyn std::io::Write) -> Result<(), String> {
+    let store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
+    let bans = store.active().map_err(|e| e.to_string())?;
+    let rows: Vec<[String; 5]> = bans
+        .iter()
+        .map(|b| {
+            let reason = if b.account.is_empty() {
+                b.event.clone()
+            } else {
+                format!("{} ({})", b.event, printable(b.account.as_bytes()))
+            };
+            [
+                printable(b.addr.as_bytes()),
+                format_time(b.last_ban),
+                b.count.to_string(),
+                reason,
+                b.expires.map_or_else(|| "never".to_string(), format_time),
+            ]
+        })
+        .collect();
+    let head = ["ADDRESS", "SINCE", "COUNT", "REASON", "EXPIRES"];
+    let mut width = head.map(str::len);
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut emit = |cells: [&str; 5]| -> std::io::Result<()> {
+        writeln!(
+            out,
+            "{:<w0$}  {:<w1$}  {:>w2$}  {:<w3$}  {}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            w0 = width[0],
+            w1 = width[1],
+            w2 = width[2],
+            w3 = width[3]
+        )
+    };
+    let io = |e: std::io::Error| e.to_string();
+    emit(head).map_err(io)?;
+    for r in &rows {
+        emit([&r[0], &r[1], &r[2], &r[3], &r[4]]).map_err(io)?;
+    }
+    writeln!(out, "{} ban(s)", rows.len()).map_err(io)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<Result<(usize, String), usize>> {
+        lines_b(text.as_bytes())
+    }
+
+    fn lines_b(text: &[u8]) -> Vec<Result<(usize, String), usize>> {
+        read_addresses(text)
+            .into_iter()
+            .map(|r| r.map(|(l, n)| (l, net_text(&n))).map_err(|b| b.line))
+            .collect()
+    }
+
+    #[test]
+    fn blocklist_format() {
+        let text = "# header\n192.0.2.1\n\n198.51.100.7/24 ; SBL123\r\n  2001:db8::1  \n2001:db8:5::/48 # x\n";
+        assert_eq!(
+            lines(text),
+            vec![
+                Ok((2, "192.0.2.1".into())),
+                Ok((4, "198.51.100.0/24".into())),
+                Ok((5, "2001:db8::1".into())),
+                Ok((6, "2001:db8:5::/48".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn hostile_lines_are_rejected_with_their_number() {
+        let text = b"1.2.3.4;touch /tmp/x\n$(id)\n`id`\n1.2.3.4 && reboot\n1.2.3.4/33\n999.1.1.1\n\xff\xfe\n-j ACCEPT\n";
+        assert_eq!(
+            lines_b(text),
+            vec![
+                Err(1),
+                Err(2),
+                Err(3),
+                Err(4),
+                Err(5),
+                Err(6),
+                Err(7),
+                Err(8)
+            ]
+        );
+    }
+
+    #[test]
+    fn net_text_is_canonical() {
+        assert_eq!(
+            net_text(&"10.1.2.3/8".parse::<IpNet>().unwrap().trunc()),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            net_text(&"2001:DB8:0::1/128".parse().unwrap()),
+            "2001:db8::1"
+        );
+    }
+}

@@ -1,0 +1,351 @@
+//! The Asterisk Manager Interface wire format: a banner line, then messages of `Name: value`
+//! header lines ending at an empty line. Lines end in CRLF (bare LF accepted). Everything in
+//! a message may come from an attacker, so lines and messages are bounded and a violation
+//! drops just that line or message without losing sync.
+
+/// Longest line kept; a longer one is dropped up to its newline.
+pub const MAX_LINE: usize = 4096;
+/// Most headers kept in one message; a message with more is dropped whole.
+pub const MAX_HEADERS: usize = 128;
+
+/// One message; header names and values are raw bytes (not necessarily UTF-8). Reused from
+/// message to message so that steady-state framing allocates nothing.
+#[derive(Default)]
+pub struct Message {
+    buf: Vec<u8>,
+    headers: Vec<[u32; 3]>, // name start, value start, value end (name ends at value start)
+}
+
+impl Message {
+    /// First header of that name (names compare case-insensitively, as Asterisk does).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find_map(|&[n, v, e]| {
+            let hname = &self.buf[n as usize..v as usize];
+            hname
+                .eq_ignore_ascii_case(name.as_bytes())
+                .then(|| &self.buf[v as usize..e as usize])
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+
+    /// Every header, for debug logging.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.headers.iter().map(|&[n, v, e]| {
+            (
+                &self.buf[n as usize..v as usize],
+                &self.buf[v as usize..e as usize],
+            )
+        })
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.headers.clear();
+    }
+
+    fn push_header(&mut self, name: &[u8], value: &[u8]) {
+        let n = self.buf.len() as u32;
+        self.buf.extend_from_slice(name);
+        let v = self.buf.len() as u32;
+        self.buf.extend_from_slice(value);
+        self.headers.push([n, v, self.buf.len() as u32]);
+    }
+
+    /// An action response rather than an event: it has no `Event` header. (A security event
+    /// such as ChallengeResponseFailed carries a `Response:` header that the attacker fills,
+    /// so the presence of `Response` alone proves nothing.)
+    pub fn is_response(&self) -> bool {
+        self.get("Event").is_none() && self.get("Response").is_some()
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &[u8])]) -> Message {
+        let mut m = Message::default();
+        for (n, v) in pairs {
+            m.push_header(n.as_bytes(), v);
+        }
+        m
+    }
+}
+
+pub enum Item<'a> {
+    Banner(&'a [u8]),
+    Message(&'a Message),
+}
+
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FramerStats {
+    pub dropped_lines: u64,
+    pub dropped_messages: u64,
+}
+
+pub struct Framer {
+    line: Vec<u8>,
+    discarding: bool,
+    banner_pending: bool,
+    msg: Message,
+    msg_overflow: bool,
+    pub stats: FramerStats,
+}
+
+impl Framer {
+    /// A framer for a fresh connection: the first line is the banner.
+    pub fn new() -> Framer {
+        Framer {
+            line: Vec::with_capacity(256),
+            discarding: false,
+            banner_pending: true,
+            msg: Message::default(),
+            msg_overflow: false,
+            stats: FramerStats::default(),
+        }
+    }
+
+    /// Feeds received bytes; calls `f` for the banner and for each complete message.
+    pub fn push(&mut self, mut data: &[u8], f: &mut dyn FnMut(Item<'_>)) {
+        while !data.is_empty() {
+            match data.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.append(&data[..i]);
+                    data = &data[i + 1..];
+                    if self.discarding {
+                        self.discarding = false;
+                        self.stats.dropped_lines += 1;
+                    } else {
+                        let mut line = std::mem::take(&mut self.line);
+                        if line.last() == Some(&b'\r') {
+                            line.pop();
+                        }
+                        self.line_done(&line, f);
+                        line.clear();
+                        self.line = line;
+                    }
+                }
+                None => {
+                    self.append(data);
+                    data = &[];
+                }
+            }
+        }
+    }
+
+    fn append(&mut self, part: &[u8]) {
+        if self.discarding {
+            return;
+        }
+        if self.line.len() + part.len() > MAX_LINE {
+            self.line.clear();
+            self.discarding = true;
+        } else {
+            self.line.extend_from_slice(part);
+        }
+    }
+
+    fn line_done(&mut self, line: &[u8], f: &mut dyn FnMut(Item<'_>)) {
+        if self.banner_pending {
+            if !line.is_empty() {
+                self.banner_pending = false;
+                f(Item::Banner(line));
+            }
+            return;
+        }
+        if line.is_empty() {
+            if self.msg_overflow {
+                self.stats.dropped_messages += 1;
+            } else if !self.msg.is_empty() {
+                f(Item::Message(&self.msg));
+            }
+            self.msg.clear();
+            self.msg_overflow = false;
+            return;
+        }
+        if self.msg_overflow {
+            return;
+        }
+        if self.msg.len() == MAX_HEADERS {
+            self.msg_overflow = true;
+            return;
+        }
+        // `Name: value`; values may themselves contain `: `, so split at the first colon.
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = line[..colon].trim_ascii();
+            let value = line[colon + 1..].trim_ascii();
+            self.msg.push_header(name, value);
+        } else {
+            self.stats.dropped_lines += 1;
+        }
+    }
+}
+
+impl Default for Framer {
+    fn default() -> Framer {
+        Framer::new()
+    }
+}
+
+/// Keeps a value that goes into an action on one line: CR, LF and NUL would let it start
+/// a new header.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
+        .collect()
+}
+
+/// `Action: Login`, subscribed to the security and system classes only.
+pub fn login_action(user: &str, secret: &str, action_id: &str) -> Vec<u8> {
+    format!(
+        "Action: Login\r\nActionID: {}\r\nUsername: {}\r\nSecret: {}\r\nEvents: security,system\r\n\r\n",
+        one_line(action_id),
+        one_line(user),
+        one_line(secret)
+    )
+    .into_bytes()
+}
+
+pub fn ping_action(action_id: &str) -> Vec<u8> {
+    format!("Action: Ping\r\nActionID: {}\r\n\r\n", one_line(action_id)).into_bytes()
+}
+
+pub fn logoff_action() -> &'static [u8] {
+    b"Action: Logoff\r\n\r\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Headers = Vec<(String, String)>;
+
+    /// Frames `data` fed in chunks of `chunk` bytes; returns banner and messages as text.
+    fn frame(data: &[u8], chunk: usize) -> (Vec<String>, Vec<Headers>, FramerStats) {
+        let mut fr = Framer::new();
+        let mut banners = Vec::new();
+        let mut msgs = Vec::new();
+        for part in data.chunks(chunk.max(1)) {
+            fr.push(part, &mut |item| match item {
+                Item::Banner(b) => banners.push(String::from_utf8_lossy(b).into_owned()),
+                Item::Message(m) => msgs.push(
+                    m.headers()
+                        .map(|(n, v)| {
+                            (
+                                String::from_utf8_lossy(n).into_owned(),
+                                String::from_utf8_lossy(v).into_owned(),
+                            )
+                        })
+                        .collect(),
+                ),
+            });
+        }
+        (banners, msgs, fr.stats)
+    }
+
+    #[test]
+    fn banner_then_messages_crlf_and_lf_any_chunking() {
+        let data = b"Asterisk Call Manager/11.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\nEvent: FullyBooted\nStatus: Fully Booted\n\n";
+        for chunk in [1, 2, 3, 7, 64, 1000] {
+            let (b, m, _) = frame(data, chunk);
+            assert_eq!(b, vec!["Asterisk Call Manager/11.0.0"]);
+            assert_eq!(m.len(), 2, "chunk {chunk}");
+            assert_eq!(
+                m[0][1],
+                ("Message".into(), "Authentication accepted".into())
+            );
+            assert_eq!(m[1][0], ("Event".into(), "FullyBooted".into()));
+        }
+    }
+
+    #[test]
+    fn values_with_colons_and_lookup_case() {
+        let data = b"banner\r\nEvent: RequestNotAllowed\r\nRequestType: Action: Ping\r\nLocalAddress: IPV6/UDP/::1/5060\r\nEmpty:\r\n\r\n";
+        let mut fr = Framer::new();
+        let mut hits = 0;
+        fr.push(data, &mut |item| {
+            if let Item::Message(m) = item {
+                hits += 1;
+                assert_eq!(m.get("requesttype"), Some(&b"Action: Ping"[..]));
+                assert_eq!(m.get("LocalAddress"), Some(&b"IPV6/UDP/::1/5060"[..]));
+                assert_eq!(m.get("Empty"), Some(&b""[..]));
+                assert_eq!(m.get("Missing"), None);
+                assert!(!m.is_response());
+            }
+        });
+        assert_eq!(hits, 1);
+    }
+
+    #[test]
+    fn response_header_inside_an_event_is_not_a_response() {
+        let ev = Message::from_pairs(&[
+            ("Event", b"ChallengeResponseFailed"),
+            ("Response", b"Error"),
+        ]);
+        assert!(!ev.is_response());
+        let resp = Message::from_pairs(&[("Response", b"Error"), ("Message", b"x")]);
+        assert!(resp.is_response());
+    }
+
+    #[test]
+    fn long_line_dropped_without_losing_sync() {
+        let mut data = b"banner\r\nEvent: A\r\nJunk: ".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 100_000));
+        data.extend_from_slice(b"\r\nAccountID: 1\r\n\r\nEvent: B\r\n\r\n");
+        let (_, m, st) = frame(&data, 4096);
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            m[0],
+            vec![
+                ("Event".into(), "A".into()),
+                ("AccountID".into(), "1".into())
+            ]
+        );
+        assert_eq!(m[1], vec![("Event".into(), "B".into())]);
+        assert_eq!(st.dropped_lines, 1);
+    }
+
+    #[test]
+    fn too_many_headers_drop_the_message_only() {
+        let mut data = b"banner\r\nEvent: Flood\r\n".to_vec();
+        for i in 0..10_000 {
+            data.extend_from_slice(format!("H{i}: v\r\n").as_bytes());
+        }
+        data.extend_from_slice(b"\r\nEvent: After\r\n\r\n");
+        let (_, m, st) = frame(&data, 65536);
+        assert_eq!(m, vec![vec![("Event".to_string(), "After".to_string())]]);
+        assert_eq!(st.dropped_messages, 1);
+    }
+
+    #[test]
+    fn nul_and_invalid_utf8_are_just_bytes() {
+        let data = b"banner\r\nEvent: X\0Y\r\nAccountID: \xff\xfe\x00\r\n\r\n";
+        let mut fr = Framer::new();
+        let mut got = None;
+        fr.push(data, &mut |item| {
+            if let Item::Message(m) = item {
+                got = Some(m.get("AccountID").unwrap().to_vec());
+            }
+        });
+        assert_eq!(got.unwrap(), b"\xff\xfe\x00");
+    }
+
+    #[test]
+    fn truncated_message_is_not_delivered() {
+        let (_, m, _) = frame(b"banner\r\nEvent: Half\r\nAccountID: 1", 5);
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn actions_cannot_be_split_by_config_values() {
+        let a = login_action("amp\r\nAction: Originate", "s\ne", "id1");
+        let text = String::from_utf8(a).unwrap();
+        assert_eq!(text.matches("\r\n").count(), 6);
+        assert!(text.contains("Username: ampAction: Originate\r\n"));
+        assert!(text.contains("Events: security,system\r\n"));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+}

@@ -1,0 +1,159 @@
+//! Command-line options (lexopt). Only parsing lives here; `main` dispatches.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Daemon,
+    Add,
+    Del,
+    List,
+    Test,
+    Replay(PathBuf),
+    Help,
+    Version,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Args {
+    pub mode: Mode,
+    /// `-c FILE`; None = the default path, which may be missing.
+    pub config: Option<PathBuf>,
+    /// `-o FILE`: append log lines to FILE (overrides `log =`).
+    pub logfile: Option<PathBuf>,
+    pub force: bool,
+}
+
+pub const USAGE: &str = "\
+Usage: ampere [-c CONFIG] [-o LOGFILE]          run the filter (in the foreground)
+       ampere [-c CONFIG] -a|--add  < ADDRESSES  ban addresses now, one per line
+       ampere [-c CONFIG] -d|--del  < ADDRESSES  lift bans now, one per line
+       ampere [-c CONFIG] -l|--list              list the bans
+       ampere [-c CONFIG] -t|--test              check the config and print it
+       ampere [-c CONFIG] --replay FILE          score a captured AMI stream, print bans
+
+Options:
+  -c, --config FILE   config file (default /etc/ampere/ampere.cfg)
+  -o, --output FILE   append log lines to FILE instead of stderr
+      --force         with -a: also ban the address you are connected from (SSH_CLIENT)
+  -h, --help          this help
+  -V, --version       version and build target
+
+Addresses for -a/-d: `addr` or `addr/len`, IPv4 or IPv6; blank lines and # or ; comments
+are skipped. Exit status: 0 ok, 1 a line or an action failed, 2 bad usage or config.
+";
+
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut mode = None;
+    let mut config = None;
+    let mut logfile = None;
+    let mut force = false;
+    let set = |m: Mode, mode: &mut Option<Mode>| -> Result<(), String> {
+        match mode {
+            Some(prev) if *prev != m => Err(format!(
+                "{} and {} cannot be combined",
+                name(prev),
+                name(&m)
+            )),
+            _ => {
+                *mode = Some(m);
+                Ok(())
+            }
+        }
+    };
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => set(Mode::Help, &mut mode)?,
+            Short('V') | Long("version") => set(Mode::Version, &mut mode)?,
+            Short('a') | Long("add") => set(Mode::Add, &mut mode)?,
+            Short('d') | Long("del") => set(Mode::Del, &mut mode)?,
+            Short('l') | Long("list") => set(Mode::List, &mut mode)?,
+            Short('t') | Long("test") => set(Mode::Test, &mut mode)?,
+            Long("replay") => {
+                let file = PathBuf::from(p.value().map_err(|e| e.to_string())?);
+                set(Mode::Replay(file), &mut mode)?
+            }
+            Short('c') | Long("config") => {
+                config = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?))
+            }
+            Short('o') | Long("output") => {
+                logfile = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?))
+            }
+            Long("force") => force = true,
+            _ => return Err(arg.unexpected().to_string()),
+        }
+    }
+    Ok(Args {
+        mode: mode.unwrap_or(Mode::Daemon),
+        config,
+        logfile,
+        force,
+    })
+}
+
+fn name(m: &Mode) -> &'static str {
+    match m {
+        Mode::Daemon => "daemon",
+        Mode::Add => "--add",
+        Mode::Del => "--del",
+        Mode::List => "--list",
+        Mode::Test => "--test",
+        Mode::Replay(_) => "--replay",
+        Mode::Help => "--help",
+        Mode::Version => "--version",
+    }
+}
+
+pub fn version() -> String {
+    format!(
+        "ampere {} ({}-{}-{})",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        if cfg!(target_env = "musl") {
+            "musl"
+        } else {
+            "gnu"
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Args, String> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn modes_and_options() {
+        assert_eq!(p(&[]).unwrap().mode, Mode::Daemon);
+        let a = p(&["-c", "/x.cfg", "-o", "/l.log", "-a"]).unwrap();
+        assert_eq!(a.mode, Mode::Add);
+        assert_eq!(a.config, Some(PathBuf::from("/x.cfg")));
+        assert_eq!(a.logfile, Some(PathBuf::from("/l.log")));
+        assert_eq!(p(&["--del"]).unwrap().mode, Mode::Del);
+        assert_eq!(p(&["-l"]).unwrap().mode, Mode::List);
+        assert_eq!(p(&["--test"]).unwrap().mode, Mode::Test);
+        assert_eq!(p(&["-V"]).unwrap().mode, Mode::Version);
+        assert_eq!(p(&["--help"]).unwrap().mode, Mode::Help);
+        assert_eq!(
+            p(&["--replay", "f.ami"]).unwrap().mode,
+            Mode::Replay("f.ami".into())
+        );
+        assert!(p(&["-a", "--force"]).unwrap().force);
+        assert_eq!(p(&["--config=/y"]).unwrap().config, Some("/y".into()));
+    }
+
+    #[test]
+    fn bad_usage() {
+        assert!(p(&["-a", "-d"]).unwrap_err().contains("cannot be combined"));
+        assert!(p(&["-x"]).is_err());
+        assert!(p(&["-c"]).is_err());
+        assert!(p(&["stray"]).is_err());
+    }
+}

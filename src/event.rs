@@ -1,0 +1,175 @@
+//! Turns an AMI message into a security event: its kind, service, account and the remote
+//! host, parsed into an `IpAddr` with a PCRE2 pattern (JIT where available), as the original
+//! Ampere matched with PCRE.
+
+use std::net::IpAddr;
+
+use pcre2::bytes::{CaptureLocations, Regex, RegexBuilder};
+
+use crate::ami::Message;
+use crate::score::EventKind;
+use crate::trust::canonical;
+
+/// Asterisk's address format: `IPV4|IPV6 / [UDP|TCP|TLS|WS|WSS /] address / port`. IPv6 comes
+/// without brackets; the address is everything between the optional transport and the
+/// last `/` (addresses never contain `/`).
+const REMOTE_ADDRESS: &str =
+    r"^IPV([46])/(?:(?:UDP|TCP|TLS|WSS|WS)/)?\[?([0-9A-Fa-f:.]{2,45})\]?/([0-9]{1,5})\z";
+
+pub struct SecurityEvent<'a> {
+    pub kind: EventKind,
+    pub service: &'a [u8],
+    pub account: &'a [u8],
+    pub addr: IpAddr,
+}
+
+pub enum Parsed<'a> {
+    /// Not one of the scored security events (FullyBooted, Shutdown, PeerStatus, ...).
+    Other,
+    Security(SecurityEvent<'a>),
+    /// A scored event whose RemoteAddress is missing or not an address.
+    BadAddress {
+        kind: EventKind,
+        raw: &'a [u8],
+    },
+}
+
+pub struct Matcher {
+    remote: Regex,
+    locs: CaptureLocations,
+}
+
+impl Matcher {
+    pub fn new() -> Matcher {
+        let remote = RegexBuilder::new()
+            .jit_if_available(true)
+            .caseless(true)
+            .build(REMOTE_ADDRESS)
+            .expect("REMOTE_ADDRESS is a valid pattern");
+        let locs = remote.capture_locations();
+        Matcher { remote, locs }
+    }
+
+    /// The remote host of a `RemoteAddress` value; IPv4-mapped IPv6 becomes IPv4.
+    pub fn remote_address(&mut self, v: &[u8]) -> Option<IpAddr> {
+        self.remote.captures_read(&mut self.locs, v).ok()??;
+        let (fs, _) = self.locs.get(1)?;
+        let (s, e) = self.locs.get(2)?;
+        let ip: IpAddr = std::str::from_utf8(&v[s..e]).ok()?.parse().ok()?;
+        match (v[fs], ip) {
+            (b'4', IpAddr::V4(_)) | (b'6', IpAddr::V6(_)) => Some(canonical(ip)),
+            _ => None,
+        }
+    }
+
+    pub fn parse<'a>(&mut self, m: &'a Message) -> Parsed<'a> {
+        let Some(kind) = m.get("Event").and_then(EventKind::from_event) else {
+            return Parsed::Other;
+        };
+        let raw = m.get("RemoteAddress").unwrap_or(b"");
+        match self.remote_address(raw) {
+            Some(addr) => Parsed::Security(SecurityEvent {
+                kind,
+                service: m.get("Service").unwrap_or(b""),
+                account: m.get("AccountID").unwrap_or(b""),
+                addr,
+            }),
+            None => Parsed::BadAddress { kind, raw },
+        }
+    }
+}
+
+impl Default for Matcher {
+    fn default() -> Matcher {
+        Matcher::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ra(v: &str) -> Option<String> {
+        Matcher::new()
+            .remote_address(v.as_bytes())
+            .map(|a| a.to_string())
+    }
+
+    #[test]
+    fn remote_address_variants() {
+        assert_eq!(
+            ra("IPV4/UDP/203.0.113.2/5060").as_deref(),
+            Some("203.0.113.2")
+        );
+        assert_eq!(ra("IPV4/TCP/127.0.0.1/34642").as_deref(), Some("127.0.0.1"));
+        assert_eq!(ra("IPV4/203.0.113.2/5060").as_deref(), Some("203.0.113.2"));
+        assert_eq!(
+            ra("IPV6/UDP/2001:db8:99::2/5060").as_deref(),
+            Some("2001:db8:99::2")
+        );
+        assert_eq!(ra("IPV6/fd99:1::2/45174").as_deref(), Some("fd99:1::2"));
+        assert_eq!(ra("IPV6/TLS/::1/5061").as_deref(), Some("::1"));
+        assert_eq!(
+            ra("IPV6/WSS/[2001:db8::7]/8089").as_deref(),
+            Some("2001:db8::7")
+        );
+        assert_eq!(
+            ra("IPV6/UDP/::ffff:198.51.100.4/5060").as_deref(),
+            Some("198.51.100.4")
+        );
+        assert_eq!(ra("ipv4/ws/192.0.2.9/80").as_deref(), Some("192.0.2.9"));
+    }
+
+    #[test]
+    fn remote_address_garbage() {
+        for bad in [
+            "",
+            "IPV4/UDP/203.0.113.2",
+            "IPV4/UDP/203.0.113.2/5060/extra",
+            "IPV4/SCTP/203.0.113.2/5060",
+            "IPV6/UDP/203.0.113.2/5060",
+            "IPV4/UDP/2001:db8::1/5060",
+            "IPV4/UDP/1.2.3.4;touch /tmp/x/5060",
+            "IPV4/UDP/$(id)/5060",
+            "IPV4/UDP/`id`/5060",
+            "IPV4/UDP/999.1.1.1/5060",
+            "IPV4/UDP/203.0.113.2/5060\n",
+            "IPV4/UDP/203.0.113.2/506000",
+            "IPV6/UDP/fe80::1%eth0/5060",
+            "garbage",
+        ] {
+            assert_eq!(ra(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parse_event() {
+        let mut mt = Matcher::new();
+        let m = Message::from_pairs(&[
+            ("Event", b"InvalidAccountID"),
+            ("Service", b"PJSIP"),
+            ("AccountID", b"9999"),
+            ("RemoteAddress", b"IPV4/UDP/203.0.113.2/60615"),
+        ]);
+        match mt.parse(&m) {
+            Parsed::Security(e) => {
+                assert_eq!(e.kind, EventKind::InvalidAccountID);
+                assert_eq!(e.service, b"PJSIP");
+                assert_eq!(e.account, b"9999");
+                assert_eq!(e.addr.to_string(), "203.0.113.2");
+            }
+            _ => panic!("not parsed"),
+        }
+        let other = Message::from_pairs(&[("Event", b"FullyBooted")]);
+        assert!(matches!(mt.parse(&other), Parsed::Other));
+        let bad =
+            Message::from_pairs(&[("Event", b"FailedACL"), ("RemoteAddress", b"IPV4/UDP/x/1")]);
+        assert!(matches!(
+            mt.parse(&bad),
+            Parsed::BadAddress {
+                kind: EventKind::FailedACL,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,83 @@
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use ampere::cli::{self, Mode};
+use ampere::config;
+use ampere::firewall::Iptables;
+use ampere::log;
+
+fn main() -> ExitCode {
+    let args = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ampere: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match args.mode {
+        Mode::Help => {
+            print!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Mode::Version => {
+            println!("{}", cli::version());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let path = args
+        .config
+        .as_deref()
+        .unwrap_or(Path::new(config::DEFAULT_PATH));
+    let loaded = match config::load(path, args.config.is_some()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ampere: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cfg = loaded.config;
+    let target = match &args.logfile {
+        Some(f) => log::Target::File(f.clone()),
+        None => cfg.log.clone().unwrap_or(log::Target::Stderr),
+    };
+    if let Err(e) = log::init(&target) {
+        eprintln!("ampere: {e}");
+        return ExitCode::from(2);
+    }
+    for w in &loaded.warnings {
+        ampere::warn!("{w}");
+    }
+    let result = match &args.mode {
+        Mode::Test => {
+            print!("{}", cfg.describe());
+            Ok(true)
+        }
+        Mode::List => ampere::admin::list(&cfg, &mut std::io::stdout().lock()).map(|()| true),
+        Mode::Add | Mode::Del => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!("ampere: -a/-d read addresses from standard input, not from a terminal; pipe them in (e.g. ampere -a < list.txt)");
+                return ExitCode::from(2);
+            }
+            let fw = Iptables::new(&cfg);
+            if args.mode == Mode::Add {
+                ampere::admin::add(&cfg, &fw, stdin.lock(), args.force)
+            } else {
+                ampere::admin::del(&cfg, &fw, stdin.lock())
+            }
+        }
+        Mode::Replay(file) => ampere::replay::run(&cfg, file).map(|()| true),
+        Mode::Daemon => ampere::daemon::run(cfg, args.config, args.logfile).map(|()| true),
+        Mode::Help | Mode::Version => unreachable!("handled above"),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            ampere::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! `ampere --replay FILE`: a captured AMI stream through the same framer, matcher and engine
+//! as the daemon, without touching the firewall or the database. For tuning weights (like
+//! fail2ban-regex) and for seeing Ampere work without an Asterisk.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::Path;
+
+use crate::ami::{Framer, Item};
+use crate::config::Config;
+use crate::engine::{Engine, Verdict};
+use crate::event::{Matcher, Parsed};
+use crate::log::printable;
+use crate::sys::days_from_civil;
+
+/// Seconds since the epoch of an `EventTV` such as `2026-11-23T08:41:22.264+0000`.
+pub fn event_tv(v: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(v).ok()?;
+    let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, se) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut t = days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + se;
+    // An optional UTC offset (`+0000`, `-0130`) after the fraction.
+    if let Some(pos) = s[19..].find(['+', '-']) {
+        let off = &s[19 + pos..];
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let oh = off.get(1..3)?.parse::<i64>().ok()?;
+        let om = off.get(3..5)?.parse::<i64>().ok()?;
+        t -= sign * (oh * 3600 + om * 60);
+    }
+    u64::try_from(t).ok()
+}
+
+/// What a replay decided.
+pub struct Outcome {
+    pub bans: Vec<IpAddr>,
+    pub messages: u64,
+    pub summary: String,
+}
+
+/// Replays `data`, writing one `ban ADDRESS EVENT ACCOUNT PENALTY` line per ban decision.
+pub fn replay(cfg: &Config, data: &[u8], out: &mut dyn Write) -> std::io::Result<Outcome> {
+    let mut engine = Engine::new(cfg);
+    let mut matcher = Matcher::new();
+    let mut framer = Framer::new();
+    if !data.starts_with(b"Asterisk Call Manager") {
+        // A stream saved without its banner: the first line is already a header.
+        framer.push(b"(no banner)\n", &mut |_| {});
+    }
+    let mut bans: Vec<IpAddr> = Vec::new();
+    let mut messages = 0u64;
+    let mut now = 0u64;
+    let mut warned = 0u32;
+    let mut result = Ok(());
+    framer.push(data, &mut |item| {
+        let Item::Message(m) = item else { return };
+        messages += 1;
+        if let Some(t) = m.get("EventTV").and_then(event_tv) {
+            now = t;
+        }
+        match matcher.parse(m) {
+            Parsed::Other => {}
+            Parsed::BadAddress { kind, raw } => {
+                engine.note_bad_address();
+                if warned & (1 << kind.index()) == 0 {
+                    warned |= 1 << kind.index();
+                    crate::warn!(
+                        "{}: RemoteAddress `{}` is not an address; ignored",
+                        kind.name(),
+                        printable(raw)
+                    );
+                }
+            }
+            Parsed::Security(ev) => {
+                if let Verdict::Ban(p) = engine.feed(ev.kind, ev.service, ev.addr, now) {
+                    // The daemon records a ban once; later events still in flight find it
+                    // already stored. Print each address once, as the daemon bans it once.
+                    if !bans.contains(&ev.addr) {
+                        bans.push(ev.addr);
+                        let account = if ev.account.is_empty() {
+                            "-".to_string()
+                        } else {
+                            printable(ev.account)
+                        };
+                        if result.is_ok() {
+                            result = writeln!(
+                                out,
+                                "ban {} {} {} {}",
+                                ev.addr,
+                                ev.kind.name(),
+                                account,
+                                p
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    });
+    result?;
+    let summary = format!(
+        "{} messages; {}; {} address(es) banned",
+        messages,
+        engine.counters.summary(),
+        bans.len()
+    );
+    Ok(Outcome {
+        bans,
+        messages,
+        summary,
+    })
+}
+
+pub fn run(cfg: &Config, file: &Path) -> Result<(), String> {
+    let data = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let o = replay(cfg, &data, &mut out).map_err(|e| e.to_string())?;
+    writeln!(out, "summary: {}", o.summary).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_tv_parses_with_offset() {
+        assert_eq!(event_tv(b"1970-01-01T00:00:00.000+0000"), Some(0));
+        assert_eq!(
+            event_tv(b"2026-11-23T08:41:22.264+0000"),
+            Some(1_795_423_282)
+        );
+        assert_eq!(
+            event_tv(b"2026-11-23T09:41:22.264+0100"),
+            Some(1_795_423_282)
+        );
+        assert_eq!(event_tv(b"2026-11-23T08:41:22"), Some(1_795_423_282));
+        assert_eq!(event_tv(b"2026-13-23T08:41:22.264+0000"), None);
+        assert_eq!(event_tv(b"garbage"), None);
+        assert_eq!(event_tv(b"\xff\xfe"), None);
+    }
+}

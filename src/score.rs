@@ -1,0 +1,237 @@
+//! What each AMI security event is worth. The defaults reproduce the original Ampere's
+//! arithmetic exactly and add weights for the events it ignored.
+
+/// The security events Ampere scores. Names are Asterisk's `Event:` values.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EventKind {
+    InvalidPassword,
+    ChallengeResponseFailed,
+    ChallengeSent,
+    FailedACL,
+    InvalidAccountID,
+    RequestBadFormat,
+    RequestNotAllowed,
+    AuthMethodNotAllowed,
+    UnexpectedAddress,
+    InvalidTransport,
+    RequestNotSupported,
+    SuccessfulAuth,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 12] = [
+        EventKind::InvalidPassword,
+        EventKind::ChallengeResponseFailed,
+        EventKind::ChallengeSent,
+        EventKind::FailedACL,
+        EventKind::InvalidAccountID,
+        EventKind::RequestBadFormat,
+        EventKind::RequestNotAllowed,
+        EventKind::AuthMethodNotAllowed,
+        EventKind::UnexpectedAddress,
+        EventKind::InvalidTransport,
+        EventKind::RequestNotSupported,
+        EventKind::SuccessfulAuth,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::InvalidPassword => "InvalidPassword",
+            EventKind::ChallengeResponseFailed => "ChallengeResponseFailed",
+            EventKind::ChallengeSent => "ChallengeSent",
+            EventKind::FailedACL => "FailedACL",
+            EventKind::InvalidAccountID => "InvalidAccountID",
+            EventKind::RequestBadFormat => "RequestBadFormat",
+            EventKind::RequestNotAllowed => "RequestNotAllowed",
+            EventKind::AuthMethodNotAllowed => "AuthMethodNotAllowed",
+            EventKind::UnexpectedAddress => "UnexpectedAddress",
+            EventKind::InvalidTransport => "InvalidTransport",
+            EventKind::RequestNotSupported => "RequestNotSupported",
+            EventKind::SuccessfulAuth => "SuccessfulAuth",
+        }
+    }
+
+    /// Exact (case-sensitive) match on an `Event:` value, as Asterisk spells them.
+    pub fn from_event(name: &[u8]) -> Option<EventKind> {
+        EventKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name().as_bytes() == name)
+    }
+
+    /// Case-insensitive match, for config keys typed by people.
+    pub fn from_config(name: &str) -> Option<EventKind> {
+        EventKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name().eq_ignore_ascii_case(name))
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One penalty unit: the ban limit is `loyalty` units, and the original's "bump" rule fires when
+/// a host is one point short of a whole unit.
+pub const UNIT: u32 = 5;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Weight {
+    /// `+base`, or `+bump` when `penalty % UNIT == UNIT - 1` (the original's rule for
+    /// ChallengeSent and FailedACL). `base == bump` is a plain increment; 0/0 ignores the event.
+    Add { base: u32, bump: u32 },
+    /// A legitimate event: the host starts from zero.
+    Clear,
+}
+
+impl Weight {
+    pub fn apply(self, penalty: u32) -> u32 {
+        match self {
+            Weight::Add { base, bump } => {
+                let inc = if penalty % UNIT == UNIT - 1 {
+                    bump
+                } else {
+                    base
+                };
+                penalty.saturating_add(inc)
+            }
+            Weight::Clear => 0,
+        }
+    }
+
+    /// Config syntax: `N`, `N/M` (M when one short of a unit), or `clear`.
+    pub fn parse(s: &str) -> Result<Weight, String> {
+        if s.eq_ignore_ascii_case("clear") {
+            return Ok(Weight::Clear);
+        }
+        let num = |t: &str| -> Result<u32, String> {
+            t.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n <= 1_000_000)
+                .ok_or_else(|| format!("weight must be N, N/M or `clear`, not `{s}`"))
+        };
+        match s.split_once('/') {
+            Some((a, b)) => Ok(Weight::Add {
+                base: num(a)?,
+                bump: num(b)?,
+            }),
+            None => {
+                let n = num(s)?;
+                Ok(Weight::Add { base: n, bump: n })
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Weight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Weight::Clear => f.write_str("clear"),
+            Weight::Add { base, bump } if base == bump => write!(f, "{base}"),
+            Weight::Add { base, bump } => write!(f, "{base}/{bump}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Weights([Weight; EventKind::ALL.len()]);
+
+impl Default for Weights {
+    fn default() -> Weights {
+        let w = |kind| match kind {
+            // The original Ampere's weights, unchanged.
+            EventKind::InvalidPassword | EventKind::ChallengeResponseFailed => add(1, 1),
+            EventKind::ChallengeSent => add(4, 10),
+            EventKind::FailedACL => add(4, 5),
+            EventKind::SuccessfulAuth => Weight::Clear,
+            // Extension scanning: each probe of a non-existent account is a full unit, so that
+            // sipvicious svmap/svwar are banned within two probes plus their challenges.
+            EventKind::InvalidAccountID => add(5, 5),
+            // Malformed or disallowed requests: scanners, rarely a misconfigured phone.
+            EventKind::RequestBadFormat | EventKind::AuthMethodNotAllowed => add(3, 3),
+            EventKind::UnexpectedAddress | EventKind::InvalidTransport => add(3, 3),
+            EventKind::RequestNotAllowed => add(2, 2),
+            EventKind::RequestNotSupported => add(1, 1),
+        };
+        Weights(EventKind::ALL.map(w))
+    }
+}
+
+fn add(base: u32, bump: u32) -> Weight {
+    Weight::Add { base, bump }
+}
+
+impl Weights {
+    pub fn get(&self, kind: EventKind) -> Weight {
+        self.0[kind.index()]
+    }
+
+    pub fn set(&mut self, kind: EventKind, w: Weight) {
+        self.0[kind.index()] = w;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seq: &[EventKind]) -> Vec<u32> {
+        let w = Weights::default();
+        let mut p = 0;
+        seq.iter()
+            .map(|&k| {
+                p = w.get(k).apply(p);
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn original_arithmetic_wrong_password() {
+        use EventKind::*;
+        // The README of the captures: 4, 5, 9, 10, 14, 15.
+        let seq = [
+            ChallengeSent,
+            ChallengeResponseFailed,
+            ChallengeSent,
+            ChallengeResponseFailed,
+            ChallengeSent,
+            ChallengeResponseFailed,
+        ];
+        assert_eq!(run(&seq), vec![4, 5, 9, 10, 14, 15]);
+    }
+
+    #[test]
+    fn original_arithmetic_challenges_and_acl() {
+        use EventKind::*;
+        assert_eq!(
+            run(&[ChallengeSent, ChallengeSent, ChallengeSent]),
+            vec![4, 14, 24]
+        );
+        assert_eq!(run(&[FailedACL, ChallengeSent, FailedACL]), vec![4, 14, 19]);
+        assert_eq!(run(&[ChallengeSent, SuccessfulAuth]), vec![4, 0]);
+    }
+
+    #[test]
+    fn parse_weights() {
+        assert_eq!(Weight::parse("3").unwrap(), add(3, 3));
+        assert_eq!(Weight::parse("4/10").unwrap(), add(4, 10));
+        assert_eq!(Weight::parse("CLEAR").unwrap(), Weight::Clear);
+        assert!(Weight::parse("-1").is_err());
+        assert!(Weight::parse("4/").is_err());
+        assert!(Weight::parse("x").is_err());
+        assert_eq!(add(4, 10).to_string(), "4/10");
+    }
+
+    #[test]
+    fn event_names() {
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::from_event(k.name().as_bytes()), Some(k));
+            assert_eq!(EventKind::from_config(&k.name().to_lowercase()), Some(k));
+        }
+        assert_eq!(EventKind::from_event(b"invalidpassword"), None);
+        assert_eq!(EventKind::from_event(b"Shutdown"), None);
+    }
+}

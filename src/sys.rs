@@ -1,0 +1,248 @@
+//! Thin safe wrappers over the few libc calls the daemon needs: poll(2), a self-pipe for
+//! signals, and local time for log lines. All of Ampere's libc `unsafe` lives here.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+pub use libc::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+
+/// Write end of the self-pipe; the signal handler only reads this atomic and calls write(2),
+/// both async-signal-safe.
+static SIGNAL_PIPE_WR: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let fd = SIGNAL_PIPE_WR.load(Ordering::Relaxed);
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: errno is thread-local and the pointer from __errno_location is valid for this
+    // thread; saving and restoring it keeps the interrupted code's errno intact.
+    let saved = unsafe { *errno_location() };
+    let byte = sig as u8;
+    // SAFETY: fd is the non-blocking write end of our pipe and `byte` lives for the call; a
+    // full pipe just drops the byte, which is fine because a pending byte is already there.
+    unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    // SAFETY: as above.
+    unsafe { *errno_location() = saved };
+}
+
+#[cfg(any(target_env = "musl", target_env = "gnu"))]
+unsafe fn errno_location() -> *mut libc::c_int {
+    libc::__errno_location()
+}
+
+/// Signals delivered as bytes on a non-blocking pipe, so that the poll loop sees them as an
+/// ordinary readable descriptor and never runs logic inside a handler.
+pub struct SignalPipe {
+    rd: RawFd,
+    wr: RawFd,
+}
+
+impl SignalPipe {
+    pub fn install(signals: &[libc::c_int]) -> io::Result<SignalPipe> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: fds has room for the two descriptors pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        SIGNAL_PIPE_WR.store(fds[1], Ordering::Relaxed);
+        for &sig in signals {
+            // SAFETY: a zeroed sigaction is a valid starting value; we fill in the handler,
+            // an empty mask and SA_RESTART before passing it by pointer.
+            let rc = unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                libc::sigemptyset(&mut sa.sa_mask);
+                sa.sa_flags = libc::SA_RESTART;
+                libc::sigaction(sig, &sa, std::ptr::null_mut())
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(SignalPipe {
+            rd: fds[0],
+            wr: fds[1],
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.rd
+    }
+
+    /// Returns the signals received since the last call (each at most once).
+    pub fn drain(&self) -> Vec<libc::c_int> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: buf is a valid writable buffer of buf.len() bytes; rd is our pipe.
+            let n = unsafe { libc::read(self.rd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            for &b in &buf[..n as usize] {
+                let sig = libc::c_int::from(b);
+                if !out.contains(&sig) {
+                    out.push(sig);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for SignalPipe {
+    fn drop(&mut self) {
+        SIGNAL_PIPE_WR.store(-1, Ordering::Relaxed);
+        // SAFETY: both descriptors were opened by pipe2 and are closed exactly once here.
+        unsafe {
+            libc::close(self.rd);
+            libc::close(self.wr);
+        }
+    }
+}
+
+pub const POLLIN: i16 = libc::POLLIN;
+pub const POLLOUT: i16 = libc::POLLOUT;
+pub const POLLERR: i16 = libc::POLLERR;
+pub const POLLHUP: i16 = libc::POLLHUP;
+
+#[derive(Clone, Copy, Debug)]
+pub struct PollFd {
+    pub fd: RawFd,
+    pub events: i16,
+    pub revents: i16,
+}
+
+/// poll(2); an interrupted call (a signal arrived) counts as "nothing ready" because the
+/// signal itself shows up on the self-pipe.
+pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> io::Result<usize> {
+    let mut raw: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|p| libc::pollfd {
+            fd: p.fd,
+            events: p.events,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: raw is a valid array of raw.len() pollfd structs for the duration of the call.
+    let n = unsafe { libc::poll(raw.as_mut_ptr(), raw.len() as libc::nfds_t, timeout_ms) };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(err);
+    }
+    for (p, r) in fds.iter_mut().zip(raw.iter()) {
+        p.revents = r.revents;
+    }
+    Ok(n as usize)
+}
+
+/// Broken-down local time (as the admin's TZ / /etc/localtime says).
+pub struct LocalTime {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub min: u32,
+    pub sec: u32,
+}
+
+pub fn local_time(epoch_secs: i64) -> LocalTime {
+    let t = epoch_secs as libc::time_t;
+    // SAFETY: tm is plain data; localtime_r writes into it and only reads `t`.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return utc_time(epoch_secs);
+        }
+        tm
+    };
+    LocalTime {
+        year: tm.tm_year + 1900,
+        month: (tm.tm_mon + 1) as u32,
+        day: tm.tm_mday as u32,
+        hour: tm.tm_hour as u32,
+        min: tm.tm_min as u32,
+        sec: tm.tm_sec as u32,
+    }
+}
+
+/// UTC fallback computed without libc (Howard Hinnant's civil-from-days).
+fn utc_time(epoch_secs: i64) -> LocalTime {
+    let days = epoch_secs.div_euclid(86_400);
+    let secs = epoch_secs.rem_euclid(86_400) as u32;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+    LocalTime {
+        year,
+        month,
+        day,
+        hour: secs / 3600,
+        min: secs / 60 % 60,
+        sec: secs % 60,
+    }
+}
+
+/// Seconds since the epoch for a UTC civil date (inverse of `utc_time`), used to read
+/// Asterisk's `EventTV` in replays.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+pub fn now_epoch() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip() {
+        for &t in &[0i64, 951_782_400, 1_795_423_282, 4_102_444_800] {
+            let c = utc_time(t);
+            let back = days_from_civil(i64::from(c.year), c.month, c.day) * 86_400
+                + i64::from(c.hour) * 3600
+                + i64::from(c.min) * 60
+                + i64::from(c.sec);
+            assert_eq!(back, t);
+        }
+        let c = utc_time(951_782_400); // 2000-02-29
+        assert_eq!((c.year, c.month, c.day), (2000, 2, 29));
+    }
+
+    #[test]
+    fn self_pipe_delivers_signal() {
+        let pipe = SignalPipe::install(&[SIGUSR1]).unwrap();
+        // SAFETY: raising a signal we installed a handler for, in this process.
+        unsafe { libc::raise(SIGUSR1) };
+        let mut fds = [PollFd {
+            fd: pipe.fd(),
+            events: POLLIN,
+            revents: 0,
+        }];
+        assert_eq!(poll(&mut fds, 1000).unwrap(), 1);
+        assert_eq!(pipe.drain(), vec![SIGUSR1]);
+        assert!(pipe.drain().is_empty());
+    }
+}

@@ -1,0 +1,296 @@
+//! Penalties per remote host in a fixed-size open-addressed table (linear probing,
+//! backward-shift deletion, so no tombstones build up). It never grows: when full, a sampled
+//! least-recently-seen host is evicted, so a distributed scan from millions of addresses
+//! leaves memory flat. Nothing is allocated per event.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+
+/// 24 bytes: the address as IPv4-mapped IPv6 words, its penalty, and when it was last seen
+/// (`seen == 0` marks an empty slot; times are stored plus one).
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    key: [u32; 4],
+    penalty: u32,
+    seen: u32,
+}
+
+/// How many occupied slots the eviction clock looks at to pick its victim.
+const EVICTION_SAMPLE: usize = 16;
+
+pub struct PenaltyTable {
+    slots: Box<[Slot]>,
+    mask: usize,
+    len: usize,
+    max_len: usize,
+    hand: usize,
+    // Keyed per process: an attacker who picks addresses cannot aim them at one probe run.
+    hasher: RandomState,
+    evictions: u64,
+}
+
+fn key_of(ip: IpAddr) -> [u32; 4] {
+    let v6 = match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    let o = v6.octets();
+    std::array::from_fn(|i| {
+        u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
+    })
+}
+
+fn stamp(now: u64) -> u32 {
+    now.saturating_add(1).min(u64::from(u32::MAX)) as u32
+}
+
+impl PenaltyTable {
+    /// Room for `hosts` hosts; the slot array is the next power of two at or above 4/3 of that,
+    /// so probe runs stay short.
+    pub fn new(hosts: usize) -> PenaltyTable {
+        let hosts = hosts.max(1);
+        let slots = (hosts + hosts / 3 + 1).next_power_of_two();
+        PenaltyTable {
+            slots: vec![Slot::default(); slots].into_boxed_slice(),
+            mask: slots - 1,
+            len: 0,
+            max_len: hosts.min(slots - 1),
+            hand: 0,
+            hasher: RandomState::new(),
+            evictions: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Most hosts held at once.
+    pub fn capacity(&self) -> usize {
+        self.max_len
+    }
+
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    fn home(&self, key: &[u32; 4]) -> usize {
+        (self.hasher.hash_one(key) as usize) & self.mask
+    }
+
+    /// Slot holding `key`, or the empty slot where it would go.
+    fn find(&self, key: &[u32; 4]) -> (usize, bool) {
+        let mut i = self.home(key);
+        loop {
+            let s = &self.slots[i];
+            if s.seen == 0 {
+                return (i, false);
+            }
+            if s.key == *key {
+                return (i, true);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Penalty and last-seen time of `ip`, if tracked.
+    pub fn get(&self, ip: IpAddr) -> Option<(u32, u64)> {
+        let (i, found) = self.find(&key_of(ip));
+        found.then(|| (self.slots[i].penalty, u64::from(self.slots[i].seen - 1)))
+    }
+
+    /// Stores `penalty` for `ip`, seen at `now`, evicting another host if the table is full.
+    pub fn set(&mut self, ip: IpAddr, penalty: u32, now: u64) {
+        let key = key_of(ip);
+        let (mut i, found) = self.find(&key);
+        if !found {
+            if self.len >= self.max_len {
+                self.evict_one();
+                i = self.find(&key).0;
+            }
+            self.len += 1;
+        }
+        self.slots[i] = Slot {
+            key,
+            penalty,
+            seen: stamp(now),
+        };
+    }
+
+    pub fn remove(&mut self, ip: IpAddr) -> bool {
+        let (i, found) = self.find(&key_of(ip));
+        if found {
+            self.remove_at(i);
+        }
+        found
+    }
+
+    /// Backward-shift deletion: pulls later members of the probe run into the hole, so that
+    /// lookups never need tombstones.
+    fn remove_at(&mut self, mut hole: usize) {
+        let mut j = hole;
+        loop {
+            j = (j + 1) & self.mask;
+            let s = self.slots[j];
+            if s.seen == 0 {
+                break;
+            }
+            let home = self.home(&s.key);
+            // Move s into the hole unless its home lies cyclically in (hole, j].
+            let dist_home = j.wrapping_sub(home) & self.mask;
+            let dist_hole = j.wrapping_sub(hole) & self.mask;
+            if dist_home >= dist_hole {
+                self.slots[hole] = s;
+                hole = j;
+            }
+        }
+        self.slots[hole] = Slot::default();
+        self.len -= 1;
+    }
+
+    /// Approximate LRU: a clock hand walks the slots; among the next few occupied ones the
+    /// least recently seen (then lowest penalty) goes.
+    fn evict_one(&mut self) {
+        let mut victim: Option<usize> = None;
+        let mut seen_occupied = 0;
+        let mut i = self.hand;
+        for _ in 0..self.slots.len() {
+            let s = &self.slots[i];
+            if s.seen != 0 {
+                let better = match victim {
+                    None => true,
+                    Some(v) => {
+                        let b = &self.slots[v];
+                        (s.seen, s.penalty) < (b.seen, b.penalty)
+                    }
+                };
+                if better {
+                    victim = Some(i);
+                }
+                seen_occupied += 1;
+                if seen_occupied == EVICTION_SAMPLE {
+                    break;
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+        self.hand = (i + 1) & self.mask;
+        if let Some(v) = victim {
+            self.remove_at(v);
+            self.evictions += 1;
+        }
+    }
+
+    /// Memory held by the slot array, for the counters.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.slots)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn v4(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(n))
+    }
+
+    #[test]
+    fn set_get_remove() {
+        let mut t = PenaltyTable::new(100);
+        let a: IpAddr = "203.0.113.2".parse().unwrap();
+        let b: IpAddr = "2001:db8:99::2".parse().unwrap();
+        t.set(a, 4, 10);
+        t.set(b, 5, 11);
+        t.set(a, 9, 12);
+        assert_eq!(t.get(a), Some((9, 12)));
+        assert_eq!(t.get(b), Some((5, 11)));
+        assert_eq!(t.len(), 2);
+        assert!(t.remove(a));
+        assert!(!t.remove(a));
+        assert_eq!(t.get(a), None);
+        assert_eq!(t.get(b), Some((5, 11)));
+        // IPv4 and its IPv4-mapped IPv6 form are one host.
+        let mapped = IpAddr::V6(Ipv4Addr::new(203, 0, 113, 2).to_ipv6_mapped());
+        t.set(mapped, 1, 13);
+        assert_eq!(t.get(a), Some((1, 13)));
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn matches_a_model_under_random_churn() {
+        // Without eviction pressure the table must behave exactly like a HashMap, whatever
+        // the order of inserts and backward-shift deletions.
+        let mut t = PenaltyTable::new(512);
+        let mut model = HashMap::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for step in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ip = v4((x % 600) as u32);
+            if x % 3 == 0 {
+                assert_eq!(t.remove(ip), model.remove(&ip).is_some());
+            } else if model.len() < 512 || model.contains_key(&ip) {
+                t.set(ip, (x >> 32) as u32, step);
+                model.insert(ip, ((x >> 32) as u32, step));
+            }
+            assert_eq!(t.len(), model.len());
+        }
+        for (ip, v) in &model {
+            assert_eq!(t.get(*ip), Some(*v));
+        }
+    }
+
+    #[test]
+    fn capacity_never_exceeded_and_old_hosts_evicted_first() {
+        let mut t = PenaltyTable::new(1000);
+        let slots_before = t.bytes();
+        for i in 0..1000u32 {
+            t.set(v4(i), 1, u64::from(i));
+        }
+        assert_eq!(t.len(), 1000);
+        // A recently active host with a high penalty survives a wave of newcomers half the
+        // table's size: the hosts evicted are the oldest ones.
+        let hot: IpAddr = "198.51.100.1".parse().unwrap();
+        t.set(hot, 14, 5000);
+        for i in 0..500u32 {
+            t.set(v4(1_000_000 + i), 1, 5001 + u64::from(i % 10));
+            assert!(t.len() <= t.capacity());
+        }
+        assert_eq!(t.len(), t.capacity());
+        assert_eq!(t.get(hot), Some((14, 5000)));
+        assert_eq!(t.evictions(), 501);
+        let newcomers_kept = (0..500u32)
+            .filter(|i| t.get(v4(1_000_000 + i)).is_some())
+            .count();
+        assert!(newcomers_kept >= 490, "{newcomers_kept}");
+        assert_eq!(t.bytes(), slots_before);
+    }
+
+    #[test]
+    fn one_million_distinct_addresses_keep_the_table_at_its_size() {
+        let mut t = PenaltyTable::new(4096);
+        let bytes = t.bytes();
+        for i in 0..1_000_000u32 {
+            let ip = if i % 2 == 0 {
+                v4(0x0b00_0000 + i)
+            } else {
+                IpAddr::V6(Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(i)))
+            };
+            t.set(ip, 3, u64::from(i / 100));
+            assert!(t.len() <= 4096);
+        }
+        assert_eq!(t.len(), 4096);
+        assert_eq!(t.bytes(), bytes);
+        // The newest hosts are the ones kept.
+        assert!(t.get(v4(0x0b00_0000 + 999_998)).is_some());
+    }
+}

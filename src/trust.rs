@@ -1,0 +1,103 @@
+//! Addresses that are never banned: loopback, the AMI host itself, and every `trust` network.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+
+use ipnet::IpNet;
+
+/// IPv4-mapped IPv6 (`::ffff:192.0.2.1`, as a dual-stack Asterisk may report) is the IPv4
+/// host: the kernel sees, and iptables must drop, IPv4 packets.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        v4 => v4,
+    }
+}
+
+pub struct Guard {
+    nets: Vec<IpNet>,
+}
+
+impl Guard {
+    /// `ami_host` is resolved here (a name such as `localhost` is allowed in the config).
+    pub fn new(trust: &[IpNet], ami_host: &str) -> Guard {
+        let mut nets: Vec<IpNet> = vec![
+            IpNet::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8).expect("valid prefix"),
+            IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            IpNet::from(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            IpNet::from(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        ];
+        nets.extend_from_slice(trust);
+        if let Ok(addrs) = (ami_host, 0).to_socket_addrs() {
+            nets.extend(addrs.map(|a| IpNet::from(canonical(a.ip()))));
+        }
+        Guard { nets }
+    }
+
+    /// The protected network that covers `ip`, if any.
+    pub fn protects(&self, ip: IpAddr) -> Option<&IpNet> {
+        let ip = canonical(ip);
+        self.nets.iter().find(|n| n.contains(&ip))
+    }
+
+    /// A protected network that overlaps `net` (banning `net` would ban part of it).
+    pub fn overlaps(&self, net: &IpNet) -> Option<&IpNet> {
+        self.nets
+            .iter()
+            .find(|n| n.contains(net) || net.contains(*n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn loopback_trust_and_ami_host() {
+        let g = Guard::new(
+            &[
+                "10.10.32.0/19".parse().unwrap(),
+                "2001:db8:99::/48".parse().unwrap(),
+            ],
+            "192.0.2.2",
+        );
+        for p in [
+            "127.0.0.1",
+            "127.8.9.1",
+            "::1",
+            "::ffff:127.0.0.1",
+            "10.10.40.1",
+            "2001:db8:99::2",
+            "192.0.2.2",
+            "::ffff:192.0.2.2",
+            "0.0.0.0",
+        ] {
+            assert!(g.protects(ip(p)).is_some(), "{p}");
+        }
+        for p in ["10.10.64.1", "203.0.113.2", "2001:db8:98::2", "fd99:1::2"] {
+            assert!(g.protects(ip(p)).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn overlapping_networks_are_protected() {
+        let g = Guard::new(&["192.168.0.0/24".parse().unwrap()], "127.0.0.1");
+        assert!(g.overlaps(&"192.168.0.0/16".parse().unwrap()).is_some());
+        assert!(g.overlaps(&"192.168.0.7/32".parse().unwrap()).is_some());
+        assert!(g.overlaps(&"0.0.0.0/0".parse().unwrap()).is_some());
+        assert!(g.overlaps(&"::/0".parse().unwrap()).is_some());
+        assert!(g.overlaps(&"192.168.1.0/24".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn mapped_addresses_become_ipv4() {
+        assert_eq!(canonical(ip("::ffff:203.0.113.2")), ip("203.0.113.2"));
+        assert_eq!(canonical(ip("2001:db8::1")), ip("2001:db8::1"));
+    }
+}

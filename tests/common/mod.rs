@@ -1,0 +1,654 @@
+//! Shared test harness: a recorder standing in for iptables, a test AMI server that replays
+//! the real captures over TCP, and a running `ampere` that is stopped when dropped.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ampere");
+
+pub fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ami")
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    fs::read(fixture_dir().join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// Waits until `f` is true or panics with `what` after `secs`.
+pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            Instant::now() < end,
+            "timed out after {secs}s waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Firewall recorder
+
+/// One execution of a firewall command as the recorder saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub cmd: String,
+    pub args: Vec<String>,
+    pub stdin: String,
+}
+
+/// Shell scripts named iptables, ip6tables, iptables-restore and ip6tables-restore that log
+/// every argument on its own line (and stdin for the restore commands) and succeed, unless
+/// a file `fail-<name>` exists in the directory.
+pub struct Recorder {
+    pub dir: PathBuf,
+    log: PathBuf,
+}
+
+pub const TOOLS: [&str; 4] = [
+    "iptables",
+    "ip6tables",
+    "iptables-restore",
+    "ip6tables-restore",
+];
+
+impl Recorder {
+    pub fn new(dir: &Path) -> Recorder {
+        let dir = dir.join("bin");
+        fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("calls.log");
+        let script = format!(
+            r#"#!/bin/sh
+name=$(basename "$0")
+{{
+  echo "CALL $name"
+  for a in "$@"; do echo "ARG $a"; done
+  case "$name" in *-restore) while IFS= read -r l; do echo "IN $l"; done ;; esac
+  echo "END"
+}} >> "{log}"
+[ -e "{dir}/fail-$name" ] && {{ echo "$name: simulated failure" >&2; exit 1; }}
+exit 0
+"#,
+            log = log.display(),
+            dir = dir.display()
+        );
+        for t in TOOLS {
+            let p = dir.join(t);
+            fs::write(&p, &script).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Recorder { dir, log }
+    }
+
+    pub fn config_lines(&self) -> String {
+        TOOLS
+            .iter()
+            .map(|t| format!("{} = {}\n", t.replace('-', "_"), self.dir.join(t).display()))
+            .collect()
+    }
+
+    pub fn fail(&self, tool: &str, on: bool) {
+        let p = self.dir.join(format!("fail-{tool}"));
+        if on {
+            fs::write(p, "").unwrap();
+        } else {
+            let _ = fs::remove_file(p);
+        }
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut cur: Option<Call> = None;
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix("CALL ") {
+                cur = Some(Call {
+                    cmd: name.to_string(),
+                    args: Vec::new(),
+                    stdin: String::new(),
+                });
+            } else if let Some(a) = line.strip_prefix("ARG ") {
+                cur.as_mut().unwrap().args.push(a.to_string());
+            } else if let Some(l) = line.strip_prefix("IN ") {
+                let c = cur.as_mut().unwrap();
+                c.stdin.push_str(l);
+                c.stdin.push('\n');
+            } else if line == "END" {
+                out.push(cur.take().unwrap());
+            }
+        }
+        out
+    }
+
+    /// Addresses passed to `-I` (ban) calls, in order, as `(tool, "-s" value)`.
+    pub fn bans(&self) -> Vec<(String, String)> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.args.get(1).map(String::as_str) == Some("-I"))
+            .map(|c| {
+                assert_eq!(c.args.len(), 7, "{c:?}");
+                assert_eq!(c.args[0], "-w");
+                assert_eq!(c.args[3], "-s");
+                assert_eq!(c.args[5], "-j");
+                (c.cmd.clone(), c.args[4].clone())
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Test AMI server
+
+/// What the server does with one accepted connection.
+#[derive(Clone, Debug)]
+pub enum Plan {
+    /// Replay a capture: banner, wait for the Login, then the rest with the capture's
+    /// chunking; gaps are scaled by `speed` (0 = no waiting) and capped at 200 ms. Then EOF.
+    Replay { file: String, speed: f64 },
+    /// Like Replay but hold the connection open afterwards without ever answering.
+    ReplayThenSilent { file: String },
+    /// Replay only the first `bytes` bytes of the capture, then close.
+    Truncated { file: String, bytes: usize },
+    /// Banner, successful login, then arbitrary bytes, then hold open (answering Pings).
+    Custom(Vec<u8>),
+    /// Banner, then answer the Login with Asterisk's failure and close.
+    RejectLogin,
+    /// Accept and close at once (a reset during Asterisk's restart).
+    Reset,
+}
+
+#[derive(Default, Debug)]
+pub struct ServerLog {
+    /// Bytes received from the client, per connection.
+    pub received: Vec<Vec<u8>>,
+    pub accepted: usize,
+    /// Connections whose plan was played to the end.
+    pub finished: usize,
+}
+
+pub struct AmiServer {
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<ServerLog>>,
+    stop: Arc<Mutex<bool>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Chunk {
+    off: usize,
+    len: usize,
+    t: f64,
+}
+
+fn json_num(line: &str, key: &str) -> Option<f64> {
+    let pat = format!("\"{key}\": ");
+    let start = line.find(&pat)? + pat.len();
+    let rest = &line[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
+}
+
+/// The `rx` chunks of a capture's timeline (real chunking and timing).
+fn timeline(file: &str) -> Vec<Chunk> {
+    let path = fixture_dir().join(format!("{file}.timeline"));
+    let text = fs::read_to_string(&path).unwrap_or_default();
+    let mut out: Vec<Chunk> = text
+        .lines()
+        .filter(|l| l.contains("\"ev\": \"rx\""))
+        .filter_map(|l| {
+            Some(Chunk {
+                off: json_num(l, "off")? as usize,
+                len: json_num(l, "len")? as usize,
+                t: json_num(l, "t")?,
+            })
+        })
+        .collect();
+    if out.is_empty() {
+        let len = fixture(file).len();
+        out.push(Chunk {
+            off: 0,
+            len,
+            t: 0.0,
+        });
+    }
+    out
+}
+
+/// Reads from the client until a complete action (blank line) arrived; returns it.
+fn read_action(s: &mut TcpStream, log: &Arc<Mutex<ServerLog>>, idx: usize) -> Option<String> {
+    let mut acc = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        if acc.windows(4).any(|w| w == b"\r\n\r\n") {
+            let text = String::from_utf8_lossy(&acc).into_owned();
+            return Some(text);
+        }
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        acc.extend_from_slice(&buf[..n]);
+        log.lock().unwrap().received[idx].extend_from_slice(&buf[..n]);
+    }
+}
+
+fn action_id(action: &str) -> Option<String> {
+    action
+        .lines()
+        .find_map(|l| l.strip_prefix("ActionID: "))
+        .map(|s| s.trim().to_string())
+}
+
+/// The capture after its banner line, with `ActionID` added to the login answer as Asterisk
+/// echoes it. `ins`/`extra`: where (relative to the banner's end) and how many bytes were
+/// added, to map the timeline's offsets.
+struct Patched {
+    banner_end: usize,
+    data: Vec<u8>,
+    ins: usize,
+    extra: usize,
+}
+
+impl Patched {
+    /// Index into `data` of capture offset `off` (at or past the banner).
+    fn map(&self, off: usize) -> usize {
+        let r = off - self.banner_end;
+        if r > self.ins {
+            r + self.extra
+        } else {
+            r
+        }
+    }
+}
+
+/// Sends the banner (the capture's first line) and waits for the Login.
+fn login_exchange(
+    s: &mut TcpStream,
+    data: &[u8],
+    log: &Arc<Mutex<ServerLog>>,
+    idx: usize,
+) -> Option<Patched> {
+    let banner_end = data.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+    s.write_all(&data[..banner_end]).ok()?;
+    let login = read_action(s, log, idx)?;
+    let rest = &data[banner_end..];
+    let id = action_id(&login).unwrap_or_default();
+    let mut p = Patched {
+        banner_end,
+        data: Vec::new(),
+        ins: 0,
+        extra: 0,
+    };
+    if let Some(pos) = find(rest, b"\r\n").filter(|_| rest.starts_with(b"Response: ")) {
+        let add = format!("ActionID: {id}\r\n");
+        p.ins = pos + 2;
+        p.extra = add.len();
+        p.data.extend_from_slice(&rest[..p.ins]);
+        p.data.extend_from_slice(add.as_bytes());
+        p.data.extend_from_slice(&rest[p.ins..]);
+    } else {
+        p.data.extend_from_slice(rest);
+    }
+    Some(p)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Answers Pings (and notes what arrives) until the client goes away or `stop` is set.
+fn serve_pings(
+    s: &mut TcpStream,
+    log: &Arc<Mutex<ServerLog>>,
+    idx: usize,
+    stop: &Arc<Mutex<bool>>,
+    answer: bool,
+) {
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut acc = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        if *stop.lock().unwrap() {
+            return;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                acc.extend_from_slice(&buf[..n]);
+                log.lock().unwrap().received[idx].extend_from_slice(&buf[..n]);
+                while let Some(end) = find(&acc, b"\r\n\r\n") {
+                    let action = String::from_utf8_lossy(&acc[..end]).into_owned();
+                    acc.drain(..end + 4);
+                    if answer && action.contains("Action: Ping") {
+                        let id = action_id(&action).unwrap_or_default();
+                        let pong = format!(
+                            "Response: Success\r\nActionID: {id}\r\nPing: Pong\r\nTimestamp: 1.0\r\n\r\n"
+                        );
+                        if s.write_all(pong.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn serve(
+    mut s: TcpStream,
+    plan: &Plan,
+    log: &Arc<Mutex<ServerLog>>,
+    idx: usize,
+    stop: &Arc<Mutex<bool>>,
+) {
+    let _ = s.set_nodelay(true);
+    match plan {
+        Plan::Reset => {}
+        Plan::RejectLogin => {
+            let _ = s.write_all(b"Asterisk Call Manager/11.0.0\r\n");
+            if let Some(login) = read_action(&mut s, log, idx) {
+                // Asterisk waits a second before answering a failed login.
+                thread::sleep(Duration::from_millis(300));
+                let id = action_id(&login).unwrap_or_default();
+                let _ = s.write_all(
+                    format!("Response: Error\r\nActionID: {id}\r\nMessage: Authentication failed\r\n\r\n").as_bytes(),
+                );
+            }
+        }
+        Plan::Custom(bytes) => {
+            let login_ok = b"Asterisk Call Manager/11.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n";
+            let Some(p) = login_exchange(&mut s, login_ok, log, idx) else {
+                return;
+            };
+            if s.write_all(&p.data).is_err() || s.write_all(bytes).is_err() {
+                return;
+            }
+            serve_pings(&mut s, log, idx, stop, true);
+        }
+        Plan::Replay { file, .. }
+        | Plan::ReplayThenSilent { file }
+        | Plan::Truncated { file, .. } => {
+            let data = fixture(file);
+            let limit = match plan {
+                Plan::Truncated { bytes, .. } => *bytes,
+                _ => data.len(),
+            };
+            let speed = match plan {
+                Plan::Replay { speed, .. } => *speed,
+                _ => 0.0,
+            };
+            let Some(p) = login_exchange(&mut s, &data, log, idx) else {
+                return;
+            };
+            let mut prev_t = None;
+            for c in timeline(file) {
+                let (from, to) = (c.off.max(p.banner_end), (c.off + c.len).min(limit));
+                if from >= to {
+                    continue;
+                }
+                if let (Some(prev), true) = (prev_t, speed > 0.0) {
+                    let gap: f64 = (c.t - prev) * speed;
+                    thread::sleep(Duration::from_secs_f64(gap.clamp(0.0, 0.2)));
+                }
+                prev_t = Some(c.t);
+                if s.write_all(&p.data[p.map(from)..p.map(to)]).is_err() {
+                    return;
+                }
+            }
+            if matches!(plan, Plan::ReplayThenSilent { .. }) {
+                serve_pings(&mut s, log, idx, stop, false);
+            }
+        }
+    }
+    log.lock().unwrap().finished += 1;
+}
+
+impl AmiServer {
+    /// Serves `plans` in order, one per accepted connection; later connections are closed
+    /// at once. `refuse_first` keeps the port closed for that long before listening.
+    pub fn start(plans: Vec<Plan>) -> AmiServer {
+        Self::start_on("127.0.0.1:0", plans, Duration::ZERO)
+    }
+
+    pub fn start_on(bind: &str, plans: Vec<Plan>, refuse_first: Duration) -> AmiServer {
+        let listener = TcpListener::bind(bind).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(ServerLog::default()));
+        let stop = Arc::new(Mutex::new(false));
+        let (log2, stop2) = (log.clone(), stop.clone());
+        let listener = if refuse_first.is_zero() {
+            Some(listener)
+        } else {
+            drop(listener);
+            None
+        };
+        let thread = thread::spawn(move || {
+            let listener = listener.unwrap_or_else(|| {
+                thread::sleep(refuse_first);
+                TcpListener::bind(addr).unwrap()
+            });
+            listener.set_nonblocking(true).unwrap();
+            let mut plans = plans.into_iter();
+            let mut workers = Vec::new();
+            loop {
+                if *stop2.lock().unwrap() {
+                    break;
+                }
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        s.set_nonblocking(false).unwrap();
+                        let idx = {
+                            let mut l = log2.lock().unwrap();
+                            l.accepted += 1;
+                            l.received.push(Vec::new());
+                            l.received.len() - 1
+                        };
+                        match plans.next() {
+                            Some(plan) => {
+                                let (log3, stop3) = (log2.clone(), stop2.clone());
+                                workers.push(thread::spawn(move || {
+                                    serve(s, &plan, &log3, idx, &stop3)
+                                }));
+                            }
+                            None => drop(s),
+                        }
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            for w in workers {
+                let _ = w.join();
+            }
+        });
+        AmiServer {
+            addr,
+            log,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.log.lock().unwrap().accepted
+    }
+
+    pub fn finished(&self) -> usize {
+        self.log.lock().unwrap().finished
+    }
+
+    pub fn received(&self, idx: usize) -> String {
+        let l = self.log.lock().unwrap();
+        String::from_utf8_lossy(l.received.get(idx).map_or(&[][..], |v| v)).into_owned()
+    }
+}
+
+impl Drop for AmiServer {
+    fn drop(&mut self) {
+        *self.stop.lock().unwrap() = true;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Ampere under test
+
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub rec: Recorder,
+    pub cfg: PathBuf,
+    pub db: PathBuf,
+}
+
+impl Setup {
+    /// A temp dir with a recorder and a config pointing at `ami` plus `extra` lines.
+    pub fn new(ami: Option<SocketAddr>, extra: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::new(dir.path());
+        let db = dir.path().join("ampere.db");
+        let cfg = dir.path().join("ampere.cfg");
+        let mut text = format!(
+            "# written by the test\npass = 123\ndb = {}\n{}",
+            db.display(),
+            rec.config_lines()
+        );
+        if let Some(a) = ami {
+            text.push_str(&format!("host = {}\nport = {}\n", a.ip(), a.port()));
+        }
+        text.push_str(
+            "ping_interval = 5\nping_timeout = 2\nreconnect_min = 1\nreconnect_max = 2\n",
+        );
+        text.push_str(extra);
+        fs::write(&cfg, text).unwrap();
+        Setup { dir, rec, cfg, db }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("ampere.log")
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn spawn(&self) -> Daemon {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("-c")
+            .arg(&self.cfg)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Daemon { child: Some(child) }
+    }
+
+    /// Addresses the database holds as active bans.
+    pub fn stored(&self) -> Vec<String> {
+        let s = ampere::store::Store::open(&self.db).unwrap();
+        let mut v: Vec<String> = s.active().unwrap().into_iter().map(|b| b.addr).collect();
+        v.sort();
+        v
+    }
+
+    /// Runs the binary with `args`, stdin from `input`; returns (status, stdout, stderr).
+    pub fn run(&self, args: &[&str], input: &str) -> (i32, String, String) {
+        let mut child = Command::new(BIN)
+            .arg("-c")
+            .arg(&self.cfg)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// A running `ampere`; killed if still running when dropped (a failing test cleans up too).
+pub struct Daemon {
+    child: Option<Child>,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn stop(mut self) -> i32 {
+        self.signal("TERM");
+        let mut child = self.child.take().unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st.code().unwrap_or(-1);
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                panic!("ampere did not stop within 10 s of SIGTERM");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// CPU time (user + system) in clock ticks, from /proc/PID/stat.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split_whitespace().collect();
+        // fields 14 and 15 of stat(5), counted from the state field (3) onwards
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

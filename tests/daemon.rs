@@ -1,0 +1,492 @@
+//! The real `ampere` binary against a test AMI server on loopback that replays the real
+//! Asterisk captures; firewall commands go to a recorder, bans to a real SQLite file.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// The bans `../shared/fixtures/ami/README.md` lists for each capture with loyalty = 3.
+const EXPECTED: &[(&str, &[&str])] = &[
+    ("pjsip-wrong-password.ami", &["10.99.1.2"]),
+    ("pjsip-unknown-user.ami", &["203.0.113.2"]),
+    ("pjsip-unknown-user-authusername.ami", &["203.0.113.2"]),
+    ("pjsip-svmap.ami", &["203.0.113.2"]),
+    ("pjsip-svwar.ami", &["203.0.113.2"]),
+    ("pjsip-acl.ami", &["203.0.113.2"]),
+    ("pjsip-success.ami", &[]),
+    ("pjsip-challenge.ami", &["10.99.1.2"]),
+    ("timestampevents.ami", &["203.0.113.2"]),
+    ("eventfilter.ami", &["203.0.113.2"]),
+    ("pjsip-flood.ami", &["203.0.113.2"]),
+    ("ipv6.ami", &["2001:db8:99::2"]),
+    ("ami-bad-login.ami", &[]),
+    ("reload.ami", &[]),
+    ("kill9.ami", &[]),
+];
+
+/// Replays `plans`, waits until every plan was played and ampere came back for one more
+/// connection (so it has read everything up to the EOF), stops it and returns the setup.
+fn run_scenario(plans: Vec<Plan>, bind: &str, extra: &str) -> (Setup, AmiServer) {
+    let n = plans.len();
+    let server = AmiServer::start_on(bind, plans, Duration::ZERO);
+    let setup = Setup::new(Some(server.addr), extra);
+    let d = setup.spawn();
+    wait_for(30, "all plans played and a reconnect", || {
+        server.finished() >= n && server.accepted() > n
+    });
+    assert_eq!(d.stop(), 0, "log:\n{}", setup.log());
+    (setup, server)
+}
+
+fn ban_addrs(setup: &Setup) -> Vec<String> {
+    let mut v: Vec<String> = setup
+        .rec
+        .bans()
+        .into_iter()
+        .map(|(tool, net)| {
+            let (addr, len) = net.split_once('/').expect("ban with a prefix length");
+            let v6 = addr.contains(':');
+            assert_eq!(tool, if v6 { "ip6tables" } else { "iptables" }, "{net}");
+            assert_eq!(len, if v6 { "128" } else { "32" });
+            addr.to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_capture_bans_exactly_the_expected_hosts() {
+    let handles: Vec<_> = EXPECTED
+        .iter()
+        .map(|&(file, expected)| {
+            std::thread::spawn(move || {
+                let bind = if file == "ipv6.ami" {
+                    "[::1]:0"
+                } else {
+                    "127.0.0.1:0"
+                };
+                let plan = Plan::Replay {
+                    file: file.into(),
+                    speed: 0.05,
+                };
+                let (setup, _server) = run_scenario(vec![plan], bind, "");
+                let want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+                assert_eq!(
+                    ban_addrs(&setup),
+                    want,
+                    "{file}: firewall bans\n{}",
+                    setup.log()
+                );
+                assert_eq!(setup.stored(), want, "{file}: stored bans");
+                let log = setup.log();
+                for a in expected {
+                    assert!(
+                        log.contains(&format!("ban {a}:")),
+                        "{file}: no log line for {a}\n{log}"
+                    );
+                }
+            })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for (h, (file, _)) in handles.into_iter().zip(EXPECTED) {
+        if let Err(e) = h.join() {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failed.push(format!("{file}: {msg}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
+
+#[test]
+fn replay_mode_prints_the_same_bans_as_the_daemon() {
+    let setup = Setup::new(None, "");
+    for &(file, expected) in EXPECTED {
+        let path = fixture_dir().join(file);
+        let (code, out, err) = setup.run(&["--replay", path.to_str().unwrap()], "");
+        assert_eq!(code, 0, "{file}: {err}");
+        let mut got: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("ban "))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect();
+        got.sort();
+        let want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        assert_eq!(got, want, "{file}:\n{out}");
+        assert!(
+            out.lines().last().unwrap().starts_with("summary: "),
+            "{out}"
+        );
+    }
+    // Replay never touches the firewall or the database.
+    assert!(setup.rec.calls().is_empty());
+    assert!(!setup.db.exists());
+}
+
+#[test]
+fn start_checks_chains_flushes_and_restores_in_one_batch() {
+    let setup = Setup::new(None, "port = 1\n");
+    {
+        let mut s = ampere::store::Store::open(&setup.db).unwrap();
+        for a in ["192.0.2.10", "2001:db8::10", "198.51.100.0/24"] {
+            s.ban(&ampere::store::NewBan {
+                addr: a,
+                now: 1,
+                event: "manual",
+                account: "",
+                expires: None,
+            })
+            .unwrap();
+        }
+    }
+    let d = setup.spawn();
+    wait_for(10, "restore", || setup.rec.calls().len() >= 4);
+    assert_eq!(d.stop(), 0);
+    let calls = setup.rec.calls();
+    let names: Vec<&str> = calls.iter().map(|c| c.cmd.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "iptables",
+            "ip6tables",
+            "iptables-restore",
+            "ip6tables-restore"
+        ]
+    );
+    assert_eq!(calls[0].args, ["-w", "-S", "ampere", "1"]);
+    assert_eq!(calls[2].args, ["-w", "--noflush"]);
+    assert_eq!(
+        calls[2].stdin,
+        "*filter\n-F ampere\n-A ampere -s 192.0.2.10/32 -j DROP\n-A ampere -s 198.51.100.0/24 -j DROP\nCOMMIT\n"
+    );
+    assert_eq!(
+        calls[3].stdin,
+        "*filter\n-F ampere\n-A ampere -s 2001:db8::10/128 -j DROP\nCOMMIT\n"
+    );
+}
+
+#[test]
+fn missing_chain_is_a_clear_error_with_the_commands() {
+    let setup = Setup::new(None, "chain = pbxban\n");
+    setup.rec.fail("ip6tables", true);
+    let d = setup.spawn();
+    wait_for(10, "exit", || {
+        !setup.log().is_empty() && setup.log().contains("ip6tables -N")
+    });
+    let mut d = d;
+    wait_for(10, "exit", || !d.is_running());
+    let log = setup.log();
+    assert!(
+        log.contains("chain `pbxban` not usable with ip6tables"),
+        "{log}"
+    );
+    assert!(log.contains("ip6tables -N pbxban"), "{log}");
+    assert!(
+        log.contains("ip6tables -I INPUT -p udp --dport 5060 -j pbxban"),
+        "{log}"
+    );
+    assert!(!log.contains("iptables -N pbxban\n"), "{log}");
+    // Nothing was flushed.
+    assert!(setup
+        .rec
+        .calls()
+        .iter()
+        .all(|c| !c.cmd.ends_with("-restore")));
+}
+
+#[test]
+fn reconnects_after_eof_mid_stream_and_bans_afterwards() {
+    let plans = vec![
+        Plan::Truncated {
+            file: "pjsip-wrong-password.ami".into(),
+            bytes: 2000,
+        },
+        Plan::Replay {
+            file: "pjsip-svmap.ami".into(),
+            speed: 0.0,
+        },
+    ];
+    let (setup, _s) = run_scenario(plans, "127.0.0.1:0", "");
+    assert_eq!(ban_addrs(&setup), ["203.0.113.2"]);
+    let log = setup.log();
+    assert!(log.contains("AMI connection lost"), "{log}");
+    assert!(log.contains("(reconnected)"), "{log}");
+}
+
+#[test]
+fn reconnects_after_shutdown_event_and_reset_connections() {
+    // `core restart now`: Shutdown event + EOF, a reset connection during the restart, then
+    // the new Asterisk; then an attack after the restart.
+    let plans = vec![
+        Plan::Replay {
+            file: "restart.ami".into(),
+            speed: 0.0,
+        },
+        Plan::Reset,
+        Plan::Replay {
+            file: "restart.reconnect2.ami".into(),
+            speed: 0.0,
+        },
+        Plan::Replay {
+            file: "pjsip-unknown-user.ami".into(),
+            speed: 0.0,
+        },
+    ];
+    let (setup, server) = run_scenario(plans, "127.0.0.1:0", "");
+    assert_eq!(ban_addrs(&setup), ["203.0.113.2"]);
+    let log = setup.log();
+    assert!(
+        log.contains("Asterisk is shutting down (Restart: True)"),
+        "{log}"
+    );
+    assert!(log.contains("Asterisk is fully booted"), "{log}");
+    // every connection but the reset one started with a proper Login
+    assert_eq!(server.received(1), "");
+    for i in [0, 2, 3] {
+        assert!(server.received(i).starts_with("Action: Login\r\n"), "{i}");
+    }
+}
+
+#[test]
+fn detects_a_dead_connection_by_unanswered_ping() {
+    let plans = vec![
+        Plan::ReplayThenSilent {
+            file: "kill9.ami".into(),
+        },
+        Plan::Replay {
+            file: "pjsip-svwar.ami".into(),
+            speed: 0.0,
+        },
+    ];
+    let (setup, server) = run_scenario(
+        plans,
+        "127.0.0.1:0",
+        "ping_interval = 1\nping_timeout = 1\n",
+    );
+    assert!(
+        server.received(0).contains("Action: Ping\r\n"),
+        "no Ping sent"
+    );
+    let log = setup.log();
+    assert!(log.contains("no answer to Ping within 1s"), "{log}");
+    assert_eq!(ban_addrs(&setup), ["203.0.113.2"]);
+}
+
+#[test]
+fn answered_pings_keep_the_connection() {
+    let server = AmiServer::start(vec![Plan::Custom(Vec::new())]);
+    let setup = Setup::new(Some(server.addr), "ping_interval = 1\nping_timeout = 1\n");
+    let d = setup.spawn();
+    wait_for(10, "three pings", || {
+        server.received(0).matches("Action: Ping").count() >= 3
+    });
+    assert_eq!(
+        server.accepted(),
+        1,
+        "reconnected although Pings were answered"
+    );
+    assert_eq!(d.stop(), 0);
+}
+
+#[test]
+fn refused_connections_back_off_without_burning_cpu() {
+    let plans = vec![Plan::Replay {
+        file: "pjsip-svmap.ami".into(),
+        speed: 0.0,
+    }];
+    let server = AmiServer::start_on("127.0.0.1:0", plans, Duration::from_secs(5));
+    let setup = Setup::new(Some(server.addr), "");
+    let d = setup.spawn();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = d.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(3));
+    let used = d.cpu_ticks() - before;
+    // 3 s of waiting with a few connect attempts: well under 50 ms of CPU (5 ticks).
+    assert!(used <= 5, "{used} ticks of CPU while waiting");
+    wait_for(20, "the ban after the server came up", || {
+        !setup.rec.bans().is_empty()
+    });
+    assert_eq!(d.stop(), 0);
+    let log = setup.log();
+    assert!(log.contains("Connection refused"), "{log}");
+    // backoff doubled: 1 s, then 2 s (reconnect_max)
+    assert!(
+        log.contains("retrying in 1s") && log.contains("retrying in 2s"),
+        "{log}"
+    );
+    assert_eq!(ban_addrs(&setup), ["203.0.113.2"]);
+}
+
+#[test]
+fn rejected_login_is_explained_and_retried() {
+    let plans = vec![
+        Plan::RejectLogin,
+        Plan::Replay {
+            file: "pjsip-wrong-password.ami".into(),
+            speed: 0.0,
+        },
+    ];
+    let (setup, server) = run_scenario(plans, "127.0.0.1:0", "user = pbxguard\n");
+    let log = setup.log();
+    assert!(log.contains("AMI login as `pbxguard` refused"), "{log}");
+    assert!(log.contains("Authentication failed"), "{log}");
+    assert!(
+        log.contains("[pbxguard] section of /etc/asterisk/manager.conf"),
+        "{log}"
+    );
+    assert!(server
+        .received(0)
+        .contains("Username: pbxguard\r\nSecret: 123\r\nEvents: security,system\r\n"));
+    assert_eq!(ban_addrs(&setup), ["10.99.1.2"]);
+}
+
+/// Builds an AMI event from header pairs.
+fn event(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for (n, val) in pairs {
+        v.extend_from_slice(format!("{n}: {val}\r\n").as_bytes());
+    }
+    v.extend_from_slice(b"\r\n");
+    v
+}
+
+fn crf(addr: &str, account: &str) -> Vec<u8> {
+    event(&[
+        ("Event", "ChallengeResponseFailed"),
+        ("Privilege", "security,all"),
+        ("Severity", "Error"),
+        ("Service", "PJSIP"),
+        ("AccountID", account),
+        ("SessionID", "x"),
+        ("RemoteAddress", addr),
+        ("Response", "Error"),
+    ])
+}
+
+#[test]
+fn hostile_input_never_crashes_and_only_parsed_addresses_reach_iptables() {
+    let mut s = Vec::new();
+    // values with ": ", a Response: Error inside an event
+    for _ in 0..15 {
+        s.extend(crf(
+            "IPV4/UDP/198.51.100.7/5060",
+            "a: b: $(reboot); `id` | rm -rf / & x",
+        ));
+    }
+    // 100 KB line, then 10,000 headers, NUL bytes and invalid UTF-8
+    s.extend_from_slice(b"Event: InvalidPassword\r\nJunk: ");
+    s.extend(std::iter::repeat_n(b'A', 100_000));
+    s.extend_from_slice(b"\r\n\r\n");
+    s.extend_from_slice(b"Event: FailedACL\r\n");
+    for i in 0..10_000 {
+        s.extend_from_slice(format!("H{i}: v\r\n").as_bytes());
+    }
+    s.extend_from_slice(b"\r\n");
+    s.extend_from_slice(b"Event: ChallengeResponseFailed\r\nService: PJSIP\r\nAccountID: \0\xff\xfe\x1b[2J\r\nRemoteAddress: IPV4/UDP/198.51.100.8/5060\r\n\r\n");
+    // RemoteAddress garbage and metacharacters: ignored
+    for bad in [
+        "IPV4/UDP/1.2.3.4;touch /tmp/ampere-pwned/5060",
+        "IPV4/UDP/$(id)/5060",
+        "IPV4/UDP/`id`/5060",
+        "IPV4/UDP/-j ACCEPT/5060",
+        "IPV6/UDP/203.0.113.9/5060",
+        "garbage",
+    ] {
+        for _ in 0..20 {
+            s.extend(crf(bad, "x"));
+        }
+    }
+    // truncated message merged into the next (no blank line), then sync resumes
+    s.extend_from_slice(
+        b"Event: ChallengeResponseFailed\r\nRemoteAddress: IPV4/UDP/198.51.100.9/5060\r\n",
+    );
+    // variants that are valid: 3 segments, IPv6, IPv4-mapped (the truncated message above
+    // swallows the first of these events)
+    for _ in 0..16 {
+        s.extend(crf("IPV4/198.51.100.10/5060", "1"));
+        s.extend(crf("IPV6/UDP/2001:db8:bad::1/5060", "1"));
+        s.extend(crf("IPV6/UDP/::ffff:198.51.100.11/5060", "1"));
+    }
+    let server = AmiServer::start(vec![Plan::Custom(s)]);
+    let setup = Setup::new(Some(server.addr), "");
+    let mut d = setup.spawn();
+    wait_for(20, "bans", || setup.rec.bans().len() >= 4);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.is_running(), "ampere died:\n{}", setup.log());
+    assert_eq!(d.stop(), 0);
+    assert_eq!(
+        ban_addrs(&setup),
+        [
+            "198.51.100.10",
+            "198.51.100.11",
+            "198.51.100.7",
+            "2001:db8:bad::1"
+        ]
+    );
+    // every argument vector was one of the fixed shapes with a parsed address
+    for c in setup.rec.calls() {
+        for a in &c.args {
+            assert!(
+                a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-:./".contains(&b)),
+                "suspicious argument {a:?} in {c:?}"
+            );
+        }
+    }
+    assert!(!std::path::Path::new("/tmp/ampere-pwned").exists());
+    let stored = setup.stored();
+    assert_eq!(stored.len(), 4);
+    let log = setup.log();
+    assert!(log.contains("is not an address"), "{log}");
+    assert!(!log.contains('\u{1b}'), "terminal escape reached the log");
+}
+
+#[test]
+fn signals_usr1_stats_hup_reload_and_term() {
+    let server = AmiServer::start(vec![Plan::Custom(crf("IPV4/UDP/192.0.2.50/5060", "1"))]);
+    let setup = Setup::new(Some(server.addr), "");
+    let d = setup.spawn();
+    wait_for(10, "login", || setup.log().contains("logged in"));
+    wait_for(10, "event", || {
+        d.signal("USR1");
+        std::thread::sleep(Duration::from_millis(100));
+        setup.log().contains("ChallengeResponseFailed=1")
+    });
+    // A broken config on reload keeps the running one.
+    let good = std::fs::read_to_string(&setup.cfg).unwrap();
+    std::fs::write(&setup.cfg, format!("{good}trust = nonsense\n")).unwrap();
+    d.signal("HUP");
+    wait_for(10, "reload error", || {
+        setup
+            .log()
+            .contains("reload failed, keeping the running config")
+    });
+    assert!(setup.log().contains("ampere.cfg:"), "{}", setup.log());
+    // A good one is applied; changing the chain needs a restart.
+    std::fs::write(&setup.cfg, format!("{good}loyalty = 9\nchain = other\n")).unwrap();
+    d.signal("HUP");
+    wait_for(10, "reload", || setup.log().contains("config reloaded"));
+    assert!(setup
+        .log()
+        .contains("changed chain take effect after a restart"));
+    assert_eq!(
+        server.accepted(),
+        1,
+        "a reload without AMI changes must not reconnect"
+    );
+    assert_eq!(d.stop(), 0);
+    assert!(setup.log().contains("stopping (bans stay in the chain)"));
+    // No unban or flush on stop.
+    assert!(setup
+        .rec
+        .calls()
+        .iter()
+        .all(|c| !c.args.contains(&"-D".to_string())));
+}
