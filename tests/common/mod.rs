@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -163,6 +163,9 @@ pub enum Plan {
     RejectLogin,
     /// Accept and close at once (a reset during Asterisk's restart).
     Reset,
+    /// Banner, successful login, then whatever the test sends through the channel, as it
+    /// sends it (answering Pings meanwhile). Connections share the channel.
+    Feed(Arc<Mutex<mpsc::Receiver<Vec<u8>>>>),
 }
 
 #[derive(Default, Debug)]
@@ -348,6 +351,9 @@ fn serve_pings(
     }
 }
 
+const LOGIN_OK: &[u8] =
+    b"Asterisk Call Manager/11.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n";
+
 fn serve(
     mut s: TcpStream,
     plan: &Plan,
@@ -370,12 +376,49 @@ fn serve(
             }
         }
         Plan::Custom(bytes) => {
-            let login_ok = b"Asterisk Call Manager/11.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n";
-            let Some(p) = login_exchange(&mut s, login_ok, log, idx) else {
+            let Some(p) = login_exchange(&mut s, LOGIN_OK, log, idx) else {
                 return;
             };
             if s.write_all(&p.data).is_err() || s.write_all(bytes).is_err() {
                 return;
+            }
+            serve_pings(&mut s, log, idx, stop, true);
+        }
+        Plan::Feed(rx) => {
+            let Some(p) = login_exchange(&mut s, LOGIN_OK, log, idx) else {
+                return;
+            };
+            if s.write_all(&p.data).is_err() {
+                return;
+            }
+            s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+            let mut buf = [0u8; 1024];
+            loop {
+                if *stop.lock().unwrap() {
+                    return;
+                }
+                let mut batch = Vec::new();
+                {
+                    let rx = rx.lock().unwrap();
+                    match rx.recv_timeout(Duration::from_millis(20)) {
+                        Ok(bytes) => batch.extend_from_slice(&bytes),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                    // Everything already queued goes out in one write.
+                    while let Ok(bytes) = rx.try_recv() {
+                        batch.extend_from_slice(&bytes);
+                    }
+                }
+                if !batch.is_empty() && s.write_all(&batch).is_err() {
+                    return;
+                }
+                // Notice a client that went away (killed) without blocking the feed.
+                match s.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => log.lock().unwrap().received[idx].extend_from_slice(&buf[..n]),
+                    Err(_) => {}
+                }
             }
             serve_pings(&mut s, log, idx, stop, true);
         }
@@ -651,4 +694,23 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// The messages of a capture after its login answer, each ending in its blank line, with
+/// every occurrence of each `(from, to)` address text replaced.
+pub fn fixture_events(file: &str, rewrite: &[(&str, &str)]) -> Vec<Vec<u8>> {
+    let data = String::from_utf8(fixture(file)).expect("captures are ASCII");
+    let mut blocks: Vec<String> = data.split_inclusive("\r\n\r\n").map(String::from).collect();
+    // banner + login answer
+    assert!(blocks[0].starts_with("Asterisk Call Manager/"));
+    blocks.remove(0);
+    blocks
+        .into_iter()
+        .map(|mut b| {
+            for (from, to) in rewrite {
+                b = b.replace(from, to);
+            }
+            b.into_bytes()
+        })
+        .collect()
 }

@@ -1,0 +1,811 @@
+//! End to end with the real kernel: an attacker and a PBX in network namespaces made by the
+//! test, joined by a veth pair; inside the PBX the chain set up as the README says, a UDP
+//! responder on 5060, a test AMI server replaying real captures (attacker address rewritten to
+//! the attacker namespace's) and the real `ampere` with real iptables/ip6tables.
+//!
+//! Needs root, iproute2, iptables and conntrack: without them every test here FAILS with a
+//! message saying so (it never passes by skipping). `.ci/run` installs them and runs as root.
+//!
+//! Each test creates its namespace pair (unique names; leftovers of aborted runs are removed
+//! first), then re-runs this test binary inside the `pbx` namespace to play the scenario
+//! (`inner_*` functions, ignored when run directly); the namespaces go away on drop, also
+//! when the test panics.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const PBX4: &str = "192.0.2.1";
+const ATK4: &str = "192.0.2.66";
+const PBX6: &str = "2001:db8:a3e::1";
+const ATK6: &str = "2001:db8:a3e::66";
+const PREFIX: &str = "ampt";
+
+// ---------------------------------------------------------------------------------------
+// Outer side: prerequisites and the network
+
+fn sh(cmd: &[&str]) -> (bool, String) {
+    match Command::new(cmd[0]).args(&cmd[1..]).output() {
+        Ok(o) => (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        ),
+        Err(e) => (false, format!("cannot run {}: {e}", cmd[0])),
+    }
+}
+
+fn must(cmd: &[&str]) -> String {
+    let (ok, out) = sh(cmd);
+    assert!(ok, "`{}` failed: {out}", cmd.join(" "));
+    out
+}
+
+fn require_root_and_tools() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next().map(String::from))
+        .unwrap_or_default();
+    let mut missing = Vec::new();
+    if uid != "0" {
+        missing.push("root (run `make test` as root)".to_string());
+    }
+    for t in [
+        "ip",
+        "iptables",
+        "ip6tables",
+        "iptables-restore",
+        "ip6tables-restore",
+        "conntrack",
+    ] {
+        if !["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+            .iter()
+            .any(|d| Path::new(d).join(t).exists())
+        {
+            missing.push(format!("`{t}`"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the network-namespace end-to-end tests need {}: apt-get install iproute2 iptables conntrack, and run as root",
+        missing.join(", ")
+    );
+}
+
+/// A pbx/attacker namespace pair; deleted on drop (panic included).
+struct TestNet {
+    pbx: String,
+    atk: String,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Namespaces of earlier runs whose process is gone (an aborted run) are deleted.
+fn sweep_leftovers() {
+    let (_, list) = sh(&["ip", "netns", "list"]);
+    for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = sh(&["ip", "netns", "del", name]);
+        }
+    }
+}
+
+impl TestNet {
+    fn create() -> TestNet {
+        require_root_and_tools();
+        sweep_leftovers();
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{n}", std::process::id());
+        let net = TestNet {
+            pbx: format!("{PREFIX}{id}-pbx"),
+            atk: format!("{PREFIX}{id}-atk"),
+        };
+        // Interface names are limited to 15 characters.
+        let (vp, va) = (
+            format!("ap{}x{n}", std::process::id() % 100_000),
+            format!("aa{}x{n}", std::process::id() % 100_000),
+        );
+        must(&["ip", "netns", "add", &net.pbx]);
+        must(&["ip", "netns", "add", &net.atk]);
+        must(&[
+            "ip", "link", "add", &vp, "netns", &net.pbx, "type", "veth", "peer", "name", &va,
+            "netns", &net.atk,
+        ]);
+        for (ns, dev, a4, a6) in [(&net.pbx, &vp, PBX4, PBX6), (&net.atk, &va, ATK4, ATK6)] {
+            must(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{a4}/24"),
+                "dev",
+                dev,
+            ]);
+            must(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{a6}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
+            must(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        net
+    }
+
+    /// Runs `inner_<name>` of this binary inside the pbx namespace; fails with its output.
+    fn run_inner(&self, name: &str) {
+        let exe = std::env::current_exe().unwrap();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.pbx])
+            .arg(&exe)
+            .args([
+                "--exact",
+                name,
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("AMPERE_NETNS_ATK", &self.atk)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{name} inside {}:\n{text}",
+            self.pbx
+        );
+        for line in text
+            .lines()
+            .filter_map(|l| l.find("measured: ").map(|i| &l[i..]))
+        {
+            println!("{name}: {line}");
+        }
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "netns", "del", &self.pbx]);
+        let _ = sh(&["ip", "netns", "del", &self.atk]);
+    }
+}
+
+#[test]
+fn ipv4_ban_drops_the_attacker_and_cuts_its_established_flow() {
+    TestNet::create().run_inner("inner_ipv4_ban");
+}
+
+#[test]
+fn ipv6_ban_through_ip6tables() {
+    TestNet::create().run_inner("inner_ipv6_ban");
+}
+
+#[test]
+fn trusted_attacker_is_never_banned() {
+    TestNet::create().run_inner("inner_trusted");
+}
+
+#[test]
+fn restart_flushes_stray_rules_and_restores_in_one_batch() {
+    TestNet::create().run_inner("inner_restart");
+}
+
+#[test]
+fn sigkill_at_random_moments_never_loses_or_duplicates_a_ban() {
+    TestNet::create().run_inner("inner_crash");
+}
+
+#[test]
+fn admin_add_and_del_change_the_kernel_at_once() {
+    TestNet::create().run_inner("inner_admin");
+}
+
+#[test]
+fn namespaces_are_removed_on_drop_even_after_a_panic() {
+    let names = std::panic::catch_unwind(|| {
+        let net = TestNet::create();
+        let names = (net.pbx.clone(), net.atk.clone());
+        std::panic::panic_any(names);
+    })
+    .unwrap_err();
+    let (pbx, atk) = names.downcast_ref::<(String, String)>().unwrap().clone();
+    let list = must(&["ip", "netns", "list"]);
+    assert!(!list.contains(&pbx) && !list.contains(&atk), "{list}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Inner side: runs inside the pbx namespace
+
+fn inside() -> Option<String> {
+    std::env::var("AMPERE_NETNS_ATK").ok()
+}
+
+/// The chain as the README tells users to set it up, behind an ESTABLISHED accept rule that
+/// the README's `-I INPUT` jump goes in front of.
+fn setup_chain() {
+    for t in ["iptables", "ip6tables"] {
+        must(&[
+            t,
+            "-w",
+            "-A",
+            "INPUT",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "ACCEPT",
+        ]);
+        must(&[t, "-w", "-N", "ampere"]);
+        must(&[
+            t, "-w", "-I", "INPUT", "-p", "udp", "--dport", "5060", "-j", "ampere",
+        ]);
+        must(&[
+            t,
+            "-w",
+            "-I",
+            "INPUT",
+            "-p",
+            "tcp",
+            "-m",
+            "multiport",
+            "--dports",
+            "5060,5061",
+            "-j",
+            "ampere",
+        ]);
+    }
+}
+
+/// Addresses in the chain, each `-s` value without its prefix length, in order.
+fn rules(tool: &str) -> Vec<String> {
+    must(&[tool, "-w", "-S", "ampere"])
+        .lines()
+        .filter_map(|l| l.strip_prefix("-A ampere -s "))
+        .map(|l| {
+            let net = l.split_whitespace().next().unwrap();
+            net.trim_end_matches("/32")
+                .trim_end_matches("/128")
+                .to_string()
+        })
+        .collect()
+}
+
+/// Packets counted by the rule for `addr` in the chain.
+fn rule_packets(tool: &str, addr: &str) -> u64 {
+    let out = must(&[tool, "-w", "-L", "ampere", "-v", "-n", "-x"]);
+    out.lines()
+        .find(|l| {
+            l.split_whitespace()
+                .any(|f| f == addr || f == format!("{addr}/128"))
+        })
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no rule for {addr}:\n{out}"))
+}
+
+/// Echoes SIP-like datagrams on 5060 (IPv4 and IPv6).
+fn start_responder() {
+    let sock = UdpSocket::bind("[::]:5060").expect("bind [::]:5060");
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let _ = sock.send_to(&buf[..n], from);
+        }
+    });
+}
+
+/// The attacker: one UDP socket (one conntrack flow) sending a datagram every 20 ms from
+/// the attacker namespace; counts answers.
+struct Prober {
+    child: Child,
+    answers: Arc<AtomicU64>,
+}
+
+impl Prober {
+    fn start(target: &str) -> Prober {
+        let exe = std::env::current_exe().unwrap();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &inside().unwrap()])
+            .arg(&exe)
+            .args([
+                "--exact",
+                "inner_prober",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("AMPERE_PROBE_TARGET", target)
+            .env_remove("AMPERE_NETNS_ATK")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let answers = Arc::new(AtomicU64::new(0));
+        let a = answers.clone();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if line.contains("ANSWER") {
+                    a.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        let p = Prober { child, answers };
+        wait_for(10, "first answer to the prober", || p.answers() > 0);
+        p
+    }
+
+    fn answers(&self) -> u64 {
+        self.answers.load(Ordering::SeqCst)
+    }
+
+    /// Answers received during `ms` milliseconds.
+    fn answered_within(&self, ms: u64) -> u64 {
+        let a = self.answers();
+        thread::sleep(Duration::from_millis(ms));
+        self.answers() - a
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run by `Prober` inside the attacker namespace.
+#[test]
+#[ignore = "helper: the attacker's UDP sender, run inside a namespace by the netns tests"]
+fn inner_prober() {
+    let Ok(target) = std::env::var("AMPERE_PROBE_TARGET") else {
+        return;
+    };
+    let target: SocketAddr = target.parse().unwrap();
+    let bind = if target.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let sock = UdpSocket::bind(bind).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let end = Instant::now() + Duration::from_secs(110);
+    let mut seq = 0u64;
+    while Instant::now() < end {
+        seq += 1;
+        let msg = format!("OPTIONS sip:100@pbx SIP/2.0\r\nCSeq: {seq} OPTIONS\r\n\r\n");
+        let _ = sock.send_to(msg.as_bytes(), target);
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            if n > 0 {
+                println!("ANSWER {seq}");
+            }
+        }
+    }
+}
+
+/// Ampere in this namespace with real iptables, fed by a channel-driven AMI server.
+struct Pbx {
+    setup: Setup,
+    server: AmiServer,
+    feed: mpsc::Sender<Vec<u8>>,
+}
+
+impl Pbx {
+    fn new(extra: &str) -> Pbx {
+        setup_chain();
+        start_responder();
+        let (tx, rx) = mpsc::channel();
+        let rx = Arc::new(Mutex::new(rx));
+        let server = AmiServer::start(vec![Plan::Feed(rx); 200]);
+        let real = "iptables = /usr/sbin/iptables\nip6tables = /usr/sbin/ip6tables\n\
+                    iptables_restore = /usr/sbin/iptables-restore\nip6tables_restore = /usr/sbin/ip6tables-restore\n";
+        let setup = Setup::new(Some(server.addr), &format!("{real}{extra}"));
+        Pbx {
+            setup,
+            server,
+            feed: tx,
+        }
+    }
+
+    fn send(&self, msg: &[u8]) {
+        self.feed.send(msg.to_vec()).unwrap();
+    }
+
+    fn logged_in(&self, n: usize) {
+        wait_for(10, "AMI login", || {
+            self.setup.log().matches("logged in to AMI").count() >= n
+        });
+    }
+}
+
+/// Index of the message after which `ampere --replay` first bans `addr`.
+fn crossing_index(events: &[Vec<u8>], addr: &str) -> usize {
+    let cfg = ampere::config::parse(b"", "t").unwrap().config;
+    let mut acc = b"Asterisk Call Manager/11.0.0\r\n\r\n".to_vec();
+    for (i, e) in events.iter().enumerate() {
+        acc.extend_from_slice(e);
+        let o = ampere::replay::replay(&cfg, &acc, &mut std::io::sink()).unwrap();
+        if o.bans.iter().any(|b| b.to_string() == addr) {
+            return i;
+        }
+    }
+    panic!("{addr} is never banned by these events");
+}
+
+/// Sends the capture message by message; the attacker is answered until the crossing event,
+/// then the rule is there, the attacker gets nothing more and the rule's counter grows.
+fn ban_scenario(tool: &str, file: &str, rewrite: &[(&str, &str)], atk: &str, target: &str) {
+    let pbx = Pbx::new("");
+    let d = pbx.setup.spawn();
+    pbx.logged_in(1);
+    let prober = Prober::start(target);
+    if tool == "iptables" {
+        // The attacker's flow is an established conntrack entry before it is banned.
+        let ct = must(&[
+            "conntrack",
+            "-L",
+            "-p",
+            "udp",
+            "--orig-src",
+            atk,
+            "--orig-port-dst",
+            "5060",
+        ]);
+        assert!(
+            ct.contains(&format!("src={atk}")),
+            "no conntrack entry for the flow:\n{ct}"
+        );
+    }
+    let events = fixture_events(file, rewrite);
+    let cross = crossing_index(&events, atk);
+    for (i, e) in events.iter().enumerate() {
+        assert!(
+            rules(tool).is_empty(),
+            "banned before the crossing event (message {i})"
+        );
+        assert!(
+            prober.answered_within(100) > 0,
+            "no answers before the crossing event"
+        );
+        pbx.send(e);
+        if i == cross {
+            break;
+        }
+    }
+    let sent = Instant::now();
+    wait_for(5, "the rule", || rules(tool) == [atk]);
+    println!(
+        "measured: rule in the chain {:?} after the crossing event was written",
+        sent.elapsed()
+    );
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        prober.answered_within(600),
+        0,
+        "the banned attacker still gets answers"
+    );
+    let before = rule_packets(tool, atk);
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        rule_packets(tool, atk) > before,
+        "the rule's packet counter does not grow"
+    );
+    assert_eq!(pbx.setup.stored(), [atk]);
+    assert_eq!(d.stop(), 0);
+    // The rule outlives the daemon.
+    assert_eq!(rules(tool), [atk]);
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see ipv4_ban_drops_the_attacker_and_cuts_its_established_flow)"]
+fn inner_ipv4_ban() {
+    if inside().is_none() {
+        return;
+    }
+    ban_scenario(
+        "iptables",
+        "pjsip-wrong-password.ami",
+        &[("10.99.1.2", ATK4)],
+        ATK4,
+        &format!("{PBX4}:5060"),
+    );
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see ipv6_ban_through_ip6tables)"]
+fn inner_ipv6_ban() {
+    if inside().is_none() {
+        return;
+    }
+    ban_scenario(
+        "ip6tables",
+        "ipv6.ami",
+        &[("2001:db8:99::2", ATK6)],
+        ATK6,
+        &format!("[{PBX6}]:5060"),
+    );
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see trusted_attacker_is_never_banned)"]
+fn inner_trusted() {
+    if inside().is_none() {
+        return;
+    }
+    let pbx = Pbx::new("trust = 192.0.2.0/24\ntrust = 2001:db8:a3e::/48\n");
+    let d = pbx.setup.spawn();
+    pbx.logged_in(1);
+    let prober = Prober::start(&format!("{PBX4}:5060"));
+    let mut sent = 0;
+    for (file, from, to) in [
+        ("pjsip-wrong-password.ami", "10.99.1.2", ATK4),
+        ("pjsip-flood.ami", "203.0.113.2", ATK4),
+        ("ipv6.ami", "2001:db8:99::2", ATK6),
+    ] {
+        for e in fixture_events(file, &[(from, to)]) {
+            if String::from_utf8_lossy(&e).contains("Event: ChallengeResponseFailed") {
+                sent += 1;
+            }
+            pbx.send(&e);
+        }
+    }
+    // All processed: the counters show every ChallengeResponseFailed.
+    wait_for(20, "all events processed", || {
+        d.signal("USR1");
+        thread::sleep(Duration::from_millis(100));
+        pbx.setup
+            .log()
+            .contains(&format!("ChallengeResponseFailed={sent} "))
+    });
+    assert!(rules("iptables").is_empty() && rules("ip6tables").is_empty());
+    assert!(pbx.setup.stored().is_empty());
+    assert!(
+        prober.answered_within(300) > 0,
+        "the trusted host lost its answers"
+    );
+    assert_eq!(d.stop(), 0);
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see restart_flushes_stray_rules_and_restores_in_one_batch)"]
+fn inner_restart() {
+    if inside().is_none() {
+        return;
+    }
+    // Count restore executions through a wrapper around the real tool.
+    let pbx0 = Pbx::new("");
+    let count = pbx0.setup.dir.path().join("restore-calls");
+    for t in ["iptables-restore", "ip6tables-restore"] {
+        let w = pbx0.setup.dir.path().join(format!("wrap-{t}"));
+        std::fs::write(
+            &w,
+            format!(
+                "#!/bin/sh\necho {t} >> {}\nexec /usr/sbin/{t} \"$@\"\n",
+                count.display()
+            ),
+        )
+        .unwrap();
+        must(&["chmod", "755", w.to_str().unwrap()]);
+        let cfg = std::fs::read_to_string(&pbx0.setup.cfg).unwrap();
+        let key = t.replace('-', "_");
+        std::fs::write(&pbx0.setup.cfg, format!("{cfg}{key} = {}\n", w.display())).unwrap();
+    }
+    let pbx = pbx0;
+    let d = pbx.setup.spawn();
+    pbx.logged_in(1);
+    for e in fixture_events("pjsip-svmap.ami", &[("203.0.113.2", ATK4)]) {
+        pbx.send(&e);
+    }
+    for e in fixture_events("ipv6.ami", &[("2001:db8:99::2", ATK6)]) {
+        pbx.send(&e);
+    }
+    wait_for(10, "two bans", || pbx.setup.stored().len() == 2);
+    assert_eq!(d.stop(), 0);
+    must(&[
+        "iptables",
+        "-w",
+        "-A",
+        "ampere",
+        "-s",
+        "198.51.100.99",
+        "-j",
+        "DROP",
+    ]);
+    must(&[
+        "ip6tables",
+        "-w",
+        "-A",
+        "ampere",
+        "-s",
+        "2001:db8:ffff::99",
+        "-j",
+        "DROP",
+    ]);
+    assert_eq!(rules("iptables"), [ATK4, "198.51.100.99"]);
+    std::fs::write(&count, "").unwrap();
+    let d = pbx.setup.spawn();
+    pbx.logged_in(2);
+    assert_eq!(rules("iptables"), [ATK4], "stray rule not flushed");
+    assert_eq!(rules("ip6tables"), [ATK6], "stray rule not flushed");
+    assert_eq!(
+        std::fs::read_to_string(&count).unwrap(),
+        "iptables-restore\nip6tables-restore\n",
+        "one batch per family"
+    );
+    assert_eq!(d.stop(), 0);
+}
+
+/// Events from many attackers, each crossing the limit on its 15th.
+fn attacker_stream(tx: mpsc::Sender<Vec<u8>>, stop: Arc<Mutex<bool>>) {
+    let mut i: u32 = 0;
+    while !*stop.lock().unwrap() {
+        let n = i / 15;
+        let addr = if n % 4 == 3 {
+            format!("IPV6/UDP/2001:db8:bad::{:x}/5060", n + 1)
+        } else {
+            format!("IPV4/UDP/198.51.{}.{}/5060", 100 + n / 250, 1 + n % 250)
+        };
+        let ev = format!(
+            "Event: ChallengeResponseFailed\r\nPrivilege: security,all\r\nSeverity: Error\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: 1001\r\nSessionID: s{i}\r\nLocalAddress: IPV4/UDP/{PBX4}/5060\r\nRemoteAddress: {addr}\r\nChallenge: x\r\nResponse: y\r\nExpectedResponse: \r\n\r\n"
+        );
+        if tx.send(ev.into_bytes()).is_err() {
+            return;
+        }
+        i += 1;
+        thread::sleep(Duration::from_micros(300));
+    }
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see sigkill_at_random_moments_never_loses_or_duplicates_a_ban)"]
+fn inner_crash() {
+    if inside().is_none() {
+        return;
+    }
+    let pbx = Pbx::new("");
+    let stop = Arc::new(Mutex::new(false));
+    let (tx, stop2) = (pbx.feed.clone(), stop.clone());
+    let producer = thread::spawn(move || attacker_stream(tx, stop2));
+    // A second config on the same database and chain whose AMI port is closed: it only
+    // restores, so the chain can be compared with the database at rest.
+    let check_cfg = pbx.setup.dir.path().join("check.cfg");
+    let cfg = std::fs::read_to_string(&pbx.setup.cfg).unwrap();
+    std::fs::write(&check_cfg, format!("{cfg}port = 1\n")).unwrap();
+    let mut seed: u64 = u64::from(std::process::id()).wrapping_mul(6_364_136_223_846_793_005) | 1;
+    let mut kills = 0;
+    let mut max_bans = 0;
+    for round in 0..20 {
+        let mut d = pbx.setup.spawn();
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let wait = 80 + (seed >> 33) % 320;
+        thread::sleep(Duration::from_millis(wait));
+        assert!(
+            d.is_running(),
+            "round {round}: ampere exited:\n{}",
+            pbx.setup.log()
+        );
+        drop(d); // SIGKILL
+        kills += 1;
+        let mut check = Command::new(BIN)
+            .arg("-c")
+            .arg(&check_cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(check.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                err.read_line(&mut line).unwrap() > 0,
+                "round {round}: check instance died"
+            );
+            if line.contains("stored ban(s) restored") {
+                break;
+            }
+        }
+        let mut in_chain: Vec<String> = rules("iptables");
+        in_chain.extend(rules("ip6tables"));
+        let unique: BTreeSet<String> = in_chain.iter().cloned().collect();
+        assert_eq!(
+            unique.len(),
+            in_chain.len(),
+            "round {round}: duplicate rules {in_chain:?}"
+        );
+        let stored: BTreeSet<String> = pbx.setup.stored().into_iter().collect();
+        assert_eq!(unique, stored, "round {round}: chain and database differ");
+        max_bans = max_bans.max(stored.len());
+        must(&["kill", "-TERM", &check.id().to_string()]);
+        assert!(
+            check.wait().unwrap().success(),
+            "round {round}: check instance failed"
+        );
+    }
+    *stop.lock().unwrap() = true;
+    producer.join().unwrap();
+    assert_eq!(kills, 20);
+    assert!(
+        max_bans >= 10,
+        "too few bans happened to prove anything: {max_bans}"
+    );
+    println!(
+        "measured: {kills} SIGKILLs, up to {max_bans} bans, chain == database after every restart"
+    );
+    drop(pbx.server);
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see admin_add_and_del_change_the_kernel_at_once)"]
+fn inner_admin() {
+    if inside().is_none() {
+        return;
+    }
+    let pbx = Pbx::new("");
+    let d = pbx.setup.spawn();
+    pbx.logged_in(1);
+    let prober = Prober::start(&format!("{PBX4}:5060"));
+    let (code, _, err) = pbx
+        .setup
+        .run(&["-a"], &format!("{ATK4}\n2001:db8:ffff::7\n"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rules("iptables"), [ATK4]);
+    assert_eq!(rules("ip6tables"), ["2001:db8:ffff::7"]);
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        prober.answered_within(400),
+        0,
+        "-a did not cut the host at once"
+    );
+    let (code, _, err) = pbx.setup.run(&["-d"], &format!("{ATK4}\n"));
+    assert_eq!(code, 0, "{err}");
+    assert!(rules("iptables").is_empty());
+    wait_for(5, "answers again after -d", || {
+        prober.answered_within(200) > 0
+    });
+    // The daemon keeps working: an attack now is banned by it.
+    for e in fixture_events("pjsip-svwar.ami", &[("203.0.113.2", ATK4)]) {
+        pbx.send(&e);
+    }
+    wait_for(5, "the daemon's ban", || rules("iptables") == [ATK4]);
+    assert_eq!(
+        pbx.server.accepted(),
+        1,
+        "the daemon reconnected during -a/-d"
+    );
+    assert_eq!(d.stop(), 0);
+}
