@@ -490,3 +490,78 @@ fn signals_usr1_stats_hup_reload_and_term() {
         .iter()
         .all(|c| !c.args.contains(&"-D".to_string())));
 }
+
+#[test]
+fn response_error_inside_an_event_is_never_taken_for_the_login_answer() {
+    // While the login is pending, an event that carries `Response: Error` (as
+    // ChallengeResponseFailed does, filled by the attacker) and an answer to somebody
+    // else's action arrive first; then the real answer, matched by our ActionID.
+    let mut raw = Vec::new();
+    raw.extend(crf("IPV4/UDP/198.51.100.30/5060", "1001"));
+    raw.extend_from_slice(
+        b"Response: Error\r\nActionID: not-ours\r\nMessage: Authentication failed\r\n\r\n",
+    );
+    raw.extend_from_slice(
+        b"Response: Success\r\nActionID: {ACTIONID}\r\nMessage: Authentication accepted\r\n\r\n",
+    );
+    for _ in 0..15 {
+        raw.extend(crf("IPV4/UDP/198.51.100.31/5060", "1001"));
+    }
+    let server = AmiServer::start(vec![Plan::Raw(raw)]);
+    let setup = Setup::new(Some(server.addr), "");
+    let d = setup.spawn();
+    wait_for(10, "the ban", || !setup.rec.bans().is_empty());
+    assert_eq!(d.stop(), 0);
+    let log = setup.log();
+    assert!(!log.contains("refused"), "{log}");
+    assert_eq!(server.accepted(), 1, "{log}");
+    assert_eq!(ban_addrs(&setup), ["198.51.100.31"]);
+}
+
+#[test]
+fn shell_metacharacters_in_every_field_reach_no_command_line() {
+    let evil =
+        "$(touch /tmp/ampere-pwned2); `touch /tmp/ampere-pwned2` | & > /tmp/ampere-pwned2 \\ ' \"";
+    let mut s = Vec::new();
+    for _ in 0..15 {
+        s.extend(event(&[
+            ("Event", "ChallengeResponseFailed"),
+            ("Privilege", evil),
+            ("EventTV", evil),
+            ("Severity", evil),
+            ("Service", "PJSIP"),
+            ("EventVersion", evil),
+            ("AccountID", evil),
+            ("SessionID", evil),
+            ("LocalAddress", evil),
+            ("RemoteAddress", "IPV4/UDP/198.51.100.40/5060"),
+            ("Challenge", evil),
+            ("Response", evil),
+            ("ExpectedResponse", evil),
+            (evil, evil),
+        ]));
+    }
+    let server = AmiServer::start(vec![Plan::Custom(s)]);
+    let setup = Setup::new(Some(server.addr), "");
+    let d = setup.spawn();
+    wait_for(10, "the ban", || !setup.rec.bans().is_empty());
+    assert_eq!(d.stop(), 0);
+    assert_eq!(ban_addrs(&setup), ["198.51.100.40"]);
+    let ban = setup
+        .rec
+        .calls()
+        .into_iter()
+        .find(|c| c.args.contains(&"-I".to_string()))
+        .unwrap();
+    assert_eq!(
+        ban.args,
+        ["-w", "-I", "ampere", "-s", "198.51.100.40/32", "-j", "DROP"]
+    );
+    assert!(!std::path::Path::new("/tmp/ampere-pwned2").exists());
+    // The account text is stored verbatim (bound parameter) and listed escaped.
+    let (_, list, _) = setup.run(&["-l"], "");
+    assert!(
+        list.contains("ChallengeResponseFailed ($(touch /tmp/ampere-pwned2)"),
+        "{list}"
+    );
+}

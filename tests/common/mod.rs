@@ -159,6 +159,9 @@ pub enum Plan {
     Truncated { file: String, bytes: usize },
     /// Banner, successful login, then arbitrary bytes, then hold open (answering Pings).
     Custom(Vec<u8>),
+    /// Banner, then (after the Login) these bytes verbatim, `{ACTIONID}` replaced by the
+    /// Login's ActionID; then hold open answering Pings. The test writes the login answer.
+    Raw(Vec<u8>),
     /// Banner, then answer the Login with Asterisk's failure and close.
     RejectLogin,
     /// Accept and close at once (a reset during Asterisk's restart).
@@ -380,6 +383,18 @@ fn serve(
                 return;
             };
             if s.write_all(&p.data).is_err() || s.write_all(bytes).is_err() {
+                return;
+            }
+            serve_pings(&mut s, log, idx, stop, true);
+        }
+        Plan::Raw(bytes) => {
+            let _ = s.write_all(b"Asterisk Call Manager/11.0.0\r\n");
+            let Some(login) = read_action(&mut s, log, idx) else {
+                return;
+            };
+            let id = action_id(&login).unwrap_or_default();
+            let text = String::from_utf8_lossy(bytes).replace("{ACTIONID}", &id);
+            if s.write_all(text.as_bytes()).is_err() {
                 return;
             }
             serve_pings(&mut s, log, idx, stop, true);
