@@ -5,6 +5,7 @@
 #   make nice     stripped, LTO, optimised for speed       -> target/nice/ampere
 #   make test     the test suite (the one command CI runs)
 #   make demo     build, then replay a real captured attack (no Asterisk, no root needed)
+#   make bench    benchmarks (as root: restore and ban cost per firewall backend)
 #   make install  PREFIX=/usr/local DESTDIR= : binary to $(PREFIX)/sbin, config to
 #                 /etc/ampere/ (an existing config is never overwritten)
 
@@ -13,7 +14,7 @@ PREFIX     ?= /usr/local
 SYSCONFDIR ?= /etc
 DESTDIR    ?=
 
-.PHONY: all release debug nice test demo lint install clean
+.PHONY: all release debug nice test demo bench lint install clean
 
 all: release
 
@@ -31,6 +32,9 @@ test:
 
 demo: release
 	./target/release/ampere -c etc/ampere.cfg --replay etc/sample-attack.ami
+
+bench:
+	$(CARGO) bench --bench restore
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::config::{self, Config};
-use crate::firewall::Backend;
+use crate::firewall::{Backend, Entry};
 use crate::log::printable;
 use crate::store::{NewBan, Store};
 use crate::sys;
@@ -116,7 +116,7 @@ pub fn add(
     if nets.is_empty() {
         return Ok(ok);
     }
-    fw.check().map_err(|e| e.to_string())?;
+    fw.prepare().map_err(|e| e.to_string())?;
     let mut store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
     let texts: Vec<String> = nets.iter().map(net_text).collect();
     let now = sys::now_epoch();
@@ -127,18 +127,23 @@ pub fn add(
             now,
             event: "manual",
             account: "",
-            expires: None,
         })
         .collect();
     // The database first: if the firewall step fails or we crash, the next start restores it.
-    let fresh = store.ban_many(&bans).map_err(|e| e.to_string())?;
+    // An admin's bans are permanent.
+    let fresh = store
+        .ban_many(&bans, &|_| None)
+        .map_err(|e| e.to_string())?;
     let (mut added, mut already) = (0, 0);
     for ((net, text), fresh) in nets.iter().zip(&texts).zip(fresh) {
-        if !fresh {
+        if fresh.is_none() {
             already += 1;
             continue;
         }
-        match fw.ban(net) {
+        match fw.ban(&Entry {
+            net: *net,
+            timeout: None,
+        }) {
             Ok(()) => {
                 added += 1;
                 crate::info!("banned {text} (manual)");

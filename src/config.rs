@@ -30,6 +30,23 @@ impl RuleTarget {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Iptables,
+    Ipset,
+    Nft,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Iptables => "iptables",
+            BackendKind::Ipset => "ipset",
+            BackendKind::Nft => "nft",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// Where it came from, for messages ("(defaults)" when no file was read).
@@ -48,6 +65,24 @@ pub struct Config {
     pub ip6tables_restore: PathBuf,
     pub target: RuleTarget,
     pub ipv6: bool,
+    pub backend: BackendKind,
+    pub ipset: PathBuf,
+    pub nft: PathBuf,
+    pub maxelem: u64,
+    /// Destination ports the nft backend's drop rule covers.
+    pub ports: Vec<u16>,
+    /// Seconds a ban lasts; 0 = permanent (the original's behaviour).
+    pub bantime: u64,
+    pub bantime_factor: f64,
+    /// 0 = no ceiling.
+    pub bantime_max: u64,
+    /// The Nth ban of an address is permanent; 0 = never.
+    pub permanent_after: u32,
+    pub onban: Option<PathBuf>,
+    pub onunban: Option<PathBuf>,
+    pub hook_timeout: u64,
+    pub statsfile: Option<PathBuf>,
+    pub stats_interval: u64,
     pub log: Option<log::Target>,
     pub services: Vec<String>,
     pub findtime: u64,
@@ -78,6 +113,20 @@ impl Default for Config {
             ip6tables_restore: "/usr/sbin/ip6tables-restore".into(),
             target: RuleTarget::Drop,
             ipv6: true,
+            backend: BackendKind::Iptables,
+            ipset: "/usr/sbin/ipset".into(),
+            nft: "/usr/sbin/nft".into(),
+            maxelem: 1 << 20,
+            ports: vec![5060, 5061],
+            bantime: 0,
+            bantime_factor: 2.0,
+            bantime_max: 0,
+            permanent_after: 0,
+            onban: None,
+            onunban: None,
+            hook_timeout: 30,
+            statsfile: None,
+            stats_interval: 60,
             log: None,
             services: ["PJSIP", "SIP", "IAX2", "AMI"].map(String::from).to_vec(),
             findtime: 3600,
@@ -234,6 +283,43 @@ fn apply(c: &mut Config, key: &str, v: &str) -> Result<bool, String> {
             }
         }
         "ipv6" => c.ipv6 = boolean(v)?,
+        "backend" => {
+            c.backend = match v.to_ascii_lowercase().as_str() {
+                "iptables" => BackendKind::Iptables,
+                "ipset" => BackendKind::Ipset,
+                "nft" | "nftables" => BackendKind::Nft,
+                _ => return Err(format!("must be iptables, ipset or nft, not `{v}`")),
+            }
+        }
+        "ipset" => c.ipset = command_path(v)?,
+        "nft" => c.nft = command_path(v)?,
+        "maxelem" => c.maxelem = number(v, 1024, 1 << 31)?,
+        "ports" => {
+            let ports: Result<Vec<u16>, _> = v
+                .split(|ch: char| ch == ',' || ch.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(|p| number(p, 1, 65_535).map(|n| n as u16))
+                .collect();
+            c.ports = ports?;
+            if c.ports.is_empty() {
+                return Err("needs at least one port".into());
+            }
+        }
+        "bantime" => c.bantime = duration(v, 0)?,
+        "bantime_factor" => {
+            c.bantime_factor = v
+                .parse::<f64>()
+                .ok()
+                .filter(|f| (1.0..=100.0).contains(f))
+                .ok_or_else(|| format!("expected a factor from 1 to 100, not `{v}`"))?
+        }
+        "bantime_max" => c.bantime_max = duration(v, 0)?,
+        "permanent_after" => c.permanent_after = number(v, 0, 1000)? as u32,
+        "onban" => c.onban = Some(command_path(v)?),
+        "onunban" => c.onunban = Some(command_path(v)?),
+        "hook_timeout" => c.hook_timeout = duration(v, 1)?,
+        "statsfile" => c.statsfile = Some(PathBuf::from(v)),
+        "stats_interval" => c.stats_interval = duration(v, 1)?,
         "log" => c.log = Some(log::Target::parse(v)),
         "services" => {
             let list: Vec<String> = v
@@ -375,6 +461,25 @@ impl Config {
         kv("ip6tables_restore", &self.ip6tables_restore.display());
         kv("target", &self.target.as_str());
         kv("ipv6", &if self.ipv6 { "yes" } else { "no" });
+        kv("backend", &self.backend.as_str());
+        kv("ipset", &self.ipset.display());
+        kv("nft", &self.nft.display());
+        kv("maxelem", &self.maxelem);
+        let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
+        kv("ports", &ports.join(","));
+        kv("bantime", &self.bantime);
+        kv("bantime_factor", &self.bantime_factor);
+        kv("bantime_max", &self.bantime_max);
+        kv("permanent_after", &self.permanent_after);
+        let opt = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map_or("(none)".to_string(), |p| p.display().to_string())
+        };
+        kv("onban", &opt(&self.onban));
+        kv("onunban", &opt(&self.onunban));
+        kv("hook_timeout", &self.hook_timeout);
+        kv("statsfile", &opt(&self.statsfile));
+        kv("stats_interval", &self.stats_interval);
         let log = match &self.log {
             None | Some(log::Target::Stderr) => "stderr".to_string(),
             Some(log::Target::Syslog) => "syslog".to_string(),
@@ -393,6 +498,25 @@ impl Config {
             kv(&format!("weight.{}", k.name()), &self.weights.get(k));
         }
         out
+    }
+
+    /// When the `count`-th ban of an address made at `now` ends (unix seconds); None =
+    /// permanent. Each repeat multiplies `bantime` by `bantime_factor`, up to `bantime_max`;
+    /// the `permanent_after`-th ban is permanent.
+    pub fn ban_expiry(&self, now: i64, count: i64) -> Option<i64> {
+        if self.bantime == 0
+            || (self.permanent_after > 0 && count >= i64::from(self.permanent_after))
+        {
+            return None;
+        }
+        let exp = (count.clamp(1, 1000) - 1) as i32;
+        let mut secs = self.bantime as f64 * self.bantime_factor.powi(exp);
+        if self.bantime_max > 0 {
+            secs = secs.min(self.bantime_max as f64);
+        }
+        // Anything beyond ten years is as good as permanent, and keeps the sum in range.
+        let secs = secs.min(10.0 * 365.0 * 86_400.0) as i64;
+        Some(now.saturating_add(secs.max(1)))
     }
 
     /// Ban limit: `loyalty` units.
@@ -479,6 +603,20 @@ reconnect_max = 1h
 weight.InvalidAccountID = 7
 weight.challengesent = 3/9
 weight.SuccessfulAuth = 0
+backend = nft
+ipset = /sbin/ipset
+nft = /sbin/nft
+maxelem = 200000
+ports = 5060 5061, 4569
+bantime = 1h
+bantime_factor = 1.5
+bantime_max = 7d
+permanent_after = 5
+onban = /usr/local/bin/notify-ban
+onunban = /usr/local/bin/notify-unban
+hook_timeout = 10
+statsfile = /run/ampere.prom
+stats_interval = 2m
 ";
         let c = ok(text).config;
         assert_eq!(c.host, "::1");
@@ -521,6 +659,46 @@ weight.SuccessfulAuth = 0
             w(EventKind::SuccessfulAuth),
             Weight::Add { base: 0, bump: 0 }
         );
+        assert_eq!(c.backend, BackendKind::Nft);
+        assert_eq!(c.ipset, PathBuf::from("/sbin/ipset"));
+        assert_eq!(c.nft, PathBuf::from("/sbin/nft"));
+        assert_eq!(c.maxelem, 200_000);
+        assert_eq!(c.ports, vec![5060, 5061, 4569]);
+        assert_eq!(c.bantime, 3600);
+        assert_eq!(c.bantime_factor, 1.5);
+        assert_eq!(c.bantime_max, 7 * 86_400);
+        assert_eq!(c.permanent_after, 5);
+        assert_eq!(c.onban, Some(PathBuf::from("/usr/local/bin/notify-ban")));
+        assert_eq!(
+            c.onunban,
+            Some(PathBuf::from("/usr/local/bin/notify-unban"))
+        );
+        assert_eq!(c.hook_timeout, 10);
+        assert_eq!(c.statsfile, Some(PathBuf::from("/run/ampere.prom")));
+        assert_eq!(c.stats_interval, 120);
+    }
+
+    #[test]
+    fn escalation() {
+        let c =
+            ok("bantime = 1h\nbantime_factor = 2\nbantime_max = 1d\npermanent_after = 6\n").config;
+        let h = 3600;
+        assert_eq!(c.ban_expiry(1000, 1), Some(1000 + h));
+        assert_eq!(c.ban_expiry(1000, 2), Some(1000 + 2 * h));
+        assert_eq!(c.ban_expiry(1000, 3), Some(1000 + 4 * h));
+        assert_eq!(c.ban_expiry(1000, 5), Some(1000 + 16 * h));
+        assert_eq!(c.ban_expiry(1000, 5), Some(1000 + 16 * h));
+        let capped = ok("bantime = 1h\nbantime_max = 5h\n").config;
+        assert_eq!(capped.ban_expiry(0, 4), Some(5 * h));
+        assert_eq!(capped.ban_expiry(0, 999), Some(5 * h));
+        assert_eq!(c.ban_expiry(1000, 6), None, "permanent_after");
+        assert_eq!(
+            ok("").config.ban_expiry(1000, 1),
+            None,
+            "bantime 0 = permanent"
+        );
+        let huge = ok("bantime = 3650d\nbantime_factor = 100\n").config;
+        assert!(huge.ban_expiry(0, 50).unwrap() <= 10 * 365 * 86_400);
     }
 
     #[test]
@@ -581,6 +759,11 @@ weight.SuccessfulAuth = 0
             ("weight.Nonsense = 1\n", 1, "Nonsense"),
             ("weight.ChallengeSent = -4\n", 1, "-4"),
             ("reconnect_min = 60\n", 1, "reconnect_min"),
+            ("backend = pf\n", 1, "pf"),
+            ("bantime_factor = 0.5\n", 1, "0.5"),
+            ("ports = 5060,x\n", 1, "`x`"),
+            ("onban = notify.sh\n", 1, "absolute path"),
+            ("maxelem = 10\n", 1, "`10`"),
         ];
         for &(text, line, needle) in cases {
             let e = bad(text);

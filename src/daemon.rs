@@ -15,9 +15,11 @@ use crate::ami::{self, Framer, Item, Message};
 use crate::config::{self, Config};
 use crate::engine::{Engine, Verdict};
 use crate::event::{Matcher, Parsed, SecurityEvent};
-use crate::firewall::{Backend, Iptables};
+use crate::firewall::{self, Backend, Entry};
+use crate::hook::Hooks;
 use crate::log::{self, printable};
 use crate::score::EventKind;
+use crate::stats::{self, Stats};
 use crate::store::{NewBan, Store};
 use crate::sys::{self, PollFd, SignalPipe};
 use crate::{debug, error, info, warn};
@@ -25,9 +27,13 @@ use crate::{debug, error, info, warn};
 /// Bytes read per poll turn at most, so that signals are looked at between bursts.
 const READ_PER_TURN: usize = 1 << 18;
 
+/// How often the next expiry is reread from the database, to notice `ampere -a`/`-d`.
+const EXPIRY_REFRESH: Duration = Duration::from_secs(60);
+
 #[derive(Default)]
-struct Stats {
+struct Tallies {
     logins: u64,
+    unbans: u64,
     login_failures: u64,
     connect_failures: u64,
     bans: u64,
@@ -79,7 +85,13 @@ struct Core {
     store: Store,
     fw: Box<dyn Backend>,
     started: Instant,
-    stats: Stats,
+    stats: Tallies,
+    hooks: Hooks,
+    /// Unix time at which the next ban ends, as last read from the database.
+    next_expiry: Option<i64>,
+    expiry_read: Instant,
+    next_stats: Option<Instant>,
+    last_event: Option<i64>,
     warned_bad_address: u32,
     seq: u64,
     /// Set by a successful login; the loop then resets its reconnect delay.
@@ -95,16 +107,16 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         cfg.db.display()
     );
     debug!("effective config:\n{}", cfg.describe());
-    let fw: Box<dyn Backend> = Box::new(Iptables::new(&cfg));
-    fw.check().map_err(|e| e.to_string())?;
+    let fw = firewall::backend(&cfg);
+    fw.prepare().map_err(|e| e.to_string())?;
     if let Some(dir) = cfg.db.parent() {
         if !dir.as_os_str().is_empty() && !dir.exists() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
     }
-    let store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
-    restore(&store, fw.as_ref())?;
+    let mut store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
+    restore(&mut store, fw.as_ref())?;
     let signals = SignalPipe::install(&[sys::SIGTERM, sys::SIGINT, sys::SIGHUP, sys::SIGUSR1])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let mut d = Daemon {
@@ -117,7 +129,12 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
             cfg_path: cfg_path.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH)),
             log_override: logfile.is_some(),
             started: Instant::now(),
-            stats: Stats::default(),
+            stats: Tallies::default(),
+            hooks: Hooks::new(&cfg),
+            next_expiry: None,
+            expiry_read: Instant::now(),
+            next_stats: cfg.statsfile.as_ref().map(|_| Instant::now()),
+            last_event: None,
             warned_bad_address: 0,
             seq: 0,
             backoff_reset: false,
@@ -129,23 +146,34 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         signals,
     };
     d.backoff = d.core.min_backoff();
+    d.core.read_next_expiry();
     d.run();
-    info!("stopped; {}", d.core.stats_line(d.conn.is_some()));
+    d.core.write_stats(d.conn.is_some());
+    info!("stopped; {}", d.core.stats(d.conn.is_some()).line());
     Ok(())
 }
 
-/// Flushes the chain and puts every stored ban back, in one batch.
-fn restore(store: &Store, fw: &dyn Backend) -> Result<(), String> {
+/// Lifts bans that ended while Ampere was down, then flushes the chain (or sets) and puts
+/// every stored ban back, with its remaining time, in one batch.
+fn restore(store: &mut Store, fw: &dyn Backend) -> Result<(), String> {
+    let now = sys::now_epoch();
+    let lapsed = store.expire_due(now).map_err(|e| e.to_string())?;
+    if !lapsed.is_empty() {
+        info!("{} ban(s) ended while Ampere was not running", lapsed.len());
+    }
     let bans = store.active().map_err(|e| e.to_string())?;
-    let mut nets = Vec::with_capacity(bans.len());
+    let mut entries = Vec::with_capacity(bans.len());
     for b in &bans {
         match config::parse_net(&b.addr) {
-            Ok(n) => nets.push(n),
+            Ok(net) => entries.push(Entry {
+                net,
+                timeout: b.expires.map(|e| (e - now).max(1) as u64),
+            }),
             Err(e) => warn!("database entry skipped: {e}"),
         }
     }
-    fw.restore(&nets).map_err(|e| e.to_string())?;
-    info!("chain flushed, {} stored ban(s) restored", nets.len());
+    fw.restore(&entries).map_err(|e| e.to_string())?;
+    info!("chain flushed, {} stored ban(s) restored", entries.len());
     Ok(())
 }
 
@@ -201,7 +229,7 @@ impl Daemon {
     /// Milliseconds until the next timer, rounded up so that it is due when poll returns.
     fn poll_timeout(&self) -> i32 {
         let now = Instant::now();
-        let next = match &self.conn {
+        let conn = match &self.conn {
             None => Some(self.next_connect),
             Some(c) => match c.session.deadline {
                 Some(d) => Some(d),
@@ -211,6 +239,7 @@ impl Daemon {
                 None => None,
             },
         };
+        let next = [conn, self.core.next_wake()].into_iter().flatten().min();
         match next {
             None => -1,
             Some(t) if t <= now => 0,
@@ -222,6 +251,7 @@ impl Daemon {
     }
 
     fn timers(&mut self) {
+        self.core.housekeeping(self.conn.is_some());
         let now = Instant::now();
         let Some(c) = &mut self.conn else {
             if now >= self.next_connect {
@@ -425,7 +455,7 @@ impl Daemon {
                         self.next_connect = Instant::now();
                     }
                 }
-                sys::SIGUSR1 => info!("{}", self.core.stats_line(self.conn.is_some())),
+                sys::SIGUSR1 => info!("{}", self.core.stats(self.conn.is_some()).line()),
                 _ => {}
             }
         }
@@ -551,6 +581,7 @@ impl Core {
                 None
             }
             Parsed::Security(ev) => {
+                self.last_event = Some(sys::now_epoch());
                 let verdict = self.engine.feed(ev.kind, ev.service, ev.addr, now);
                 if let Verdict::Ban(p) = verdict {
                     self.ban(&ev, p);
@@ -588,39 +619,163 @@ impl Core {
             return;
         }
         let raw_account = String::from_utf8_lossy(&ev.account[..ev.account.len().min(256)]);
-        let fresh = match self.store.ban(&NewBan {
-            addr: &text,
-            now: sys::now_epoch(),
-            event: ev.kind.name(),
-            account: &raw_account,
-            expires: None,
-        }) {
-            Ok(f) => f,
+        let now = sys::now_epoch();
+        let cfg = &self.cfg;
+        let banned = match self.store.ban(
+            &NewBan {
+                addr: &text,
+                now,
+                event: ev.kind.name(),
+                account: &raw_account,
+            },
+            &|count| cfg.ban_expiry(now, count),
+        ) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                self.stats.already_banned += 1;
+                debug!("{text} is already banned");
+                return;
+            }
             Err(e) => {
                 self.stats.store_errors += 1;
                 error!("{e}; banning {text} in the firewall anyway");
-                true
+                crate::store::Banned {
+                    count: 1,
+                    expires: self.cfg.ban_expiry(now, 1),
+                }
             }
         };
-        if !fresh {
-            self.stats.already_banned += 1;
-            debug!("{text} is already banned");
-            return;
-        }
-        match self.fw.ban(&IpNet::from(addr)) {
+        let entry = Entry {
+            net: IpNet::from(addr),
+            timeout: banned.expires.map(|e| (e - now).max(1) as u64),
+        };
+        match self.fw.ban(&entry) {
             Ok(()) => {
                 self.stats.bans += 1;
-                info!(
-                    "ban {text}: {} from account `{account}` ({}), penalty {penalty}",
-                    ev.kind.name(),
-                    printable(ev.service)
+                let until = banned.expires.map_or_else(
+                    || "permanent".to_string(),
+                    |e| format!("until {}", crate::admin::format_time(e)),
                 );
+                info!(
+                    "ban {text}: {} from account `{account}` ({}), penalty {penalty}; ban #{} {until}",
+                    ev.kind.name(),
+                    printable(ev.service),
+                    banned.count
+                );
+                self.hooks.banned(&text, ev.kind.name(), &account);
             }
             Err(e) => {
                 self.stats.firewall_errors += 1;
                 error!(
                     "ban {text} recorded, but the firewall failed (restored at next start): {e}"
                 );
+            }
+        }
+        if let Some(e) = banned.expires {
+            self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
+        }
+    }
+
+    fn read_next_expiry(&mut self) {
+        self.expiry_read = Instant::now();
+        match self.store.next_expiry() {
+            Ok(n) => self.next_expiry = n,
+            Err(e) => error!("{e}"),
+        }
+    }
+
+    /// Lifts the bans whose time is up: database first (the count stays for escalation),
+    /// then the firewall.
+    fn expire(&mut self) {
+        let due = match self.store.expire_due(sys::now_epoch()) {
+            Ok(d) => d,
+            Err(e) => {
+                self.stats.store_errors += 1;
+                error!("{e}");
+                return;
+            }
+        };
+        for addr in due {
+            let Ok(net) = config::parse_net(&addr) else {
+                continue;
+            };
+            match self.fw.unban(&net) {
+                Ok(()) => {
+                    self.stats.unbans += 1;
+                    info!("unban {addr}: ban expired");
+                    self.hooks.unbanned(&addr, "expired");
+                }
+                Err(e) => {
+                    self.stats.firewall_errors += 1;
+                    error!("unban {addr} (expired): {e}");
+                }
+            }
+        }
+        self.read_next_expiry();
+    }
+
+    /// The earliest of: the next expiry, rereading it, a hook to reap, the stats file.
+    fn next_wake(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let expiry = self.next_expiry.map(|e| {
+            let secs = (e - sys::now_epoch()).max(0) as u64;
+            now + Duration::from_secs(secs)
+        });
+        [
+            expiry,
+            Some(self.expiry_read + EXPIRY_REFRESH),
+            self.hooks.next_check(),
+            self.next_stats,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Timers that do not concern the AMI session.
+    fn housekeeping(&mut self, connected: bool) {
+        let now = Instant::now();
+        if self.next_expiry.is_some_and(|e| e <= sys::now_epoch()) {
+            self.expire();
+        } else if now >= self.expiry_read + EXPIRY_REFRESH {
+            self.read_next_expiry();
+        }
+        self.hooks.reap();
+        if self.next_stats.is_some_and(|t| now >= t) {
+            self.write_stats(connected);
+            self.next_stats = Some(now + Duration::from_secs(self.cfg.stats_interval));
+        }
+    }
+
+    fn stats(&self, connected: bool) -> Stats {
+        let t = self.engine.table();
+        let c = &self.engine.counters;
+        let s = &self.stats;
+        Stats {
+            events: c.events.clone(),
+            bans: s.bans,
+            unbans: s.unbans,
+            already_banned: s.already_banned,
+            active_bans: self.store.active_count().unwrap_or(-1),
+            protected: c.protected,
+            bad_address: c.bad_address,
+            firewall_errors: s.firewall_errors,
+            store_errors: s.store_errors,
+            table_hosts: t.len(),
+            table_capacity: t.capacity(),
+            table_evictions: t.evictions(),
+            connected,
+            logins: s.logins,
+            login_failures: s.login_failures,
+            connect_failures: s.connect_failures,
+            last_event: self.last_event,
+        }
+    }
+
+    fn write_stats(&self, connected: bool) {
+        if let Some(path) = &self.cfg.statsfile {
+            if let Err(e) = stats::write_atomic(path, &self.stats(connected).prometheus()) {
+                error!("cannot write {}: {e}", path.display());
             }
         }
     }
@@ -676,28 +831,14 @@ impl Core {
             || new.user != old.user
             || new.pass != old.pass;
         self.engine.reconfigure(&new);
+        self.hooks.reconfigure(&new);
+        if new.statsfile.is_some() && self.next_stats.is_none() {
+            self.next_stats = Some(Instant::now());
+        } else if new.statsfile.is_none() {
+            self.next_stats = None;
+        }
         self.cfg = new;
         info!("config reloaded from {}", self.cfg.source);
         reconnect
-    }
-
-    fn stats_line(&self, connected: bool) -> String {
-        let t = self.engine.table();
-        let s = &self.stats;
-        format!(
-            "stats: {}; bans {} (already banned {}, firewall errors {}, database errors {}); AMI {} logins {} login failures {} connect failures {}; table {}/{} hosts, {} evicted",
-            self.engine.counters.summary(),
-            s.bans,
-            s.already_banned,
-            s.firewall_errors,
-            s.store_errors,
-            if connected { "connected," } else { "disconnected," },
-            s.logins,
-            s.login_failures,
-            s.connect_failures,
-            t.len(),
-            t.capacity(),
-            t.evictions()
-        )
     }
 }

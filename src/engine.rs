@@ -23,9 +23,14 @@ pub enum Verdict {
     Ban(u32),
 }
 
+/// Distinct service names counted separately; more (there are only a handful in Asterisk)
+/// go to `other`.
+const MAX_SERVICES: usize = 16;
+
 #[derive(Clone, Debug, Default)]
 pub struct Counters {
-    pub by_kind: [u64; EventKind::ALL.len()],
+    /// Security events by service and kind.
+    pub events: Vec<(String, [u64; EventKind::ALL.len()])>,
     pub ban_decisions: u64,
     pub protected: u64,
     pub ignored_service: u64,
@@ -33,11 +38,46 @@ pub struct Counters {
 }
 
 impl Counters {
+    fn count(&mut self, service: &[u8], kind: EventKind) {
+        let i = match self
+            .events
+            .iter()
+            .position(|(s, _)| s.as_bytes().eq_ignore_ascii_case(service))
+        {
+            Some(i) => i,
+            None => {
+                let name = if self.events.len() < MAX_SERVICES {
+                    crate::log::printable(service)
+                } else {
+                    "other".to_string()
+                };
+                match self.events.iter().position(|(s, _)| *s == name) {
+                    Some(i) => i,
+                    None => {
+                        self.events.push((name, [0; EventKind::ALL.len()]));
+                        self.events.len() - 1
+                    }
+                }
+            }
+        };
+        self.events[i].1[kind.index()] += 1;
+    }
+
+    pub fn by_kind(&self) -> [u64; EventKind::ALL.len()] {
+        let mut total = [0; EventKind::ALL.len()];
+        for (_, by_kind) in &self.events {
+            for (t, n) in total.iter_mut().zip(by_kind) {
+                *t += n;
+            }
+        }
+        total
+    }
+
     pub fn summary(&self) -> String {
         let kinds: Vec<String> = EventKind::ALL
             .iter()
-            .zip(self.by_kind.iter())
-            .filter(|(_, &n)| n > 0)
+            .zip(self.by_kind())
+            .filter(|(_, n)| *n > 0)
             .map(|(k, n)| format!("{}={n}", k.name()))
             .collect();
         format!(
@@ -103,7 +143,7 @@ impl Engine {
 
     /// Scores one event at time `now` (seconds, any monotonic origin).
     pub fn feed(&mut self, kind: EventKind, service: &[u8], addr: IpAddr, now: u64) -> Verdict {
-        self.counters.by_kind[kind.index()] += 1;
+        self.counters.count(service, kind);
         if !self
             .services
             .iter()

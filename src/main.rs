@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use ampere::cli::{self, Mode};
 use ampere::config;
-use ampere::firewall::Iptables;
 use ampere::log;
 
 fn main() -> ExitCode {
@@ -61,11 +60,11 @@ fn main() -> ExitCode {
                 eprintln!("ampere: -a/-d read addresses from standard input, not from a terminal; pipe them in (e.g. ampere -a < list.txt)");
                 return ExitCode::from(2);
             }
-            let fw = Iptables::new(&cfg);
+            let fw = ampere::firewall::backend(&cfg);
             if args.mode == Mode::Add {
-                ampere::admin::add(&cfg, &fw, stdin.lock(), args.force)
+                ampere::admin::add(&cfg, fw.as_ref(), stdin.lock(), args.force)
             } else {
-                ampere::admin::del(&cfg, &fw, stdin.lock())
+                ampere::admin::del(&cfg, fw.as_ref(), stdin.lock())
             }
         }
         Mode::Replay(file) => ampere::replay::run(&cfg, file).map(|()| true),

@@ -58,6 +58,13 @@ pub struct NewBan<'a> {
     pub now: i64,
     pub event: &'a str,
     pub account: &'a str,
+}
+
+/// A ban that became active: how many times the address has been banned now, and when
+/// this ban ends (None = permanent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Banned {
+    pub count: i64,
     pub expires: Option<i64>,
 }
 
@@ -113,35 +120,93 @@ impl Store {
         Ok(())
     }
 
-    /// Records bans in one transaction. Returns, per entry, whether it became active now
-    /// (false = it was already an active ban, so no firewall rule must be added).
-    pub fn ban_many(&mut self, bans: &[NewBan<'_>]) -> Result<Vec<bool>> {
+    /// Records bans in one transaction. `expiry(count)` gives the end of an address's
+    /// `count`-th ban (None = permanent), so that repeat offenders escalate. Returns, per
+    /// entry, the new ban, or None if it was already an active ban (then no firewall rule
+    /// must be added).
+    pub fn ban_many(
+        &mut self,
+        bans: &[NewBan<'_>],
+        expiry: &dyn Fn(i64) -> Option<i64>,
+    ) -> Result<Vec<Option<Banned>>> {
         self.in_transaction(|s| {
-            let mut st = s.prepare(
+            let mut find = s.prepare("SELECT count, active FROM bans WHERE addr = ?1")?;
+            let mut put = s.prepare(
                 "INSERT INTO bans(addr, first_ban, last_ban, count, event, account, expires, active)
-                 VALUES(?1, ?2, ?2, 1, ?3, ?4, ?5, 1)
+                 VALUES(?1, ?2, ?2, ?3, ?4, ?5, ?6, 1)
                  ON CONFLICT(addr) DO UPDATE SET
-                    last_ban = excluded.last_ban, count = count + 1, event = excluded.event,
-                    account = excluded.account, expires = excluded.expires, active = 1
-                 WHERE active = 0",
+                    last_ban = excluded.last_ban, count = excluded.count, event = excluded.event,
+                    account = excluded.account, expires = excluded.expires, active = 1",
             )?;
             let mut out = Vec::with_capacity(bans.len());
             for b in bans {
-                st.reset();
-                st.bind_text(1, b.addr)?;
-                st.bind_i64(2, b.now)?;
-                st.bind_text(3, b.event)?;
-                st.bind_text(4, b.account)?;
-                st.bind_opt_i64(5, b.expires)?;
-                st.step_done()?;
-                out.push(s.changes() > 0);
+                find.reset();
+                find.bind_text(1, b.addr)?;
+                let (count, active) = if find.step_row()? {
+                    (find.column_i64(0), find.column_i64(1) != 0)
+                } else {
+                    (0, false)
+                };
+                if active {
+                    out.push(None);
+                    continue;
+                }
+                let banned = Banned {
+                    count: count + 1,
+                    expires: expiry(count + 1),
+                };
+                put.reset();
+                put.bind_text(1, b.addr)?;
+                put.bind_i64(2, b.now)?;
+                put.bind_i64(3, banned.count)?;
+                put.bind_text(4, b.event)?;
+                put.bind_text(5, b.account)?;
+                put.bind_opt_i64(6, banned.expires)?;
+                put.step_done()?;
+                out.push(Some(banned));
             }
             Ok(out)
         })
     }
 
-    pub fn ban(&mut self, ban: &NewBan<'_>) -> Result<bool> {
-        Ok(self.ban_many(std::slice::from_ref(ban))?[0])
+    pub fn ban(
+        &mut self,
+        ban: &NewBan<'_>,
+        expiry: &dyn Fn(i64) -> Option<i64>,
+    ) -> Result<Option<Banned>> {
+        Ok(self.ban_many(std::slice::from_ref(ban), expiry)?[0])
+    }
+
+    /// Ends every ban whose time is up at `now`; the rows stay (inactive) so that the count
+    /// keeps escalating. Returns the addresses, for the firewall.
+    pub fn expire_due(&mut self, now: i64) -> Result<Vec<String>> {
+        self.in_transaction(|s| {
+            let mut st = s.prepare(
+                "UPDATE bans SET active = 0
+                 WHERE active = 1 AND expires IS NOT NULL AND expires <= ?1 RETURNING addr",
+            )?;
+            st.bind_i64(1, now)?;
+            let mut out = Vec::new();
+            while st.step_row()? {
+                out.push(st.column_text(0));
+            }
+            Ok(out)
+        })
+    }
+
+    /// When the next active ban ends, if any ends at all.
+    pub fn next_expiry(&self) -> Result<Option<i64>> {
+        let mut st =
+            self.prepare("SELECT min(expires) FROM bans WHERE active = 1 AND expires IS NOT NULL")?;
+        Ok(if st.step_row()? {
+            st.column_opt_i64(0)
+        } else {
+            None
+        })
+    }
+
+    pub fn active_count(&self) -> Result<i64> {
+        self.query_i64("SELECT count(*) FROM bans WHERE active = 1")
     }
 
     /// Forgets addresses entirely (an admin's `-d`). Returns, per address, whether it was an
@@ -257,11 +322,6 @@ impl Store {
             return Err(self.error("prepare"));
         }
         Ok(Stmt { raw, store: self })
-    }
-
-    fn changes(&self) -> i64 {
-        // SAFETY: db is open.
-        unsafe { ffi::sqlite3_changes64(self.db) }
     }
 
     fn error(&self, what: &str) -> StoreError {
@@ -393,8 +453,11 @@ mod tests {
             now,
             event: "ChallengeResponseFailed",
             account: "1001",
-            expires: None,
         }
+    }
+
+    fn forever(_: i64) -> Option<i64> {
+        None
     }
 
     #[test]
@@ -402,12 +465,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("a.db")).unwrap();
         assert_eq!(
-            s.ban_many(&[nb("192.0.2.1", 100), nb("2001:db8::1", 101)])
+            s.ban_many(&[nb("192.0.2.1", 100), nb("2001:db8::1", 101)], &forever)
                 .unwrap(),
-            vec![true, true]
+            vec![
+                Some(Banned {
+                    count: 1,
+                    expires: None
+                });
+                2
+            ]
         );
         // Already active: not banned twice, count unchanged.
-        assert!(!s.ban(&nb("192.0.2.1", 200)).unwrap());
+        assert_eq!(s.ban(&nb("192.0.2.1", 200), &forever).unwrap(), None);
         let all = s.active().unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].addr, "192.0.2.1");
@@ -432,10 +501,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("a.db")).unwrap();
         let evil = "x'); DROP TABLE bans; --\u{0}\n$(id)";
-        s.ban(&NewBan {
-            account: evil,
-            ..nb("192.0.2.5", 1)
-        })
+        s.ban(
+            &NewBan {
+                account: evil,
+                ..nb("192.0.2.5", 1)
+            },
+            &forever,
+        )
         .unwrap();
         assert_eq!(s.active().unwrap()[0].account, evil);
     }
@@ -446,7 +518,7 @@ mod tests {
         let p = dir.path().join("a.db");
         {
             let mut s = Store::open(&p).unwrap();
-            s.ban(&nb("192.0.2.1", 1)).unwrap();
+            s.ban(&nb("192.0.2.1", 1), &forever).unwrap();
             assert_eq!(s.query_i64("PRAGMA user_version").unwrap(), SCHEMA_VERSION);
             assert_eq!(
                 s.query_i64("SELECT journal_mode = 'wal' FROM pragma_journal_mode")
@@ -487,10 +559,10 @@ mod tests {
             locked_tx.send(()).unwrap();
             std::thread::sleep(std::time::Duration::from_millis(300));
             b.exec("COMMIT").unwrap();
-            b.ban(&nb("192.0.2.10", 2)).unwrap();
+            b.ban(&nb("192.0.2.10", 2), &forever).unwrap();
         });
         locked_rx.recv().unwrap();
-        assert!(a.ban(&nb("192.0.2.11", 3)).unwrap());
+        assert!(a.ban(&nb("192.0.2.11", 3), &forever).unwrap().is_some());
         t.join().unwrap();
         let addrs: Vec<String> = a.active().unwrap().into_iter().map(|b| b.addr).collect();
         assert_eq!(addrs, vec!["192.0.2.9", "192.0.2.10", "192.0.2.11"]);
@@ -505,7 +577,7 @@ mod tests {
             return;
         };
         let mut s = Store::open(Path::new(&path)).unwrap();
-        s.ban_many(&[nb("192.0.2.1", 1), nb("192.0.2.2", 2)])
+        s.ban_many(&[nb("192.0.2.1", 1), nb("192.0.2.2", 2)], &forever)
             .unwrap();
         s.exec("BEGIN IMMEDIATE").unwrap();
         for i in 0..500 {
@@ -549,6 +621,68 @@ mod tests {
         let addrs: Vec<String> = s.active().unwrap().into_iter().map(|b| b.addr).collect();
         assert_eq!(addrs, vec!["192.0.2.1", "192.0.2.2"]);
         // The database is fully usable after the crash.
-        assert!(s.ban(&nb("192.0.2.3", 4)).unwrap());
+        assert!(s.ban(&nb("192.0.2.3", 4), &forever).unwrap().is_some());
+    }
+
+    #[test]
+    fn expiry_and_escalation_with_an_injected_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("a.db")).unwrap();
+        let cfg = crate::config::parse(
+            b"bantime = 60\nbantime_factor = 2\npermanent_after = 4\n",
+            "t",
+        )
+        .unwrap()
+        .config;
+        let mut now = 1_000_000;
+        let a = "203.0.113.2";
+        let ban_at =
+            |s: &mut Store, now: i64| s.ban(&nb(a, now), &|n| cfg.ban_expiry(now, n)).unwrap();
+        assert_eq!(
+            ban_at(&mut s, now),
+            Some(Banned {
+                count: 1,
+                expires: Some(now + 60)
+            })
+        );
+        assert_eq!(s.next_expiry().unwrap(), Some(now + 60));
+        assert!(s.expire_due(now + 59).unwrap().is_empty());
+        assert_eq!(s.expire_due(now + 60).unwrap(), vec![a]);
+        assert!(!s.is_banned(a).unwrap());
+        assert_eq!(s.next_expiry().unwrap(), None);
+        // The count is remembered: each repeat doubles, the 4th is permanent.
+        now += 100;
+        assert_eq!(
+            ban_at(&mut s, now),
+            Some(Banned {
+                count: 2,
+                expires: Some(now + 120)
+            })
+        );
+        assert_eq!(s.expire_due(now + 120).unwrap(), vec![a]);
+        now += 200;
+        assert_eq!(
+            ban_at(&mut s, now),
+            Some(Banned {
+                count: 3,
+                expires: Some(now + 240)
+            })
+        );
+        assert_eq!(s.expire_due(now + 240).unwrap(), vec![a]);
+        now += 300;
+        assert_eq!(
+            ban_at(&mut s, now),
+            Some(Banned {
+                count: 4,
+                expires: None
+            })
+        );
+        assert!(s.expire_due(i64::MAX).unwrap().is_empty());
+        let b = &s.active().unwrap()[0];
+        assert_eq!(
+            (b.count, b.expires, b.first_ban, b.last_ban),
+            (4, None, 1_000_000, now)
+        );
+        assert_eq!(s.active_count().unwrap(), 1);
     }
 }

@@ -136,13 +136,15 @@ fn start_checks_chains_flushes_and_restores_in_one_batch() {
     {
         let mut s = ampere::store::Store::open(&setup.db).unwrap();
         for a in ["192.0.2.10", "2001:db8::10", "198.51.100.0/24"] {
-            s.ban(&ampere::store::NewBan {
-                addr: a,
-                now: 1,
-                event: "manual",
-                account: "",
-                expires: None,
-            })
+            s.ban(
+                &ampere::store::NewBan {
+                    addr: a,
+                    now: 1,
+                    event: "manual",
+                    account: "",
+                },
+                &|_| None,
+            )
             .unwrap();
         }
     }
@@ -564,4 +566,123 @@ fn shell_metacharacters_in_every_field_reach_no_command_line() {
         list.contains("ChallengeResponseFailed ($(touch /tmp/ampere-pwned2)"),
         "{list}"
     );
+}
+
+#[test]
+fn hooks_run_without_blocking_and_a_hanging_one_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hook.out");
+    let onban = dir.path().join("onban");
+    let onunban = dir.path().join("onunban");
+    // onban hangs for the first address: the loop must go on banning meanwhile.
+    std::fs::write(
+        &onban,
+        format!(
+            "#!/bin/sh\nprintf 'ban [%s] [%s] [%s]\\n' \"$1\" \"$2\" \"$3\" >> {o}\n[ \"$1\" = 198.51.100.60 ] && sleep 30\nexit 0\n",
+            o = out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &onunban,
+        format!(
+            "#!/bin/sh\nprintf 'unban [%s] [%s]\\n' \"$1\" \"$2\" >> {}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    for f in [&onban, &onunban] {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let mut s = Vec::new();
+    for _ in 0..15 {
+        s.extend(crf("IPV4/UDP/198.51.100.60/5060", "$(id) `x`"));
+    }
+    for _ in 0..15 {
+        s.extend(crf("IPV4/UDP/198.51.100.61/5060", "1001"));
+    }
+    let server = AmiServer::start(vec![Plan::Custom(s)]);
+    let setup = Setup::new(
+        Some(server.addr),
+        &format!(
+            "onban = {}\nonunban = {}\nhook_timeout = 1\nbantime = 2\n",
+            onban.display(),
+            onunban.display()
+        ),
+    );
+    let d = setup.spawn();
+    wait_for(10, "both bans", || setup.rec.bans().len() == 2);
+    wait_for(10, "the hanging hook killed", || {
+        setup.log().contains("killed")
+    });
+    wait_for(10, "both unbans", || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .matches("unban")
+            .count()
+            == 2
+    });
+    assert_eq!(d.stop(), 0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains("ban [198.51.100.60] [ChallengeResponseFailed] [$(id) `x`]\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ban [198.51.100.61] [ChallengeResponseFailed] [1001]\n"),
+        "{text}"
+    );
+    assert!(text.contains("unban [198.51.100.60] [expired]\n"), "{text}");
+    // expiry removed both rules: -C then -D per address
+    let dels: Vec<String> = setup
+        .rec
+        .calls()
+        .into_iter()
+        .filter(|c| c.args.get(1).map(String::as_str) == Some("-D"))
+        .map(|c| c.args[4].clone())
+        .collect();
+    assert_eq!(dels, ["198.51.100.60/32", "198.51.100.61/32"]);
+    assert!(setup.stored().is_empty());
+}
+
+#[test]
+fn stats_file_is_written_atomically() {
+    let mut s = Vec::new();
+    for _ in 0..15 {
+        s.extend(crf("IPV4/UDP/198.51.100.70/5060", "1001"));
+    }
+    let server = AmiServer::start(vec![Plan::Custom(s)]);
+    let setup = Setup::new(Some(server.addr), "");
+    let prom = setup.dir.path().join("ampere.prom");
+    let cfg = std::fs::read_to_string(&setup.cfg).unwrap();
+    std::fs::write(
+        &setup.cfg,
+        format!("{cfg}statsfile = {}\nstats_interval = 1\n", prom.display()),
+    )
+    .unwrap();
+    let d = setup.spawn();
+    wait_for(10, "a stats file with the ban", || {
+        std::fs::read_to_string(&prom)
+            .unwrap_or_default()
+            .contains("ampere_bans_total 1\n")
+    });
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        text.contains(
+            "ampere_events_total{event=\"ChallengeResponseFailed\",service=\"PJSIP\"} 15\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("ampere_active_bans 1\n"), "{text}");
+    assert!(text.contains("ampere_ami_connected 1\n"), "{text}");
+    assert!(
+        !text.contains("ampere_last_event_timestamp_seconds 0\n"),
+        "{text}"
+    );
+    assert!(!setup.dir.path().join("ampere.prom.tmp").exists());
+    d.signal("USR1");
+    wait_for(5, "stats line", || {
+        setup.log().contains("bans 1 unbans 0 active 1")
+    });
+    assert_eq!(d.stop(), 0);
 }

@@ -1,0 +1,222 @@
+//! Start-up restore and per-ban cost of each firewall backend, on the real kernel, in a
+//! network namespace of its own. Needs root, iptables, ipset and nft.
+//!
+//!   make bench-restore        (cargo bench --bench restore)
+//!
+//! Under `cargo test --all-targets` (no `--bench` argument) it runs a small smoke round that
+//! checks the restored sets are complete, so the benchmark code stays tested.
+//!
+//! Figures: restore time for 1k/10k/100k bans per backend, as time and as a ratio to the
+//! iptables backend at the same size; ban cost (one `ban` call) with 0 and with 100k bans in
+//! place, and its ratio to a bare fork+exec of /bin/true measured in the same run.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ampere::firewall::{self, Entry};
+use ipnet::IpNet;
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `n` distinct bans, one in eight IPv6, a third of them with a timeout.
+fn entries(n: usize, offset: u32) -> Vec<Entry> {
+    (0..n as u32)
+        .map(|i| {
+            let k = i + offset;
+            let ip = if k % 8 == 7 {
+                IpAddr::V6(Ipv6Addr::from(0x2001_0db8_0bad_u128 << 80 | u128::from(k)))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + k))
+            };
+            Entry {
+                net: IpNet::from(ip),
+                timeout: (k % 3 == 0).then_some(86_400),
+            }
+        })
+        .collect()
+}
+
+fn config(backend: &str) -> ampere::config::Config {
+    ampere::config::parse(format!("backend = {backend}\n").as_bytes(), "bench")
+        .unwrap()
+        .config
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// One `ban` call: the median over `n` fresh addresses.
+fn ban_cost(fw: &dyn firewall::Backend, n: usize, offset: u32) -> Duration {
+    let mut times = Vec::new();
+    for e in entries(n, offset) {
+        let t = Instant::now();
+        fw.ban(&e).unwrap();
+        times.push(t.elapsed());
+    }
+    median(times)
+}
+
+fn exec_floor() -> Duration {
+    median(
+        (0..30)
+            .map(|_| {
+                let t = Instant::now();
+                Command::new("/bin/true").status().unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn count_in_kernel(backend: &str) -> usize {
+    let out = |a: &[&str]| {
+        String::from_utf8_lossy(&Command::new(a[0]).args(&a[1..]).output().unwrap().stdout)
+            .into_owned()
+    };
+    match backend {
+        "iptables" => {
+            out(&["iptables", "-w", "-S", "ampere"])
+                .matches("-A ampere -s")
+                .count()
+                + out(&["ip6tables", "-w", "-S", "ampere"])
+                    .matches("-A ampere -s")
+                    .count()
+        }
+        "ipset" => ["ampere-v4", "ampere-v6"]
+            .iter()
+            .map(|s| {
+                let o = out(&["ipset", "list", s, "-t"]);
+                o.lines()
+                    .find_map(|l| l.strip_prefix("Number of entries: "))
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+                    .unwrap()
+            })
+            .sum(),
+        _ => ["v4", "v6"]
+            .iter()
+            .map(|set| {
+                let o = out(&["nft", "list", "set", "inet", "ampere", set]);
+                match o.find("elements = {") {
+                    Some(i) => {
+                        o[i..o[i..].find('}').map_or(o.len(), |j| i + j)]
+                            .matches(',')
+                            .count()
+                            + 1
+                    }
+                    None => 0,
+                }
+            })
+            .sum(),
+    }
+}
+
+fn inside(smoke: bool) {
+    for t in ["iptables", "ip6tables"] {
+        assert!(sh(&[t, "-w", "-N", "ampere"]));
+    }
+    let sizes: &[usize] = if smoke {
+        &[300]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    let floor = exec_floor();
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model()
+    );
+    println!("floor: fork+exec of /bin/true: {:.2} ms", ms(floor));
+    println!();
+    println!("| backend | bans | restore | vs iptables |");
+    println!("| --- | --- | --- | --- |");
+    let mut base = Vec::new();
+    for backend in ["iptables", "ipset", "nft"] {
+        let fw = firewall::backend(&config(backend));
+        fw.prepare().unwrap();
+        for (i, &n) in sizes.iter().enumerate() {
+            let e = entries(n, 0);
+            let t = Instant::now();
+            fw.restore(&e).unwrap();
+            let took = t.elapsed();
+            assert_eq!(count_in_kernel(backend), n, "{backend}: restore incomplete");
+            if backend == "iptables" {
+                base.push(took);
+            }
+            println!(
+                "| {backend} | {n} | {:.0} ms | {:.2}x |",
+                ms(took),
+                took.as_secs_f64() / base[i].as_secs_f64()
+            );
+        }
+        fw.restore(&[]).unwrap();
+    }
+    println!();
+    println!(
+        "| backend | ban cost, 0 bans | ban cost, {} bans | ratio | vs exec floor (0 / many) |",
+        sizes[sizes.len() - 1]
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    let big = sizes[sizes.len() - 1];
+    let samples = if smoke { 5 } else { 25 };
+    for backend in ["iptables", "ipset", "nft"] {
+        let fw = firewall::backend(&config(backend));
+        fw.restore(&[]).unwrap();
+        let empty = ban_cost(fw.as_ref(), samples, 1 << 24);
+        fw.restore(&entries(big, 0)).unwrap();
+        let full = ban_cost(fw.as_ref(), samples, 1 << 25);
+        println!(
+            "| {backend} | {:.2} ms | {:.2} ms | {:.2}x | {:.1}x / {:.1}x |",
+            ms(empty),
+            ms(full),
+            full.as_secs_f64() / empty.as_secs_f64(),
+            empty.as_secs_f64() / floor.as_secs_f64(),
+            full.as_secs_f64() / floor.as_secs_f64()
+        );
+        fw.restore(&[]).unwrap();
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name\t: "))
+        .unwrap_or("unknown CPU")
+        .to_string()
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    if std::env::var("AMPERE_BENCH_INSIDE").is_ok() {
+        inside(!bench);
+        return;
+    }
+    let ns = format!("ampbench{}", std::process::id());
+    assert!(
+        sh(&["ip", "netns", "add", &ns]),
+        "the restore benchmark needs root and iproute2 (ip netns add)"
+    );
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns])
+        .arg(exe)
+        .env("AMPERE_BENCH_INSIDE", "1");
+    if bench {
+        cmd.arg("--bench");
+    }
+    let ok = cmd.status().is_ok_and(|s| s.success());
+    sh(&["ip", "netns", "del", &ns]);
+    assert!(ok, "benchmark failed");
+}

@@ -1,0 +1,154 @@
+//! One rule per banned address in a user chain of the filter table (iptables/ip6tables).
+
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+
+use super::{ipv6_disabled, run, Backend, Entry, FwError, Result};
+use crate::config::{Config, RuleTarget};
+
+pub(super) struct Family {
+    pub name: &'static str,
+    pub cmd: PathBuf,
+    pub restore: PathBuf,
+    pub v6: bool,
+}
+
+/// The chain and the tools for each enabled family; shared with the ipset backend, whose
+/// match rules live in the same chain.
+pub(super) struct Chains {
+    pub v4: Family,
+    pub v6: Option<Family>,
+    pub chain: String,
+    pub target: RuleTarget,
+}
+
+impl Chains {
+    pub fn new(c: &Config) -> Chains {
+        Chains {
+            v4: Family {
+                name: "iptables",
+                cmd: c.iptables.clone(),
+                restore: c.iptables_restore.clone(),
+                v6: false,
+            },
+            v6: c.ipv6.then(|| Family {
+                name: "ip6tables",
+                cmd: c.ip6tables.clone(),
+                restore: c.ip6tables_restore.clone(),
+                v6: true,
+            }),
+            chain: c.chain.clone(),
+            target: c.target,
+        }
+    }
+
+    pub fn families(&self) -> impl Iterator<Item = &Family> {
+        std::iter::once(&self.v4).chain(self.v6.as_ref())
+    }
+
+    pub fn family_for(&self, net: &IpNet) -> Result<&Family> {
+        match net {
+            IpNet::V4(_) => Ok(&self.v4),
+            IpNet::V6(_) => self.v6.as_ref().ok_or_else(|| ipv6_disabled(net)),
+        }
+    }
+
+    /// The commands that create the chain and send SIP traffic through it (README,
+    /// "The firewall chain").
+    fn setup_commands(&self, fam: &str) -> String {
+        let c = &self.chain;
+        format!(
+            "  {fam} -N {c}\n  {fam} -I INPUT -p udp --dport 5060 -j {c}\n  {fam} -I INPUT -p tcp -m multiport --dports 5060,5061 -j {c}\n"
+        )
+    }
+
+    /// Fails with the set-up commands when a chain is missing.
+    pub fn check(&self) -> Result<()> {
+        let mut missing = Vec::new();
+        for fam in self.families() {
+            // `-S CHAIN 1` prints at most one rule, so the check stays cheap with many bans.
+            if let Err(e) = run(&fam.cmd, &["-w", "-S", &self.chain, "1"], None) {
+                missing.push((fam.name, e));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut msg = String::new();
+        for (name, e) in &missing {
+            msg.push_str(&format!(
+                "chain `{}` not usable with {name}: {e}\n",
+                self.chain
+            ));
+        }
+        msg.push_str("create the chain and jump into it, as root:\n");
+        for (name, _) in &missing {
+            msg.push_str(&self.setup_commands(name));
+        }
+        Err(FwError(msg.trim_end().to_string()))
+    }
+
+    /// Flushes the chain and refills it with `rules` (each the part after `-A CHAIN `) in one
+    /// restore transaction: the chain is never seen empty or half-filled, and a failure leaves
+    /// it as it was.
+    pub fn replace(&self, fam: &Family, rules: impl Iterator<Item = String>) -> Result<()> {
+        let mut input = format!("*filter\n-F {}\n", self.chain);
+        for r in rules {
+            input.push_str(&format!("-A {} {r}\n", self.chain));
+        }
+        input.push_str("COMMIT\n");
+        run(&fam.restore, &["-w", "--noflush"], Some(input.as_bytes()))
+    }
+}
+
+pub struct Iptables {
+    chains: Chains,
+}
+
+impl Iptables {
+    pub fn new(c: &Config) -> Iptables {
+        Iptables {
+            chains: Chains::new(c),
+        }
+    }
+
+    fn rule<'a>(&'a self, op: &'a str, net: &'a str) -> [&'a str; 7] {
+        let c = &self.chains;
+        ["-w", op, &c.chain, "-s", net, "-j", c.target.as_str()]
+    }
+}
+
+impl Backend for Iptables {
+    fn prepare(&self) -> Result<()> {
+        self.chains.check()
+    }
+
+    fn restore(&self, bans: &[Entry]) -> Result<()> {
+        let c = &self.chains;
+        for fam in c.families() {
+            let rules = bans
+                .iter()
+                .filter(|e| matches!(e.net, IpNet::V6(_)) == fam.v6)
+                .map(|e| format!("-s {} -j {}", e.net, c.target.as_str()));
+            c.replace(fam, rules)?;
+        }
+        Ok(())
+    }
+
+    fn ban(&self, e: &Entry) -> Result<()> {
+        let fam = self.chains.family_for(&e.net)?;
+        let s = e.net.to_string();
+        run(&fam.cmd, &self.rule("-I", &s), None)
+    }
+
+    fn unban(&self, net: &IpNet) -> Result<()> {
+        let fam = self.chains.family_for(net)?;
+        let s = net.to_string();
+        // Delete only if present (`-C`), so that an unban of a rule that is gone succeeds.
+        if run(&fam.cmd, &self.rule("-C", &s), None).is_err() {
+            return Ok(());
+        }
+        run(&fam.cmd, &self.rule("-D", &s), None)
+    }
+}

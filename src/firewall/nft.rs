@@ -1,0 +1,135 @@
+//! An nftables table of Ampere's own (`inet <chain>`): two sets with per-element timeouts and
+//! a chain hooked into input that drops what they hold on the configured ports. Restores are
+//! one `nft -f -` transaction that replaces the whole table.
+
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+
+use super::{ipv6_disabled, run, Backend, Entry, FwError, Result};
+use crate::config::{Config, RuleTarget};
+
+pub struct Nft {
+    nft: PathBuf,
+    table: String,
+    ports: String,
+    verdict: &'static str,
+    ipv6: bool,
+}
+
+impl Nft {
+    pub fn new(c: &Config) -> Nft {
+        let ports: Vec<String> = c.ports.iter().map(u16::to_string).collect();
+        Nft {
+            nft: c.nft.clone(),
+            table: c.chain.clone(),
+            ports: ports.join(", "),
+            verdict: match c.target {
+                RuleTarget::Drop => "drop",
+                RuleTarget::Reject => "reject",
+            },
+            ipv6: c.ipv6,
+        }
+    }
+
+    /// The table's definition; `elements` per set are inserted when given.
+    fn table_def(&self, v4: &str, v6: &str) -> String {
+        let elems = |e: &str| {
+            if e.is_empty() {
+                String::new()
+            } else {
+                format!(" elements = {{ {e} }};")
+            }
+        };
+        format!(
+            "table inet {t} {{\n  set v4 {{ type ipv4_addr; flags interval,timeout;{} }}\n  set v6 {{ type ipv6_addr; flags interval,timeout;{} }}\n  chain input {{\n    type filter hook input priority -10; policy accept;\n    meta l4proto {{ tcp, udp }} th dport {{ {p} }} ip saddr @v4 {v}\n    meta l4proto {{ tcp, udp }} th dport {{ {p} }} ip6 saddr @v6 {v}\n  }}\n}}\n",
+            elems(v4),
+            elems(v6),
+            t = self.table,
+            p = self.ports,
+            v = self.verdict
+        )
+    }
+
+    fn element(e: &Entry) -> String {
+        match e.timeout {
+            Some(t) => format!("{} timeout {}s", e.net, t.max(1)),
+            None => e.net.to_string(),
+        }
+    }
+
+    fn set_for(&self, net: &IpNet) -> Result<&'static str> {
+        match net {
+            IpNet::V4(_) => Ok("v4"),
+            IpNet::V6(_) if self.ipv6 => Ok("v6"),
+            IpNet::V6(_) => Err(ipv6_disabled(net)),
+        }
+    }
+
+    fn unusable(e: FwError) -> FwError {
+        FwError(format!(
+            "nft is not usable: {e}\ninstall it (apt-get install nftables, or opkg install nftables) on a kernel with nf_tables"
+        ))
+    }
+}
+
+impl Backend for Nft {
+    fn prepare(&self) -> Result<()> {
+        if run(&self.nft, &["list", "table", "inet", &self.table], None).is_ok() {
+            return Ok(());
+        }
+        run(
+            &self.nft,
+            &["-f", "-"],
+            Some(self.table_def("", "").as_bytes()),
+        )
+        .map_err(Self::unusable)
+    }
+
+    fn restore(&self, bans: &[Entry]) -> Result<()> {
+        let join = |v6: bool| {
+            bans.iter()
+                .filter(|e| matches!(e.net, IpNet::V6(_)) == v6)
+                .map(Self::element)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        // Declaring the table first makes the delete valid when it does not exist yet; the
+        // three statements are one transaction.
+        let script = format!(
+            "table inet {t} {{}}\ndelete table inet {t}\n{}",
+            self.table_def(
+                &join(false),
+                &if self.ipv6 { join(true) } else { String::new() }
+            ),
+            t = self.table
+        );
+        run(&self.nft, &["-f", "-"], Some(script.as_bytes())).map_err(Self::unusable)
+    }
+
+    fn ban(&self, e: &Entry) -> Result<()> {
+        let set = self.set_for(&e.net)?;
+        let elem = format!("{{ {} }}", Self::element(e));
+        run(
+            &self.nft,
+            &["add", "element", "inet", &self.table, set, &elem],
+            None,
+        )
+    }
+
+    fn unban(&self, net: &IpNet) -> Result<()> {
+        let set = self.set_for(net)?;
+        let elem = format!("{{ {net} }}");
+        match run(
+            &self.nft,
+            &["delete", "element", "inet", &self.table, set, &elem],
+            None,
+        ) {
+            // Already gone: its kernel timeout ran out first.
+            Err(FwError(msg)) if msg.contains("does not exist") || msg.contains("No such file") => {
+                Ok(())
+            }
+            r => r,
+        }
+    }
+}

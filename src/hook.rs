@@ -1,0 +1,123 @@
+//! `onban` / `onunban` programs (mail, chat notifications). Started with execve and an
+//! argument vector, never a shell; the loop never waits for them: finished ones are reaped
+//! on each turn and one that runs past `hook_timeout` is killed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+
+/// More hooks than this at once are not started (a flood of bans must not fork-bomb a router).
+const MAX_RUNNING: usize = 16;
+
+struct Running {
+    child: Child,
+    deadline: Instant,
+    what: String,
+}
+
+pub struct Hooks {
+    onban: Option<PathBuf>,
+    onunban: Option<PathBuf>,
+    timeout: Duration,
+    running: Vec<Running>,
+    pub skipped: u64,
+}
+
+impl Hooks {
+    pub fn new(cfg: &Config) -> Hooks {
+        let mut h = Hooks {
+            onban: None,
+            onunban: None,
+            timeout: Duration::ZERO,
+            running: Vec::new(),
+            skipped: 0,
+        };
+        h.reconfigure(cfg);
+        h
+    }
+
+    pub fn reconfigure(&mut self, cfg: &Config) {
+        self.onban = cfg.onban.clone();
+        self.onunban = cfg.onunban.clone();
+        self.timeout = Duration::from_secs(cfg.hook_timeout);
+    }
+
+    /// `onban ADDRESS EVENT ACCOUNT` (the account already escaped for printing).
+    pub fn banned(&mut self, addr: &str, event: &str, account: &str) {
+        if let Some(p) = self.onban.clone() {
+            self.spawn(&p, &[addr, event, account]);
+        }
+    }
+
+    /// `onunban ADDRESS REASON` (`expired` or `manual`).
+    pub fn unbanned(&mut self, addr: &str, reason: &str) {
+        if let Some(p) = self.onunban.clone() {
+            self.spawn(&p, &[addr, reason]);
+        }
+    }
+
+    fn spawn(&mut self, prog: &Path, args: &[&str]) {
+        self.reap();
+        let what = format!("{} {}", prog.display(), args.join(" "));
+        if self.running.len() >= MAX_RUNNING {
+            self.skipped += 1;
+            crate::warn!("hook not started, {MAX_RUNNING} still running: {what}");
+            return;
+        }
+        let spawned = Command::new(prog)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn();
+        match spawned {
+            Ok(child) => self.running.push(Running {
+                child,
+                deadline: Instant::now() + self.timeout,
+                what,
+            }),
+            Err(e) => crate::error!("cannot run hook {what}: {e}"),
+        }
+    }
+
+    /// Collects finished hooks and kills those past their time.
+    pub fn reap(&mut self) {
+        let now = Instant::now();
+        self.running.retain_mut(|r| match r.child.try_wait() {
+            Ok(Some(status)) => {
+                if !status.success() {
+                    crate::warn!("hook `{}` {status}", r.what);
+                }
+                false
+            }
+            Ok(None) if now >= r.deadline => {
+                crate::warn!(
+                    "hook `{}` still running after {:?}: killed",
+                    r.what,
+                    r.deadline - now
+                );
+                let _ = r.child.kill();
+                let _ = r.child.wait();
+                false
+            }
+            Ok(None) => true,
+            Err(e) => {
+                crate::error!("hook `{}`: {e}", r.what);
+                false
+            }
+        });
+    }
+
+    /// When the loop should look at the hooks again: soon while any runs (to reap it).
+    pub fn next_check(&self) -> Option<Instant> {
+        let soonest = self.running.iter().map(|r| r.deadline).min()?;
+        Some(soonest.min(Instant::now() + Duration::from_millis(200)))
+    }
+
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+}

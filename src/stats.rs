@@ -1,0 +1,238 @@
+//! Counters, as one log line (SIGUSR1) and as a Prometheus text file (`statsfile`),
+//! written atomically (temp file + rename) so a scraper never reads half a file.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+
+use crate::score::EventKind;
+
+/// Everything reported, gathered by the daemon.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Security events by service (as Asterisk names it) and kind.
+    pub events: Vec<(String, [u64; EventKind::ALL.len()])>,
+    pub bans: u64,
+    pub unbans: u64,
+    pub already_banned: u64,
+    pub active_bans: i64,
+    pub protected: u64,
+    pub bad_address: u64,
+    pub firewall_errors: u64,
+    pub store_errors: u64,
+    pub table_hosts: usize,
+    pub table_capacity: usize,
+    pub table_evictions: u64,
+    pub connected: bool,
+    pub logins: u64,
+    pub login_failures: u64,
+    pub connect_failures: u64,
+    /// Unix time of the latest security event.
+    pub last_event: Option<i64>,
+}
+
+impl Stats {
+    pub fn line(&self) -> String {
+        let mut kinds = [0u64; EventKind::ALL.len()];
+        for (_, by_kind) in &self.events {
+            for (k, n) in kinds.iter_mut().zip(by_kind) {
+                *k += n;
+            }
+        }
+        let events: Vec<String> = EventKind::ALL
+            .iter()
+            .zip(kinds)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{}={n}", k.name()))
+            .collect();
+        format!(
+            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, firewall errors {}, database errors {}); AMI {} logins {} reconnects {} login failures {} connect failures {}; table {}/{} hosts, {} evicted; last event {}",
+            if events.is_empty() { "none".to_string() } else { events.join(" ") },
+            self.bans,
+            self.unbans,
+            self.active_bans,
+            self.already_banned,
+            self.protected,
+            self.bad_address,
+            self.firewall_errors,
+            self.store_errors,
+            if self.connected { "connected," } else { "disconnected," },
+            self.logins,
+            self.logins.saturating_sub(1),
+            self.login_failures,
+            self.connect_failures,
+            self.table_hosts,
+            self.table_capacity,
+            self.table_evictions,
+            self.last_event.map_or_else(|| "never".to_string(), crate::admin::format_time)
+        )
+    }
+
+    pub fn prometheus(&self) -> String {
+        let mut o = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
+            let _ = writeln!(
+                o,
+                "# HELP ampere_{name} {help}\n# TYPE ampere_{name} {kind}"
+            );
+            for (labels, v) in samples {
+                let _ = writeln!(o, "ampere_{name}{labels} {v}");
+            }
+        };
+        let plain = |v: String| vec![(String::new(), v)];
+        let mut ev = Vec::new();
+        for (service, by_kind) in &self.events {
+            for (k, n) in EventKind::ALL.iter().zip(by_kind) {
+                if *n > 0 {
+                    ev.push((
+                        format!("{{event=\"{}\",service=\"{}\"}}", k.name(), label(service)),
+                        n.to_string(),
+                    ));
+                }
+            }
+        }
+        metric(
+            "events_total",
+            "counter",
+            "Security events seen, by event and service.",
+            &ev,
+        );
+        metric(
+            "bans_total",
+            "counter",
+            "Bans applied.",
+            &plain(self.bans.to_string()),
+        );
+        metric(
+            "unbans_total",
+            "counter",
+            "Bans lifted (expired).",
+            &plain(self.unbans.to_string()),
+        );
+        metric(
+            "active_bans",
+            "gauge",
+            "Bans in force now.",
+            &plain(self.active_bans.to_string()),
+        );
+        metric(
+            "protected_events_total",
+            "counter",
+            "Events from trusted or local hosts.",
+            &plain(self.protected.to_string()),
+        );
+        metric(
+            "firewall_errors_total",
+            "counter",
+            "Failed firewall commands.",
+            &plain(self.firewall_errors.to_string()),
+        );
+        metric(
+            "table_hosts",
+            "gauge",
+            "Hosts in the penalty table.",
+            &plain(self.table_hosts.to_string()),
+        );
+        metric(
+            "table_capacity",
+            "gauge",
+            "Size of the penalty table.",
+            &plain(self.table_capacity.to_string()),
+        );
+        metric(
+            "table_evictions_total",
+            "counter",
+            "Hosts forgotten because the table was full.",
+            &plain(self.table_evictions.to_string()),
+        );
+        metric(
+            "ami_connected",
+            "gauge",
+            "1 while logged in to AMI.",
+            &plain(u8::from(self.connected).to_string()),
+        );
+        metric(
+            "reconnects_total",
+            "counter",
+            "AMI logins after the first.",
+            &plain(self.logins.saturating_sub(1).to_string()),
+        );
+        metric(
+            "login_failures_total",
+            "counter",
+            "Refused AMI logins.",
+            &plain(self.login_failures.to_string()),
+        );
+        metric(
+            "last_event_timestamp_seconds",
+            "gauge",
+            "Unix time of the latest security event (0 = none yet).",
+            &plain(self.last_event.unwrap_or(0).to_string()),
+        );
+        o
+    }
+}
+
+/// Service names come from Asterisk, but escape them for the label anyway.
+fn label(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(32)
+        .collect()
+}
+
+/// Writes `text` to `path` via a temp file in the same directory and a rename.
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_and_line() {
+        let mut by_kind = [0u64; EventKind::ALL.len()];
+        by_kind[EventKind::ChallengeResponseFailed.index()] = 7;
+        let s = Stats {
+            events: vec![("PJSIP".into(), by_kind), ("we\"ird}".into(), by_kind)],
+            bans: 2,
+            unbans: 1,
+            active_bans: 1,
+            connected: true,
+            logins: 3,
+            last_event: Some(1_795_423_282),
+            ..Stats::default()
+        };
+        let p = s.prometheus();
+        assert!(p.contains("# TYPE ampere_events_total counter\n"));
+        assert!(p.contains(
+            "ampere_events_total{event=\"ChallengeResponseFailed\",service=\"PJSIP\"} 7\n"
+        ));
+        assert!(p.contains("service=\"weird\""));
+        assert!(p.contains("ampere_bans_total 2\n"));
+        assert!(p.contains("ampere_active_bans 1\n"));
+        assert!(p.contains("ampere_reconnects_total 2\n"));
+        assert!(p.contains("ampere_last_event_timestamp_seconds 1795423282\n"));
+        let l = s.line();
+        assert!(l.contains("events ChallengeResponseFailed=14;"), "{l}");
+        assert!(l.contains("bans 2 unbans 1 active 1"), "{l}");
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ampere.prom");
+        write_atomic(&p, "a 1\n").unwrap();
+        write_atomic(&p, "a 2\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "a 2\n");
+        assert!(!dir.path().join("ampere.prom.tmp").exists());
+    }
+}
