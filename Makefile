@@ -6,6 +6,11 @@
 #   make test     the test suite (the one command CI runs)
 #   make demo     build, then replay a real captured attack (no Asterisk, no root needed)
 #   make bench    benchmarks (as root: restore and ban cost per firewall backend)
+#   make cross TARGET=<triple>   static, stripped musl build -> target/<triple>/size/ampere
+#   make cross-all               all six targets of cross/targets
+#   make cross-test TARGET=<triple>  unit and AMI/replay tests under qemu-user
+#   make cross-tools             install zig, cargo-zigbuild, nightly rust-src, qemu (pinned)
+#   make size-check              sizes of the cross builds against the budget
 #   make install  PREFIX=/usr/local DESTDIR= : binary to $(PREFIX)/sbin, config to
 #                 /etc/ampere/ (an existing config is never overwritten)
 
@@ -14,7 +19,8 @@ PREFIX     ?= /usr/local
 SYSCONFDIR ?= /etc
 DESTDIR    ?=
 
-.PHONY: all release debug nice test demo bench lint install clean
+.PHONY: all release debug nice test demo bench bench-restore bench-memory lint install clean \
+	cross cross-all cross-test cross-tools size-check
 
 all: release
 
@@ -33,8 +39,30 @@ test:
 demo: release
 	./target/release/ampere -c etc/ampere.cfg --replay etc/sample-attack.ami
 
-bench:
+bench: bench-restore bench-memory
+
+bench-restore:
 	$(CARGO) bench --bench restore
+
+bench-memory:
+	$(CARGO) bench --bench memory
+
+cross:
+	@test -n "$(TARGET)" || { echo "usage: make cross TARGET=<triple>, one of:"; grep -Ev '^#' cross/targets | awk '{print "  " $$1}'; exit 2; }
+	cross/build.sh $(TARGET)
+
+cross-all:
+	for t in $$(grep -Ev '^#' cross/targets | awk '{print $$1}'); do cross/build.sh $$t || exit 1; done
+
+cross-test:
+	@test -n "$(TARGET)" || { echo "usage: make cross-test TARGET=<triple>"; exit 2; }
+	cross/build.sh $(TARGET) test --lib --test cli --test daemon
+
+cross-tools:
+	cross/install-tools.sh
+
+size-check:
+	cross/size-check.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -107,6 +107,10 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         cfg.db.display()
     );
     debug!("effective config:\n{}", cfg.describe());
+    // First of all, so that a SIGHUP from logrotate or a SIGUSR1 during a long restore waits
+    // in the pipe instead of killing the process.
+    let signals = SignalPipe::install(&[sys::SIGTERM, sys::SIGINT, sys::SIGHUP, sys::SIGUSR1])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let fw = firewall::backend(&cfg);
     fw.prepare().map_err(|e| e.to_string())?;
     if let Some(dir) = cfg.db.parent() {
@@ -117,8 +121,6 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     }
     let mut store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
     restore(&mut store, fw.as_ref())?;
-    let signals = SignalPipe::install(&[sys::SIGTERM, sys::SIGINT, sys::SIGHUP, sys::SIGUSR1])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let mut d = Daemon {
         core: Core {
             engine: Engine::new(&cfg),

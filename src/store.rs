@@ -593,7 +593,19 @@ mod tests {
     fn sigkill_mid_transaction_loses_nothing_committed() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.db");
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        // Under qemu-user (cross/build.sh TRIPLE test) the child needs the emulator too.
+        let runner = std::env::var("AMPERE_TEST_RUNNER").unwrap_or_default();
+        let mut runner = runner.split_whitespace();
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = match runner.next() {
+            Some(emu) => {
+                let mut c = Command::new(emu);
+                c.args(runner).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = cmd
             .args([
                 "--exact",
                 "store::tests::child_writer_then_hang",

@@ -151,8 +151,14 @@ pub struct LocalTime {
     pub sec: u32,
 }
 
+// libc's `time_t` is 32 bits on 32-bit musl targets (the ABI the plain `localtime_r` symbol
+// keeps serving); a time it cannot hold is shown in UTC instead of wrapping around.
+// On 64-bit targets the conversion cannot fail.
+#[allow(deprecated, irrefutable_let_patterns)]
 pub fn local_time(epoch_secs: i64) -> LocalTime {
-    let t = epoch_secs as libc::time_t;
+    let Ok(t) = libc::time_t::try_from(epoch_secs) else {
+        return utc_time(epoch_secs);
+    };
     // SAFETY: tm is plain data; localtime_r writes into it and only reads `t`.
     let tm = unsafe {
         let mut tm: libc::tm = std::mem::zeroed();

@@ -147,7 +147,7 @@ fn shell_metacharacters_are_rejected_and_nothing_runs() {
 fn ssh_client_address_needs_force() {
     let s = Setup::new(None, "");
     let run = |force: bool| {
-        let mut cmd = std::process::Command::new(BIN);
+        let mut cmd = ampere();
         cmd.arg("-c").arg(&s.cfg).arg("-a");
         if force {
             cmd.arg("--force");
@@ -184,7 +184,7 @@ fn ssh_client_address_needs_force() {
 fn add_refuses_a_terminal() {
     // `script` gives the child a pseudo-terminal as stdin.
     let s = Setup::new(None, "");
-    let cmd = format!("{BIN} -c {} -a", s.cfg.display());
+    let cmd = format!("{} {BIN} -c {} -a", runner().join(" "), s.cfg.display());
     let out = std::process::Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
         .stdin(std::process::Stdio::null())
@@ -222,7 +222,7 @@ fn bad_config_exits_2_naming_file_and_line() {
 
 #[test]
 fn missing_config_explicit_is_an_error() {
-    let out = std::process::Command::new(BIN)
+    let out = ampere()
         .args(["-c", "/nonexistent/ampere.cfg", "-t"])
         .output()
         .unwrap();
@@ -232,23 +232,17 @@ fn missing_config_explicit_is_an_error() {
 
 #[test]
 fn help_version_and_bad_usage() {
-    let out = std::process::Command::new(BIN).arg("-h").output().unwrap();
+    let out = ampere().arg("-h").output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--replay FILE"));
-    let out = std::process::Command::new(BIN)
-        .arg("--version")
-        .output()
-        .unwrap();
+    let out = ampere().arg("--version").output().unwrap();
     let v = String::from_utf8_lossy(&out.stdout);
     assert!(
         v.starts_with(&format!("ampere {} (", env!("CARGO_PKG_VERSION"))),
         "{v}"
     );
     assert!(v.contains("linux"), "{v}");
-    let out = std::process::Command::new(BIN)
-        .args(["-a", "-l"])
-        .output()
-        .unwrap();
+    let out = ampere().args(["-a", "-l"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 

@@ -33,9 +33,27 @@ fn run_scenario(plans: Vec<Plan>, bind: &str, extra: &str) -> (Setup, AmiServer)
     let server = AmiServer::start_on(bind, plans, Duration::ZERO);
     let setup = Setup::new(Some(server.addr), extra);
     let d = setup.spawn();
-    wait_for(30, "all plans played and a reconnect", || {
-        server.finished() >= n && server.accepted() > n
-    });
+    // A guard against hangs, not a timing check: under qemu the flood takes a while.
+    let end = std::time::Instant::now() + Duration::from_secs(180);
+    while !(server.finished() >= n && server.accepted() > n) {
+        if std::time::Instant::now() > end {
+            let log = setup.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let head = lines
+                .iter()
+                .take(15)
+                .copied()
+                .collect::<Vec<_>>()
+                .join("\n");
+            let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+            panic!(
+                "timed out: {} of {n} plans played, {} connections; log:\n{head}\n...\n{tail}",
+                server.finished(),
+                server.accepted(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(d.stop(), 0, "log:\n{}", setup.log());
     (setup, server)
 }
@@ -59,8 +77,10 @@ fn ban_addrs(setup: &Setup) -> Vec<String> {
 
 #[test]
 fn every_capture_bans_exactly_the_expected_hosts() {
+    let only = std::env::var("AMPERE_TEST_CAPTURE").ok();
     let handles: Vec<_> = EXPECTED
         .iter()
+        .filter(|(file, _)| only.as_deref().is_none_or(|o| o == *file))
         .map(|&(file, expected)| {
             std::thread::spawn(move || {
                 let bind = if file == "ipv6.ami" {
@@ -92,7 +112,10 @@ fn every_capture_bans_exactly_the_expected_hosts() {
         })
         .collect();
     let mut failed = Vec::new();
-    for (h, (file, _)) in handles.into_iter().zip(EXPECTED) {
+    let files = EXPECTED
+        .iter()
+        .filter(|(file, _)| only.as_deref().is_none_or(|o| o == *file));
+    for (h, (file, _)) in handles.into_iter().zip(files) {
         if let Err(e) = h.join() {
             let msg = e
                 .downcast_ref::<String>()
@@ -317,7 +340,9 @@ fn refused_connections_back_off_without_burning_cpu() {
     });
     assert_eq!(d.stop(), 0);
     let log = setup.log();
-    assert!(log.contains("Connection refused"), "{log}");
+    // Not the OS's wording: under qemu-user for MIPS, getsockopt(SO_ERROR) hands back the
+    // host's errno untranslated (111, where MIPS's ECONNREFUSED is 146).
+    assert!(log.contains("cannot connect to AMI at 127.0.0.1:"), "{log}");
     // backoff doubled: 1 s, then 2 s (reconnect_max)
     assert!(
         log.contains("retrying in 1s") && log.contains("retrying in 2s"),

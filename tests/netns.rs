@@ -735,7 +735,7 @@ fn inner_crash() {
         );
         drop(d); // SIGKILL
         kills += 1;
-        let mut check = Command::new(BIN)
+        let mut check = ampere()
             .arg("-c")
             .arg(&check_cfg)
             .stdout(Stdio::null())

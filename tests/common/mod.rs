@@ -14,6 +14,35 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ampere");
 
+/// The emulator prefix under which `BIN` runs when the tests run for another architecture
+/// (`cross/build.sh TRIPLE test` sets it to the target's qemu-user), else empty.
+pub fn runner() -> Vec<String> {
+    std::env::var("AMPERE_TEST_RUNNER")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// The binary under test: this build's, unless `AMPERE_TEST_BIN` names another (the
+/// benchmarks measure the static musl builds).
+pub fn bin() -> String {
+    std::env::var("AMPERE_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
+/// A command that runs the `ampere` binary under test.
+pub fn ampere() -> Command {
+    let r = runner();
+    match r.split_first() {
+        Some((emu, args)) => {
+            let mut c = Command::new(emu);
+            c.args(args).arg(bin());
+            c
+        }
+        None => Command::new(bin()),
+    }
+}
+
 pub fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ami")
 }
@@ -201,8 +230,16 @@ fn json_num(line: &str, key: &str) -> Option<f64> {
     rest[..end].trim().parse().ok()
 }
 
-/// The `rx` chunks of a capture's timeline (real chunking and timing).
-fn timeline(file: &str) -> Vec<Chunk> {
+/// The `rx` chunks of a capture's timeline (real chunking and timing), parsed once per file:
+/// `AmiServer::start_on` parses them before anything connects, so that the banner and the
+/// login answer are never late (under qemu the parse takes seconds).
+fn timeline(file: &str) -> Arc<Vec<Chunk>> {
+    static CACHE: std::sync::OnceLock<Mutex<std::collections::HashMap<String, Arc<Vec<Chunk>>>>> =
+        std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(c) = cache.lock().unwrap().get(file) {
+        return c.clone();
+    }
     let path = fixture_dir().join(format!("{file}.timeline"));
     let text = fs::read_to_string(&path).unwrap_or_default();
     let mut out: Vec<Chunk> = text
@@ -224,6 +261,8 @@ fn timeline(file: &str) -> Vec<Chunk> {
             t: 0.0,
         });
     }
+    let out = Arc::new(out);
+    cache.lock().unwrap().insert(file.to_string(), out.clone());
     out
 }
 
@@ -449,11 +488,13 @@ fn serve(
                 Plan::Replay { speed, .. } => *speed,
                 _ => 0.0,
             };
+            // Parsed before the banner goes out, so that the login answer is not delayed.
+            let chunks = timeline(file);
             let Some(p) = login_exchange(&mut s, &data, log, idx) else {
                 return;
             };
             let mut prev_t = None;
-            for c in timeline(file) {
+            for c in chunks.iter() {
                 let (from, to) = (c.off.max(p.banner_end), (c.off + c.len).min(limit));
                 if from >= to {
                     continue;
@@ -483,6 +524,14 @@ impl AmiServer {
     }
 
     pub fn start_on(bind: &str, plans: Vec<Plan>, refuse_first: Duration) -> AmiServer {
+        for p in &plans {
+            if let Plan::Replay { file, .. }
+            | Plan::ReplayThenSilent { file }
+            | Plan::Truncated { file, .. } = p
+            {
+                timeline(file);
+            }
+        }
         let listener = TcpListener::bind(bind).unwrap();
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(ServerLog::default()));
@@ -589,7 +638,7 @@ impl Setup {
             text.push_str(&format!("host = {}\nport = {}\n", a.ip(), a.port()));
         }
         text.push_str(
-            "ping_interval = 5\nping_timeout = 2\nreconnect_min = 1\nreconnect_max = 2\n",
+            "ping_interval = 5\nping_timeout = 5\nreconnect_min = 1\nreconnect_max = 2\n",
         );
         text.push_str(extra);
         fs::write(&cfg, text).unwrap();
@@ -610,7 +659,7 @@ impl Setup {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let child = Command::new(BIN)
+        let child = ampere()
             .arg("-c")
             .arg(&self.cfg)
             .stdin(Stdio::null())
@@ -631,7 +680,7 @@ impl Setup {
 
     /// Runs the binary with `args`, stdin from `input`; returns (status, stdout, stderr).
     pub fn run(&self, args: &[&str], input: &str) -> (i32, String, String) {
-        let mut child = Command::new(BIN)
+        let mut child = ampere()
             .arg("-c")
             .arg(&self.cfg)
             .args(args)
@@ -690,6 +739,25 @@ impl Daemon {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Peak resident set (VmHWM) in KiB, from /proc/PID/status.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Resident anonymous memory (heap, stacks; not the program's text) in KiB.
+    pub fn anon_rss_kib(&self) -> u64 {
+        self.status_kib("RssAnon:")
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap()
     }
 
     /// CPU time (user + system) in clock ticks, from /proc/PID/stat.
