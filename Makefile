@@ -11,6 +11,9 @@
 #   make cross-test TARGET=<triple>  unit and AMI/replay tests under qemu-user
 #   make cross-tools             install zig, cargo-zigbuild, nightly rust-src, qemu (pinned)
 #   make size-check              sizes of the cross builds against the budget
+#   make deb [TARGET=<triple>]   target/ampere_<version>_<arch>.deb (host build, or a cross one)
+#   make ipk TARGET=<triple>     target/ampere_<version>-1_<arch>.ipk from a cross build
+#   make test-deb                as root: install, run via init.d in a netns, purge (CI)
 #   make install  PREFIX=/usr/local DESTDIR= : binary to $(PREFIX)/sbin, config to
 #                 /etc/ampere/ (an existing config is never overwritten)
 
@@ -20,7 +23,7 @@ SYSCONFDIR ?= /etc
 DESTDIR    ?=
 
 .PHONY: all release debug nice test demo bench bench-restore bench-memory lint install clean \
-	cross cross-all cross-test cross-tools size-check
+	cross cross-all cross-test cross-tools size-check deb ipk test-deb
 
 all: release
 
@@ -64,12 +67,25 @@ cross-tools:
 size-check:
 	cross/size-check.sh
 
+deb:
+	pkg/build-deb.sh $(TARGET)
+
+ipk:
+	@test -n "$(TARGET)" || { echo "usage: make ipk TARGET=<triple>"; exit 2; }
+	cross/build.sh $(TARGET)
+	pkg/build-ipk.sh $(TARGET)
+
+test-deb: deb
+	pkg/lintian.sh target/ampere_*_$$(dpkg --print-architecture).deb
+	pkg/test-deb.sh target/ampere_*_$$(dpkg --print-architecture).deb
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
 install: release
 	install -D -m 0755 target/release/ampere $(DESTDIR)$(PREFIX)/sbin/ampere
+	install -D -m 0644 doc/ampere.8 $(DESTDIR)$(PREFIX)/share/man/man8/ampere.8
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/ampere
 	test -e $(DESTDIR)$(SYSCONFDIR)/ampere/ampere.cfg || \
 		install -m 0640 etc/ampere.cfg $(DESTDIR)$(SYSCONFDIR)/ampere/ampere.cfg

@@ -12,7 +12,7 @@ triple=${1:?usage: cross/build.sh TRIPLE [test [ARGS...]]}
 mode=${2:-build}
 shift $(( $# >= 2 ? 2 : 1 ))
 
-row=$(grep -E "^$triple[[:space:]]" cross/targets) || {
+row=$(grep -E "^${triple}[[:space:]]" cross/targets) || {
     echo "unknown target $triple; known: $(grep -Ev '^#' cross/targets | awk '{print $1}' | xargs)" >&2
     exit 2
 }
@@ -40,6 +40,7 @@ export LIBSQLITE3_FLAGS="-USQLITE_ENABLE_FTS3 -USQLITE_ENABLE_FTS3_PARENTHESIS -
  -DSQLITE_OMIT_TCL_VARIABLE -DSQLITE_OMIT_UTF16 -DSQLITE_DEFAULT_MEMSTATUS=0 -DSQLITE_DQS=0"
 
 std=()
+# shellcheck disable=SC2054 # the commas belong to the flags' values
 [ "$build_std" = yes ] && std=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size)
 
 case $mode in

@@ -14,7 +14,8 @@ budget() {
 
 fail=0
 printf '%-32s %10s %8s  %s\n' target bytes KiB budget
-for t in $(grep -Ev '^#' cross/targets | awk '{print $1}'); do
+while read -r t _; do
+    case $t in '' | '#'*) continue ;; esac
     bin=target/$t/size/ampere
     [ -f "$bin" ] || continue
     size=$(stat -c %s "$bin")
@@ -24,7 +25,7 @@ for t in $(grep -Ev '^#' cross/targets | awk '{print $1}'); do
         if [ "$size" -le "$b" ]; then verdict="<= $((b / 1024)) KiB ok"; else verdict="OVER $((b / 1024)) KiB"; fail=1; fi
     fi
     printf '%-32s %10d %8d  %s\n' "$t" "$size" $((size / 1024)) "$verdict"
-done
+done < cross/targets
 for t in armv7-unknown-linux-musleabihf mips-unknown-linux-musl; do
     [ -f "target/$t/size/ampere" ] || { echo "missing target/$t/size/ampere: run make cross TARGET=$t" >&2; fail=1; }
 done

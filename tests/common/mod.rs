@@ -12,7 +12,12 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_ampere");
+/// The binary cargo built for these tests (examples, which only borrow the AMI server, get
+/// no such variable).
+pub const BIN: &str = match option_env!("CARGO_BIN_EXE_ampere") {
+    Some(b) => b,
+    None => "ampere",
+};
 
 /// The emulator prefix under which `BIN` runs when the tests run for another architecture
 /// (`cross/build.sh TRIPLE test` sets it to the target's qemu-user), else empty.
