@@ -5,7 +5,6 @@
 //!   cargo run --example ami_replay -- tests/fixtures/ami/pjsip-svmap.ami
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::io::Write;
