@@ -357,6 +357,20 @@ impl Daemon {
         }
     }
 
+    /// The socket failed or closed: a session that was logged in counts as lost (reconnect
+    /// soon), one that never got that far as a failed attempt (back off).
+    fn connection_ended(&mut self, msg: String) {
+        let ready = self
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.session.state == State::Ready);
+        self.close(if ready {
+            Close::Lost(msg)
+        } else {
+            Close::Failed(msg)
+        });
+    }
+
     fn flush(&mut self) {
         let Some(c) = &mut self.conn else { return };
         while !c.session.out.is_empty() {
@@ -368,13 +382,7 @@ impl Daemon {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let lost = c.session.state == State::Ready;
-                    let msg = format!("write: {e}");
-                    self.close(if lost {
-                        Close::Lost(msg)
-                    } else {
-                        Close::Failed(msg)
-                    });
+                    self.connection_ended(format!("write: {e}"));
                     return;
                 }
             }
@@ -390,26 +398,14 @@ impl Daemon {
             let Some(c) = &mut self.conn else { return };
             let n = match c.stream.read(buf) {
                 Ok(0) => {
-                    let lost = c.session.state == State::Ready;
-                    let msg = "connection closed by Asterisk".to_string();
-                    self.close(if lost {
-                        Close::Lost(msg)
-                    } else {
-                        Close::Failed(msg)
-                    });
+                    self.connection_ended("connection closed by Asterisk".to_string());
                     return;
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let lost = c.session.state == State::Ready;
-                    let msg = format!("read: {e}");
-                    self.close(if lost {
-                        Close::Lost(msg)
-                    } else {
-                        Close::Failed(msg)
-                    });
+                    self.connection_ended(format!("read: {e}"));
                     return;
                 }
             };
