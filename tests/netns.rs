@@ -6,6 +6,10 @@
 //! Needs root, iproute2, iptables and conntrack: without them every test here FAILS with a
 //! message saying so (it never passes by skipping). `.ci/run` installs them and runs as root.
 //!
+//! Not run under qemu-user for the cross targets (`cross/build.sh TRIPLE test` leaves it out):
+//! it drives the host's own netfilter tools and namespaces, which an emulated test binary
+//! would only reach through the host anyway, so it runs natively only.
+//!
 //! Each test creates its namespace pair (unique names; leftovers of aborted runs are removed
 //! first), then re-runs this test binary inside the `pbx` namespace to play the scenario
 //! (`inner_*` functions, ignored when run directly); the namespaces go away on drop, also
