@@ -14,6 +14,7 @@
 #   make deb [TARGET=<triple>]   target/ampere_<version>_<arch>.deb (host build, or a cross one)
 #   make ipk TARGET=<triple>     target/ampere_<version>-1_<arch>.ipk from a cross build
 #   make test-deb                as root: install, run via init.d in a netns, purge (CI)
+#   make fuzz [FUZZ_SECONDS=60]  each cargo-fuzz target for that long (nightly, cargo-fuzz)
 #   make install  PREFIX=/usr/local DESTDIR= : binary to $(PREFIX)/sbin, config to
 #                 /etc/ampere/ (an existing config is never overwritten)
 
@@ -23,7 +24,7 @@ SYSCONFDIR ?= /etc
 DESTDIR    ?=
 
 .PHONY: all release debug nice test demo bench bench-restore bench-memory lint install clean \
-	cross cross-all cross-test cross-tools size-check deb ipk test-deb
+	cross cross-all cross-test cross-tools size-check deb ipk test-deb fuzz
 
 all: release
 
@@ -78,6 +79,10 @@ ipk:
 test-deb: deb
 	pkg/lintian.sh target/ampere_*_$$(dpkg --print-architecture).deb
 	pkg/test-deb.sh target/ampere_*_$$(dpkg --print-architecture).deb
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
 
 lint:
 	$(CARGO) fmt --all -- --check
