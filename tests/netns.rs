@@ -868,18 +868,56 @@ fn kernel_remaining(backend: &str, addr: &str) -> f64 {
         "ipset" => must(&["ipset", "list", "ampere-v4"]),
         _ => must(&["nft", "list", "set", "inet", "ampere", "v4"]),
     };
-    let after = |key: &str| -> Option<f64> {
-        let at = out.find(addr)?;
-        let rest = &out[at..];
+    let after = |key: &str| -> Option<&str> {
+        let rest = &out[out.find(addr)?..];
         let v = rest[rest.find(key)? + key.len()..].trim_start();
-        let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
-        digits.parse().ok()
+        Some(&v[..v.find([' ', ',', '\n', '}']).unwrap_or(v.len())])
     };
-    match backend {
-        "ipset" => after("timeout "),
-        _ => after("expires "),
+    let secs = match backend {
+        // ipset: `timeout 3` (whole seconds)
+        "ipset" => after("timeout ").and_then(|v| v.parse().ok()),
+        // nft: `expires 1m2s`, `1s940ms`, `940ms`
+        _ => after("expires ").map(nft_duration),
+    };
+    secs.unwrap_or_else(|| panic!("no timeout for {addr} in:\n{out}"))
+}
+
+fn nft_duration(v: &str) -> f64 {
+    let mut total = 0.0;
+    let mut num = String::new();
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: f64 = num.parse().unwrap_or(0.0);
+        num.clear();
+        total += n * match c {
+            'd' => 86_400.0,
+            'h' => 3600.0,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                0.001
+            }
+            'm' => 60.0,
+            's' => 1.0,
+            _ => panic!("unexpected nft duration {v}"),
+        };
     }
-    .unwrap_or_else(|| panic!("no timeout for {addr} in:\n{out}"))
+    total
+}
+
+#[test]
+fn nft_durations_parse() {
+    for (text, secs) in [
+        ("940ms", 0.94),
+        ("1s940ms", 1.94),
+        ("1m2s", 62.0),
+        ("2h", 7200.0),
+    ] {
+        assert!((nft_duration(text) - secs).abs() < 1e-9, "{text}");
+    }
 }
 
 fn backend_scenario(backend: &str) {
