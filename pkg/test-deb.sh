@@ -43,7 +43,9 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 in_ns iptables -w -S ampere | grep -q -- "-s 203.0.113.2/32 -j DROP" || fail "no ban in the kernel"
-ampere -l | grep -q "^203.0.113.2 " || fail "ban not in the database"
+ampere -l > /tmp/ampere-list.$$ || fail "ampere -l failed"
+grep -q "^203.0.113.2 " /tmp/ampere-list.$$ || fail "ban not in the database"
+rm -f /tmp/ampere-list.$$
 in_ns /etc/init.d/ampere reload || fail "reload failed"
 for _ in $(seq 50); do grep -q "config reloaded" /var/log/ampere.log && break; sleep 0.1; done
 grep -q "config reloaded" /var/log/ampere.log || fail "reload not seen in the log"

@@ -264,13 +264,16 @@ pub fn list(cfg: &Config, out: &mut dyn std::io::Write) -> Result<(), String> {
             w3 = width[3]
         )
     };
-    let io = |e: std::io::Error| e.to_string();
-    emit(head).map_err(io)?;
+    let mut result = emit(head);
     for r in &rows {
-        emit([&r[0], &r[1], &r[2], &r[3], &r[4]]).map_err(io)?;
+        result = result.and_then(|()| emit([&r[0], &r[1], &r[2], &r[3], &r[4]]));
     }
-    writeln!(out, "{} ban(s)", rows.len()).map_err(io)?;
-    Ok(())
+    let result = result.and_then(|()| writeln!(out, "{} ban(s)", rows.len()));
+    match result {
+        // The reader went away (`ampere -l | head`): nothing left to do, not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(|e| e.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -261,3 +261,26 @@ fn log_file_option_appends() {
     assert_eq!(text.as_bytes()[4], b'-');
     assert_eq!(text.as_bytes()[13], b':');
 }
+
+#[test]
+fn list_into_a_closed_pipe_exits_quietly() {
+    let s = Setup::new(None, "");
+    let lines: String = (1..=200)
+        .map(|i| format!("198.51.{}.{}\n", i / 250, i % 250 + 1))
+        .collect();
+    assert_eq!(s.run(&["-a"], &lines).0, 0);
+    // The reader goes away at once, as `ampere -l | head -1` or `| grep -q` do.
+    let mut child = ampere()
+        .arg("-c")
+        .arg(&s.cfg)
+        .arg("-l")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+}
