@@ -169,7 +169,7 @@ fn restore(store: &mut Store, fw: &dyn Backend) -> Result<(), String> {
         match config::parse_net(&b.addr) {
             Ok(net) => entries.push(Entry {
                 net,
-                timeout: b.expires.map(|e| (e - now).max(1) as u64),
+                timeout: remaining(b.expires, now),
             }),
             Err(e) => warn!("database entry skipped: {e}"),
         }
@@ -177,6 +177,11 @@ fn restore(store: &mut Store, fw: &dyn Backend) -> Result<(), String> {
     fw.restore(&entries).map_err(|e| e.to_string())?;
     info!("chain flushed, {} stored ban(s) restored", entries.len());
     Ok(())
+}
+
+/// Seconds a ban ending at `expires` has left at `now` (at least one; None = permanent).
+fn remaining(expires: Option<i64>, now: i64) -> Option<u64> {
+    expires.map(|e| (e - now).max(1) as u64)
 }
 
 struct Daemon {
@@ -645,7 +650,7 @@ impl Core {
         };
         let entry = Entry {
             net: IpNet::from(addr),
-            timeout: banned.expires.map(|e| (e - now).max(1) as u64),
+            timeout: remaining(banned.expires, now),
         };
         match self.fw.ban(&entry) {
             Ok(()) => {
