@@ -5,7 +5,8 @@
 #   make nice     stripped, LTO, optimised for speed       -> target/nice/ampere
 #   make test     the test suite (the one command CI runs)
 #   make demo     build, then replay a real captured attack (no Asterisk, no root needed)
-#   make bench    benchmarks (as root: restore and ban cost per firewall backend)
+#   make bench    every benchmark, tables to target/bench-results.md (as root; installs fail2ban)
+#   make bench-fail2ban | bench-latency | bench-cpu | bench-memory | bench-restore   one of them
 #   make cross TARGET=<triple>   static, stripped musl build -> target/<triple>/size/ampere
 #   make cross-all               all six targets of cross/targets
 #   make cross-test TARGET=<triple>  unit and AMI/replay tests under qemu-user
@@ -23,7 +24,8 @@ PREFIX     ?= /usr/local
 SYSCONFDIR ?= /etc
 DESTDIR    ?=
 
-.PHONY: all release debug nice test demo bench bench-restore bench-memory lint install clean \
+.PHONY: all release debug nice test demo bench bench-restore bench-memory bench-latency \
+	bench-fail2ban bench-cpu lint install clean \
 	cross cross-all cross-test cross-tools size-check deb ipk test-deb fuzz
 
 all: release
@@ -43,7 +45,18 @@ test:
 demo: release
 	./target/release/ampere -c etc/ampere.cfg --replay etc/sample-attack.ami
 
-bench: bench-restore bench-memory
+bench:
+	benches/run-all.sh
+
+bench-fail2ban:
+	benches/install-fail2ban.sh
+	$(CARGO) bench --bench fail2ban
+
+bench-latency:
+	$(CARGO) bench --bench latency
+
+bench-cpu:
+	$(CARGO) bench --bench cpu
 
 bench-restore:
 	$(CARGO) bench --bench restore

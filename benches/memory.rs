@@ -48,12 +48,6 @@ fn processed(setup: &Setup, d: &Daemon, n: u64) {
     }
 }
 
-fn crf(i: u64, addr: &str) -> String {
-    format!(
-        "Event: ChallengeResponseFailed\r\nPrivilege: security,all\r\nEventTV: 2026-11-23T08:41:22.265+0000\r\nSeverity: Error\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: 1001\r\nSessionID: {i:x}@x\r\nLocalAddress: IPV4/UDP/192.0.2.2/5060\r\nRemoteAddress: {addr}\r\nChallenge: 1795423282/73198da745ac63355d1faa9cd788688f\r\nResponse: f8a2520f34d4c3f2c63f3885c7116a46\r\nExpectedResponse: \r\n\r\n"
-    )
-}
-
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     println!(
@@ -115,21 +109,7 @@ fn main() {
             let mut batch = String::new();
             for _ in 0..1000.min(cp - sent) {
                 // distinct addresses from 10.0.0.0/8 and 2001:db8::/32; one event each
-                let addr = if sent % 4 == 3 {
-                    format!(
-                        "IPV6/UDP/2001:db8:{:x}:{:x}::1/5060",
-                        sent >> 16,
-                        sent & 0xffff
-                    )
-                } else {
-                    format!(
-                        "IPV4/UDP/10.{}.{}.{}/5060",
-                        (sent >> 16) & 255,
-                        (sent >> 8) & 255,
-                        sent & 255
-                    )
-                };
-                batch.push_str(&crf(sent, &addr));
+                batch.push_str(&crf_event(sent, &remote(sent, true)));
                 sent += 1;
             }
             tx.send(batch.into_bytes()).unwrap();

@@ -20,7 +20,7 @@ use crate::hook::Hooks;
 use crate::log::{self, printable};
 use crate::score::EventKind;
 use crate::stats::{self, Stats};
-use crate::store::{NewBan, Store};
+use crate::store::{Banned, NewBan, Store};
 use crate::sys::{self, PollFd, SignalPipe};
 use crate::{debug, error, info, warn};
 
@@ -96,6 +96,17 @@ struct Core {
     seq: u64,
     /// Set by a successful login; the loop then resets its reconnect delay.
     backoff_reset: bool,
+    /// Bans decided during the current read, applied together by `flush_bans`.
+    pending: Vec<PendingBan>,
+}
+
+/// A ban decision waiting for the end of the read that produced it.
+struct PendingBan {
+    addr: IpAddr,
+    kind: EventKind,
+    service: String,
+    account: String,
+    penalty: u32,
 }
 
 pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> Result<(), String> {
@@ -140,6 +151,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
             warned_bad_address: 0,
             seq: 0,
             backoff_reset: false,
+            pending: Vec::new(),
             cfg,
         },
         conn: None,
@@ -430,6 +442,7 @@ impl Daemon {
                     close = core.on_item(session, item);
                 }
             });
+            core.flush_bans();
             if core.backoff_reset {
                 core.backoff_reset = false;
                 self.backoff = core.min_backoff();
@@ -611,71 +624,124 @@ impl Core {
         }
     }
 
-    /// The database first, the firewall second: a crash in between is repaired by the
-    /// restore at the next start.
+    /// Queues a ban; `flush_bans` applies the queue after each read, so that a burst of
+    /// bans costs one transaction and one firewall command instead of one each.
     fn ban(&mut self, ev: &SecurityEvent<'_>, penalty: u32) {
-        let addr: IpAddr = ev.addr;
-        let text = addr.to_string();
-        let account = printable(ev.account);
-        if addr.is_ipv6() && !self.cfg.ipv6 {
-            warn!("{text} reached the limit ({penalty}) but ipv6 = no: not banned");
+        if ev.addr.is_ipv6() && !self.cfg.ipv6 {
+            warn!(
+                "{} reached the limit ({penalty}) but ipv6 = no: not banned",
+                ev.addr
+            );
             return;
         }
-        let raw_account = String::from_utf8_lossy(&ev.account[..ev.account.len().min(256)]);
+        self.pending.push(PendingBan {
+            addr: ev.addr,
+            kind: ev.kind,
+            service: printable(ev.service),
+            account: String::from_utf8_lossy(&ev.account[..ev.account.len().min(256)]).into_owned(),
+            penalty,
+        });
+    }
+
+    /// The database first, the firewall second: a crash in between is repaired by the
+    /// restore at the next start.
+    fn flush_bans(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
         let now = sys::now_epoch();
-        let cfg = &self.cfg;
-        let banned = match self.store.ban(
-            &NewBan {
-                addr: &text,
+        let texts: Vec<String> = pending.iter().map(|p| p.addr.to_string()).collect();
+        let rows: Vec<NewBan<'_>> = pending
+            .iter()
+            .zip(&texts)
+            .map(|(p, text)| NewBan {
+                addr: text,
                 now,
-                event: ev.kind.name(),
-                account: &raw_account,
-            },
-            &|count| cfg.ban_expiry(now, count),
-        ) {
-            Ok(Some(b)) => b,
-            Ok(None) => {
-                self.stats.already_banned += 1;
-                debug!("{text} is already banned");
-                return;
-            }
+                event: p.kind.name(),
+                account: &p.account,
+            })
+            .collect();
+        let cfg = &self.cfg;
+        let results = match self
+            .store
+            .ban_many(&rows, &|count| cfg.ban_expiry(now, count))
+        {
+            Ok(r) => r,
             Err(e) => {
                 self.stats.store_errors += 1;
-                error!("{e}; banning {text} in the firewall anyway");
-                crate::store::Banned {
-                    count: 1,
-                    expires: self.cfg.ban_expiry(now, 1),
+                error!("{e}; banning {} in the firewall anyway", texts.join(", "));
+                // Same address twice in one batch: one rule is enough.
+                let mut seen = std::collections::HashSet::new();
+                texts
+                    .iter()
+                    .map(|t| {
+                        seen.insert(t).then(|| Banned {
+                            count: 1,
+                            expires: cfg.ban_expiry(now, 1),
+                        })
+                    })
+                    .collect()
+            }
+        };
+        let mut fresh = Vec::new();
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Some(b) => fresh.push((i, b)),
+                None => {
+                    self.stats.already_banned += 1;
+                    debug!("{} is already banned", texts[i]);
                 }
             }
-        };
-        let entry = Entry {
-            net: IpNet::from(addr),
-            timeout: remaining(banned.expires, now),
-        };
-        match self.fw.ban(&entry) {
-            Ok(()) => {
-                self.stats.bans += 1;
-                let until = banned.expires.map_or_else(
-                    || "permanent".to_string(),
-                    |e| format!("until {}", crate::admin::format_time(e)),
-                );
-                info!(
-                    "ban {text}: {} from account `{account}` ({}), penalty {penalty}; ban #{} {until}",
-                    ev.kind.name(),
-                    printable(ev.service),
-                    banned.count
-                );
-                self.hooks.banned(&text, ev.kind.name(), &account);
-            }
-            Err(e) => {
-                self.stats.firewall_errors += 1;
-                error!(
-                    "ban {text} recorded, but the firewall failed (restored at next start): {e}"
-                );
-            }
         }
-        if let Some(e) = banned.expires {
-            self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
+        let entries: Vec<Entry> = fresh
+            .iter()
+            .map(|&(i, b)| Entry {
+                net: IpNet::from(pending[i].addr),
+                timeout: remaining(b.expires, now),
+            })
+            .collect();
+        let applied: Vec<Result<(), firewall::FwError>> = match self.fw.ban_many(&entries) {
+            Ok(()) => entries.iter().map(|_| Ok(())).collect(),
+            // One bad entry must not cost the others their ban: retry each on its own.
+            Err(e) if entries.len() > 1 => {
+                warn!(
+                    "batch of {} bans failed ({e}); applying them one by one",
+                    entries.len()
+                );
+                entries.iter().map(|e| self.fw.ban(e)).collect()
+            }
+            Err(e) => vec![Err(e)],
+        };
+        for ((i, banned), result) in fresh.into_iter().zip(applied) {
+            let (p, text) = (&pending[i], &texts[i]);
+            let account = printable(p.account.as_bytes());
+            match result {
+                Ok(()) => {
+                    self.stats.bans += 1;
+                    let until = banned.expires.map_or_else(
+                        || "permanent".to_string(),
+                        |e| format!("until {}", crate::admin::format_time(e)),
+                    );
+                    info!(
+                        "ban {text}: {} from account `{account}` ({}), penalty {}; ban #{} {until}",
+                        p.kind.name(),
+                        p.service,
+                        p.penalty,
+                        banned.count
+                    );
+                    self.hooks.banned(text, p.kind.name(), &account);
+                }
+                Err(e) => {
+                    self.stats.firewall_errors += 1;
+                    error!(
+                        "ban {text} recorded, but the firewall failed (restored at next start): {e}"
+                    );
+                }
+            }
+            if let Some(e) = banned.expires {
+                self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
+            }
         }
     }
 

@@ -2,7 +2,8 @@
 //! as the daemon, without touching the firewall or the database. For tuning weights (like
 //! fail2ban-regex) and for seeing Ampere work without an Asterisk.
 
-use std::io::Write;
+use std::collections::HashSet;
+use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -43,64 +44,85 @@ pub struct Outcome {
 
 /// Replays `data`, writing one `ban ADDRESS EVENT ACCOUNT PENALTY` line per ban decision.
 pub fn replay(cfg: &Config, data: &[u8], out: &mut dyn Write) -> std::io::Result<Outcome> {
+    replay_from(cfg, &mut &data[..], out)
+}
+
+/// As `replay`, reading the stream in pieces: memory stays flat whatever the file's size.
+pub fn replay_from(
+    cfg: &Config,
+    input: &mut dyn Read,
+    out: &mut dyn Write,
+) -> std::io::Result<Outcome> {
     let mut engine = Engine::new(cfg);
     let mut matcher = Matcher::new();
     let mut framer = Framer::new();
-    if !data.starts_with(b"Asterisk Call Manager") {
-        // A stream saved without its banner: the first line is already a header.
-        framer.push(b"(no banner)\n", &mut |_| {});
-    }
     let mut bans: Vec<IpAddr> = Vec::new();
+    let mut banned: HashSet<IpAddr> = HashSet::new();
     let mut messages = 0u64;
     let mut now = 0u64;
     let mut warned = 0u32;
     let mut result = Ok(());
-    framer.push(data, &mut |item| {
-        let Item::Message(m) = item else { return };
-        messages += 1;
-        if let Some(t) = m.get("EventTV").and_then(event_tv) {
-            now = t;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut first = true;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if std::mem::take(&mut first) && !buf[..n].starts_with(b"Asterisk Call Manager") {
+            // A stream saved without its banner: the first line is already a header.
+            framer.push(b"(no banner)\n", &mut |_| {});
         }
-        match matcher.parse(m) {
-            Parsed::Other => {}
-            Parsed::BadAddress { kind, raw } => {
-                engine.note_bad_address();
-                if warned & (1 << kind.index()) == 0 {
-                    warned |= 1 << kind.index();
-                    crate::warn!(
-                        "{}: RemoteAddress `{}` is not an address; ignored",
-                        kind.name(),
-                        printable(raw)
-                    );
-                }
+        framer.push(&buf[..n], &mut |item| {
+            let Item::Message(m) = item else { return };
+            messages += 1;
+            if let Some(t) = m.get("EventTV").and_then(event_tv) {
+                now = t;
             }
-            Parsed::Security(ev) => {
-                if let Verdict::Ban(p) = engine.feed(ev.kind, ev.service, ev.addr, now) {
-                    // The daemon records a ban once; later events still in flight find it
-                    // already stored. Print each address once, as the daemon bans it once.
-                    if !bans.contains(&ev.addr) {
-                        bans.push(ev.addr);
-                        let account = if ev.account.is_empty() {
-                            "-".to_string()
-                        } else {
-                            printable(ev.account)
-                        };
-                        if result.is_ok() {
-                            result = writeln!(
-                                out,
-                                "ban {} {} {} {}",
-                                ev.addr,
-                                ev.kind.name(),
-                                account,
-                                p
-                            );
+            match matcher.parse(m) {
+                Parsed::Other => {}
+                Parsed::BadAddress { kind, raw } => {
+                    engine.note_bad_address();
+                    if warned & (1 << kind.index()) == 0 {
+                        warned |= 1 << kind.index();
+                        crate::warn!(
+                            "{}: RemoteAddress `{}` is not an address; ignored",
+                            kind.name(),
+                            printable(raw)
+                        );
+                    }
+                }
+                Parsed::Security(ev) => {
+                    if let Verdict::Ban(p) = engine.feed(ev.kind, ev.service, ev.addr, now) {
+                        // The daemon records a ban once; later events still in flight find
+                        // it already stored. Print each address once, as the daemon bans it
+                        // once.
+                        if banned.insert(ev.addr) {
+                            bans.push(ev.addr);
+                            let account = if ev.account.is_empty() {
+                                "-".to_string()
+                            } else {
+                                printable(ev.account)
+                            };
+                            if result.is_ok() {
+                                result = writeln!(
+                                    out,
+                                    "ban {} {} {} {}",
+                                    ev.addr,
+                                    ev.kind.name(),
+                                    account,
+                                    p
+                                );
+                            }
                         }
                     }
                 }
             }
-        }
-    });
-    result?;
+        });
+        std::mem::replace(&mut result, Ok(()))?;
+    }
     let summary = format!(
         "{} messages; {}; {} address(es) banned",
         messages,
@@ -115,10 +137,10 @@ pub fn replay(cfg: &Config, data: &[u8], out: &mut dyn Write) -> std::io::Result
 }
 
 pub fn run(cfg: &Config, file: &Path) -> Result<(), String> {
-    let data = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let o = replay(cfg, &data, &mut out).map_err(|e| e.to_string())?;
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let o = replay_from(cfg, &mut f, &mut out).map_err(|e| format!("{}: {e}", file.display()))?;
     writeln!(out, "summary: {}", o.summary).map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -126,6 +148,43 @@ pub fn run(cfg: &Config, file: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hands out its data `step` bytes at a time.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_stream_read_in_pieces_gives_the_same_bans() {
+        let cfg = crate::config::parse(b"", "t").unwrap().config;
+        let mut data = Vec::new();
+        for i in 0..40u32 {
+            data.extend_from_slice(
+                format!(
+                    "Event: InvalidAccountID\r\nService: PJSIP\r\nAccountID: {i}\r\nRemoteAddress: IPV4/UDP/198.51.100.{}/5060\r\n\r\n",
+                    i % 7
+                )
+                .as_bytes(),
+            );
+        }
+        let whole = replay(&cfg, &data, &mut std::io::sink()).unwrap();
+        assert_eq!(whole.bans.len(), 7);
+        for step in [1, 3, 64] {
+            let mut t = Trickle { data: &data, step };
+            let o = replay_from(&cfg, &mut t, &mut std::io::sink()).unwrap();
+            assert_eq!((o.bans, o.messages), (whole.bans.clone(), whole.messages));
+        }
+    }
 
     #[test]
     fn event_tv_parses_with_offset() {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::collections::BTreeSet;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -709,5 +711,68 @@ fn stats_file_is_written_atomically() {
     wait_for(5, "stats line", || {
         setup.log().contains("bans 1 unbans 0 active 1")
     });
+    assert_eq!(d.stop(), 0);
+}
+
+/// Three InvalidAccountID events (a ban with loyalty 3) from each of 198.51.100.`first..first+n`.
+fn burst(first: u32, n: u32) -> Vec<u8> {
+    let mut s = Vec::new();
+    for a in first..first + n {
+        for k in 0..3 {
+            let remote = format!("IPV4/UDP/198.51.100.{a}/5060");
+            s.extend(invalid_account_event(k, &remote).into_bytes());
+        }
+    }
+    s
+}
+
+#[test]
+fn a_burst_of_bans_costs_one_firewall_command_and_a_failed_batch_is_retried_per_ban() {
+    let (tx, rx) = mpsc::channel();
+    let server = AmiServer::start(vec![Plan::Feed(Arc::new(Mutex::new(rx)))]);
+    let setup = Setup::new(Some(server.addr), "");
+    let d = setup.spawn();
+    wait_for(10, "login", || setup.log().contains("logged in"));
+    let before = setup.rec.calls().len();
+    tx.send(burst(1, 20)).unwrap();
+    wait_for(10, "20 bans", || setup.rec.bans().len() == 20);
+    let calls = setup.rec.calls().split_off(before);
+    // One write of 60 events is normally one read; a read split by the kernel may add one.
+    assert!(
+        calls.len() <= 2 && calls.iter().all(|c| c.cmd == "iptables-restore"),
+        "20 bans took {} commands: {calls:?}",
+        calls.len()
+    );
+    assert!(
+        calls[0].args.contains(&"--noflush".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        !calls[0].stdin.contains("-F "),
+        "a ban batch flushed the chain"
+    );
+
+    // The batch fails: every ban is tried on its own, and each gets its rule.
+    setup.rec.fail("iptables-restore", true);
+    tx.send(burst(101, 20)).unwrap();
+    let want: BTreeSet<String> = (101..121).map(|a| format!("198.51.100.{a}/32")).collect();
+    let single = || -> BTreeSet<String> {
+        setup
+            .rec
+            .calls()
+            .into_iter()
+            .filter(|c| c.cmd == "iptables" && c.args.get(1).is_some_and(|a| a == "-I"))
+            .map(|c| c.args[4].clone())
+            .collect()
+    };
+    wait_for(10, "20 single bans after the failed batch", || {
+        single() == want
+    });
+    assert!(
+        setup.log().contains("applying them one by one"),
+        "{}",
+        setup.log()
+    );
+    assert_eq!(setup.stored().len(), 40);
     assert_eq!(d.stop(), 0);
 }

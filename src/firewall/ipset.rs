@@ -128,6 +128,23 @@ impl Backend for Ipset {
         )
     }
 
+    fn ban_many(&self, entries: &[Entry]) -> Result<()> {
+        if let [e] = entries {
+            return self.ban(e);
+        }
+        let mut script = String::new();
+        for e in entries {
+            let fam = self.chains.family_for(&e.net)?;
+            script.push_str(&format!(
+                "add {} {} timeout {} -exist\n",
+                self.set_name(fam.v6),
+                e.net,
+                Self::timeout(e)
+            ));
+        }
+        run(&self.ipset, &["restore"], Some(script.as_bytes()))
+    }
+
     fn unban(&self, net: &IpNet) -> Result<()> {
         let fam = self.chains.family_for(net)?;
         let (name, net) = (self.set_name(fam.v6), net.to_string());

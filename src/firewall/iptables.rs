@@ -93,11 +93,17 @@ impl Chains {
     /// restore transaction: the chain is never seen empty or half-filled, and a failure leaves
     /// it as it was.
     pub fn replace(&self, fam: &Family, rules: impl Iterator<Item = String>) -> Result<()> {
-        let mut input = format!("*filter\n-F {}\n", self.chain);
+        let mut body = format!("-F {}\n", self.chain);
         for r in rules {
-            input.push_str(&format!("-A {} {r}\n", self.chain));
+            body.push_str(&format!("-A {} {r}\n", self.chain));
         }
-        input.push_str("COMMIT\n");
+        self.commit(fam, &body)
+    }
+
+    /// Applies `body` (rule commands for the filter table) in one restore transaction,
+    /// leaving every other chain alone.
+    pub fn commit(&self, fam: &Family, body: &str) -> Result<()> {
+        let input = format!("*filter\n{body}COMMIT\n");
         run(&fam.restore, &["-w", "--noflush"], Some(input.as_bytes()))
     }
 }
@@ -140,6 +146,28 @@ impl Backend for Iptables {
         let fam = self.chains.family_for(&e.net)?;
         let s = e.net.to_string();
         run(&fam.cmd, &self.rule("-I", &s), None)
+    }
+
+    fn ban_many(&self, entries: &[Entry]) -> Result<()> {
+        if let [e] = entries {
+            // A bare `iptables -I` is cheaper than a restore for one rule.
+            return self.ban(e);
+        }
+        let c = &self.chains;
+        for e in entries {
+            c.family_for(&e.net)?;
+        }
+        for fam in c.families() {
+            let body: String = entries
+                .iter()
+                .filter(|e| matches!(e.net, IpNet::V6(_)) == fam.v6)
+                .map(|e| format!("-I {} -s {} -j {}\n", c.chain, e.net, c.target.as_str()))
+                .collect();
+            if !body.is_empty() {
+                c.commit(fam, &body)?;
+            }
+        }
+        Ok(())
     }
 
     fn unban(&self, net: &IpNet) -> Result<()> {

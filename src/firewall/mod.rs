@@ -50,6 +50,11 @@ pub trait Backend {
     /// Replaces every ban with exactly `bans`, in one batch per tool.
     fn restore(&self, bans: &[Entry]) -> Result<()>;
     fn ban(&self, entry: &Entry) -> Result<()>;
+    /// Several bans with one command per tool, so that a burst of bans costs one exec and
+    /// does not stall the AMI reader. All or nothing where the tool allows (restore files).
+    fn ban_many(&self, entries: &[Entry]) -> Result<()> {
+        entries.iter().try_for_each(|e| self.ban(e))
+    }
     /// Removing a ban that is not there (already expired in the kernel) is not an error.
     fn unban(&self, net: &IpNet) -> Result<()>;
 }

@@ -117,6 +117,29 @@ impl Backend for Nft {
         )
     }
 
+    fn ban_many(&self, entries: &[Entry]) -> Result<()> {
+        if let [e] = entries {
+            return self.ban(e);
+        }
+        let mut script = String::new();
+        for set in ["v4", "v6"] {
+            let mut elems = Vec::new();
+            for e in entries {
+                if self.set_for(&e.net)? == set {
+                    elems.push(Self::element(e));
+                }
+            }
+            if !elems.is_empty() {
+                script.push_str(&format!(
+                    "add element inet {} {set} {{ {} }}\n",
+                    self.table,
+                    elems.join(", ")
+                ));
+            }
+        }
+        run(&self.nft, &["-f", "-"], Some(script.as_bytes()))
+    }
+
     fn unban(&self, net: &IpNet) -> Result<()> {
         let set = self.set_for(net)?;
         let elem = format!("{{ {net} }}");

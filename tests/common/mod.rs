@@ -162,19 +162,27 @@ exit 0
         out
     }
 
-    /// Addresses passed to `-I` (ban) calls, in order, as `(tool, "-s" value)`.
+    /// Banned addresses in order, as `(tool, "-s" value)`: from `-I` calls, and from the
+    /// `-I` lines of restore batches (a burst of bans in one read).
     pub fn bans(&self) -> Vec<(String, String)> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.args.get(1).map(String::as_str) == Some("-I"))
-            .map(|c| {
+        let mut out = Vec::new();
+        for c in self.calls() {
+            if c.args.get(1).map(String::as_str) == Some("-I") {
                 assert_eq!(c.args.len(), 7, "{c:?}");
                 assert_eq!(c.args[0], "-w");
                 assert_eq!(c.args[3], "-s");
                 assert_eq!(c.args[5], "-j");
-                (c.cmd.clone(), c.args[4].clone())
-            })
-            .collect()
+                out.push((c.cmd.clone(), c.args[4].clone()));
+            } else if let Some(tool) = c.cmd.strip_suffix("-restore") {
+                for l in c.stdin.lines().filter(|l| l.starts_with("-I ")) {
+                    let f: Vec<&str> = l.split(' ').collect();
+                    assert_eq!(f.len(), 6, "{c:?}");
+                    assert_eq!((f[2], f[4]), ("-s", "-j"), "{c:?}");
+                    out.push((tool.to_string(), f[3].to_string()));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -203,6 +211,26 @@ pub enum Plan {
     /// Banner, successful login, then whatever the test sends through the channel, as it
     /// sends it (answering Pings meanwhile). Connections share the channel.
     Feed(Arc<Mutex<mpsc::Receiver<Vec<u8>>>>),
+    /// Banner, successful login, then `events` at `per_sec`, enforcing Asterisk's AMI
+    /// `writetimeout` (100 ms by default): a write that cannot complete within `write_timeout`
+    /// drops the client, as Asterisk does with a slow consumer. Then hold open.
+    Paced {
+        events: Arc<Vec<Vec<u8>>>,
+        per_sec: u64,
+        write_timeout: Duration,
+    },
+}
+
+/// How a `Plan::Paced` connection went.
+#[derive(Clone, Debug, Default)]
+pub struct PacedReport {
+    pub sent: usize,
+    /// Why the server dropped the client (a write timed out), if it did.
+    pub dropped: Option<String>,
+    /// The longest time one write waited for the client.
+    pub max_stall: Duration,
+    /// From the first event to the last one written.
+    pub elapsed: Duration,
 }
 
 #[derive(Default, Debug)]
@@ -212,6 +240,7 @@ pub struct ServerLog {
     pub accepted: usize,
     /// Connections whose plan was played to the end.
     pub finished: usize,
+    pub paced: Option<PacedReport>,
 }
 
 pub struct AmiServer {
@@ -250,6 +279,10 @@ fn timeline(file: &str) -> Arc<Vec<Chunk>> {
     let mut out: Vec<Chunk> = text
         .lines()
         .filter(|l| l.contains("\"ev\": \"rx\""))
+        // A timeline also lists the reconnections (conn 2, 3: the `.reconnectN` files, with
+        // offsets into those); replaying their chunks here would resend bytes of this file
+        // after its end, racing with a client that already hung up after `Shutdown`.
+        .filter(|l| json_num(l, "conn") == Some(1.0))
         .filter_map(|l| {
             Some(Chunk {
                 off: json_num(l, "off")? as usize,
@@ -481,6 +514,25 @@ fn serve(
             }
             serve_pings(&mut s, log, idx, stop, true);
         }
+        Plan::Paced {
+            events,
+            per_sec,
+            write_timeout,
+        } => {
+            let Some(p) = login_exchange(&mut s, LOGIN_OK, log, idx) else {
+                return;
+            };
+            if s.write_all(&p.data).is_err() {
+                return;
+            }
+            let report = paced(&mut s, events, *per_sec, *write_timeout, stop);
+            let dropped = report.dropped.is_some();
+            log.lock().unwrap().paced = Some(report);
+            if dropped {
+                return;
+            }
+            serve_pings(&mut s, log, idx, stop, true);
+        }
         Plan::Replay { file, .. }
         | Plan::ReplayThenSilent { file }
         | Plan::Truncated { file, .. } => {
@@ -519,6 +571,72 @@ fn serve(
         }
     }
     log.lock().unwrap().finished += 1;
+}
+
+/// Writes `events` at `per_sec`, each turn's due events in one write that must complete
+/// within `write_timeout` (stricter than Asterisk, whose limit is per message).
+fn paced(
+    s: &mut TcpStream,
+    events: &[Vec<u8>],
+    per_sec: u64,
+    write_timeout: Duration,
+    stop: &Arc<Mutex<bool>>,
+) -> PacedReport {
+    let mut r = PacedReport::default();
+    let start = Instant::now();
+    let mut batch = Vec::new();
+    while r.sent < events.len() {
+        if *stop.lock().unwrap() {
+            break;
+        }
+        let due = ((start.elapsed().as_secs_f64() * per_sec as f64) as usize + 1).min(events.len());
+        if due <= r.sent {
+            let next = Duration::from_secs_f64(r.sent as f64 / per_sec as f64);
+            thread::sleep(next.saturating_sub(start.elapsed()));
+            continue;
+        }
+        batch.clear();
+        for e in &events[r.sent..due] {
+            batch.extend_from_slice(e);
+        }
+        let t = Instant::now();
+        let deadline = t + write_timeout;
+        let mut off = 0;
+        while off < batch.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                r.dropped = Some(format!(
+                    "event {}: the client read nothing for {write_timeout:?} (write timeout)",
+                    r.sent
+                ));
+                return r;
+            }
+            s.set_write_timeout(Some(left)).unwrap();
+            match s.write(&batch[off..]) {
+                Ok(0) => {
+                    r.dropped = Some("client closed".into());
+                    return r;
+                }
+                Ok(n) => off += n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    r.dropped = Some(format!("write: {e}"));
+                    return r;
+                }
+            }
+        }
+        r.max_stall = r.max_stall.max(t.elapsed());
+        r.sent = due;
+    }
+    r.elapsed = start.elapsed();
+    s.set_write_timeout(None).unwrap();
+    r
 }
 
 impl AmiServer {
@@ -600,6 +718,10 @@ impl AmiServer {
 
     pub fn finished(&self) -> usize {
         self.log.lock().unwrap().finished
+    }
+
+    pub fn paced(&self) -> Option<PacedReport> {
+        self.log.lock().unwrap().paced.clone()
     }
 
     pub fn received(&self, idx: usize) -> String {
@@ -801,4 +923,38 @@ pub fn fixture_events(file: &str, rewrite: &[(&str, &str)]) -> Vec<Vec<u8>> {
             b.into_bytes()
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Synthetic security events, shaped like the captures' (pjsip-flood, pjsip-svmap)
+
+/// A ChallengeResponseFailed (a wrong password: weight 1) from `addr`
+/// (`IPV4/UDP/a.b.c.d/5060` form).
+pub fn crf_event(i: u64, remote: &str) -> String {
+    format!(
+        "Event: ChallengeResponseFailed\r\nPrivilege: security,all\r\nEventTV: 2026-11-23T08:41:22.265+0000\r\nSeverity: Error\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: 1001\r\nSessionID: {i:x}@x\r\nLocalAddress: IPV4/UDP/192.0.2.2/5060\r\nRemoteAddress: {remote}\r\nChallenge: 1795423282/73198da745ac63355d1faa9cd788688f\r\nResponse: f8a2520f34d4c3f2c63f3885c7116a46\r\nExpectedResponse: \r\n\r\n"
+    )
+}
+
+/// An InvalidAccountID (an extension scan: weight 5, so three of them ban with loyalty 3).
+pub fn invalid_account_event(i: u64, remote: &str) -> String {
+    format!(
+        "Event: InvalidAccountID\r\nPrivilege: security,all\r\nEventTV: 2026-11-23T08:41:54.705+0000\r\nSeverity: Error\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: {}\r\nSessionID: {i:x}\r\nLocalAddress: IPV4/UDP/192.0.2.2/5060\r\nRemoteAddress: {remote}\r\n\r\n",
+        100 + i % 900
+    )
+}
+
+/// The RemoteAddress of the `k`-th distinct source: IPv4 from 10.0.0.0/8, every fourth one
+/// IPv6 from 2001:db8::/32 when `with_v6`.
+pub fn remote(k: u64, with_v6: bool) -> String {
+    if with_v6 && k % 4 == 3 {
+        format!("IPV6/UDP/2001:db8:{:x}:{:x}::1/5060", k >> 16, k & 0xffff)
+    } else {
+        format!(
+            "IPV4/UDP/10.{}.{}.{}/5060",
+            (k >> 16) & 255,
+            (k >> 8) & 255,
+            k & 255
+        )
+    }
 }

@@ -1,0 +1,296 @@
+//! Throughput against fail2ban: the same N security events, as an AMI stream for
+//! `ampere --replay` and as the matching Asterisk security-log lines for `fail2ban-regex`
+//! with Debian's stock `filter.d/asterisk.conf`. Events/s of each, the ratio, and each
+//! one's peak RSS (VmHWM, sampled every 5 ms while it runs).
+//!
+//! The events are the captures' own messages (one template per kind, taken from
+//! tests/fixtures/ami), from many addresses (one in eight IPv6), in the mix a scan produces:
+//! ChallengeSent before most failures, wrong passwords, unknown accounts, ACL failures, and
+//! a successful login now and then.
+//!
+//!   make bench-fail2ban       (cargo bench --bench fail2ban: 100k and 1M events)
+//!
+//! fail2ban comes from apt (benches/install-fail2ban.sh; its service is never started).
+//! Without `--bench` (as `cargo test --all-targets` runs it) it does a 2,000-event smoke
+//! round that checks both tools saw every event.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const FILTER: &str = "/etc/fail2ban/filter.d/asterisk.conf";
+/// The kinds fail2ban's asterisk filter matches (its `SecurityEvent=` failregex).
+const F2B_KINDS: [&str; 4] = [
+    "FailedACL",
+    "InvalidAccountID",
+    "ChallengeResponseFailed",
+    "InvalidPassword",
+];
+/// One scan step after another; SuccessfulAuth is added every 100th event.
+const MIX: [&str; 10] = [
+    "ChallengeSent",
+    "ChallengeResponseFailed",
+    "ChallengeSent",
+    "ChallengeResponseFailed",
+    "InvalidAccountID",
+    "ChallengeSent",
+    "InvalidPassword",
+    "InvalidAccountID",
+    "FailedACL",
+    "ChallengeResponseFailed",
+];
+
+/// The first message of each kind (PJSIP where there is one) in the captures, as header pairs.
+fn templates() -> BTreeMap<String, Vec<(String, String)>> {
+    let mut out = BTreeMap::new();
+    for file in [
+        "eventfilter.ami",
+        "pjsip-acl.ami",
+        "pjsip-flood.ami",
+        "pjsip-svmap.ami",
+        "timestampevents.ami",
+        "pjsip-success.ami",
+    ] {
+        for msg in fixture_events(file, &[]) {
+            let text = String::from_utf8(msg).unwrap();
+            let headers: Vec<(String, String)> = text
+                .split("\r\n")
+                .filter_map(|l| {
+                    l.split_once(": ")
+                        .or_else(|| l.strip_suffix(':').map(|n| (n, "")))
+                })
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            let get = |k: &str| {
+                headers
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.as_str())
+            };
+            let (Some(kind), Some(service), Some(remote)) =
+                (get("Event"), get("Service"), get("RemoteAddress"))
+            else {
+                continue;
+            };
+            // PJSIP where the captures have it; InvalidPassword only comes from AMI there.
+            let better = service == "PJSIP" && out.get(kind).is_some_and(|(s, _)| s != "PJSIP");
+            if remote.starts_with("IPV4/") && (better || !out.contains_key(kind)) {
+                out.insert(kind.to_string(), (service.to_string(), headers.clone()));
+            }
+        }
+    }
+    for k in MIX.iter().chain(&["SuccessfulAuth"]) {
+        assert!(out.contains_key(*k), "no {k} in the captures");
+    }
+    out.into_iter().map(|(k, (_, h))| (k, h)).collect()
+}
+
+/// The `k`-th attacker's RemoteAddress, on the template's transport.
+fn address(k: u64, transport: &str) -> String {
+    if k % 8 == 7 {
+        format!(
+            "IPV6/{transport}/2001:db8:{:x}:{:x}::1/5060",
+            k >> 16,
+            k & 0xffff
+        )
+    } else {
+        format!(
+            "IPV4/{transport}/10.{}.{}.{}/5060",
+            (k >> 16) & 255,
+            (k >> 8) & 255,
+            k & 255
+        )
+    }
+}
+
+/// Writes `n` events to `ami` (an AMI stream) and `log` (Asterisk's security log); returns
+/// how many of them fail2ban's filter should match.
+fn generate(n: u64, ami: &Path, log: &Path) -> u64 {
+    let t = templates();
+    let mut a = BufWriter::new(File::create(ami).unwrap());
+    let mut l = BufWriter::new(File::create(log).unwrap());
+    a.write_all(b"Asterisk Call Manager/11.0.0\r\n").unwrap();
+    // About 20 events per address, interleaved as concurrent scanners are.
+    let addresses = (n / 20).max(1);
+    let mut matched = 0;
+    for i in 0..n {
+        let kind = if i % 100 == 99 {
+            "SuccessfulAuth"
+        } else {
+            MIX[(i % 10) as usize]
+        };
+        let k = i.wrapping_mul(7919) % addresses;
+        let mut line = format!(
+            "[2026-11-23 08:41:22] SECURITY[1234] res_security_log.c: SecurityEvent=\"{kind}\""
+        );
+        for (name, value) in &t[kind] {
+            let addr;
+            let value = if name == "RemoteAddress" {
+                addr = address(k, value.split('/').nth(1).unwrap_or("UDP"));
+                addr.as_str()
+            } else {
+                value.as_str()
+            };
+            write!(a, "{name}: {value}\r\n").unwrap();
+            if name != "Event" && name != "Privilege" {
+                write!(line, ",{name}=\"{value}\"").unwrap();
+            }
+        }
+        a.write_all(b"\r\n").unwrap();
+        line.push('\n');
+        l.write_all(line.as_bytes()).unwrap();
+        if F2B_KINDS.contains(&kind) {
+            matched += 1;
+        }
+    }
+    a.flush().unwrap();
+    l.flush().unwrap();
+    matched
+}
+
+struct Run {
+    secs: f64,
+    peak_kib: u64,
+    stdout: String,
+}
+
+/// Runs `cmd`, sampling VmHWM until it exits.
+fn measure(cmd: &mut Command) -> Run {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
+        s
+    });
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&status_path) {
+            if let Some(v) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            {
+                peak = v;
+            }
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "{cmd:?} failed: {st}");
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    Run {
+        secs: start.elapsed().as_secs_f64(),
+        peak_kib: peak,
+        stdout: reader.join().unwrap(),
+    }
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    assert!(
+        Path::new(FILTER).exists() && Command::new("fail2ban-regex").arg("--version").output().is_ok(),
+        "the fail2ban comparison needs Debian's fail2ban: run benches/install-fail2ban.sh (as root)"
+    );
+    let version = Command::new("fail2ban-regex")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // AMPERE_BENCH_DATA=DIR keeps the generated files there (for profiling).
+    let keep = std::env::var_os("AMPERE_BENCH_DATA").map(std::path::PathBuf::from);
+    let dir = keep.as_deref().unwrap_or(tmp.path());
+    let cfg = dir.join("ampere.cfg");
+    std::fs::write(&cfg, "pass = x\n").unwrap();
+    println!(
+        "machine: {} cores, {}; {} ({})",
+        thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model(),
+        String::from_utf8_lossy(&version.stdout).trim(),
+        FILTER
+    );
+    println!();
+    println!("| events | ampere --replay | fail2ban-regex | ratio | ampere peak RSS | fail2ban peak RSS |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    // AMPERE_BENCH_EVENTS=N runs that size only.
+    let sizes: Vec<u64> = match std::env::var("AMPERE_BENCH_EVENTS") {
+        Ok(v) => vec![v.parse().expect("AMPERE_BENCH_EVENTS must be a number")],
+        Err(_) if bench => vec![100_000, 1_000_000],
+        Err(_) => vec![2_000],
+    };
+    for n in sizes {
+        let (ami, log) = (
+            dir.join(format!("events-{n}.ami")),
+            dir.join(format!("security-{n}.log")),
+        );
+        let matched = generate(n, &ami, &log);
+        let a = measure(
+            Command::new(bin())
+                .arg("-c")
+                .arg(&cfg)
+                .arg("--replay")
+                .arg(&ami),
+        );
+        let summary = a
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("summary: "))
+            .unwrap_or("");
+        assert!(
+            summary.starts_with(&format!("summary: {n} messages;")),
+            "ampere did not read every event: {summary}"
+        );
+        let f = measure(
+            Command::new("fail2ban-regex")
+                .arg("--print-no-missed")
+                .arg(&log)
+                .arg(FILTER),
+        );
+        let lines = f
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("Lines: "))
+            .unwrap_or("");
+        assert!(
+            lines.starts_with(&format!("Lines: {n} lines, 0 ignored, {matched} matched")),
+            "fail2ban-regex did not match what its filter should ({matched} of {n}): {lines}"
+        );
+        let (ra, rf) = (n as f64 / a.secs, n as f64 / f.secs);
+        println!(
+            "| {n} | {:.0} events/s ({:.2} s) | {:.0} events/s ({:.2} s) | {:.0}x | {} KiB | {} KiB |",
+            ra,
+            a.secs,
+            rf,
+            f.secs,
+            ra / rf,
+            a.peak_kib,
+            f.peak_kib
+        );
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name\t: "))
+        .unwrap_or("unknown CPU")
+        .to_string()
+}
