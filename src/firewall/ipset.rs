@@ -2,13 +2,111 @@
 //! `-m set --match-set` rule per family, so a ban costs a set insert whatever the number of
 //! bans. `hash:net` rather than `hash:ip`: it holds hosts and the networks of blocklists.
 
-use std::path::PathBuf;
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
 use super::iptables::Chains;
 use super::{run, Backend, Entry, FwError, Result};
 use crate::config::Config;
+use crate::sys::{self, PollFd};
+
+/// How long one command in the running `ipset -` may take before it counts as hung.
+const SHELL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A long-running `ipset -` (interactive mode), so that a ban costs a netlink round trip
+/// (about 0.1 ms) instead of a fork and exec (about 1.2 ms). Its prompts go to stdout, which
+/// stdio buffers when it is a pipe, so they cannot acknowledge a command; each batch of
+/// commands is followed by `test SET 0.0.0.1` instead, whose answer ("0.0.0.1 is [NOT] in
+/// set ...") goes to the unbuffered stderr after any error of the commands before it.
+struct Shell {
+    child: Child,
+    stdin: ChildStdin,
+    stderr: ChildStderr,
+    sentinel: String,
+}
+
+impl Shell {
+    fn spawn(ipset: &Path, sentinel_set: &str) -> std::io::Result<Shell> {
+        let mut child = Command::new(ipset)
+            .arg("-")
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdin = child.stdin.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        Ok(Shell {
+            child,
+            stdin,
+            stderr,
+            sentinel: format!("test {sentinel_set} 0.0.0.1\n"),
+        })
+    }
+
+    /// Runs `script` (ipset commands, one per line); Err carries what ipset said. An Err
+    /// with `broken` set means the shell itself is unusable.
+    fn run(&mut self, script: &str) -> std::result::Result<(), (String, bool)> {
+        let mut input = String::with_capacity(script.len() + self.sentinel.len());
+        input.push_str(script);
+        input.push_str(&self.sentinel);
+        self.stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| (format!("ipset - : {e}"), true))?;
+        let mut said = Vec::new();
+        let deadline = Instant::now() + SHELL_TIMEOUT;
+        loop {
+            let ack = said.windows(11).position(|w| w == b"0.0.0.1 is ");
+            if let Some(at) = ack.filter(|&at| said[at..].contains(&b'\n')) {
+                let text = String::from_utf8_lossy(&said[..at]).trim().to_string();
+                return if text.is_empty() {
+                    Ok(())
+                } else {
+                    Err((text, false))
+                };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err((
+                    format!("ipset - : no answer within {}s", SHELL_TIMEOUT.as_secs()),
+                    true,
+                ));
+            }
+            let mut fds = [PollFd {
+                fd: self.stderr.as_raw_fd(),
+                events: sys::POLLIN,
+                revents: 0,
+            }];
+            if sys::poll(&mut fds, left.as_millis().max(1) as i32)
+                .map_err(|e| (e.to_string(), true))?
+                == 0
+            {
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            match self.stderr.read(&mut buf) {
+                Ok(0) => return Err(("ipset - exited".into(), true)),
+                Ok(n) => said.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err((format!("ipset - : {e}"), true)),
+            }
+        }
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// ipset's largest per-entry timeout (seconds); longer bans are stored without one and
 /// removed by Ampere at their expiry.
@@ -18,6 +116,9 @@ pub struct Ipset {
     chains: Chains,
     ipset: PathBuf,
     maxelem: u64,
+    /// The running `ipset -`, started at the first ban; dropped (and the next command run
+    /// by a plain exec, then a new shell tried) when it fails.
+    shell: RefCell<Option<Shell>>,
 }
 
 impl Ipset {
@@ -26,7 +127,28 @@ impl Ipset {
             chains: Chains::new(c),
             ipset: c.ipset.clone(),
             maxelem: c.maxelem,
+            shell: RefCell::new(None),
         }
+    }
+
+    /// Applies ipset commands through the running shell; if there is none and one cannot be
+    /// started, or it breaks, through one `ipset restore` exec instead.
+    fn apply(&self, script: &str) -> Result<()> {
+        let mut shell = self.shell.borrow_mut();
+        if shell.is_none() {
+            *shell = Shell::spawn(&self.ipset, &self.set_name(false)).ok();
+        }
+        if let Some(sh) = shell.as_mut() {
+            match sh.run(script) {
+                Ok(()) => return Ok(()),
+                Err((msg, false)) => return Err(FwError(msg)),
+                Err((msg, true)) => {
+                    crate::warn!("{msg}; running ipset once per command instead");
+                    *shell = None;
+                }
+            }
+        }
+        run(&self.ipset, &["restore"], Some(script.as_bytes()))
     }
 
     fn set_name(&self, v6: bool) -> String {
@@ -115,23 +237,10 @@ impl Backend for Ipset {
     }
 
     fn ban(&self, e: &Entry) -> Result<()> {
-        let fam = self.chains.family_for(&e.net)?;
-        let (name, net, t) = (
-            self.set_name(fam.v6),
-            e.net.to_string(),
-            Self::timeout(e).to_string(),
-        );
-        run(
-            &self.ipset,
-            &["-exist", "add", &name, &net, "timeout", &t],
-            None,
-        )
+        self.ban_many(std::slice::from_ref(e))
     }
 
     fn ban_many(&self, entries: &[Entry]) -> Result<()> {
-        if let [e] = entries {
-            return self.ban(e);
-        }
         let mut script = String::new();
         for e in entries {
             let fam = self.chains.family_for(&e.net)?;
@@ -142,12 +251,123 @@ impl Backend for Ipset {
                 Self::timeout(e)
             ));
         }
-        run(&self.ipset, &["restore"], Some(script.as_bytes()))
+        self.apply(&script)
     }
 
     fn unban(&self, net: &IpNet) -> Result<()> {
         let fam = self.chains.family_for(net)?;
-        let (name, net) = (self.set_name(fam.v6), net.to_string());
-        run(&self.ipset, &["-exist", "del", &name, &net], None)
+        self.apply(&format!("del {} {net} -exist\n", self.set_name(fam.v6)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in `ipset` that speaks the interactive protocol: logs what it is asked,
+    /// answers `test` on stderr, reports lines with "bad" as errors and exits at "die".
+    fn fake(dir: &Path) -> (Ipset, PathBuf) {
+        let log = dir.join("log");
+        let script = format!(
+            r#"#!/bin/sh
+log="{log}"
+if [ "$1" = "-" ]; then
+  echo START >> "$log"
+  while IFS= read -r line; do
+    case "$line" in
+      "test "*) set -- $line; echo "$3 is NOT in set $2." >&2 ;;
+      *bad*) echo "ipset v7.17: Syntax error: $line" >&2 ;;
+      *die*) exit 1 ;;
+      *) echo "CMD $line" >> "$log" ;;
+    esac
+  done
+  exit 0
+fi
+if [ "$1" = restore ]; then
+  while IFS= read -r line; do echo "RESTORE $line" >> "$log"; done
+  exit 0
+fi
+echo "EXEC $*" >> "$log"
+"#,
+            log = log.display()
+        );
+        let bin = dir.join("ipset");
+        std::fs::write(&bin, script).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cfg = crate::config::parse(
+            format!("backend = ipset\nipset = {}\n", bin.display()).as_bytes(),
+            "t",
+        )
+        .unwrap()
+        .config;
+        (Ipset::new(&cfg), log)
+    }
+
+    fn entry(s: &str) -> Entry {
+        Entry {
+            net: crate::config::parse_net(s).unwrap(),
+            timeout: None,
+        }
+    }
+
+    fn log_lines(log: &Path) -> Vec<String> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn bans_go_through_one_running_ipset_and_errors_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fw, log) = fake(dir.path());
+        fw.ban(&entry("192.0.2.1")).unwrap();
+        fw.ban_many(&[entry("192.0.2.2"), entry("2001:db8::2")])
+            .unwrap();
+        fw.unban(&crate::config::parse_net("192.0.2.1").unwrap())
+            .unwrap();
+        assert_eq!(
+            log_lines(&log),
+            [
+                "START",
+                "CMD add ampere-v4 192.0.2.1/32 timeout 0 -exist",
+                "CMD add ampere-v4 192.0.2.2/32 timeout 0 -exist",
+                "CMD add ampere-v6 2001:db8::2/128 timeout 0 -exist",
+                "CMD del ampere-v4 192.0.2.1/32 -exist",
+            ]
+        );
+        // An error of one command is that command's error; the shell stays.
+        let mut bad = entry("192.0.2.3");
+        bad.timeout = Some(7);
+        let err = fw
+            .apply("add ampere-v4 bad\n")
+            .expect_err("ipset reported an error");
+        assert!(err.0.contains("Syntax error: add ampere-v4 bad"), "{err}");
+        fw.ban(&bad).unwrap();
+        assert_eq!(log_lines(&log).iter().filter(|l| *l == "START").count(), 1);
+    }
+
+    #[test]
+    fn a_dead_shell_falls_back_to_one_exec_then_starts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fw, log) = fake(dir.path());
+        fw.ban(&entry("192.0.2.1")).unwrap();
+        // The shell exits: this batch goes through `ipset restore`, and is not lost.
+        fw.apply("die\nadd ampere-v4 192.0.2.9/32 timeout 0 -exist\n")
+            .unwrap();
+        fw.ban(&entry("192.0.2.2")).unwrap();
+        assert_eq!(
+            log_lines(&log),
+            [
+                "START",
+                "CMD add ampere-v4 192.0.2.1/32 timeout 0 -exist",
+                "RESTORE die",
+                "RESTORE add ampere-v4 192.0.2.9/32 timeout 0 -exist",
+                "START",
+                "CMD add ampere-v4 192.0.2.2/32 timeout 0 -exist",
+            ]
+        );
     }
 }
