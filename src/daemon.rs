@@ -30,6 +30,11 @@ const READ_PER_TURN: usize = 1 << 18;
 /// How often the next expiry is reread from the database, to notice `ampere -a`/`-d`.
 const EXPIRY_REFRESH: Duration = Duration::from_secs(60);
 
+/// The WAL is checkpointed once the database was not written for this long...
+const CHECKPOINT_QUIET: Duration = Duration::from_secs(1);
+/// ...or, under a flood that never pauses, this long after the first unsynced write.
+const CHECKPOINT_MAX_DELAY: Duration = Duration::from_secs(60);
+
 #[derive(Default)]
 struct Tallies {
     logins: u64,
@@ -98,6 +103,11 @@ struct Core {
     backoff_reset: bool,
     /// Bans decided during the current read, applied together by `flush_bans`.
     pending: Vec<PendingBan>,
+    /// First and last database write since the last WAL checkpoint. With `synchronous =
+    /// NORMAL` a commit survives a crash of Ampere at once, and a power cut once the WAL is
+    /// checkpointed (synced): within CHECKPOINT_QUIET of the last ban, at most
+    /// CHECKPOINT_MAX_DELAY after the first.
+    unsynced: Option<(Instant, Instant)>,
 }
 
 /// A ban decision waiting for the end of the read that produced it.
@@ -131,6 +141,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         }
     }
     let mut store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
+    store.defer_checkpoints().map_err(|e| e.to_string())?;
     restore(&mut store, fw.as_ref())?;
     let mut d = Daemon {
         core: Core {
@@ -152,6 +163,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
             seq: 0,
             backoff_reset: false,
             pending: Vec::new(),
+            unsynced: None,
             cfg,
         },
         conn: None,
@@ -662,6 +674,7 @@ impl Core {
                 account: &p.account,
             })
             .collect();
+        self.wrote();
         let cfg = &self.cfg;
         let results = match self
             .store
@@ -756,6 +769,7 @@ impl Core {
     /// Lifts the bans whose time is up: database first (the count stays for escalation),
     /// then the firewall.
     fn expire(&mut self) {
+        self.wrote();
         let due = match self.store.expire_due(sys::now_epoch()) {
             Ok(d) => d,
             Err(e) => {
@@ -783,6 +797,17 @@ impl Core {
         self.read_next_expiry();
     }
 
+    fn wrote(&mut self) {
+        let now = Instant::now();
+        self.unsynced = Some((self.unsynced.map_or(now, |(first, _)| first), now));
+    }
+
+    /// When the WAL is to be checkpointed, if it holds unsynced writes.
+    fn checkpoint_due(&self) -> Option<Instant> {
+        self.unsynced
+            .map(|(first, last)| (last + CHECKPOINT_QUIET).min(first + CHECKPOINT_MAX_DELAY))
+    }
+
     /// The earliest of: the next expiry, rereading it, a hook to reap, the stats file.
     fn next_wake(&self) -> Option<Instant> {
         let now = Instant::now();
@@ -795,6 +820,7 @@ impl Core {
             Some(self.expiry_read + EXPIRY_REFRESH),
             self.hooks.next_check(),
             self.next_stats,
+            self.checkpoint_due(),
         ]
         .into_iter()
         .flatten()
@@ -810,6 +836,12 @@ impl Core {
             self.read_next_expiry();
         }
         self.hooks.reap();
+        if self.checkpoint_due().is_some_and(|t| now >= t) {
+            self.unsynced = None;
+            if let Err(e) = self.store.checkpoint() {
+                error!("{e}");
+            }
+        }
         if self.next_stats.is_some_and(|t| now >= t) {
             self.write_stats(connected);
             self.next_stats = Some(now + Duration::from_secs(self.cfg.stats_interval));

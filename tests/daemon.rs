@@ -776,3 +776,25 @@ fn a_burst_of_bans_costs_one_firewall_command_and_a_failed_batch_is_retried_per_
     assert_eq!(setup.stored().len(), 40);
     assert_eq!(d.stop(), 0);
 }
+
+#[test]
+fn bans_reach_the_database_file_itself_once_the_stream_is_quiet() {
+    // The daemon checkpoints the WAL from its timer (not inside a ban's commit): a second
+    // after the last ban, the database file alone, without its -wal, holds the ban.
+    let server = AmiServer::start(vec![Plan::Custom(burst(1, 1))]);
+    let setup = Setup::new(Some(server.addr), "");
+    let d = setup.spawn();
+    wait_for(10, "the ban", || setup.stored().len() == 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let copy = setup.dir.path().join("copy.db");
+    std::fs::copy(&setup.db, &copy).unwrap();
+    let alone = ampere::store::Store::open(&copy).unwrap();
+    let bans: Vec<String> = alone
+        .active()
+        .unwrap()
+        .into_iter()
+        .map(|b| b.addr)
+        .collect();
+    assert_eq!(bans, ["198.51.100.1"]);
+    assert_eq!(d.stop(), 0);
+}

@@ -19,6 +19,17 @@ use crate::sys::{self, PollFd};
 /// How long one command in the running `ipset -` may take before it counts as hung.
 const SHELL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Larger scripts go to `ipset restore` at once: while Ampere writes to the shell it does not
+/// read the shell's errors, so a script must stay well below what the pipes hold.
+const SHELL_MAX_SCRIPT: usize = 16 * 1024;
+
+enum ShellError {
+    /// ipset ran the commands and reported this; the shell is fine.
+    Said(String),
+    /// The shell is gone or stuck.
+    Broken(String),
+}
+
 /// A long-running `ipset -` (interactive mode), so that a ban costs a netlink round trip
 /// (about 0.1 ms) instead of a fork and exec (about 1.2 ms). Its prompts go to stdout, which
 /// stdio buffers when it is a pipe, so they cannot acknowledge a command; each batch of
@@ -51,15 +62,14 @@ impl Shell {
         })
     }
 
-    /// Runs `script` (ipset commands, one per line); Err carries what ipset said. An Err
-    /// with `broken` set means the shell itself is unusable.
-    fn run(&mut self, script: &str) -> std::result::Result<(), (String, bool)> {
+    /// Runs `script` (ipset commands, one per line).
+    fn run(&mut self, script: &str) -> std::result::Result<(), ShellError> {
         let mut input = String::with_capacity(script.len() + self.sentinel.len());
         input.push_str(script);
         input.push_str(&self.sentinel);
         self.stdin
             .write_all(input.as_bytes())
-            .map_err(|e| (format!("ipset - : {e}"), true))?;
+            .map_err(|e| ShellError::Broken(format!("ipset - : {e}")))?;
         let mut said = Vec::new();
         let deadline = Instant::now() + SHELL_TIMEOUT;
         loop {
@@ -69,15 +79,15 @@ impl Shell {
                 return if text.is_empty() {
                     Ok(())
                 } else {
-                    Err((text, false))
+                    Err(ShellError::Said(text))
                 };
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err((
-                    format!("ipset - : no answer within {}s", SHELL_TIMEOUT.as_secs()),
-                    true,
-                ));
+                return Err(ShellError::Broken(format!(
+                    "ipset - : no answer within {}s",
+                    SHELL_TIMEOUT.as_secs()
+                )));
             }
             let mut fds = [PollFd {
                 fd: self.stderr.as_raw_fd(),
@@ -85,17 +95,17 @@ impl Shell {
                 revents: 0,
             }];
             if sys::poll(&mut fds, left.as_millis().max(1) as i32)
-                .map_err(|e| (e.to_string(), true))?
+                .map_err(|e| ShellError::Broken(e.to_string()))?
                 == 0
             {
                 continue;
             }
             let mut buf = [0u8; 4096];
             match self.stderr.read(&mut buf) {
-                Ok(0) => return Err(("ipset - exited".into(), true)),
+                Ok(0) => return Err(ShellError::Broken("ipset - exited".into())),
                 Ok(n) => said.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err((format!("ipset - : {e}"), true)),
+                Err(e) => return Err(ShellError::Broken(format!("ipset - : {e}"))),
             }
         }
     }
@@ -134,6 +144,9 @@ impl Ipset {
     /// Applies ipset commands through the running shell; if there is none and one cannot be
     /// started, or it breaks, through one `ipset restore` exec instead.
     fn apply(&self, script: &str) -> Result<()> {
+        if script.len() > SHELL_MAX_SCRIPT {
+            return run(&self.ipset, &["restore"], Some(script.as_bytes()));
+        }
         let mut shell = self.shell.borrow_mut();
         if shell.is_none() {
             *shell = Shell::spawn(&self.ipset, &self.set_name(false)).ok();
@@ -141,8 +154,8 @@ impl Ipset {
         if let Some(sh) = shell.as_mut() {
             match sh.run(script) {
                 Ok(()) => return Ok(()),
-                Err((msg, false)) => return Err(FwError(msg)),
-                Err((msg, true)) => {
+                Err(ShellError::Said(msg)) => return Err(FwError(msg)),
+                Err(ShellError::Broken(msg)) => {
                     crate::warn!("{msg}; running ipset once per command instead");
                     *shell = None;
                 }
@@ -369,5 +382,20 @@ echo "EXEC $*" >> "$log"
                 "CMD add ampere-v4 192.0.2.2/32 timeout 0 -exist",
             ]
         );
+    }
+
+    #[test]
+    fn a_big_batch_goes_to_ipset_restore_not_through_the_pipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fw, log) = fake(dir.path());
+        let many: Vec<Entry> = (0..600)
+            .map(|i| entry(&format!("10.0.{}.{}", i / 256, i % 256)))
+            .collect();
+        fw.ban_many(&many).unwrap();
+        let lines = log_lines(&log);
+        assert_eq!(lines.len(), 600);
+        assert!(lines
+            .iter()
+            .all(|l| l.starts_with("RESTORE add ampere-v4 10.0.")));
     }
 }
