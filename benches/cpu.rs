@@ -128,12 +128,3 @@ fn main() {
         );
     }
 }
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name\t: "))
-        .unwrap_or("unknown CPU")
-        .to_string()
-}

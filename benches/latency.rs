@@ -405,15 +405,6 @@ fn inside(smoke: bool) {
     }
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name\t: "))
-        .unwrap_or("unknown CPU")
-        .to_string()
-}
-
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     if std::env::var("AMPERE_BENCH_PROBER").is_ok() {

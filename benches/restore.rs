@@ -10,11 +10,15 @@
 //! iptables backend at the same size; ban cost (one `ban` call) with 0 and with 100k bans in
 //! place, and its ratio to a bare fork+exec of /bin/true measured in the same run.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ampere::firewall::{self, Entry};
+use common::cpu_model;
 use ipnet::IpNet;
 
 fn sh(args: &[&str]) -> bool {
@@ -186,15 +190,6 @@ fn inside(smoke: bool) {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name\t: "))
-        .unwrap_or("unknown CPU")
-        .to_string()
 }
 
 fn main() {

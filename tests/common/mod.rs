@@ -958,3 +958,13 @@ pub fn remote(k: u64, with_v6: bool) -> String {
         )
     }
 }
+
+/// The CPU, as the benchmarks describe the machine.
+pub fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name\t: "))
+        .unwrap_or("unknown CPU")
+        .to_string()
+}
