@@ -33,18 +33,6 @@ use common::*;
 const PBX: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const ATK: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
 
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn must(args: &[&str]) {
-    assert!(sh(args), "`{}` failed", args.join(" "));
-}
-
 fn attacker(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 77, (i >> 8) as u8, i as u8)
 }
@@ -63,29 +51,18 @@ impl Net {
             atk: format!("amplat{id}-atk"),
         };
         assert!(
-            sh(&["ip", "netns", "add", &net.pbx]),
-            "the latency benchmark needs root and iproute2 (ip netns add)"
+            sh(&["id", "-u"]).1.trim() == "0" && sh(&["ip", "netns", "list"]).0,
+            "the latency benchmark needs root and iproute2 (ip netns)"
         );
-        must(&["ip", "netns", "add", &net.atk]);
         let (vp, va) = (format!("lp{id}"), format!("la{id}"));
-        must(&[
-            "ip", "link", "add", &vp, "netns", &net.pbx, "type", "veth", "peer", "name", &va,
-            "netns", &net.atk,
-        ]);
-        for (ns, dev, a) in [(&net.pbx, &vp, PBX), (&net.atk, &va, ATK)] {
-            must(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{a}/24"),
-                "dev",
-                dev,
-            ]);
-            must(&["ip", "-n", ns, "link", "set", dev, "up"]);
-            must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
+        veth_pair(
+            &net.pbx,
+            &net.atk,
+            &vp,
+            &va,
+            &[&format!("{PBX}/24")],
+            &[&format!("{ATK}/24")],
+        );
         // The attackers' addresses, and the way back to them for rp_filter.
         must(&[
             "ip",
@@ -344,18 +321,28 @@ fn floor(backend: &str, n: usize, offset: usize) -> Vec<f64> {
                 _ => vec!["nft", "add", "element", "inet", "ampfloor", "v4", &elem],
             };
             let t = Instant::now();
-            must(&args);
-            t.elapsed().as_secs_f64() * 1000.0
+            let ok = Command::new(args[0])
+                .args(&args[1..])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            let took = t.elapsed().as_secs_f64() * 1000.0;
+            assert!(ok, "`{}` failed", args.join(" "));
+            took
         })
         .collect()
 }
 
 fn prepare_floor(backend: &str) {
     match backend {
-        "iptables" => must(&["iptables", "-w", "-N", "ampfloor"]),
-        "ipset" => must(&[
-            "ipset", "create", "ampfloor", "hash:net", "timeout", "0", "maxelem", "1000000",
-        ]),
+        "iptables" => {
+            must(&["iptables", "-w", "-N", "ampfloor"]);
+        }
+        "ipset" => {
+            must(&[
+                "ipset", "create", "ampfloor", "hash:net", "timeout", "0", "maxelem", "1000000",
+            ]);
+        }
         _ => {
             must(&["nft", "add", "table", "inet", "ampfloor"]);
             must(&[

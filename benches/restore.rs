@@ -18,15 +18,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ampere::firewall::{self, Entry};
-use common::cpu_model;
+use common::{cpu_model, sh};
 use ipnet::IpNet;
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// `n` distinct bans, one in eight IPv6, a third of them with a timeout.
 fn entries(n: usize, offset: u32) -> Vec<Entry> {
@@ -124,7 +117,7 @@ fn count_in_kernel(backend: &str) -> usize {
 
 fn inside(smoke: bool) {
     for t in ["iptables", "ip6tables"] {
-        assert!(sh(&[t, "-w", "-N", "ampere"]));
+        assert!(sh(&[t, "-w", "-N", "ampere"]).0);
     }
     let sizes: &[usize] = if smoke {
         &[300]
@@ -200,7 +193,7 @@ fn main() {
     }
     let ns = format!("ampbench{}", std::process::id());
     assert!(
-        sh(&["ip", "netns", "add", &ns]),
+        sh(&["ip", "netns", "add", &ns]).0,
         "the restore benchmark needs root and iproute2 (ip netns add)"
     );
     let exe = std::env::current_exe().unwrap();

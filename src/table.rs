@@ -28,9 +28,6 @@ pub struct PenaltyTable {
     // Keyed per process: an attacker who picks addresses cannot aim them at one probe run.
     hasher: RandomState,
     evictions: u64,
-    /// The last key hashed and its home slot: an event looks its host up and then stores
-    /// it, so the second hash is saved.
-    last: std::cell::Cell<([u32; 4], usize)>,
 }
 
 fn key_of(ip: IpAddr) -> [u32; 4] {
@@ -62,7 +59,6 @@ impl PenaltyTable {
             hand: 0,
             hasher: RandomState::new(),
             evictions: 0,
-            last: std::cell::Cell::new(([0; 4], usize::MAX)),
         }
     }
 
@@ -84,17 +80,11 @@ impl PenaltyTable {
     }
 
     fn home(&self, key: &[u32; 4]) -> usize {
-        let (last_key, last_home) = self.last.get();
-        if last_home != usize::MAX && last_key == *key {
-            return last_home;
-        }
         // One u128 rather than the array: a single hasher write instead of five.
         let k = key
             .iter()
             .fold(0u128, |acc, &w| (acc << 32) | u128::from(w));
-        let home = (self.hasher.hash_one(k) as usize) & self.mask;
-        self.last.set((*key, home));
-        home
+        (self.hasher.hash_one(k) as usize) & self.mask
     }
 
     /// Slot holding `key`, or the empty slot where it would go.

@@ -38,26 +38,6 @@ const PREFIX: &str = "ampt";
 // ---------------------------------------------------------------------------------------
 // Outer side: prerequisites and the network
 
-fn sh(cmd: &[&str]) -> (bool, String) {
-    match Command::new(cmd[0]).args(&cmd[1..]).output() {
-        Ok(o) => (
-            o.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        ),
-        Err(e) => (false, format!("cannot run {}: {e}", cmd[0])),
-    }
-}
-
-fn must(cmd: &[&str]) -> String {
-    let (ok, out) = sh(cmd);
-    assert!(ok, "`{}` failed: {out}", cmd.join(" "));
-    out
-}
-
 fn require_root_and_tools() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let uid = status
@@ -128,37 +108,14 @@ impl TestNet {
             format!("ap{}x{n}", std::process::id() % 100_000),
             format!("aa{}x{n}", std::process::id() % 100_000),
         );
-        must(&["ip", "netns", "add", &net.pbx]);
-        must(&["ip", "netns", "add", &net.atk]);
-        must(&[
-            "ip", "link", "add", &vp, "netns", &net.pbx, "type", "veth", "peer", "name", &va,
-            "netns", &net.atk,
-        ]);
-        for (ns, dev, a4, a6) in [(&net.pbx, &vp, PBX4, PBX6), (&net.atk, &va, ATK4, ATK6)] {
-            must(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{a4}/24"),
-                "dev",
-                dev,
-            ]);
-            must(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{a6}/64"),
-                "dev",
-                dev,
-                "nodad",
-            ]);
-            must(&["ip", "-n", ns, "link", "set", dev, "up"]);
-            must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
+        veth_pair(
+            &net.pbx,
+            &net.atk,
+            &vp,
+            &va,
+            &[&format!("{PBX4}/24"), &format!("{PBX6}/64")],
+            &[&format!("{ATK4}/24"), &format!("{ATK6}/64")],
+        );
         net
     }
 

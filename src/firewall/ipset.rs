@@ -352,14 +352,19 @@ echo "EXEC $*" >> "$log"
             ]
         );
         // An error of one command is that command's error; the shell stays.
-        let mut bad = entry("192.0.2.3");
-        bad.timeout = Some(7);
+        let mut next = entry("192.0.2.3");
+        next.timeout = Some(7);
         let err = fw
             .apply("add ampere-v4 bad\n")
             .expect_err("ipset reported an error");
         assert!(err.0.contains("Syntax error: add ampere-v4 bad"), "{err}");
-        fw.ban(&bad).unwrap();
-        assert_eq!(log_lines(&log).iter().filter(|l| *l == "START").count(), 1);
+        fw.ban(&next).unwrap();
+        let lines = log_lines(&log);
+        assert_eq!(
+            lines.last().unwrap(),
+            "CMD add ampere-v4 192.0.2.3/32 timeout 7 -exist"
+        );
+        assert_eq!(lines.iter().filter(|l| *l == "START").count(), 1);
     }
 
     #[test]
