@@ -17,12 +17,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ampere::firewall::{self, Entry};
+use ampere::ban::{Ban, Origin};
+use ampere::firewall;
 use common::{cpu_model, sh};
 use ipnet::IpNet;
 
+/// When the benchmark's bans are made.
+const NOW: i64 = 1_800_000_000;
+
 /// `n` distinct bans, one in eight IPv6, a third of them with a timeout.
-fn entries(n: usize, offset: u32) -> Vec<Entry> {
+fn entries(n: usize, offset: u32) -> Vec<Ban> {
     (0..n as u32)
         .map(|i| {
             let k = i + offset;
@@ -31,10 +35,9 @@ fn entries(n: usize, offset: u32) -> Vec<Entry> {
             } else {
                 IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + k))
             };
-            Entry {
-                net: IpNet::from(ip),
-                timeout: (k % 3 == 0).then_some(86_400),
-            }
+            let mut b = Ban::new(IpNet::from(ip), "manual", "", 0, Origin::Manual, NOW);
+            b.expires = (k % 3 == 0).then_some(NOW + 86_400);
+            b
         })
         .collect()
 }
@@ -55,7 +58,7 @@ fn ban_cost(fw: &dyn firewall::Backend, n: usize, offset: u32) -> Duration {
     let mut times = Vec::new();
     for e in entries(n, offset) {
         let t = Instant::now();
-        fw.ban(&e).unwrap();
+        fw.ban(&e, NOW).unwrap();
         times.push(t.elapsed());
     }
     median(times)
@@ -141,7 +144,7 @@ fn inside(smoke: bool) {
         for (i, &n) in sizes.iter().enumerate() {
             let e = entries(n, 0);
             let t = Instant::now();
-            fw.restore(&e).unwrap();
+            fw.restore(&e, NOW).unwrap();
             let took = t.elapsed();
             assert_eq!(count_in_kernel(backend), n, "{backend}: restore incomplete");
             if backend == "iptables" {
@@ -153,7 +156,7 @@ fn inside(smoke: bool) {
                 took.as_secs_f64() / base[i].as_secs_f64()
             );
         }
-        fw.restore(&[]).unwrap();
+        fw.restore(&[], NOW).unwrap();
     }
     println!();
     println!(
@@ -165,9 +168,9 @@ fn inside(smoke: bool) {
     let samples = if smoke { 5 } else { 25 };
     for backend in ["iptables", "ipset", "nft"] {
         let fw = firewall::backend(&config(backend));
-        fw.restore(&[]).unwrap();
+        fw.restore(&[], NOW).unwrap();
         let empty = ban_cost(fw.as_ref(), samples, 1 << 24);
-        fw.restore(&entries(big, 0)).unwrap();
+        fw.restore(&entries(big, 0), NOW).unwrap();
         let full = ban_cost(fw.as_ref(), samples, 1 << 25);
         println!(
             "| {backend} | {:.2} ms | {:.2} ms | {:.2}x | {:.1}x / {:.1}x |",
@@ -177,7 +180,7 @@ fn inside(smoke: bool) {
             empty.as_secs_f64() / floor.as_secs_f64(),
             full.as_secs_f64() / floor.as_secs_f64()
         );
-        fw.restore(&[]).unwrap();
+        fw.restore(&[], NOW).unwrap();
     }
 }
 

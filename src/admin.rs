@@ -1,16 +1,19 @@
 //! The admin commands: `-a` and `-d` (addresses from stdin, applied to the database and the
-//! firewall at once), `-l` and `-t`.
+//! firewall at once, through `bans` as the daemon does) and `-l`.
 
 use std::io::BufRead;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::addr::{net_text, parse_net};
+use crate::ban::{Ban, Origin};
+use crate::bans::{Bans, Outcome};
+use crate::clock::{self, format_time};
 use crate::config::{self, Config};
-use crate::firewall::{Backend, Entry};
+use crate::firewall::Backend;
 use crate::log::printable;
-use crate::store::{NewBan, Store};
-use crate::sys;
+use crate::store::Store;
 use crate::trust::Guard;
 
 /// One input line that is not an address, with its 1-based number.
@@ -47,7 +50,7 @@ pub fn read_addresses(input: impl BufRead) -> Vec<Result<(usize, IpNet), BadLine
         if text.is_empty() {
             continue;
         }
-        let parsed = config::parse_net(text).ok();
+        let parsed = parse_net(text).ok();
         out.push(match parsed {
             Some(net) => Ok((line, net)),
             None => Err(BadLine {
@@ -76,7 +79,7 @@ fn report(bad: &BadLine) {
 /// `-a`: returns Ok(true) when every line was applied.
 pub fn add(
     cfg: &Config,
-    fw: &dyn Backend,
+    fw: Box<dyn Backend>,
     input: impl BufRead,
     force: bool,
 ) -> Result<bool, String> {
@@ -106,7 +109,7 @@ pub fn add(
                 "{net} contains the address you are connected from; use --force to ban it"
             ));
             ok = false;
-        } else if !cfg.ipv6 && matches!(net, IpNet::V6(_)) {
+        } else if !cfg.bans_family_of(&net) {
             refuse(format!("{net}: IPv6 is disabled (ipv6 = no)"));
             ok = false;
         } else {
@@ -117,38 +120,23 @@ pub fn add(
         return Ok(ok);
     }
     fw.prepare().map_err(|e| e.to_string())?;
-    let mut store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
-    let texts: Vec<String> = nets.iter().map(net_text).collect();
-    let now = sys::now_epoch();
-    let bans: Vec<NewBan<'_>> = texts
-        .iter()
-        .map(|a| NewBan {
-            addr: a,
-            now,
-            event: "manual",
-            account: "",
-        })
-        .collect();
-    // The database first: if the firewall step fails or we crash, the next start restores it.
+    let mut bans = Bans::open(cfg, fw)?;
+    let now = clock::now_epoch();
     // An admin's bans are permanent.
-    let fresh = store
-        .ban_many(&bans, &|_| None)
-        .map_err(|e| e.to_string())?;
+    let wanted = nets
+        .iter()
+        .map(|n| Ban::new(*n, "manual", "", 0, Origin::Manual, now))
+        .collect();
     let (mut added, mut already) = (0, 0);
-    for ((net, text), fresh) in nets.iter().zip(&texts).zip(fresh) {
-        if fresh.is_none() {
-            already += 1;
-            continue;
-        }
-        match fw.ban(&Entry {
-            net: *net,
-            timeout: None,
-        }) {
-            Ok(()) => {
+    for (net, outcome) in nets.iter().zip(bans.add(wanted)?) {
+        let text = net_text(net);
+        match outcome {
+            Outcome::Unchanged => already += 1,
+            Outcome::Done => {
                 added += 1;
                 crate::info!("banned {text} (manual)");
             }
-            Err(e) => {
+            Outcome::Firewall(e) => {
                 eprintln!("{text}: recorded, but the firewall failed: {e}");
                 ok = false;
             }
@@ -159,12 +147,16 @@ pub fn add(
 }
 
 /// `-d`: returns Ok(true) when every line was applied.
-pub fn del(cfg: &Config, fw: &dyn Backend, input: impl BufRead) -> Result<bool, String> {
+pub fn del(cfg: &Config, fw: Box<dyn Backend>, input: impl BufRead) -> Result<bool, String> {
     let mut ok = true;
+    let mut lines = Vec::new();
     let mut nets = Vec::new();
     for entry in read_addresses(input) {
         match entry {
-            Ok((line, net)) => nets.push((line, net)),
+            Ok((line, net)) => {
+                lines.push(line);
+                nets.push(net);
+            }
             Err(bad) => {
                 report(&bad);
                 ok = false;
@@ -174,26 +166,23 @@ pub fn del(cfg: &Config, fw: &dyn Backend, input: impl BufRead) -> Result<bool, 
     if nets.is_empty() {
         return Ok(ok);
     }
-    let mut store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
-    let texts: Vec<String> = nets.iter().map(|(_, n)| net_text(n)).collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let was_active = store.remove_many(&refs).map_err(|e| e.to_string())?;
+    let mut bans = Bans::open(cfg, fw)?;
     let mut removed = 0;
-    for (((line, net), text), active) in nets.iter().zip(&texts).zip(was_active) {
-        if !active {
-            report(&BadLine {
-                line: *line,
-                msg: format!("{text} is not banned"),
-            });
-            ok = false;
-            continue;
-        }
-        match fw.unban(net) {
-            Ok(()) => {
+    for ((line, net), outcome) in lines.iter().zip(&nets).zip(bans.remove(&nets)?) {
+        let text = net_text(net);
+        match outcome {
+            Outcome::Unchanged => {
+                report(&BadLine {
+                    line: *line,
+                    msg: format!("{text} is not banned"),
+                });
+                ok = false;
+            }
+            Outcome::Done => {
                 removed += 1;
                 crate::info!("unbanned {text} (manual)");
             }
-            Err(e) => {
+            Outcome::Firewall(e) => {
                 eprintln!("{text}: removed from the database, but the firewall failed: {e}");
                 ok = false;
             }
@@ -201,23 +190,6 @@ pub fn del(cfg: &Config, fw: &dyn Backend, input: impl BufRead) -> Result<bool, 
     }
     eprintln!("{removed} unbanned");
     Ok(ok)
-}
-
-/// Canonical text of a ban: a bare address for a host, `net/len` otherwise.
-pub fn net_text(net: &IpNet) -> String {
-    if net.prefix_len() == net.max_prefix_len() {
-        net.addr().to_string()
-    } else {
-        net.to_string()
-    }
-}
-
-pub fn format_time(epoch: i64) -> String {
-    let t = sys::local_time(epoch);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year, t.month, t.day, t.hour, t.min, t.sec
-    )
 }
 
 /// `-l`: aligned columns; AccountID is attacker text and is escaped before it reaches a
@@ -229,13 +201,13 @@ pub fn list(cfg: &Config, out: &mut dyn std::io::Write) -> Result<(), String> {
         .iter()
         .map(|b| {
             let reason = if b.account.is_empty() {
-                b.event.clone()
+                b.reason.clone()
             } else {
-                format!("{} ({})", b.event, printable(b.account.as_bytes()))
+                format!("{} ({})", b.reason, printable(b.account.as_bytes()))
             };
             [
-                printable(b.addr.as_bytes()),
-                format_time(b.last_ban),
+                net_text(&b.net),
+                format_time(b.since),
                 b.count.to_string(),
                 reason,
                 b.expires.map_or_else(|| "never".to_string(), format_time),
@@ -320,18 +292,6 @@ mod tests {
                 Err(7),
                 Err(8)
             ]
-        );
-    }
-
-    #[test]
-    fn net_text_is_canonical() {
-        assert_eq!(
-            net_text(&"10.1.2.3/8".parse::<IpNet>().unwrap().trunc()),
-            "10.0.0.0/8"
-        );
-        assert_eq!(
-            net_text(&"2001:DB8:0::1/128".parse().unwrap()),
-            "2001:db8::1"
         );
     }
 }

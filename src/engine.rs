@@ -5,9 +5,10 @@
 use std::net::IpAddr;
 
 use crate::config::Config;
+use crate::event::SecurityEvent;
 use crate::score::{EventKind, Weight, Weights};
 use crate::table::PenaltyTable;
-use crate::trust::{canonical, Guard};
+use crate::trust::Guard;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -142,7 +143,8 @@ impl Engine {
     }
 
     /// Scores one event at time `now` (seconds, any monotonic origin).
-    pub fn feed(&mut self, kind: EventKind, service: &[u8], addr: IpAddr, now: u64) -> Verdict {
+    pub fn feed(&mut self, ev: &SecurityEvent<'_>, now: u64) -> Verdict {
+        let (kind, service, addr) = (ev.kind, ev.service, ev.addr());
         self.counters.count(service, kind);
         if !self
             .services
@@ -152,7 +154,6 @@ impl Engine {
             self.counters.ignored_service += 1;
             return Verdict::IgnoredService;
         }
-        let addr = canonical(addr);
         if self.guard.protects(addr).is_some() {
             self.counters.protected += 1;
             return Verdict::Protected;
@@ -198,6 +199,17 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// The engine fed one event as the matcher would build it.
+    trait Feed {
+        fn feed_as(&mut self, kind: EventKind, service: &[u8], addr: IpAddr, now: u64) -> Verdict;
+    }
+
+    impl Feed for Engine {
+        fn feed_as(&mut self, kind: EventKind, service: &[u8], addr: IpAddr, now: u64) -> Verdict {
+            self.feed(&SecurityEvent::new(kind, service, b"", addr), now)
+        }
+    }
+
     #[test]
     fn wrong_password_sequence_bans_on_third_failure() {
         let mut e = engine("");
@@ -211,7 +223,7 @@ mod tests {
             ChallengeSent,
             ChallengeResponseFailed,
         ] {
-            out.push(e.feed(k, b"PJSIP", a, 0));
+            out.push(e.feed_as(k, b"PJSIP", a, 0));
         }
         use Verdict::*;
         assert_eq!(
@@ -232,23 +244,23 @@ mod tests {
     fn protected_and_service_filter() {
         let mut e = engine("trust = 10.99.0.0/16\nservices = PJSIP\n");
         assert_eq!(
-            e.feed(FailedACL, b"PJSIP", ip("10.99.1.2"), 0),
+            e.feed_as(FailedACL, b"PJSIP", ip("10.99.1.2"), 0),
             Verdict::Protected
         );
         assert_eq!(
-            e.feed(FailedACL, b"PJSIP", ip("::1"), 0),
+            e.feed_as(FailedACL, b"PJSIP", ip("::1"), 0),
             Verdict::Protected
         );
         assert_eq!(
-            e.feed(FailedACL, b"PJSIP", ip("::ffff:127.0.0.1"), 0),
+            e.feed_as(FailedACL, b"PJSIP", ip("::ffff:127.0.0.1"), 0),
             Verdict::Protected
         );
         assert_eq!(
-            e.feed(InvalidPassword, b"AMI", ip("203.0.113.2"), 0),
+            e.feed_as(InvalidPassword, b"AMI", ip("203.0.113.2"), 0),
             Verdict::IgnoredService
         );
         assert_eq!(
-            e.feed(InvalidPassword, b"pjsip", ip("203.0.113.2"), 0),
+            e.feed_as(InvalidPassword, b"pjsip", ip("203.0.113.2"), 0),
             Verdict::Scored(1)
         );
     }
@@ -257,24 +269,39 @@ mod tests {
     fn success_clears_and_decay_after_findtime() {
         let mut e = engine("findtime = 60\n");
         let a = ip("203.0.113.2");
-        assert_eq!(e.feed(ChallengeSent, b"PJSIP", a, 100), Verdict::Scored(4));
-        assert_eq!(e.feed(SuccessfulAuth, b"PJSIP", a, 101), Verdict::Cleared);
-        assert_eq!(e.feed(ChallengeSent, b"PJSIP", a, 102), Verdict::Scored(4));
-        assert_eq!(e.feed(ChallengeSent, b"PJSIP", a, 161), Verdict::Scored(14));
+        assert_eq!(
+            e.feed_as(ChallengeSent, b"PJSIP", a, 100),
+            Verdict::Scored(4)
+        );
+        assert_eq!(
+            e.feed_as(SuccessfulAuth, b"PJSIP", a, 101),
+            Verdict::Cleared
+        );
+        assert_eq!(
+            e.feed_as(ChallengeSent, b"PJSIP", a, 102),
+            Verdict::Scored(4)
+        );
+        assert_eq!(
+            e.feed_as(ChallengeSent, b"PJSIP", a, 161),
+            Verdict::Scored(14)
+        );
         // quiet for 60 s: starts from zero
-        assert_eq!(e.feed(ChallengeSent, b"PJSIP", a, 221), Verdict::Scored(4));
+        assert_eq!(
+            e.feed_as(ChallengeSent, b"PJSIP", a, 221),
+            Verdict::Scored(4)
+        );
     }
 
     #[test]
     fn loyalty_and_weights_from_config() {
         let mut e = engine("loyalty = 1\nweight.InvalidPassword = 5\n");
         assert_eq!(
-            e.feed(InvalidPassword, b"SIP", ip("198.51.100.1"), 0),
+            e.feed_as(InvalidPassword, b"SIP", ip("198.51.100.1"), 0),
             Verdict::Ban(5)
         );
         let mut e = engine("weight.ChallengeSent = 0\n");
         assert_eq!(
-            e.feed(ChallengeSent, b"SIP", ip("198.51.100.1"), 0),
+            e.feed_as(ChallengeSent, b"SIP", ip("198.51.100.1"), 0),
             Verdict::Scored(0)
         );
         assert!(e.table().is_empty());

@@ -6,9 +6,9 @@ use std::net::IpAddr;
 
 use pcre2::bytes::{CaptureLocations, Regex, RegexBuilder};
 
+use crate::addr::canonical;
 use crate::ami::Message;
 use crate::score::EventKind;
-use crate::trust::canonical;
 
 /// Asterisk's address format: `IPV4|IPV6 / [UDP|TCP|TLS|WS|WSS /] address / port`. IPv6 comes
 /// without brackets; the address is everything between the optional transport and the
@@ -16,11 +16,30 @@ use crate::trust::canonical;
 const REMOTE_ADDRESS: &str =
     r"^IPV([46])/(?:(?:UDP|TCP|TLS|WSS|WS)/)?\[?([0-9A-Fa-f:.]{2,45})\]?/([0-9]{1,5})\z";
 
+/// One scored security event. Its fields borrow the message they came from; the address is
+/// made canonical once, here, and every later step relies on that.
+#[derive(Clone, Copy, Debug)]
 pub struct SecurityEvent<'a> {
     pub kind: EventKind,
     pub service: &'a [u8],
     pub account: &'a [u8],
-    pub addr: IpAddr,
+    addr: IpAddr,
+}
+
+impl<'a> SecurityEvent<'a> {
+    pub fn new(kind: EventKind, service: &'a [u8], account: &'a [u8], addr: IpAddr) -> Self {
+        SecurityEvent {
+            kind,
+            service,
+            account,
+            addr: canonical(addr),
+        }
+    }
+
+    /// The remote host, IPv4-mapped IPv6 already turned into IPv4.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
 }
 
 pub enum Parsed<'a> {
@@ -50,14 +69,14 @@ impl Matcher {
         Matcher { remote, locs }
     }
 
-    /// The remote host of a `RemoteAddress` value; IPv4-mapped IPv6 becomes IPv4.
+    /// The remote host of a `RemoteAddress` value, as written (see `SecurityEvent::new`).
     pub fn remote_address(&mut self, v: &[u8]) -> Option<IpAddr> {
         self.remote.captures_read(&mut self.locs, v).ok()??;
         let (fs, _) = self.locs.get(1)?;
         let (s, e) = self.locs.get(2)?;
         let ip: IpAddr = std::str::from_utf8(&v[s..e]).ok()?.parse().ok()?;
         match (v[fs], ip) {
-            (b'4', IpAddr::V4(_)) | (b'6', IpAddr::V6(_)) => Some(canonical(ip)),
+            (b'4', IpAddr::V4(_)) | (b'6', IpAddr::V6(_)) => Some(ip),
             _ => None,
         }
     }
@@ -68,12 +87,12 @@ impl Matcher {
         };
         let raw = m.get("RemoteAddress").unwrap_or(b"");
         match self.remote_address(raw) {
-            Some(addr) => Parsed::Security(SecurityEvent {
+            Some(addr) => Parsed::Security(SecurityEvent::new(
                 kind,
-                service: m.get("Service").unwrap_or(b""),
-                account: m.get("AccountID").unwrap_or(b""),
+                m.get("Service").unwrap_or(b""),
+                m.get("AccountID").unwrap_or(b""),
                 addr,
-            }),
+            )),
             None => Parsed::BadAddress { kind, raw },
         }
     }
@@ -92,7 +111,7 @@ mod tests {
     fn ra(v: &str) -> Option<String> {
         Matcher::new()
             .remote_address(v.as_bytes())
-            .map(|a| a.to_string())
+            .map(|a| canonical(a).to_string())
     }
 
     #[test]
@@ -156,12 +175,20 @@ mod tests {
                 assert_eq!(e.kind, EventKind::InvalidAccountID);
                 assert_eq!(e.service, b"PJSIP");
                 assert_eq!(e.account, b"9999");
-                assert_eq!(e.addr.to_string(), "203.0.113.2");
+                assert_eq!(e.addr().to_string(), "203.0.113.2");
             }
             _ => panic!("not parsed"),
         }
         let other = Message::from_pairs(&[("Event", b"FullyBooted")]);
         assert!(matches!(mt.parse(&other), Parsed::Other));
+        let mapped = Message::from_pairs(&[
+            ("Event", b"FailedACL"),
+            ("RemoteAddress", b"IPV6/UDP/::ffff:198.51.100.4/5060"),
+        ]);
+        match mt.parse(&mapped) {
+            Parsed::Security(e) => assert_eq!(e.addr().to_string(), "198.51.100.4"),
+            _ => panic!("not parsed"),
+        }
         let bad =
             Message::from_pairs(&[("Event", b"FailedACL"), ("RemoteAddress", b"IPV4/UDP/x/1")]);
         assert!(matches!(

@@ -3,7 +3,7 @@
 //! on each turn and one that runs past `hook_timeout` is killed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -66,10 +66,8 @@ impl Hooks {
             crate::warn!("hook not started, {MAX_RUNNING} still running: {what}");
             return;
         }
-        let spawned = Command::new(prog)
+        let spawned = crate::exec::command(prog)
             .args(args)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn();

@@ -169,7 +169,7 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
 }
 
 fn stamp() -> String {
-    let t = crate::sys::local_time(crate::sys::now_epoch());
+    let t = crate::sys::local_time(crate::clock::now_epoch());
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         t.year, t.month, t.day, t.hour, t.min, t.sec

@@ -62,9 +62,9 @@ fn main() -> ExitCode {
             }
             let fw = ampere::firewall::backend(&cfg);
             if args.mode == Mode::Add {
-                ampere::admin::add(&cfg, fw.as_ref(), stdin.lock(), args.force)
+                ampere::admin::add(&cfg, fw, stdin.lock(), args.force)
             } else {
-                ampere::admin::del(&cfg, fw.as_ref(), stdin.lock())
+                ampere::admin::del(&cfg, fw, stdin.lock())
             }
         }
         Mode::Replay(file) => ampere::replay::run(&cfg, file).map(|()| true),

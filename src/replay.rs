@@ -8,11 +8,11 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::ami::{Framer, Item};
+use crate::clock::days_from_civil;
 use crate::config::Config;
-use crate::engine::{Engine, Verdict};
-use crate::event::{Matcher, Parsed};
+use crate::engine::Verdict;
+use crate::judge::Judge;
 use crate::log::printable;
-use crate::sys::days_from_civil;
 
 /// Seconds since the epoch of an `EventTV` such as `2026-11-23T08:41:22.264+0000`.
 pub fn event_tv(v: &[u8]) -> Option<u64> {
@@ -53,14 +53,12 @@ pub fn replay_from(
     input: &mut dyn Read,
     out: &mut dyn Write,
 ) -> std::io::Result<Outcome> {
-    let mut engine = Engine::new(cfg);
-    let mut matcher = Matcher::new();
+    let mut judge = Judge::new(cfg);
     let mut framer = Framer::new();
     let mut bans: Vec<IpAddr> = Vec::new();
     let mut banned: HashSet<IpAddr> = HashSet::new();
     let mut messages = 0u64;
     let mut now = 0u64;
-    let mut warned = 0u32;
     let mut result = Ok(());
     let mut buf = vec![0u8; 1 << 16];
     let mut first = true;
@@ -81,42 +79,25 @@ pub fn replay_from(
             if let Some(t) = m.get("EventTV").and_then(event_tv) {
                 now = t;
             }
-            match matcher.parse(m) {
-                Parsed::Other => {}
-                Parsed::BadAddress { kind, raw } => {
-                    engine.note_bad_address();
-                    if warned & (1 << kind.index()) == 0 {
-                        warned |= 1 << kind.index();
-                        crate::warn!(
-                            "{}: RemoteAddress `{}` is not an address; ignored",
-                            kind.name(),
-                            printable(raw)
+            if let Some((ev, Verdict::Ban(p))) = judge.judge(m, now) {
+                // The daemon records a ban once; later events still in flight find it
+                // already stored. Print each address once, as the daemon bans it once.
+                if banned.insert(ev.addr()) {
+                    bans.push(ev.addr());
+                    let account = if ev.account.is_empty() {
+                        "-".to_string()
+                    } else {
+                        printable(ev.account)
+                    };
+                    if result.is_ok() {
+                        result = writeln!(
+                            out,
+                            "ban {} {} {} {}",
+                            ev.addr(),
+                            ev.kind.name(),
+                            account,
+                            p
                         );
-                    }
-                }
-                Parsed::Security(ev) => {
-                    if let Verdict::Ban(p) = engine.feed(ev.kind, ev.service, ev.addr, now) {
-                        // The daemon records a ban once; later events still in flight find
-                        // it already stored. Print each address once, as the daemon bans it
-                        // once.
-                        if banned.insert(ev.addr) {
-                            bans.push(ev.addr);
-                            let account = if ev.account.is_empty() {
-                                "-".to_string()
-                            } else {
-                                printable(ev.account)
-                            };
-                            if result.is_ok() {
-                                result = writeln!(
-                                    out,
-                                    "ban {} {} {} {}",
-                                    ev.addr,
-                                    ev.kind.name(),
-                                    account,
-                                    p
-                                );
-                            }
-                        }
                     }
                 }
             }
@@ -126,7 +107,7 @@ pub fn replay_from(
     let summary = format!(
         "{} messages; {}; {} address(es) banned",
         messages,
-        engine.counters.summary(),
+        judge.engine.counters.summary(),
         bans.len()
     );
     Ok(Outcome {

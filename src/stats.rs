@@ -27,6 +27,9 @@ pub struct Stats {
     pub logins: u64,
     pub login_failures: u64,
     pub connect_failures: u64,
+    /// AMI lines (over 4 KiB) and messages (over 128 headers) the framer dropped.
+    pub dropped_lines: u64,
+    pub dropped_messages: u64,
     /// Unix time of the latest security event.
     pub last_event: Option<i64>,
 }
@@ -46,7 +49,7 @@ impl Stats {
             .map(|(k, n)| format!("{}={n}", k.name()))
             .collect();
         format!(
-            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, firewall errors {}, database errors {}); AMI {} logins {} reconnects {} login failures {} connect failures {}; table {}/{} hosts, {} evicted; last event {}",
+            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, firewall errors {}, database errors {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {}; table {}/{} hosts, {} evicted; last event {}",
             if events.is_empty() { "none".to_string() } else { events.join(" ") },
             self.bans,
             self.unbans,
@@ -61,10 +64,12 @@ impl Stats {
             self.logins.saturating_sub(1),
             self.login_failures,
             self.connect_failures,
+            self.dropped_lines,
+            self.dropped_messages,
             self.table_hosts,
             self.table_capacity,
             self.table_evictions,
-            self.last_event.map_or_else(|| "never".to_string(), crate::admin::format_time)
+            self.last_event.map_or_else(|| "never".to_string(), crate::clock::format_time)
         )
     }
 
@@ -164,6 +169,27 @@ impl Stats {
             &plain(self.login_failures.to_string()),
         );
         metric(
+            "store_errors_total",
+            "counter",
+            "Failed database writes.",
+            &plain(self.store_errors.to_string()),
+        );
+        metric(
+            "ami_dropped_total",
+            "counter",
+            "AMI lines and messages dropped for their size, by what.",
+            &[
+                (
+                    "{what=\"line\"}".to_string(),
+                    self.dropped_lines.to_string(),
+                ),
+                (
+                    "{what=\"message\"}".to_string(),
+                    self.dropped_messages.to_string(),
+                ),
+            ],
+        );
+        metric(
             "last_event_timestamp_seconds",
             "gauge",
             "Unix time of the latest security event (0 = none yet).",
@@ -208,6 +234,8 @@ mod tests {
             active_bans: 1,
             connected: true,
             logins: 3,
+            dropped_lines: 4,
+            dropped_messages: 1,
             last_event: Some(1_795_423_282),
             ..Stats::default()
         };
@@ -221,9 +249,18 @@ mod tests {
         assert!(p.contains("ampere_active_bans 1\n"));
         assert!(p.contains("ampere_reconnects_total 2\n"));
         assert!(p.contains("ampere_last_event_timestamp_seconds 1795423282\n"));
+        assert!(
+            p.contains("ampere_ami_dropped_total{what=\"line\"} 4\n"),
+            "{p}"
+        );
+        assert!(
+            p.contains("ampere_ami_dropped_total{what=\"message\"} 1\n"),
+            "{p}"
+        );
         let l = s.line();
         assert!(l.contains("events ChallengeResponseFailed=14;"), "{l}");
         assert!(l.contains("bans 2 unbans 1 active 1"), "{l}");
+        assert!(l.contains("dropped lines 4 dropped messages 1"), "{l}");
     }
 
     #[test]

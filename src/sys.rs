@@ -1,5 +1,6 @@
 //! Thin safe wrappers over the few libc calls the daemon needs: poll(2), a self-pipe for
 //! signals, and local time for log lines. All of Ampere's libc `unsafe` lives here.
+#![allow(unsafe_code)]
 
 use std::io;
 use std::os::fd::RawFd;
@@ -200,25 +201,6 @@ fn utc_time(epoch_secs: i64) -> LocalTime {
     }
 }
 
-/// Seconds since the epoch for a UTC civil date (inverse of `utc_time`), used to read
-/// Asterisk's `EventTV` in replays.
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-pub fn now_epoch() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,7 +209,7 @@ mod tests {
     fn civil_round_trip() {
         for &t in &[0i64, 951_782_400, 1_795_423_282, 4_102_444_800] {
             let c = utc_time(t);
-            let back = days_from_civil(i64::from(c.year), c.month, c.day) * 86_400
+            let back = crate::clock::days_from_civil(i64::from(c.year), c.month, c.day) * 86_400
                 + i64::from(c.hour) * 3600
                 + i64::from(c.min) * 60
                 + i64::from(c.sec);

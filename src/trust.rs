@@ -4,17 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
 use ipnet::IpNet;
 
-/// IPv4-mapped IPv6 (`::ffff:192.0.2.1`, as a dual-stack Asterisk may report) is the IPv4
-/// host: the kernel sees, and iptables must drop, IPv4 packets.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => ip,
-        },
-        v4 => v4,
-    }
-}
+use crate::addr::canonical;
 
 pub struct Guard {
     nets: Vec<IpNet>,
@@ -36,9 +26,8 @@ impl Guard {
         Guard { nets }
     }
 
-    /// The protected network that covers `ip`, if any.
+    /// The protected network that covers `ip` (already canonical: see `SecurityEvent`).
     pub fn protects(&self, ip: IpAddr) -> Option<&IpNet> {
-        let ip = canonical(ip);
         self.nets.iter().find(|n| n.contains(&ip))
     }
 
@@ -67,15 +56,17 @@ mod tests {
             ],
             "192.0.2.2",
         );
+        // Mapped addresses are made canonical before they get here (SecurityEvent::new).
+        for p in ["::ffff:127.0.0.1", "::ffff:192.0.2.2"] {
+            assert!(g.protects(canonical(ip(p))).is_some(), "{p}");
+        }
         for p in [
             "127.0.0.1",
             "127.8.9.1",
             "::1",
-            "::ffff:127.0.0.1",
             "10.10.40.1",
             "2001:db8:99::2",
             "192.0.2.2",
-            "::ffff:192.0.2.2",
             "0.0.0.0",
         ] {
             assert!(g.protects(ip(p)).is_some(), "{p}");
@@ -93,11 +84,5 @@ mod tests {
         assert!(g.overlaps(&"0.0.0.0/0".parse().unwrap()).is_some());
         assert!(g.overlaps(&"::/0".parse().unwrap()).is_some());
         assert!(g.overlaps(&"192.168.1.0/24".parse().unwrap()).is_none());
-    }
-
-    #[test]
-    fn mapped_addresses_become_ipv4() {
-        assert_eq!(canonical(ip("::ffff:203.0.113.2")), ip("203.0.113.2"));
-        assert_eq!(canonical(ip("2001:db8::1")), ip("2001:db8::1"));
     }
 }

@@ -161,16 +161,9 @@ fn start_checks_chains_flushes_and_restores_in_one_batch() {
     {
         let mut s = ampere::store::Store::open(&setup.db).unwrap();
         for a in ["192.0.2.10", "2001:db8::10", "198.51.100.0/24"] {
-            s.ban(
-                &ampere::store::NewBan {
-                    addr: a,
-                    now: 1,
-                    event: "manual",
-                    account: "",
-                },
-                &|_| None,
-            )
-            .unwrap();
+            let net = ampere::addr::parse_net(a).unwrap();
+            let ban = ampere::ban::Ban::new(net, "manual", "", 0, ampere::ban::Origin::Manual, 1);
+            s.record(&mut [ban], &|_| None).unwrap();
         }
     }
     let d = setup.spawn();
@@ -792,8 +785,8 @@ fn bans_reach_the_database_file_itself_once_the_stream_is_quiet() {
     let bans: Vec<String> = alone
         .active()
         .unwrap()
-        .into_iter()
-        .map(|b| b.addr)
+        .iter()
+        .map(|b| ampere::addr::net_text(&b.net))
         .collect();
     assert_eq!(bans, ["198.51.100.1"]);
     assert_eq!(d.stop(), 0);

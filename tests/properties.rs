@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ampere::engine::{Engine, Verdict};
+use ampere::event::SecurityEvent;
 use ampere::score::EventKind;
 use ampere::table::PenaltyTable;
 use proptest::prelude::*;
@@ -26,7 +27,7 @@ fn addr() -> impl Strategy<Value = IpAddr> {
 }
 
 fn trusted(ip: IpAddr) -> bool {
-    let ip = ampere::trust::canonical(ip);
+    let ip = ampere::addr::canonical(ip);
     match ip {
         IpAddr::V4(v4) => v4.octets()[..3] == [192, 168, 0] || v4.is_loopback(),
         IpAddr::V6(v6) => v6.segments()[..3] == [0x2001, 0xdb8, 1] || v6.is_loopback(),
@@ -49,7 +50,7 @@ proptest! {
         .config;
         let mut e = Engine::new(&cfg);
         for (k, ip, t) in events {
-            if let Verdict::Ban(_) = e.feed(k, b"PJSIP", ip, t) {
+            if let Verdict::Ban(_) = e.feed(&SecurityEvent::new(k, b"PJSIP", b"", ip), t) {
                 prop_assert!(!trusted(ip), "{ip} is trusted but was banned");
             }
         }

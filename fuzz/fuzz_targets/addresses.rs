@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
         match r {
             Ok((line, net)) => {
                 assert!(line >= 1 && line <= lines);
-                let text = ampere::admin::net_text(&net);
+                let text = ampere::addr::net_text(&net);
                 assert!(
                     text.bytes()
                         .all(|b| b.is_ascii_hexdigit() || b".:/".contains(&b)),

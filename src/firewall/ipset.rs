@@ -6,13 +6,15 @@ use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, Stdio};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
 use super::iptables::Chains;
-use super::{run, Backend, Entry, FwError, Result};
+use super::{run, Backend, FwError, Result};
+use crate::addr::is_v6;
+use crate::ban::Ban;
 use crate::config::Config;
 use crate::sys::{self, PollFd};
 
@@ -44,10 +46,8 @@ struct Shell {
 
 impl Shell {
     fn spawn(ipset: &Path, sentinel_set: &str) -> std::io::Result<Shell> {
-        let mut child = Command::new(ipset)
+        let mut child = crate::exec::command(ipset)
             .arg("-")
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -154,7 +154,7 @@ impl Ipset {
         if let Some(sh) = shell.as_mut() {
             match sh.run(script) {
                 Ok(()) => return Ok(()),
-                Err(ShellError::Said(msg)) => return Err(FwError(msg)),
+                Err(ShellError::Said(msg)) => return Err(FwError::new(super::classify(&msg), msg)),
                 Err(ShellError::Broken(msg)) => {
                     crate::warn!("{msg}; running ipset once per command instead");
                     *shell = None;
@@ -184,8 +184,8 @@ impl Ipset {
         )
     }
 
-    fn timeout(e: &Entry) -> u64 {
-        match e.timeout {
+    fn timeout(e: &Ban, now: i64) -> u64 {
+        match e.timeout(now) {
             Some(t) if t <= MAX_TIMEOUT => t.max(1),
             _ => 0,
         }
@@ -200,7 +200,7 @@ impl Backend for Ipset {
             script.push_str(&self.create_line(&self.set_name(fam.v6), fam.v6));
         }
         run(&self.ipset, &["restore"], Some(script.as_bytes())).map_err(|e| {
-            FwError(format!(
+            FwError::new(e.kind, format!(
                 "ipset is not usable: {e}\ninstall it (apt-get install ipset, or opkg install ipset) and make sure the kernel has ip_set_hash_net (modprobe ip_set_hash_net)"
             ))
         })?;
@@ -219,7 +219,7 @@ impl Backend for Ipset {
         Ok(())
     }
 
-    fn restore(&self, bans: &[Entry]) -> Result<()> {
+    fn restore(&self, bans: &[Ban], now: i64) -> Result<()> {
         // Fill a fresh set and swap it in: the kernel goes from the old set to the complete
         // new one in one step.
         let mut script = String::new();
@@ -229,14 +229,11 @@ impl Backend for Ipset {
             script.push_str(&self.create_line(&name, fam.v6));
             script.push_str(&self.create_line(&tmp, fam.v6));
             script.push_str(&format!("flush {tmp}\n"));
-            for e in bans
-                .iter()
-                .filter(|e| matches!(e.net, IpNet::V6(_)) == fam.v6)
-            {
+            for e in bans.iter().filter(|e| is_v6(&e.net) == fam.v6) {
                 script.push_str(&format!(
                     "add {tmp} {} timeout {}\n",
                     e.net,
-                    Self::timeout(e)
+                    Self::timeout(e, now)
                 ));
             }
             script.push_str(&format!("swap {tmp} {name}\ndestroy {tmp}\n"));
@@ -249,11 +246,11 @@ impl Backend for Ipset {
         Ok(())
     }
 
-    fn ban(&self, e: &Entry) -> Result<()> {
-        self.ban_many(std::slice::from_ref(e))
+    fn ban(&self, e: &Ban, now: i64) -> Result<()> {
+        self.ban_many(std::slice::from_ref(e), now)
     }
 
-    fn ban_many(&self, entries: &[Entry]) -> Result<()> {
+    fn ban_many(&self, entries: &[Ban], now: i64) -> Result<()> {
         let mut script = String::new();
         for e in entries {
             let fam = self.chains.family_for(&e.net)?;
@@ -261,7 +258,7 @@ impl Backend for Ipset {
                 "add {} {} timeout {} -exist\n",
                 self.set_name(fam.v6),
                 e.net,
-                Self::timeout(e)
+                Self::timeout(e, now)
             ));
         }
         self.apply(&script)
@@ -317,12 +314,18 @@ echo "EXEC $*" >> "$log"
         (Ipset::new(&cfg), log)
     }
 
-    fn entry(s: &str) -> Entry {
-        Entry {
-            net: crate::config::parse_net(s).unwrap(),
-            timeout: None,
-        }
+    fn entry(s: &str) -> Ban {
+        Ban::new(
+            crate::addr::parse_net(s).unwrap(),
+            "manual",
+            "",
+            0,
+            crate::ban::Origin::Manual,
+            NOW,
+        )
     }
+
+    const NOW: i64 = 1_000_000;
 
     fn log_lines(log: &Path) -> Vec<String> {
         std::fs::read_to_string(log)
@@ -336,10 +339,10 @@ echo "EXEC $*" >> "$log"
     fn bans_go_through_one_running_ipset_and_errors_come_back() {
         let dir = tempfile::tempdir().unwrap();
         let (fw, log) = fake(dir.path());
-        fw.ban(&entry("192.0.2.1")).unwrap();
-        fw.ban_many(&[entry("192.0.2.2"), entry("2001:db8::2")])
+        fw.ban(&entry("192.0.2.1"), NOW).unwrap();
+        fw.ban_many(&[entry("192.0.2.2"), entry("2001:db8::2")], NOW)
             .unwrap();
-        fw.unban(&crate::config::parse_net("192.0.2.1").unwrap())
+        fw.unban(&crate::addr::parse_net("192.0.2.1").unwrap())
             .unwrap();
         assert_eq!(
             log_lines(&log),
@@ -353,12 +356,12 @@ echo "EXEC $*" >> "$log"
         );
         // An error of one command is that command's error; the shell stays.
         let mut next = entry("192.0.2.3");
-        next.timeout = Some(7);
+        next.expires = Some(NOW + 7);
         let err = fw
             .apply("add ampere-v4 bad\n")
             .expect_err("ipset reported an error");
-        assert!(err.0.contains("Syntax error: add ampere-v4 bad"), "{err}");
-        fw.ban(&next).unwrap();
+        assert!(err.msg.contains("Syntax error: add ampere-v4 bad"), "{err}");
+        fw.ban(&next, NOW).unwrap();
         let lines = log_lines(&log);
         assert_eq!(
             lines.last().unwrap(),
@@ -371,11 +374,11 @@ echo "EXEC $*" >> "$log"
     fn a_dead_shell_falls_back_to_one_exec_then_starts_again() {
         let dir = tempfile::tempdir().unwrap();
         let (fw, log) = fake(dir.path());
-        fw.ban(&entry("192.0.2.1")).unwrap();
+        fw.ban(&entry("192.0.2.1"), NOW).unwrap();
         // The shell exits: this batch goes through `ipset restore`, and is not lost.
         fw.apply("die\nadd ampere-v4 192.0.2.9/32 timeout 0 -exist\n")
             .unwrap();
-        fw.ban(&entry("192.0.2.2")).unwrap();
+        fw.ban(&entry("192.0.2.2"), NOW).unwrap();
         assert_eq!(
             log_lines(&log),
             [
@@ -393,10 +396,10 @@ echo "EXEC $*" >> "$log"
     fn a_big_batch_goes_to_ipset_restore_not_through_the_pipe() {
         let dir = tempfile::tempdir().unwrap();
         let (fw, log) = fake(dir.path());
-        let many: Vec<Entry> = (0..600)
+        let many: Vec<Ban> = (0..600)
             .map(|i| entry(&format!("10.0.{}.{}", i / 256, i % 256)))
             .collect();
-        fw.ban_many(&many).unwrap();
+        fw.ban_many(&many, NOW).unwrap();
         let lines = log_lines(&log);
         assert_eq!(lines.len(), 600);
         assert!(lines

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{ipv6_disabled, run, Backend, Entry, FwError, Result};
+use super::{ipv6_disabled, run, Backend, ErrorKind, FwError, Result};
+use crate::addr::is_v6;
+use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
 
 pub(super) struct Family {
@@ -86,7 +88,7 @@ impl Chains {
         for (name, _) in &missing {
             msg.push_str(&self.setup_commands(name));
         }
-        Err(FwError(msg.trim_end().to_string()))
+        Err(FwError::new(ErrorKind::MissingChain, msg.trim_end()))
     }
 
     /// Flushes the chain and refills it with `rules` (each the part after `-A CHAIN `) in one
@@ -130,28 +132,28 @@ impl Backend for Iptables {
         self.chains.check()
     }
 
-    fn restore(&self, bans: &[Entry]) -> Result<()> {
+    fn restore(&self, bans: &[Ban], _now: i64) -> Result<()> {
         let c = &self.chains;
         for fam in c.families() {
             let rules = bans
                 .iter()
-                .filter(|e| matches!(e.net, IpNet::V6(_)) == fam.v6)
+                .filter(|e| is_v6(&e.net) == fam.v6)
                 .map(|e| format!("-s {} -j {}", e.net, c.target.as_str()));
             c.replace(fam, rules)?;
         }
         Ok(())
     }
 
-    fn ban(&self, e: &Entry) -> Result<()> {
+    fn ban(&self, e: &Ban, _now: i64) -> Result<()> {
         let fam = self.chains.family_for(&e.net)?;
         let s = e.net.to_string();
         run(&fam.cmd, &self.rule("-I", &s), None)
     }
 
-    fn ban_many(&self, entries: &[Entry]) -> Result<()> {
+    fn ban_many(&self, entries: &[Ban], now: i64) -> Result<()> {
         if let [e] = entries {
             // A bare `iptables -I` is cheaper than a restore for one rule.
-            return self.ban(e);
+            return self.ban(e, now);
         }
         let c = &self.chains;
         for e in entries {
@@ -160,7 +162,7 @@ impl Backend for Iptables {
         for fam in c.families() {
             let body: String = entries
                 .iter()
-                .filter(|e| matches!(e.net, IpNet::V6(_)) == fam.v6)
+                .filter(|e| is_v6(&e.net) == fam.v6)
                 .map(|e| format!("-I {} -s {} -j {}\n", c.chain, e.net, c.target.as_str()))
                 .collect();
             if !body.is_empty() {

@@ -1,6 +1,6 @@
-//! Firewall backends. Commands are executed directly with an argument vector (fork + execve
-//! through `std::process::Command`, a cleared environment, never a shell), and only ever
-//! receive addresses that were parsed into `IpNet` first.
+//! Firewall backends. Commands are executed directly with an argument vector (execve through
+//! `exec::command`, never a shell), and only ever receive networks that were parsed into
+//! `IpNet` first.
 
 mod ipset;
 mod iptables;
@@ -9,22 +9,58 @@ mod nft;
 use std::fmt;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use ipnet::IpNet;
 
+use crate::ban::Ban;
 use crate::config::{BackendKind, Config};
+use crate::exec;
 
 pub use ipset::Ipset;
 pub use iptables::Iptables;
 pub use nft::Nft;
 
+/// What went wrong, as far as a caller needs to decide what to do next. The tools say it in
+/// text; `classify` reads that text in this one place so that no caller has to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The tool is not installed (or not at the configured path).
+    MissingTool,
+    /// The chain, set or table the admin (or Ampere at start) set up is gone.
+    MissingChain,
+    /// Not root, or no CAP_NET_ADMIN.
+    Permission,
+    /// Another program holds the xtables lock or the kernel is busy: try again.
+    Busy,
+    /// The set is full (ipset `maxelem`).
+    Full,
+    /// The element or rule to remove is not there (already expired in the kernel).
+    NotThere,
+    /// An IPv6 ban while `ipv6 = no`.
+    Ipv6Off,
+    /// The tool ran and failed for another reason, or did not answer.
+    Failed,
+}
+
 #[derive(Debug)]
-pub struct FwError(pub String);
+pub struct FwError {
+    pub kind: ErrorKind,
+    pub msg: String,
+}
+
+impl FwError {
+    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> FwError {
+        FwError {
+            kind,
+            msg: msg.into(),
+        }
+    }
+}
 
 impl fmt::Display for FwError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.msg)
     }
 }
 
@@ -32,28 +68,22 @@ impl std::error::Error for FwError {}
 
 pub type Result<T> = std::result::Result<T, FwError>;
 
-/// A ban as the firewall sees it: the network and the seconds it has left (None =
-/// permanent). Backends with native timeouts (ipset, nft) let the kernel expire it even
-/// while Ampere is not running; Ampere removes it at its expiry in any case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub net: IpNet,
-    pub timeout: Option<u64>,
-}
-
-/// What every backend offers the daemon and the admin commands.
+/// What every backend offers the daemon and the admin commands. A ban reaches the kernel
+/// with the seconds it has left at `now`: backends with native timeouts (ipset, nft) let the
+/// kernel expire it even while Ampere is not running; Ampere removes it at its expiry in any
+/// case.
 pub trait Backend {
     /// Verifies the pieces the admin must provide (a chain, the tools, kernel support) and
     /// creates what the backend owns (sets, its nft table) when missing, without touching
     /// bans that are already there. Fails with the commands to run.
     fn prepare(&self) -> Result<()>;
     /// Replaces every ban with exactly `bans`, in one batch per tool.
-    fn restore(&self, bans: &[Entry]) -> Result<()>;
-    fn ban(&self, entry: &Entry) -> Result<()>;
+    fn restore(&self, bans: &[Ban], now: i64) -> Result<()>;
+    fn ban(&self, ban: &Ban, now: i64) -> Result<()>;
     /// Several bans with one command per tool, so that a burst of bans costs one exec and
     /// does not stall the AMI reader. All or nothing where the tool allows (restore files).
-    fn ban_many(&self, entries: &[Entry]) -> Result<()> {
-        entries.iter().try_for_each(|e| self.ban(e))
+    fn ban_many(&self, bans: &[Ban], now: i64) -> Result<()> {
+        bans.iter().try_for_each(|b| self.ban(b, now))
     }
     /// Removing a ban that is not there (already expired in the kernel) is not an error.
     fn unban(&self, net: &IpNet) -> Result<()>;
@@ -68,24 +98,54 @@ pub fn backend(cfg: &Config) -> Box<dyn Backend> {
 }
 
 fn ipv6_disabled(net: &IpNet) -> FwError {
-    FwError(format!("{net}: IPv6 is disabled (ipv6 = no in the config)"))
+    FwError::new(
+        ErrorKind::Ipv6Off,
+        format!("{net}: IPv6 is disabled (ipv6 = no in the config)"),
+    )
+}
+
+/// The kind of a failure from what the tool printed (iptables, ipset and nft wording).
+pub fn classify(stderr: &str) -> ErrorKind {
+    let s = stderr.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| s.contains(n));
+    if has(&[
+        "permission denied",
+        "operation not permitted",
+        "you must be root",
+    ]) {
+        ErrorKind::Permission
+    } else if has(&[
+        "xtables lock",
+        "resource temporarily unavailable",
+        "device or resource busy",
+    ]) {
+        ErrorKind::Busy
+    } else if has(&["is full", "hash is full", "maximal number"]) {
+        ErrorKind::Full
+    } else if has(&[
+        "element does not exist",
+        "it's not added",
+        "does a matching rule exist",
+    ]) {
+        ErrorKind::NotThere
+    } else if has(&[
+        "no chain/target/match by that name",
+        "set with the given name does not exist",
+        "no such file or directory",
+        "is incompatible, use 'nft'",
+    ]) {
+        ErrorKind::MissingChain
+    } else {
+        ErrorKind::Failed
+    }
 }
 
 /// Runs `cmd args...` (no shell), optionally feeding `stdin`; an error carries the command
-/// line and what it printed on stderr.
+/// line, what it printed on stderr, and its kind.
 pub fn run(cmd: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<()> {
-    let shown = || {
-        let mut s = format!("{} {}", cmd.display(), args.join(" "));
-        if s.len() > 200 {
-            s.truncate(200);
-            s.push('…');
-        }
-        s
-    };
-    let mut child = Command::new(cmd)
+    let shown = || exec::shown(cmd, args);
+    let mut child = exec::command(cmd)
         .args(args)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -94,24 +154,66 @@ pub fn run(cmd: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| FwError(format!("cannot run {}: {e}", shown())))?;
+        .map_err(|e| {
+            let kind = match e.kind() {
+                std::io::ErrorKind::NotFound => ErrorKind::MissingTool,
+                std::io::ErrorKind::PermissionDenied => ErrorKind::Permission,
+                _ => ErrorKind::Failed,
+            };
+            FwError::new(kind, format!("cannot run {}: {e}", shown()))
+        })?;
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // A child that exits early closes the pipe; its exit status tells why.
         let _ = pipe.write_all(data);
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| FwError(format!("{}: {e}", shown())))?;
+        .map_err(|e| FwError::new(ErrorKind::Failed, format!("{}: {e}", shown())))?;
     if out.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stderr = stderr.trim();
-    Err(FwError(format!(
-        "`{}` failed ({}){}{}",
-        shown(),
-        out.status,
-        if stderr.is_empty() { "" } else { ": " },
-        stderr
-    )))
+    Err(FwError::new(
+        classify(stderr),
+        format!(
+            "`{}` failed ({}){}{}",
+            shown(),
+            out.status,
+            if stderr.is_empty() { "" } else { ": " },
+            stderr
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_messages_are_classified() {
+        let cases: &[(&str, ErrorKind)] = &[
+            ("iptables: No chain/target/match by that name.", ErrorKind::MissingChain),
+            ("iptables-restore: line 2 failed: No chain/target/match by that name.", ErrorKind::MissingChain),
+            ("iptables v1.8.9 (nf_tables): chain `nope' in table `filter' is incompatible, use 'nft' tool.", ErrorKind::MissingChain),
+            ("Error: No such file or directory\nadd element inet nope v4 { 1.2.3.4 }\n                 ^^^^", ErrorKind::MissingChain),
+            ("ipset v7.17: The set with the given name does not exist", ErrorKind::MissingChain),
+            ("Error: element does not exist\ndelete element inet tt v4 { 1.2.3.4 }", ErrorKind::NotThere),
+            ("ipset v7.17: Element cannot be deleted from the set: it's not added", ErrorKind::NotThere),
+            ("iptables: Bad rule (does a matching rule exist in that chain?).", ErrorKind::NotThere),
+            ("ipset v7.17: Hash is full, cannot add more elements", ErrorKind::Full),
+            ("Another app is currently holding the xtables lock. Perhaps you want to use the -w option?", ErrorKind::Busy),
+            ("iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)", ErrorKind::Permission),
+            ("Error: syntax error, unexpected junk", ErrorKind::Failed),
+        ];
+        for (text, kind) in cases {
+            assert_eq!(classify(text), *kind, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_missing_tool_is_its_own_kind() {
+        let e = run(Path::new("/nonexistent/iptables"), &["-L"], None).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::MissingTool, "{e}");
+    }
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{ipv6_disabled, run, Backend, Entry, FwError, Result};
+use super::{ipv6_disabled, run, Backend, ErrorKind, FwError, Result};
+use crate::addr::is_v6;
+use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
 
 pub struct Nft {
@@ -51,8 +53,8 @@ impl Nft {
         )
     }
 
-    fn element(e: &Entry) -> String {
-        match e.timeout {
+    fn element(e: &Ban, now: i64) -> String {
+        match e.timeout(now) {
             Some(t) => format!("{} timeout {}s", e.net, t.max(1)),
             None => e.net.to_string(),
         }
@@ -67,9 +69,10 @@ impl Nft {
     }
 
     fn unusable(e: FwError) -> FwError {
-        FwError(format!(
-            "nft is not usable: {e}\ninstall it (apt-get install nftables, or opkg install nftables) on a kernel with nf_tables"
-        ))
+        FwError::new(
+            e.kind,
+            format!("nft is not usable: {e}\ninstall it (apt-get install nftables, or opkg install nftables) on a kernel with nf_tables"),
+        )
     }
 }
 
@@ -86,11 +89,11 @@ impl Backend for Nft {
         .map_err(Self::unusable)
     }
 
-    fn restore(&self, bans: &[Entry]) -> Result<()> {
+    fn restore(&self, bans: &[Ban], now: i64) -> Result<()> {
         let join = |v6: bool| {
             bans.iter()
-                .filter(|e| matches!(e.net, IpNet::V6(_)) == v6)
-                .map(Self::element)
+                .filter(|e| is_v6(&e.net) == v6)
+                .map(|e| Self::element(e, now))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -107,9 +110,9 @@ impl Backend for Nft {
         run(&self.nft, &["-f", "-"], Some(script.as_bytes())).map_err(Self::unusable)
     }
 
-    fn ban(&self, e: &Entry) -> Result<()> {
+    fn ban(&self, e: &Ban, now: i64) -> Result<()> {
         let set = self.set_for(&e.net)?;
-        let elem = format!("{{ {} }}", Self::element(e));
+        let elem = format!("{{ {} }}", Self::element(e, now));
         run(
             &self.nft,
             &["add", "element", "inet", &self.table, set, &elem],
@@ -117,16 +120,16 @@ impl Backend for Nft {
         )
     }
 
-    fn ban_many(&self, entries: &[Entry]) -> Result<()> {
+    fn ban_many(&self, entries: &[Ban], now: i64) -> Result<()> {
         if let [e] = entries {
-            return self.ban(e);
+            return self.ban(e, now);
         }
         let mut script = String::new();
         for set in ["v4", "v6"] {
             let mut elems = Vec::new();
             for e in entries {
                 if self.set_for(&e.net)? == set {
-                    elems.push(Self::element(e));
+                    elems.push(Self::element(e, now));
                 }
             }
             if !elems.is_empty() {
@@ -148,10 +151,8 @@ impl Backend for Nft {
             &["delete", "element", "inet", &self.table, set, &elem],
             None,
         ) {
-            // Already gone: its kernel timeout ran out first.
-            Err(FwError(msg)) if msg.contains("does not exist") || msg.contains("No such file") => {
-                Ok(())
-            }
+            // Already gone: its kernel timeout ran out first, or the whole table went.
+            Err(e) if matches!(e.kind, ErrorKind::NotThere | ErrorKind::MissingChain) => Ok(()),
             r => r,
         }
     }

@@ -1,0 +1,86 @@
+//! Addresses and networks as Ampere handles them: parsed from text once into `IpNet`, IPv4
+//! mapped into IPv6 taken as the IPv4 host, and printed in one canonical text form (the
+//! database key, log lines, `-l`).
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+
+/// IPv4-mapped IPv6 (`::ffff:192.0.2.1`, as a dual-stack Asterisk may report) is the IPv4
+/// host: the kernel sees, and iptables must drop, IPv4 packets.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        v4 => v4,
+    }
+}
+
+/// `addr` or `addr/len`, IPv4 or IPv6; host bits are cleared (`10.1.2.3/8` = `10.0.0.0/8`).
+pub fn parse_net(v: &str) -> Result<IpNet, String> {
+    let net = if v.contains('/') {
+        IpNet::from_str(v).map_err(|_| format!("`{v}` is not an address or network"))?
+    } else {
+        IpNet::from(IpAddr::from_str(v).map_err(|_| format!("`{v}` is not an address or network"))?)
+    };
+    Ok(net.trunc())
+}
+
+/// Canonical text of a ban: a bare address for a host, `net/len` otherwise.
+pub fn net_text(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
+pub fn is_v6(net: &IpNet) -> bool {
+    matches!(net, IpNet::V6(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_text_is_canonical() {
+        assert_eq!(
+            net_text(&"10.1.2.3/8".parse::<IpNet>().unwrap().trunc()),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            net_text(&"2001:DB8:0::1/128".parse().unwrap()),
+            "2001:db8::1"
+        );
+    }
+
+    #[test]
+    fn text_round_trips_through_parse() {
+        for t in [
+            "192.0.2.1",
+            "198.51.100.0/24",
+            "2001:db8::1",
+            "2001:db8:5::/48",
+        ] {
+            assert_eq!(net_text(&parse_net(t).unwrap()), t);
+        }
+        assert_eq!(
+            net_text(&parse_net("10.1.2.3/8").unwrap()),
+            "10.0.0.0/8",
+            "host bits cleared"
+        );
+        assert!(parse_net("10.0.0.0/33").is_err());
+        assert!(parse_net("-j ACCEPT").is_err());
+    }
+
+    #[test]
+    fn mapped_addresses_become_ipv4() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(canonical(ip("::ffff:203.0.113.2")), ip("203.0.113.2"));
+        assert_eq!(canonical(ip("2001:db8::1")), ip("2001:db8::1"));
+    }
+}

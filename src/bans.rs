@@ -1,0 +1,336 @@
+//! The bans Ampere keeps, in the database and in the kernel, and the one rule that keeps
+//! them equal: the database first, the firewall second. A crash in between leaves a stored
+//! ban that the next start puts back (`restore`); the reverse (a rule nobody remembers)
+//! cannot happen. The daemon and the admin commands both go through here.
+//!
+//! Also here: expiry (database first again, the row stays to remember the count), when the
+//! next expiry is due, and when the WAL is checkpointed.
+
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use crate::addr::net_text;
+use crate::ban::Ban;
+use crate::clock;
+use crate::config::Config;
+use crate::firewall::{Backend, FwError};
+use crate::log::printable;
+use crate::store::Store;
+use crate::{debug, error, info, warn};
+
+/// How often the next expiry is reread from the database, to notice `ampere -a`/`-d`.
+const EXPIRY_REFRESH: Duration = Duration::from_secs(60);
+
+/// The WAL is checkpointed once the database was not written for this long...
+const CHECKPOINT_QUIET: Duration = Duration::from_secs(1);
+/// ...or, under a flood that never pauses, this long after the first unsynced write.
+const CHECKPOINT_MAX_DELAY: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub bans: u64,
+    pub unbans: u64,
+    pub already_banned: u64,
+    pub firewall_errors: u64,
+    pub store_errors: u64,
+}
+
+/// What became of one ban or unban an admin asked for.
+#[derive(Debug)]
+pub enum Outcome {
+    Done,
+    /// `-a` of an active ban, `-d` of an address that is not banned.
+    Unchanged,
+    /// Recorded (or removed) in the database, but the firewall failed.
+    Firewall(FwError),
+}
+
+pub struct Bans {
+    store: Store,
+    fw: Box<dyn Backend>,
+    /// Bans decided during the current read, applied together by `flush`.
+    pending: Vec<Ban>,
+    /// Unix time at which the next ban ends, as last read from the database.
+    next_expiry: Option<i64>,
+    expiry_read: Instant,
+    /// First and last database write since the last WAL checkpoint. With `synchronous =
+    /// NORMAL` a commit survives a crash of Ampere at once, and a power cut once the WAL is
+    /// checkpointed (synced): within CHECKPOINT_QUIET of the last ban, at most
+    /// CHECKPOINT_MAX_DELAY after the first.
+    unsynced: Option<(Instant, Instant)>,
+    pub counters: Counters,
+}
+
+impl Bans {
+    pub fn new(store: Store, fw: Box<dyn Backend>) -> Bans {
+        Bans {
+            store,
+            fw,
+            pending: Vec::new(),
+            next_expiry: None,
+            expiry_read: Instant::now(),
+            unsynced: None,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Opens the database, creating its directory. The firewall is the caller's to check
+    /// (`Backend::prepare`) where it is about to add bans.
+    pub fn open(cfg: &Config, fw: Box<dyn Backend>) -> Result<Bans, String> {
+        if let Some(dir) = cfg.db.parent() {
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+        }
+        let store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
+        Ok(Bans::new(store, fw))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The daemon's start: checkpoints from its timer, bans that ended while Ampere was down
+    /// lifted, then the firewall flushed and every stored ban put back, with its remaining
+    /// time, in one batch. Returns how many were restored.
+    pub fn restore(&mut self, now: i64) -> Result<usize, String> {
+        self.store.defer_checkpoints().map_err(|e| e.to_string())?;
+        let lapsed = self.store.expire_due(now).map_err(|e| e.to_string())?;
+        if !lapsed.is_empty() {
+            info!("{} ban(s) ended while Ampere was not running", lapsed.len());
+        }
+        let bans = self.store.active().map_err(|e| e.to_string())?;
+        self.fw.restore(&bans, now).map_err(|e| e.to_string())?;
+        self.read_next_expiry();
+        Ok(bans.len())
+    }
+
+    /// Queues a ban the daemon decided; `flush` applies the queue after each read, so that
+    /// a burst of bans costs one transaction and one firewall command instead of one each.
+    pub fn queue(&mut self, ban: Ban) {
+        self.pending.push(ban);
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Applies the queued bans: recorded first, then put in the firewall. Returns the bans
+    /// that reached the kernel (for the hooks).
+    pub fn flush(&mut self, cfg: &Config, now: i64) -> Vec<Ban> {
+        if self.pending.is_empty() {
+            return Vec::new();
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        self.wrote();
+        let fresh = match self
+            .store
+            .record(&mut pending, &|count| cfg.ban_expiry(now, count))
+        {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                self.counters.store_errors += 1;
+                let all: Vec<String> = pending.iter().map(|b| net_text(&b.net)).collect();
+                error!("{e}; banning {} in the firewall anyway", all.join(", "));
+                // Same address twice in one batch: one rule is enough.
+                let mut seen = std::collections::HashSet::new();
+                pending
+                    .iter_mut()
+                    .map(|b| {
+                        b.expires = cfg.ban_expiry(now, 1);
+                        seen.insert(b.net)
+                    })
+                    .collect()
+            }
+        };
+        let mut new = Vec::with_capacity(pending.len());
+        for (b, fresh) in pending.into_iter().zip(fresh) {
+            if fresh {
+                new.push(b);
+            } else {
+                self.counters.already_banned += 1;
+                debug!("{} is already banned", net_text(&b.net));
+            }
+        }
+        let results = self.apply(&new, now);
+        let mut applied = Vec::with_capacity(new.len());
+        for (b, result) in new.into_iter().zip(results) {
+            let text = net_text(&b.net);
+            let account = printable(b.account.as_bytes());
+            match result {
+                Ok(()) => {
+                    self.counters.bans += 1;
+                    info!(
+                        "ban {text}: {} from account `{account}` ({}), penalty {}; ban #{} {}",
+                        b.reason,
+                        printable(b.service.as_bytes()),
+                        b.penalty,
+                        b.count,
+                        b.until()
+                    );
+                    if let Some(e) = b.expires {
+                        self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
+                    }
+                    applied.push(b);
+                }
+                Err(e) => {
+                    self.counters.firewall_errors += 1;
+                    if let Some(e) = b.expires {
+                        self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
+                    }
+                    error!(
+                        "ban {text} recorded, but the firewall failed (restored at next start): {e}"
+                    );
+                }
+            }
+        }
+        applied
+    }
+
+    /// Puts `bans` in the firewall in one batch; if the batch fails, each on its own, so that
+    /// one bad entry does not cost the others their ban.
+    fn apply(&self, bans: &[Ban], now: i64) -> Vec<Result<(), FwError>> {
+        if bans.is_empty() {
+            return Vec::new();
+        }
+        match self.fw.ban_many(bans, now) {
+            Ok(()) => bans.iter().map(|_| Ok(())).collect(),
+            Err(e) if bans.len() > 1 => {
+                warn!(
+                    "batch of {} bans failed ({e}); applying them one by one",
+                    bans.len()
+                );
+                bans.iter().map(|b| self.fw.ban(b, now)).collect()
+            }
+            Err(e) => vec![Err(e)],
+        }
+    }
+
+    /// An admin's `-a`: recorded (permanent) first, then one firewall command each.
+    pub fn add(&mut self, mut bans: Vec<Ban>) -> Result<Vec<Outcome>, String> {
+        let fresh = self
+            .store
+            .record(&mut bans, &|_| None)
+            .map_err(|e| e.to_string())?;
+        let now = clock::now_epoch();
+        Ok(bans
+            .iter()
+            .zip(fresh)
+            .map(|(b, fresh)| match fresh.then(|| self.fw.ban(b, now)) {
+                None => Outcome::Unchanged,
+                Some(Ok(())) => Outcome::Done,
+                Some(Err(e)) => Outcome::Firewall(e),
+            })
+            .collect())
+    }
+
+    /// An admin's `-d`: forgotten in the database first, then removed from the firewall.
+    pub fn remove(&mut self, nets: &[IpNet]) -> Result<Vec<Outcome>, String> {
+        let was_active = self.store.remove_many(nets).map_err(|e| e.to_string())?;
+        Ok(nets
+            .iter()
+            .zip(was_active)
+            .map(|(net, active)| match active.then(|| self.fw.unban(net)) {
+                None => Outcome::Unchanged,
+                Some(Ok(())) => Outcome::Done,
+                Some(Err(e)) => Outcome::Firewall(e),
+            })
+            .collect())
+    }
+
+    fn read_next_expiry(&mut self) {
+        self.expiry_read = Instant::now();
+        match self.store.next_expiry() {
+            Ok(n) => self.next_expiry = n,
+            Err(e) => error!("{e}"),
+        }
+    }
+
+    /// Lifts the bans whose time is up: database first (the count stays for escalation),
+    /// then the firewall. Returns the networks unbanned (for the hooks).
+    fn expire(&mut self, now: i64) -> Vec<IpNet> {
+        self.wrote();
+        let due = match self.store.expire_due(now) {
+            Ok(d) => d,
+            Err(e) => {
+                self.counters.store_errors += 1;
+                error!("{e}");
+                return Vec::new();
+            }
+        };
+        let mut lifted = Vec::with_capacity(due.len());
+        for net in due {
+            let text = net_text(&net);
+            match self.fw.unban(&net) {
+                Ok(()) => {
+                    self.counters.unbans += 1;
+                    info!("unban {text}: ban expired");
+                    lifted.push(net);
+                }
+                Err(e) => {
+                    self.counters.firewall_errors += 1;
+                    error!("unban {text} (expired): {e}");
+                }
+            }
+        }
+        self.read_next_expiry();
+        lifted
+    }
+
+    fn wrote(&mut self) {
+        let now = Instant::now();
+        self.unsynced = Some((self.unsynced.map_or(now, |(first, _)| first), now));
+    }
+
+    /// When the WAL is to be checkpointed, if it holds unsynced writes.
+    fn checkpoint_due(&self) -> Option<Instant> {
+        self.unsynced
+            .map(|(first, last)| (last + CHECKPOINT_QUIET).min(first + CHECKPOINT_MAX_DELAY))
+    }
+
+    /// The earliest of: the next expiry, rereading it, the WAL checkpoint (`epoch` is the
+    /// wall clock now, in unix seconds).
+    pub fn next_wake(&self, epoch: i64) -> Option<Instant> {
+        let now = Instant::now();
+        let expiry = self.next_expiry.map(|e| {
+            let secs = (e - epoch).max(0) as u64;
+            now + Duration::from_secs(secs)
+        });
+        [
+            expiry,
+            Some(self.expiry_read + EXPIRY_REFRESH),
+            self.checkpoint_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Expiry and checkpoints that are due at `epoch` (the wall clock, unix seconds);
+    /// returns the networks unbanned.
+    pub fn timers(&mut self, epoch: i64) -> Vec<IpNet> {
+        let now = Instant::now();
+        let mut lifted = Vec::new();
+        if self.next_expiry.is_some_and(|e| e <= epoch) {
+            lifted = self.expire(epoch);
+        } else if now >= self.expiry_read + EXPIRY_REFRESH {
+            self.read_next_expiry();
+        }
+        if self.checkpoint_due().is_some_and(|t| now >= t) {
+            self.unsynced = None;
+            if let Err(e) = self.store.checkpoint() {
+                error!("{e}");
+            }
+        }
+        lifted
+    }
+
+    pub fn active_count(&self) -> i64 {
+        self.store.active_count().unwrap_or(-1)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! The bans module with a firewall that records what it is asked and a real SQLite file in a
+//! temp dir: no root, no socket, no firewall.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::*;
+use crate::addr::parse_net;
+use crate::ban::Origin;
+use crate::firewall::{ErrorKind, Result as FwResult};
+
+#[derive(Default)]
+struct Kernel {
+    /// What the firewall was asked, one line per call.
+    calls: Vec<String>,
+    /// The networks it holds now.
+    held: Vec<IpNet>,
+    /// Fail every batch of more than one ban.
+    fail_batches: bool,
+    /// Fail any ban of these networks.
+    refuse: Vec<IpNet>,
+}
+
+#[derive(Clone, Default)]
+struct Fake(Rc<RefCell<Kernel>>);
+
+impl Backend for Fake {
+    fn prepare(&self) -> FwResult<()> {
+        Ok(())
+    }
+    fn restore(&self, bans: &[Ban], now: i64) -> FwResult<()> {
+        let mut k = self.0.borrow_mut();
+        let line: Vec<String> = bans
+            .iter()
+            .map(|b| format!("{}:{:?}", net_text(&b.net), b.timeout(now)))
+            .collect();
+        k.calls.push(format!("restore {}", line.join(" ")));
+        k.held = bans.iter().map(|b| b.net).collect();
+        Ok(())
+    }
+    fn ban(&self, b: &Ban, now: i64) -> FwResult<()> {
+        self.ban_many(std::slice::from_ref(b), now)
+    }
+    fn ban_many(&self, bans: &[Ban], _now: i64) -> FwResult<()> {
+        let mut k = self.0.borrow_mut();
+        let nets: Vec<String> = bans.iter().map(|b| net_text(&b.net)).collect();
+        k.calls.push(format!("ban {}", nets.join(" ")));
+        if (k.fail_batches && bans.len() > 1) || bans.iter().any(|b| k.refuse.contains(&b.net)) {
+            return Err(FwError::new(ErrorKind::Failed, "refused"));
+        }
+        k.held.extend(bans.iter().map(|b| b.net));
+        Ok(())
+    }
+    fn unban(&self, net: &IpNet) -> FwResult<()> {
+        let mut k = self.0.borrow_mut();
+        k.calls.push(format!("unban {}", net_text(net)));
+        k.held.retain(|n| n != net);
+        Ok(())
+    }
+}
+
+const T0: i64 = 1_800_000_000;
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    bans: Bans,
+    kernel: Fake,
+    cfg: Config,
+}
+
+fn rig(cfg: &str) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::config::parse(
+        format!("db = {}\n{cfg}", dir.path().join("a.db").display()).as_bytes(),
+        "t",
+    )
+    .unwrap()
+    .config;
+    let kernel = Fake::default();
+    let bans = Bans::open(&cfg, Box::new(kernel.clone())).unwrap();
+    Rig {
+        _dir: dir,
+        bans,
+        kernel,
+        cfg,
+    }
+}
+
+fn ban(addr: &str) -> Ban {
+    Ban::new(
+        parse_net(addr).unwrap(),
+        "InvalidPassword",
+        "1001",
+        15,
+        Origin::Daemon,
+        T0,
+    )
+}
+
+impl Rig {
+    fn calls(&self) -> Vec<String> {
+        std::mem::take(&mut self.kernel.0.borrow_mut().calls)
+    }
+    fn held(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.kernel.0.borrow().held.iter().map(net_text).collect();
+        v.sort();
+        v
+    }
+    fn stored(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .bans
+            .store()
+            .active()
+            .unwrap()
+            .iter()
+            .map(|b| net_text(&b.net))
+            .collect();
+        v.sort();
+        v
+    }
+    fn flush(&mut self, addrs: &[&str], now: i64) -> Vec<String> {
+        for a in addrs {
+            self.bans.queue(ban(a));
+        }
+        let cfg = self.cfg.clone();
+        self.bans
+            .flush(&cfg, now)
+            .iter()
+            .map(|b| net_text(&b.net))
+            .collect()
+    }
+}
+
+#[test]
+fn a_burst_is_one_transaction_and_one_firewall_call() {
+    let mut r = rig("");
+    let applied = r.flush(&["192.0.2.1", "192.0.2.2", "2001:db8::1"], T0);
+    assert_eq!(applied, ["192.0.2.1", "192.0.2.2", "2001:db8::1"]);
+    assert_eq!(r.calls(), ["ban 192.0.2.1 192.0.2.2 2001:db8::1"]);
+    assert_eq!(r.stored(), r.held());
+    assert_eq!(r.bans.counters.bans, 3);
+    assert_eq!(r.bans.pending(), 0);
+}
+
+#[test]
+fn an_active_ban_is_not_applied_twice() {
+    let mut r = rig("");
+    r.flush(&["192.0.2.1"], T0);
+    r.calls();
+    // Again, and twice in one batch: nothing reaches the firewall for the known one, one
+    // call for the new one.
+    assert_eq!(
+        r.flush(&["192.0.2.1", "192.0.2.9", "192.0.2.9"], T0 + 1),
+        ["192.0.2.9"]
+    );
+    assert_eq!(r.calls(), ["ban 192.0.2.9"]);
+    assert_eq!(r.bans.counters.already_banned, 2);
+}
+
+#[test]
+fn a_failed_batch_is_retried_ban_by_ban_and_a_refused_ban_stays_recorded() {
+    let mut r = rig("");
+    {
+        let mut k = r.kernel.0.borrow_mut();
+        k.fail_batches = true;
+        k.refuse = vec![parse_net("192.0.2.2").unwrap()];
+    }
+    let applied = r.flush(&["192.0.2.1", "192.0.2.2", "192.0.2.3"], T0);
+    assert_eq!(applied, ["192.0.2.1", "192.0.2.3"]);
+    assert_eq!(
+        r.calls(),
+        [
+            "ban 192.0.2.1 192.0.2.2 192.0.2.3",
+            "ban 192.0.2.1",
+            "ban 192.0.2.2",
+            "ban 192.0.2.3"
+        ]
+    );
+    assert_eq!(r.bans.counters.firewall_errors, 1);
+    // The database first: the refused ban is recorded, and the next start puts it back.
+    assert_eq!(r.stored(), ["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
+    r.kernel.0.borrow_mut().refuse.clear();
+    assert_eq!(r.bans.restore(T0 + 5).unwrap(), 3);
+    assert_eq!(r.held(), r.stored());
+}
+
+#[test]
+fn without_a_database_the_firewall_still_bans() {
+    let mut r = rig("bantime = 1h\n");
+    r.bans.store().refuse_writes();
+    let applied = r.flush(&["192.0.2.1", "192.0.2.1", "192.0.2.2"], T0);
+    assert_eq!(applied, ["192.0.2.1", "192.0.2.2"], "one rule per address");
+    assert_eq!(r.held(), ["192.0.2.1", "192.0.2.2"]);
+    assert_eq!(r.bans.counters.store_errors, 1);
+}
+
+#[test]
+fn expiry_is_database_first_and_remembers_the_count() {
+    let mut r = rig("bantime = 60\nbantime_factor = 2\n");
+    r.flush(&["192.0.2.1"], T0);
+    r.flush(&["192.0.2.2"], T0 + 30);
+    r.calls();
+    // The loop wakes for the first expiry, not later.
+    let wake = r.bans.next_wake(T0 + 10).unwrap();
+    assert!(
+        wake <= Instant::now() + Duration::from_secs(50),
+        "wakes at the expiry"
+    );
+    assert!(r.bans.timers(T0 + 59).is_empty());
+    assert_eq!(r.bans.timers(T0 + 60), [parse_net("192.0.2.1").unwrap()]);
+    assert_eq!(r.calls(), ["unban 192.0.2.1"]);
+    assert_eq!(r.stored(), ["192.0.2.2"]);
+    assert_eq!(r.held(), ["192.0.2.2"]);
+    assert_eq!(r.bans.counters.unbans, 1);
+    // Banned again: the second ban lasts twice as long.
+    let b = {
+        r.bans.queue(ban("192.0.2.1"));
+        let cfg = r.cfg.clone();
+        r.bans.flush(&cfg, T0 + 100).remove(0)
+    };
+    assert_eq!((b.count, b.expires), (2, Some(T0 + 100 + 120)));
+}
+
+#[test]
+fn restore_lifts_what_ended_while_down_and_restores_the_rest_with_remaining_time() {
+    let mut r = rig("bantime = 100\n");
+    r.flush(&["192.0.2.1"], T0);
+    r.flush(&["192.0.2.2"], T0 + 50);
+    r.calls();
+    assert_eq!(r.bans.restore(T0 + 120).unwrap(), 1);
+    assert_eq!(r.calls(), ["restore 192.0.2.2:Some(30)"]);
+    assert_eq!(r.stored(), ["192.0.2.2"]);
+}
+
+#[test]
+fn the_wal_is_checkpointed_soon_after_a_write() {
+    let mut r = rig("");
+    assert!(r.bans.checkpoint_due().is_none());
+    r.flush(&["192.0.2.1"], T0);
+    let due = r.bans.checkpoint_due().expect("a write wants a checkpoint");
+    assert!(due <= Instant::now() + CHECKPOINT_QUIET);
+    std::thread::sleep(CHECKPOINT_QUIET);
+    r.bans.timers(T0);
+    assert!(r.bans.checkpoint_due().is_none());
+}
+
+#[test]
+fn admin_add_and_remove_report_each_address() {
+    let mut r = rig("");
+    let manual = |a: &str| Ban::new(parse_net(a).unwrap(), "manual", "", 0, Origin::Manual, T0);
+    r.kernel.0.borrow_mut().refuse = vec![parse_net("198.51.100.0/24").unwrap()];
+    let out = r
+        .bans
+        .add(vec![manual("192.0.2.1"), manual("198.51.100.0/24")])
+        .unwrap();
+    assert!(
+        matches!(out[..], [Outcome::Done, Outcome::Firewall(_)]),
+        "{out:?}"
+    );
+    r.calls();
+    let again = r.bans.add(vec![manual("192.0.2.1")]).unwrap();
+    assert!(matches!(again[..], [Outcome::Unchanged]), "{again:?}");
+    assert!(r.calls().is_empty(), "an active ban is not applied again");
+    let stored = r.bans.store().active().unwrap();
+    assert!(stored
+        .iter()
+        .all(|b| b.expires.is_none() && b.origin == Origin::Manual));
+    let out = r
+        .bans
+        .remove(&[
+            parse_net("192.0.2.1").unwrap(),
+            parse_net("203.0.113.1").unwrap(),
+        ])
+        .unwrap();
+    assert!(
+        matches!(out[..], [Outcome::Done, Outcome::Unchanged]),
+        "{out:?}"
+    );
+    assert_eq!(
+        r.calls(),
+        ["unban 192.0.2.1"],
+        "nothing to lift for an address not banned"
+    );
+    assert_eq!(r.held(), Vec::<String>::new());
+}

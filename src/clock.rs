@@ -1,0 +1,56 @@
+//! Wall-clock time as Ampere uses it: unix seconds for ban expiry (they survive a restart),
+//! and one way to show them to a person. Scoring uses the monotonic clock instead.
+
+use crate::sys;
+
+pub fn now_epoch() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in local time (the admin's TZ or /etc/localtime).
+pub fn format_time(epoch: i64) -> String {
+    let t = sys::local_time(epoch);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year, t.month, t.day, t.hour, t.min, t.sec
+    )
+}
+
+/// Days since the epoch of a UTC civil date (Howard Hinnant's days-from-civil), used to
+/// read Asterisk's `EventTV` in replays.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Seconds a ban ending at `expires` has left at `now` (at least one; None = permanent).
+pub fn remaining(expires: Option<i64>, now: i64) -> Option<u64> {
+    expires.map(|e| (e - now).max(1) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 2, 29) * 86_400, 951_782_400);
+        assert_eq!(days_from_civil(2026, 11, 23), 20_780);
+    }
+
+    #[test]
+    fn remaining_is_at_least_a_second() {
+        assert_eq!(remaining(None, 5), None);
+        assert_eq!(remaining(Some(100), 40), Some(60));
+        assert_eq!(remaining(Some(100), 400), Some(1));
+    }
+}

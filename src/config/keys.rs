@@ -1,0 +1,472 @@
+//! Every config key in one table: its name, how its value is parsed, its default, how `-t`
+//! shows it, and when a change takes effect. Loading, `-t`, SIGHUP and the documentation
+//! test are all driven by this table, so a new key is one new row.
+
+use std::path::PathBuf;
+
+use super::value::{boolean, chain_name, command_path, duration, number};
+use super::{BackendKind, Config, RuleTarget};
+use crate::addr::parse_net;
+use crate::log;
+use crate::score::{EventKind, Weight};
+
+/// When a changed value takes effect in a running daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// At the next SIGHUP.
+    Live,
+    /// At the next SIGHUP, which also logs in to AMI again.
+    Reconnect,
+    /// Only after a restart: the daemon keeps the old value and says so by name.
+    Restart,
+}
+
+pub struct Key {
+    /// As written in a file (lowercase); `weight.*` stands for one key per event kind.
+    pub name: &'static str,
+    pub effect: Effect,
+    /// The value a file would write for the default; empty = unset.
+    pub default: &'static str,
+    /// Another valid value, different from the default (tests, documentation).
+    pub example: &'static str,
+    /// Masked by `-t`.
+    pub secret: bool,
+    /// May be given many times, each adding a value (`trust`).
+    pub repeat: bool,
+    /// Parses `value` into the config; gets the key as written, lowercased (`weight.*`).
+    pub(super) set: fn(&mut Config, &str, &str) -> Result<(), String>,
+    /// The current value(s) as (key, value) pairs a file could contain.
+    pub(super) show: fn(&Config) -> Vec<(String, String)>,
+}
+
+impl Key {
+    pub fn matches(&self, key: &str) -> bool {
+        match self.name.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix),
+            None => key == self.name,
+        }
+    }
+
+    pub fn values(&self, c: &Config) -> Vec<(String, String)> {
+        (self.show)(c)
+    }
+}
+
+pub fn find(key: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.matches(key))
+}
+
+fn one(name: &str, v: impl ToString) -> Vec<(String, String)> {
+    vec![(name.to_string(), v.to_string())]
+}
+
+fn path_opt(name: &str, p: &Option<PathBuf>) -> Vec<(String, String)> {
+    p.iter()
+        .map(|p| (name.to_string(), p.display().to_string()))
+        .collect()
+}
+
+fn list(v: &str) -> Vec<&str> {
+    v.split(|ch: char| ch == ',' || ch.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+use Effect::{Live, Reconnect, Restart};
+
+macro_rules! key {
+    ($name:literal, $effect:expr, $default:literal, $example:literal, |$c:ident, $v:ident| $set:expr, |$s:ident| $show:expr) => {
+        Key {
+            name: $name,
+            effect: $effect,
+            default: $default,
+            example: $example,
+            secret: false,
+            repeat: false,
+            set: |$c, _, $v| {
+                $set;
+                Ok(())
+            },
+            show: |$s| one($name, $show),
+        }
+    };
+}
+
+pub static KEYS: &[Key] = &[
+    key!(
+        "host",
+        Reconnect,
+        "127.0.0.1",
+        "::1",
+        |c, v| c.host = v.to_string(),
+        |c| &c.host
+    ),
+    key!(
+        "port",
+        Reconnect,
+        "5038",
+        "5039",
+        |c, v| c.port = number(v, 1, 65_535)? as u16,
+        |c| c.port
+    ),
+    key!(
+        "user",
+        Reconnect,
+        "ampere",
+        "guard",
+        |c, v| c.user = v.to_string(),
+        |c| &c.user
+    ),
+    Key {
+        secret: true,
+        ..key!(
+            "pass",
+            Reconnect,
+            "ampere",
+            "s3cret",
+            |c, v| c.pass = v.to_string(),
+            |c| &c.pass
+        )
+    },
+    key!(
+        "loyalty",
+        Live,
+        "3",
+        "5",
+        |c, v| c.loyalty = number(v, 1, 100_000)? as u32,
+        |c| c.loyalty
+    ),
+    key!(
+        "chain",
+        Restart,
+        "ampere",
+        "pbx_ban",
+        |c, v| c.chain = chain_name(v)?,
+        |c| &c.chain
+    ),
+    Key {
+        name: "trust",
+        effect: Live,
+        default: "",
+        example: "192.0.2.0/24",
+        secret: false,
+        repeat: true,
+        set: |c, _, v| {
+            c.trust.push(parse_net(v)?);
+            Ok(())
+        },
+        show: |c| {
+            c.trust
+                .iter()
+                .map(|t| ("trust".to_string(), t.to_string()))
+                .collect()
+        },
+    },
+    key!(
+        "db",
+        Restart,
+        "/var/lib/ampere/ampere.db",
+        "/tmp/ampere-example.db",
+        |c, v| c.db = PathBuf::from(v),
+        |c| c.db.display()
+    ),
+    key!(
+        "iptables",
+        Restart,
+        "/usr/sbin/iptables",
+        "/sbin/iptables",
+        |c, v| c.iptables = command_path(v)?,
+        |c| c.iptables.display()
+    ),
+    key!(
+        "ip6tables",
+        Restart,
+        "/usr/sbin/ip6tables",
+        "/sbin/ip6tables",
+        |c, v| c.ip6tables = command_path(v)?,
+        |c| c.ip6tables.display()
+    ),
+    key!(
+        "iptables_restore",
+        Restart,
+        "/usr/sbin/iptables-restore",
+        "/sbin/iptables-restore",
+        |c, v| c.iptables_restore = command_path(v)?,
+        |c| c.iptables_restore.display()
+    ),
+    key!(
+        "ip6tables_restore",
+        Restart,
+        "/usr/sbin/ip6tables-restore",
+        "/sbin/ip6tables-restore",
+        |c, v| c.ip6tables_restore = command_path(v)?,
+        |c| c.ip6tables_restore.display()
+    ),
+    key!(
+        "target",
+        Restart,
+        "DROP",
+        "REJECT",
+        |c, v| c.target = match v.to_ascii_uppercase().as_str() {
+            "DROP" => RuleTarget::Drop,
+            "REJECT" => RuleTarget::Reject,
+            _ => return Err(format!("must be DROP or REJECT, not `{v}`")),
+        },
+        |c| c.target.as_str()
+    ),
+    key!(
+        "ipv6",
+        Restart,
+        "yes",
+        "no",
+        |c, v| c.ipv6 = boolean(v)?,
+        |c| if c.ipv6 { "yes" } else { "no" }
+    ),
+    key!(
+        "backend",
+        Restart,
+        "iptables",
+        "nft",
+        |c, v| c.backend = match v.to_ascii_lowercase().as_str() {
+            "iptables" => BackendKind::Iptables,
+            "ipset" => BackendKind::Ipset,
+            "nft" | "nftables" => BackendKind::Nft,
+            _ => return Err(format!("must be iptables, ipset or nft, not `{v}`")),
+        },
+        |c| c.backend.as_str()
+    ),
+    key!(
+        "ipset",
+        Restart,
+        "/usr/sbin/ipset",
+        "/sbin/ipset",
+        |c, v| c.ipset = command_path(v)?,
+        |c| c.ipset.display()
+    ),
+    key!(
+        "nft",
+        Restart,
+        "/usr/sbin/nft",
+        "/sbin/nft",
+        |c, v| c.nft = command_path(v)?,
+        |c| c.nft.display()
+    ),
+    key!(
+        "maxelem",
+        Restart,
+        "1048576",
+        "200000",
+        |c, v| c.maxelem = number(v, 1024, 1 << 31)?,
+        |c| c.maxelem
+    ),
+    key!(
+        "ports",
+        Restart,
+        "5060,5061",
+        "5060,5061,4569",
+        |c, v| {
+            let ports = list(v)
+                .into_iter()
+                .map(|p| number(p, 1, 65_535).map(|n| n as u16))
+                .collect::<Result<Vec<u16>, _>>()?;
+            if ports.is_empty() {
+                return Err("needs at least one port".into());
+            }
+            c.ports = ports
+        },
+        |c| c
+            .ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    ),
+    key!(
+        "bantime",
+        Live,
+        "0",
+        "1h",
+        |c, v| c.bantime = duration(v, 0)?,
+        |c| c.bantime
+    ),
+    key!(
+        "bantime_factor",
+        Live,
+        "2",
+        "1.5",
+        |c, v| c.bantime_factor = v
+            .parse::<f64>()
+            .ok()
+            .filter(|f| (1.0..=100.0).contains(f))
+            .ok_or_else(|| format!("expected a factor from 1 to 100, not `{v}`"))?,
+        |c| c.bantime_factor
+    ),
+    key!(
+        "bantime_max",
+        Live,
+        "0",
+        "7d",
+        |c, v| c.bantime_max = duration(v, 0)?,
+        |c| c.bantime_max
+    ),
+    key!(
+        "permanent_after",
+        Live,
+        "0",
+        "5",
+        |c, v| c.permanent_after = number(v, 0, 1000)? as u32,
+        |c| c.permanent_after
+    ),
+    Key {
+        show: |c| path_opt("onban", &c.onban),
+        ..key!(
+            "onban",
+            Live,
+            "",
+            "/usr/local/bin/notify-ban",
+            |c, v| c.onban = Some(command_path(v)?),
+            |_c| ""
+        )
+    },
+    Key {
+        show: |c| path_opt("onunban", &c.onunban),
+        ..key!(
+            "onunban",
+            Live,
+            "",
+            "/usr/local/bin/notify-unban",
+            |c, v| c.onunban = Some(command_path(v)?),
+            |_c| ""
+        )
+    },
+    key!(
+        "hook_timeout",
+        Live,
+        "30",
+        "10",
+        |c, v| c.hook_timeout = duration(v, 1)?,
+        |c| c.hook_timeout
+    ),
+    Key {
+        show: |c| path_opt("statsfile", &c.statsfile),
+        ..key!(
+            "statsfile",
+            Live,
+            "",
+            "/run/ampere.prom",
+            |c, v| c.statsfile = Some(PathBuf::from(v)),
+            |_c| ""
+        )
+    },
+    key!(
+        "stats_interval",
+        Live,
+        "60",
+        "2m",
+        |c, v| c.stats_interval = duration(v, 1)?,
+        |c| c.stats_interval
+    ),
+    key!(
+        "log",
+        Live,
+        "",
+        "syslog",
+        |c, v| c.log = Some(log::Target::parse(v)),
+        |c| match &c.log {
+            None | Some(log::Target::Stderr) => "stderr".to_string(),
+            Some(log::Target::Syslog) => "syslog".to_string(),
+            Some(log::Target::File(p)) => p.display().to_string(),
+        }
+    ),
+    key!(
+        "services",
+        Live,
+        "PJSIP SIP IAX2 AMI",
+        "PJSIP IAX2",
+        |c, v| {
+            let names: Vec<String> = list(v).into_iter().map(String::from).collect();
+            if names.is_empty() {
+                return Err("needs at least one service name".into());
+            }
+            c.services = names
+        },
+        |c| c.services.join(" ")
+    ),
+    key!(
+        "findtime",
+        Live,
+        "3600",
+        "10m",
+        |c, v| c.findtime = duration(v, 1)?,
+        |c| c.findtime
+    ),
+    key!(
+        "table_size",
+        Restart,
+        "4096",
+        "65536",
+        |c, v| c.table_size = number(v, 16, 1 << 24)? as usize,
+        |c| c.table_size
+    ),
+    key!(
+        "connect_timeout",
+        Live,
+        "5",
+        "2s",
+        |c, v| c.connect_timeout = duration(v, 1)?,
+        |c| c.connect_timeout
+    ),
+    key!(
+        "ping_interval",
+        Live,
+        "30",
+        "1m",
+        |c, v| c.ping_interval = duration(v, 1)?,
+        |c| c.ping_interval
+    ),
+    key!(
+        "ping_timeout",
+        Live,
+        "10",
+        "3",
+        |c, v| c.ping_timeout = duration(v, 1)?,
+        |c| c.ping_timeout
+    ),
+    key!(
+        "reconnect_min",
+        Live,
+        "1",
+        "2",
+        |c, v| c.reconnect_min = duration(v, 1)?,
+        |c| c.reconnect_min
+    ),
+    key!(
+        "reconnect_max",
+        Live,
+        "30",
+        "1h",
+        |c, v| c.reconnect_max = duration(v, 1)?,
+        |c| c.reconnect_max
+    ),
+    Key {
+        name: "weight.*",
+        effect: Live,
+        default: "",
+        example: "weight.InvalidAccountID = 7",
+        secret: false,
+        repeat: false,
+        set: |c, key, v| {
+            let name = &key["weight.".len()..];
+            let kind =
+                EventKind::from_config(name).ok_or_else(|| format!("no such event `{name}`"))?;
+            c.weights.set(kind, Weight::parse(v)?);
+            Ok(())
+        },
+        show: |c| {
+            EventKind::ALL
+                .iter()
+                .map(|&k| (format!("weight.{}", k.name()), c.weights.get(k).to_string()))
+                .collect()
+        },
+    },
+];

@@ -1,0 +1,395 @@
+//! `ampere.cfg`: `key = value` lines, compatible with the original C Ampere's files. The keys
+//! themselves, with their defaults and parsers, are the table in `keys.rs`.
+//!
+//! Every problem is reported with file, line and the offending text. An invalid `trust` line is
+//! an error, never skipped: a skipped trust line would lock the admin out.
+
+mod keys;
+mod value;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+
+pub use keys::{Effect, Key, KEYS};
+
+use crate::log;
+use crate::score::Weights;
+
+pub const DEFAULT_PATH: &str = "/etc/ampere/ampere.cfg";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleTarget {
+    Drop,
+    Reject,
+}
+
+impl RuleTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleTarget::Drop => "DROP",
+            RuleTarget::Reject => "REJECT",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Iptables,
+    Ipset,
+    Nft,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Iptables => "iptables",
+            BackendKind::Ipset => "ipset",
+            BackendKind::Nft => "nft",
+        }
+    }
+}
+
+/// The settings; what each one means is in `etc/ampere.cfg`, its default in `keys.rs`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Where it came from, for messages ("(defaults)" when no file was read).
+    pub source: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub pass: String,
+    pub loyalty: u32,
+    pub chain: String,
+    pub trust: Vec<IpNet>,
+    pub db: PathBuf,
+    pub iptables: PathBuf,
+    pub ip6tables: PathBuf,
+    pub iptables_restore: PathBuf,
+    pub ip6tables_restore: PathBuf,
+    pub target: RuleTarget,
+    pub ipv6: bool,
+    pub backend: BackendKind,
+    pub ipset: PathBuf,
+    pub nft: PathBuf,
+    pub maxelem: u64,
+    /// Destination ports the nft backend's drop rule covers.
+    pub ports: Vec<u16>,
+    /// Seconds a ban lasts; 0 = permanent (the original's behaviour).
+    pub bantime: u64,
+    pub bantime_factor: f64,
+    /// 0 = no ceiling.
+    pub bantime_max: u64,
+    /// The Nth ban of an address is permanent; 0 = never.
+    pub permanent_after: u32,
+    pub onban: Option<PathBuf>,
+    pub onunban: Option<PathBuf>,
+    pub hook_timeout: u64,
+    pub statsfile: Option<PathBuf>,
+    pub stats_interval: u64,
+    pub log: Option<log::Target>,
+    pub services: Vec<String>,
+    pub findtime: u64,
+    pub table_size: usize,
+    pub connect_timeout: u64,
+    pub ping_interval: u64,
+    pub ping_timeout: u64,
+    pub reconnect_min: u64,
+    pub reconnect_max: u64,
+    pub weights: Weights,
+}
+
+impl Config {
+    /// The shape of a config with nothing set; `Default` fills it from the key table.
+    fn blank() -> Config {
+        Config {
+            source: "(defaults)".into(),
+            host: String::new(),
+            port: 0,
+            user: String::new(),
+            pass: String::new(),
+            loyalty: 0,
+            chain: String::new(),
+            trust: Vec::new(),
+            db: PathBuf::new(),
+            iptables: PathBuf::new(),
+            ip6tables: PathBuf::new(),
+            iptables_restore: PathBuf::new(),
+            ip6tables_restore: PathBuf::new(),
+            target: RuleTarget::Drop,
+            ipv6: false,
+            backend: BackendKind::Iptables,
+            ipset: PathBuf::new(),
+            nft: PathBuf::new(),
+            maxelem: 0,
+            ports: Vec::new(),
+            bantime: 0,
+            bantime_factor: 0.0,
+            bantime_max: 0,
+            permanent_after: 0,
+            onban: None,
+            onunban: None,
+            hook_timeout: 0,
+            statsfile: None,
+            stats_interval: 0,
+            log: None,
+            services: Vec::new(),
+            findtime: 0,
+            table_size: 0,
+            connect_timeout: 0,
+            ping_interval: 0,
+            ping_timeout: 0,
+            reconnect_min: 0,
+            reconnect_max: 0,
+            weights: Weights::default(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        let mut c = Config::blank();
+        for k in KEYS.iter().filter(|k| !k.default.is_empty()) {
+            (k.set)(&mut c, k.name, k.default).expect("the key table's defaults are valid");
+        }
+        c
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// 0 when the error is about the file as a whole.
+    pub line: usize,
+    pub msg: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.msg)
+        } else {
+            write!(f, "{}:{}: {}", self.file, self.line, self.msg)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug)]
+/// A parsed file plus the warnings (unknown keys, a missing default file) to report.
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+/// Reads the config. `explicit` is true for `-c FILE`: then a missing file is an error; the
+/// default path may be missing (defaults apply, with a warning), as with the original.
+pub fn load(path: &Path, explicit: bool) -> Result<Loaded, ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) => parse(&bytes, &file),
+        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Ok(Loaded {
+            config: Config::default(),
+            warnings: vec![format!("{file}: not found, using built-in defaults")],
+        }),
+        Err(e) => Err(ConfigError {
+            file,
+            line: 0,
+            msg: format!("cannot read: {e}"),
+        }),
+    }
+}
+
+pub fn parse(bytes: &[u8], file: &str) -> Result<Loaded, ConfigError> {
+    let mut config = Config {
+        source: file.to_string(),
+        ..Config::default()
+    };
+    let mut warnings = Vec::new();
+    // Where each key was last set, for the checks that compare keys.
+    let mut lines: HashMap<&'static str, usize> = HashMap::new();
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    for (idx, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = idx + 1;
+        let err = |msg: String| ConfigError {
+            file: file.to_string(),
+            line,
+            msg,
+        };
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| err(format!("not valid UTF-8: `{}`", log::printable(raw))))?;
+        let Some((key, value)) = split_line(text).map_err(err)? else {
+            continue;
+        };
+        let lower = key.to_ascii_lowercase();
+        match keys::find(&lower) {
+            Some(k) => {
+                (k.set)(&mut config, &lower, &value).map_err(|msg| err(format!("{key}: {msg}")))?;
+                lines.insert(k.name, line);
+            }
+            None => warnings.push(format!("{file}:{line}: unknown key `{key}` (ignored)")),
+        }
+    }
+    check(&config, &lines).map_err(|(line, msg)| ConfigError {
+        file: file.to_string(),
+        line,
+        msg,
+    })?;
+    Ok(Loaded { config, warnings })
+}
+
+/// Checks that compare keys, run once the whole file is read (so that the order of lines
+/// never matters). The error names the line of the key that must change.
+fn check(c: &Config, lines: &HashMap<&'static str, usize>) -> Result<(), (usize, String)> {
+    if c.reconnect_min > c.reconnect_max {
+        let line = lines
+            .get("reconnect_min")
+            .or_else(|| lines.get("reconnect_max"))
+            .copied()
+            .unwrap_or(0);
+        return Err((
+            line,
+            format!(
+                "reconnect_min ({}) is above reconnect_max ({})",
+                c.reconnect_min, c.reconnect_max
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Splits one line into a key (as written) and its value; `None` for blank and comment lines.
+/// A comment starts at `#` or `;` at the start of a line or after white space, so that
+/// `pass = abc#1` keeps its `#`; a double-quoted value may contain anything but `"`.
+fn split_line(text: &str) -> Result<Option<(String, String)>, String> {
+    let t = text.trim();
+    if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+        return Ok(None);
+    }
+    let Some((key, rest)) = t.split_once('=') else {
+        return Err(format!("expected `key = value`, found `{t}`"));
+    };
+    let key = key.trim().to_string();
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        return Err(format!("expected `key = value`, found `{t}`"));
+    }
+    let rest = rest.trim_start();
+    let value = if let Some(quoted) = rest.strip_prefix('"') {
+        let Some((inner, after)) = quoted.split_once('"') else {
+            return Err(format!("unterminated quote in `{t}`"));
+        };
+        let after = after.trim();
+        if !(after.is_empty() || after.starts_with('#') || after.starts_with(';')) {
+            return Err(format!("text after the closing quote in `{t}`"));
+        }
+        inner.to_string()
+    } else {
+        strip_comment(rest).trim_end().to_string()
+    };
+    if value.is_empty() {
+        return Err(format!("`{key}` has no value"));
+    }
+    Ok(Some((key, value)))
+}
+
+/// Cuts a `#` or `;` comment that starts a line or follows white space.
+pub fn strip_comment(s: &str) -> &str {
+    let bytes = s.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if (b == b'#' || b == b';') && (i == 0 || bytes[i - 1].is_ascii_whitespace()) {
+            return &s[..i];
+        }
+    }
+    s
+}
+
+/// What a reload changed, by when it takes effect.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Keys whose new value is in force now.
+    pub live: Vec<&'static str>,
+    /// Keys that need a new AMI login (applied too).
+    pub reconnect: Vec<&'static str>,
+    /// Keys kept at their old value until a restart.
+    pub kept: Vec<&'static str>,
+}
+
+impl Config {
+    /// The effective settings, one per line, for `ampere -t`; the AMI secret is masked.
+    pub fn describe(&self) -> String {
+        let mut out = format!("{:<18} = {}\n", "# from", self.source);
+        for k in KEYS {
+            for (name, value) in k.values(self) {
+                let value = if k.secret && !value.is_empty() {
+                    "*".repeat(8)
+                } else {
+                    value
+                };
+                out.push_str(&format!("{name:<18} = {value}\n"));
+            }
+            if !k.repeat && k.values(self).is_empty() {
+                out.push_str(&format!("{:<18} = (none)\n", k.name));
+            }
+        }
+        out
+    }
+
+    /// Takes over a reloaded config: restart-only keys keep their running value in `new`,
+    /// and the result says which keys changed, by effect.
+    pub fn reload_into(&self, new: &mut Config) -> Changes {
+        let mut changes = Changes::default();
+        for k in KEYS {
+            let old_values = k.values(self);
+            if old_values == k.values(new) {
+                continue;
+            }
+            match k.effect {
+                Effect::Live => changes.live.push(k.name),
+                Effect::Reconnect => changes.reconnect.push(k.name),
+                Effect::Restart => {
+                    changes.kept.push(k.name);
+                    for (name, v) in &old_values {
+                        (k.set)(new, name, v).expect("a running value parses again");
+                    }
+                }
+            }
+        }
+        changes
+    }
+
+    /// When the `count`-th ban of an address made at `now` ends (unix seconds); None =
+    /// permanent. Each repeat multiplies `bantime` by `bantime_factor`, up to `bantime_max`;
+    /// the `permanent_after`-th ban is permanent.
+    pub fn ban_expiry(&self, now: i64, count: i64) -> Option<i64> {
+        if self.bantime == 0
+            || (self.permanent_after > 0 && count >= i64::from(self.permanent_after))
+        {
+            return None;
+        }
+        let exp = (count.clamp(1, 1000) - 1) as i32;
+        let mut secs = self.bantime as f64 * self.bantime_factor.powi(exp);
+        if self.bantime_max > 0 {
+            secs = secs.min(self.bantime_max as f64);
+        }
+        // Anything beyond ten years is as good as permanent, and keeps the sum in range.
+        let secs = secs.min(10.0 * 365.0 * 86_400.0) as i64;
+        Some(now.saturating_add(secs.max(1)))
+    }
+
+    /// Ban limit: `loyalty` units.
+    pub fn limit(&self) -> u32 {
+        self.loyalty.saturating_mul(crate::score::UNIT)
+    }
+
+    /// Whether bans of `net`'s family are made at all (`ipv6 = no` turns IPv6 off).
+    pub fn bans_family_of(&self, net: &IpNet) -> bool {
+        self.ipv6 || !crate::addr::is_v6(net)
+    }
+}
+
+#[cfg(test)]
+mod tests;

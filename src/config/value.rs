@@ -1,0 +1,62 @@
+//! Parsers for the kinds of values config keys take. Each error names the offending text.
+
+use std::path::PathBuf;
+
+pub fn number(v: &str, min: u64, max: u64) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from {min} to {max}, not `{v}`"
+        )),
+    }
+}
+
+/// Seconds, with an optional unit: `90`, `90s`, `10m`, `2h`, `1d`.
+pub fn duration(v: &str, min: u64) -> Result<u64, String> {
+    let (digits, mult) = match v.as_bytes().last() {
+        Some(b's') => (&v[..v.len() - 1], 1),
+        Some(b'm') => (&v[..v.len() - 1], 60),
+        Some(b'h') => (&v[..v.len() - 1], 3600),
+        Some(b'd') => (&v[..v.len() - 1], 86_400),
+        _ => (v, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| n >= min && n <= 10 * 365 * 86_400)
+        .ok_or_else(|| format!("expected a duration such as 90, 90s, 10m, 2h or 1d, not `{v}`"))
+}
+
+pub fn boolean(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("expected yes or no, not `{v}`")),
+    }
+}
+
+/// iptables limits chain names to 28 characters; we also keep them to characters that can
+/// never be read as an option or need quoting anywhere.
+pub fn chain_name(v: &str) -> Result<String, String> {
+    let ok = !v.is_empty()
+        && v.len() <= 28
+        && !v.starts_with('-')
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "`{v}` is not a valid chain name (1-28 of A-Z a-z 0-9 - _, not starting with -)"
+        ))
+    }
+}
+
+pub fn command_path(v: &str) -> Result<PathBuf, String> {
+    if v.starts_with('/') {
+        Ok(PathBuf::from(v))
+    } else {
+        Err(format!("must be an absolute path, not `{v}`"))
+    }
+}

@@ -1,0 +1,301 @@
+//! The TCP connection to Asterisk around a `Session`, and when to try again without one.
+
+use std::io::{ErrorKind, Read as _, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::{Close, Session, Settings};
+use crate::ami::{self, Message};
+use crate::{debug, info, warn};
+
+/// Reconnect delays: `min` after a session that had worked, doubling per failure up to `max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    next: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff {
+            next: min,
+            min,
+            max,
+        }
+    }
+
+    pub fn set_limits(&mut self, min: Duration, max: Duration) {
+        self.min = min;
+        self.max = max;
+        self.next = self.next.clamp(min, max);
+    }
+
+    /// The delay after a failed attempt; the one after it is twice as long.
+    pub fn failed(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    /// The delay after a session that had worked was lost.
+    pub fn lost(&mut self) -> Duration {
+        self.next = self.min;
+        self.failed()
+    }
+
+    pub fn logged_in(&mut self) {
+        self.next = self.min;
+    }
+}
+
+/// Counters of the connection, over all sessions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub logins: u64,
+    pub login_failures: u64,
+    pub connect_failures: u64,
+    pub dropped_lines: u64,
+    pub dropped_messages: u64,
+}
+
+/// The connection to Asterisk: at most one session, and when to try again without one.
+pub struct Link {
+    conn: Option<(TcpStream, Session)>,
+    next_connect: Instant,
+    backoff: Backoff,
+    seq: u64,
+    settings: Settings,
+    counters: Counters,
+}
+
+/// What a read from the socket gave.
+pub enum Read {
+    Data(usize),
+    /// Nothing more for now.
+    Idle,
+    /// The connection ended (and a reconnect is scheduled).
+    Closed,
+}
+
+impl Link {
+    pub fn new(settings: Settings) -> Link {
+        Link {
+            conn: None,
+            next_connect: Instant::now(),
+            backoff: Backoff::new(settings.reconnect_min, settings.reconnect_max),
+            seq: 0,
+            settings,
+            counters: Counters::default(),
+        }
+    }
+
+    /// New settings take effect for the next session; `reconnect` ends the current one now.
+    pub fn reconfigure(&mut self, settings: Settings, reconnect: bool) {
+        self.backoff
+            .set_limits(settings.reconnect_min, settings.reconnect_max);
+        self.settings = settings;
+        if reconnect {
+            self.close(Close::Lost("AMI settings changed".into()));
+            self.next_connect = Instant::now();
+        }
+    }
+
+    pub fn connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters;
+        if let Some((_, s)) = &self.conn {
+            let (lines, messages) = s.dropped();
+            c.dropped_lines += lines;
+            c.dropped_messages += messages;
+        }
+        c
+    }
+
+    /// The socket and the poll events wanted on it, while connected.
+    pub fn poll_fd(&self) -> Option<(RawFd, i16)> {
+        let (stream, s) = self.conn.as_ref()?;
+        let mut events = crate::sys::POLLIN;
+        if !s.output().is_empty() {
+            events |= crate::sys::POLLOUT;
+        }
+        Some((stream.as_raw_fd(), events))
+    }
+
+    pub fn next_timer(&self) -> Option<Instant> {
+        match &self.conn {
+            None => Some(self.next_connect),
+            Some((_, s)) => s.next_timer(),
+        }
+    }
+
+    /// Connects when it is time, sends a Ping or ends a dead session.
+    pub fn tick(&mut self, now: Instant) {
+        let Some((_, s)) = &mut self.conn else {
+            if now >= self.next_connect {
+                self.connect();
+            }
+            return;
+        };
+        if let Some(close) = s.tick(now) {
+            self.close(close);
+        } else {
+            self.flush();
+        }
+    }
+
+    /// A blocking connect, bounded by `connect_timeout` per address.
+    fn connect(&mut self) {
+        let target = self.settings.target();
+        let addrs = match (self.settings.host.as_str(), self.settings.port).to_socket_addrs() {
+            Ok(a) => a.collect::<Vec<_>>(),
+            Err(e) => {
+                self.counters.connect_failures += 1;
+                self.retry_later(&format!("cannot resolve AMI host {target}: {e}"));
+                return;
+            }
+        };
+        let mut last_err = String::from("no address");
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, self.settings.connect_timeout) {
+                Ok(stream) => {
+                    if let Err(e) = stream.set_nonblocking(true) {
+                        last_err = e.to_string();
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    debug!("connected to {a}");
+                    self.seq += 1;
+                    let session = Session::new(self.settings.clone(), self.seq, Instant::now());
+                    self.conn = Some((stream, session));
+                    return;
+                }
+                Err(e) => last_err = format!("{a}: {e}"),
+            }
+        }
+        self.counters.connect_failures += 1;
+        self.retry_later(&format!("cannot connect to AMI at {target}: {last_err}"));
+    }
+
+    fn retry_later(&mut self, why: &str) {
+        let delay = self.backoff.failed();
+        warn!("{why}; retrying in {}s", delay.as_secs());
+        self.next_connect = Instant::now() + delay;
+    }
+
+    fn close(&mut self, why: Close) {
+        let Some((_, s)) = self.conn.take() else {
+            return;
+        };
+        let (lines, messages) = s.dropped();
+        self.counters.dropped_lines += lines;
+        self.counters.dropped_messages += messages;
+        match why {
+            Close::Lost(msg) => {
+                let delay = self.backoff.lost();
+                warn!(
+                    "AMI connection lost: {msg}; reconnecting in {}s",
+                    delay.as_secs()
+                );
+                self.next_connect = Instant::now() + delay;
+            }
+            Close::Failed(msg) => self.retry_later(&msg),
+        }
+    }
+
+    /// The socket failed or closed: a session that was logged in counts as lost (reconnect
+    /// soon), one that never got that far as a failed attempt (back off).
+    fn ended(&mut self, msg: String) {
+        let ready = self.conn.as_ref().is_some_and(|(_, s)| s.is_ready());
+        self.close(if ready {
+            Close::Lost(msg)
+        } else {
+            Close::Failed(msg)
+        });
+    }
+
+    /// Writes what the session has queued, as far as the socket takes it.
+    pub fn flush(&mut self) {
+        let Some((stream, s)) = &mut self.conn else {
+            return;
+        };
+        while !s.output().is_empty() {
+            match stream.write(s.output()) {
+                Ok(0) => break,
+                Ok(n) => s.sent(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.ended(format!("write: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    pub fn read(&mut self, buf: &mut [u8]) -> Read {
+        let Some((stream, _)) = &mut self.conn else {
+            return Read::Closed;
+        };
+        loop {
+            return match stream.read(buf) {
+                Ok(0) => {
+                    self.ended("connection closed by Asterisk".to_string());
+                    Read::Closed
+                }
+                Ok(n) => Read::Data(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => Read::Idle,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.ended(format!("read: {e}"));
+                    Read::Closed
+                }
+            };
+        }
+    }
+
+    /// Hands bytes read to the session; events go to `on_event`. Returns whether the
+    /// session is still open.
+    pub fn received(&mut self, data: &[u8], on_event: &mut dyn FnMut(&Message)) -> bool {
+        let Some((_, s)) = &mut self.conn else {
+            return false;
+        };
+        let step = s.received(data, Instant::now(), on_event);
+        if step.logged_in {
+            self.counters.logins += 1;
+            self.backoff.logged_in();
+            info!(
+                "logged in to AMI at {} as `{}`{}",
+                self.settings.target(),
+                self.settings.user,
+                if self.counters.logins > 1 {
+                    " (reconnected)"
+                } else {
+                    ""
+                }
+            );
+        }
+        if let Some(close) = step.closed {
+            if matches!(close, Close::Failed(_)) && !step.logged_in {
+                self.counters.login_failures += 1;
+            }
+            self.close(close);
+            return false;
+        }
+        self.flush();
+        true
+    }
+
+    /// Says goodbye to Asterisk if logged in (at stop).
+    pub fn logoff(&mut self) {
+        if let Some((stream, s)) = &mut self.conn {
+            if s.is_ready() {
+                let _ = stream.write_all(ami::logoff_action());
+            }
+        }
+    }
+}

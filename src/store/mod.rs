@@ -1,0 +1,313 @@
+//! The ban database: one SQLite file (WAL, busy timeout) shared by the daemon and the admin
+//! commands. Every value goes in through a bound parameter: AccountID and the like come from
+//! attackers. Addresses go in and come out as `IpNet`; the text form is only the key.
+
+mod sqlite;
+
+use std::path::Path;
+
+use ipnet::IpNet;
+
+use crate::addr;
+use crate::ban::{Ban, Origin};
+use sqlite::{Db, Result};
+pub use sqlite::{ErrorKind, StoreError};
+
+/// Schema version stored in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 2;
+
+/// Each step takes the schema from version N to N + 1.
+const MIGRATIONS: [&str; 2] = [
+    "
+CREATE TABLE IF NOT EXISTS bans (
+    addr      TEXT PRIMARY KEY NOT NULL, -- canonical: 192.0.2.1, 2001:db8::1, 198.51.100.0/24
+    first_ban INTEGER NOT NULL,          -- unix seconds of the first ban ever
+    last_ban  INTEGER NOT NULL,          -- unix seconds of the latest ban
+    count     INTEGER NOT NULL,          -- how many times banned
+    event     TEXT NOT NULL,             -- event that triggered the latest ban, or 'manual'
+    account   TEXT NOT NULL,             -- its AccountID (attacker-controlled text)
+    expires   INTEGER,                   -- unix seconds; NULL = permanent
+    active    INTEGER NOT NULL DEFAULT 1 -- 0 = expired, kept to remember the count
+);
+CREATE INDEX IF NOT EXISTS bans_active ON bans(active, expires);
+",
+    "
+ALTER TABLE bans ADD COLUMN penalty INTEGER NOT NULL DEFAULT 0;  -- penalty that banned it
+ALTER TABLE bans ADD COLUMN origin TEXT NOT NULL DEFAULT 'daemon'; -- daemon | manual
+ALTER TABLE bans ADD COLUMN service TEXT NOT NULL DEFAULT '';       -- PJSIP, AMI, ...
+UPDATE bans SET origin = 'manual' WHERE event = 'manual';
+",
+];
+
+/// How long a writer waits for another connection's lock before giving up.
+const BUSY_MS: i32 = 10_000;
+
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, switches it to WAL and sets a busy timeout so
+    /// that the daemon and an admin's `ampere -a` can write at the same time.
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = Db::open(path, BUSY_MS)?;
+        // Switching a new file to WAL takes a lock that SQLite's busy handler does not wait
+        // for: another process may be creating the same file this very moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(BUSY_MS as u64);
+        loop {
+            match db.exec("PRAGMA journal_mode = WAL") {
+                Err(e) if e.kind == ErrorKind::Busy && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                r => break r?,
+            }
+        }
+        db.exec("PRAGMA synchronous = NORMAL")?;
+        // Bounded page cache: Ampere's working set is tiny and routers have little memory.
+        db.exec("PRAGMA cache_size = -256")?;
+        let store = Store { db };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Leaves WAL checkpoints to `checkpoint`, called by the daemon from its timer: SQLite's
+    /// automatic checkpoint runs inside the commit that fills the WAL and syncs the database
+    /// file, which put 2 to 30 ms on every few hundredth ban.
+    pub fn defer_checkpoints(&self) -> Result<()> {
+        self.db.exec("PRAGMA wal_autocheckpoint = 0")
+    }
+
+    /// Copies the WAL into the database file; PASSIVE never waits for another connection
+    /// (an admin's `ampere -a`), it just does what it can now.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.db.exec("PRAGMA wal_checkpoint(PASSIVE)")
+    }
+
+    /// Brings the schema up to date, one step per transaction. The version is read under
+    /// the write lock: another connection (the daemon's start, an admin's `ampere -a`) may be
+    /// migrating the same new file at this moment.
+    fn migrate(&self) -> Result<()> {
+        loop {
+            self.db.exec("BEGIN IMMEDIATE")?;
+            let step = self.db.query_i64("PRAGMA user_version").and_then(|version| {
+                if version > SCHEMA_VERSION {
+                    return Err(self.db.schema_error(format!(
+                        "schema version {version} is newer than this Ampere understands ({SCHEMA_VERSION})"
+                    )));
+                }
+                let Some(sql) = MIGRATIONS.get(version as usize) else {
+                    return Ok(false);
+                };
+                self.db.exec(sql)?;
+                self.db.exec(&format!("PRAGMA user_version = {}", version + 1))?;
+                Ok(true)
+            });
+            if !self.finish(step)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Records bans in one transaction. `expiry(count)` gives the end of a network's
+    /// `count`-th ban (None = permanent), so that repeat offenders escalate. Fills in each
+    /// new ban's count, first time and expiry, and returns per ban whether it is new: false
+    /// when it was an active ban already (then no firewall rule must be added).
+    pub fn record(
+        &mut self,
+        bans: &mut [Ban],
+        expiry: &dyn Fn(i64) -> Option<i64>,
+    ) -> Result<Vec<bool>> {
+        self.in_transaction(|db| {
+            let mut find =
+                db.prepare("SELECT count, active, first_ban FROM bans WHERE addr = ?1")?;
+            let mut put = db.prepare(
+                "INSERT INTO bans(addr, first_ban, last_ban, count, event, account, expires,
+                                  active, penalty, origin, service)
+                 VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10)
+                 ON CONFLICT(addr) DO UPDATE SET
+                    last_ban = excluded.last_ban, count = excluded.count, event = excluded.event,
+                    account = excluded.account, expires = excluded.expires, active = 1,
+                    penalty = excluded.penalty, origin = excluded.origin,
+                    service = excluded.service",
+            )?;
+            let mut out = Vec::with_capacity(bans.len());
+            for b in bans.iter_mut() {
+                let key = addr::net_text(&b.net);
+                find.reset();
+                find.bind_text(1, &key)?;
+                let (count, active, first) = if find.step_row()? {
+                    (
+                        find.column_i64(0),
+                        find.column_i64(1) != 0,
+                        find.column_i64(2),
+                    )
+                } else {
+                    (0, false, b.since)
+                };
+                if active {
+                    out.push(false);
+                    continue;
+                }
+                b.count = count + 1;
+                b.first = first;
+                b.expires = expiry(b.count);
+                put.reset();
+                put.bind_text(1, &key)?;
+                put.bind_i64(2, b.first)?;
+                put.bind_i64(3, b.since)?;
+                put.bind_i64(4, b.count)?;
+                put.bind_text(5, &b.reason)?;
+                put.bind_text(6, &b.account)?;
+                put.bind_opt_i64(7, b.expires)?;
+                put.bind_i64(8, i64::from(b.penalty))?;
+                put.bind_text(9, b.origin.as_str())?;
+                put.bind_text(10, &b.service)?;
+                put.step_done()?;
+                out.push(true);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Ends every ban whose time is up at `now`; the rows stay (inactive) so that the count
+    /// keeps escalating. Returns the networks, for the firewall.
+    pub fn expire_due(&mut self, now: i64) -> Result<Vec<IpNet>> {
+        self.in_transaction(|db| {
+            let mut st = db.prepare(
+                "UPDATE bans SET active = 0
+                 WHERE active = 1 AND expires IS NOT NULL AND expires <= ?1 RETURNING addr",
+            )?;
+            st.bind_i64(1, now)?;
+            let mut out = Vec::new();
+            while st.step_row()? {
+                if let Some(net) = parsed(&db.path, &st.column_text(0)) {
+                    out.push(net);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// When the next active ban ends, if any ends at all.
+    pub fn next_expiry(&self) -> Result<Option<i64>> {
+        let mut st = self
+            .db
+            .prepare("SELECT min(expires) FROM bans WHERE active = 1 AND expires IS NOT NULL")?;
+        Ok(if st.step_row()? {
+            st.column_opt_i64(0)
+        } else {
+            None
+        })
+    }
+
+    pub fn active_count(&self) -> Result<i64> {
+        self.db
+            .query_i64("SELECT count(*) FROM bans WHERE active = 1")
+    }
+
+    /// Forgets networks entirely (an admin's `-d`). Returns, per network, whether it was an
+    /// active ban.
+    pub fn remove_many(&mut self, nets: &[IpNet]) -> Result<Vec<bool>> {
+        self.in_transaction(|db| {
+            let mut st = db.prepare("DELETE FROM bans WHERE addr = ?1 RETURNING active")?;
+            let mut out = Vec::with_capacity(nets.len());
+            for n in nets {
+                st.reset();
+                st.bind_text(1, &addr::net_text(n))?;
+                let mut was_active = false;
+                while st.step_row()? {
+                    was_active |= st.column_i64(0) != 0;
+                }
+                out.push(was_active);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Whether `net` is an active ban now.
+    pub fn is_banned(&self, net: &IpNet) -> Result<bool> {
+        let mut st = self
+            .db
+            .prepare("SELECT 1 FROM bans WHERE addr = ?1 AND active = 1")?;
+        st.bind_text(1, &addr::net_text(net))?;
+        st.step_row()
+    }
+
+    /// Active bans, oldest first. A row whose address does not parse (edited by hand) is
+    /// logged and left out: it cannot become a firewall rule.
+    pub fn active(&self) -> Result<Vec<Ban>> {
+        let mut st = self.db.prepare(
+            "SELECT addr, first_ban, last_ban, count, event, account, expires, penalty, origin,
+                    service
+             FROM bans WHERE active = 1 ORDER BY first_ban, addr",
+        )?;
+        let mut out = Vec::new();
+        while st.step_row()? {
+            let Some(net) = parsed(&self.db.path, &st.column_text(0)) else {
+                continue;
+            };
+            out.push(Ban {
+                net,
+                first: st.column_i64(1),
+                since: st.column_i64(2),
+                count: st.column_i64(3),
+                reason: st.column_text(4),
+                service: st.column_text(9),
+                account: st.column_text(5),
+                expires: st.column_opt_i64(6),
+                penalty: u32::try_from(st.column_i64(7)).unwrap_or(0),
+                origin: if st.column_text(8) == Origin::Manual.as_str() {
+                    Origin::Manual
+                } else {
+                    Origin::Daemon
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Makes every later write fail as on a read-only file (root ignores file modes).
+    #[cfg(test)]
+    pub(crate) fn refuse_writes(&self) {
+        self.db.exec("PRAGMA query_only = 1").unwrap();
+    }
+
+    fn in_transaction<T>(&mut self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+        self.db.exec("BEGIN IMMEDIATE")?;
+        let r = f(&self.db);
+        self.finish(r)
+    }
+
+    fn finish<T>(&self, r: Result<T>) -> Result<T> {
+        match r {
+            Ok(v) => {
+                if let Err(e) = self.db.exec("COMMIT") {
+                    let _ = self.db.exec("ROLLBACK");
+                    return Err(e);
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.db.exec("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A stored address as a network; an unparsable one is logged (it is never silently lost).
+fn parsed(db: &str, text: &str) -> Option<IpNet> {
+    match addr::parse_net(text) {
+        Ok(net) => Some(net),
+        Err(e) => {
+            crate::error!(
+                "{db}: row `{}` left out: {e}",
+                crate::log::printable(text.as_bytes())
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,120 @@
+//! A recorder standing in for the firewall tools.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// One execution of a firewall command as the recorder saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub cmd: String,
+    pub args: Vec<String>,
+    pub stdin: String,
+}
+
+/// Shell scripts named iptables, ip6tables, iptables-restore and ip6tables-restore that log
+/// every argument on its own line (and stdin for the restore commands) and succeed, unless
+/// a file `fail-<name>` exists in the directory.
+pub struct Recorder {
+    pub dir: PathBuf,
+    log: PathBuf,
+}
+
+pub const TOOLS: [&str; 4] = [
+    "iptables",
+    "ip6tables",
+    "iptables-restore",
+    "ip6tables-restore",
+];
+
+impl Recorder {
+    pub fn new(dir: &Path) -> Recorder {
+        let dir = dir.join("bin");
+        fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("calls.log");
+        let script = format!(
+            r#"#!/bin/sh
+name=$(basename "$0")
+{{
+  echo "CALL $name"
+  for a in "$@"; do echo "ARG $a"; done
+  case "$name" in *-restore) while IFS= read -r l; do echo "IN $l"; done ;; esac
+  echo "END"
+}} >> "{log}"
+[ -e "{dir}/fail-$name" ] && {{ echo "$name: simulated failure" >&2; exit 1; }}
+exit 0
+"#,
+            log = log.display(),
+            dir = dir.display()
+        );
+        for t in TOOLS {
+            let p = dir.join(t);
+            fs::write(&p, &script).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Recorder { dir, log }
+    }
+
+    pub fn config_lines(&self) -> String {
+        TOOLS
+            .iter()
+            .map(|t| format!("{} = {}\n", t.replace('-', "_"), self.dir.join(t).display()))
+            .collect()
+    }
+
+    pub fn fail(&self, tool: &str, on: bool) {
+        let p = self.dir.join(format!("fail-{tool}"));
+        if on {
+            fs::write(p, "").unwrap();
+        } else {
+            let _ = fs::remove_file(p);
+        }
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut cur: Option<Call> = None;
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix("CALL ") {
+                cur = Some(Call {
+                    cmd: name.to_string(),
+                    args: Vec::new(),
+                    stdin: String::new(),
+                });
+            } else if let Some(a) = line.strip_prefix("ARG ") {
+                cur.as_mut().unwrap().args.push(a.to_string());
+            } else if let Some(l) = line.strip_prefix("IN ") {
+                let c = cur.as_mut().unwrap();
+                c.stdin.push_str(l);
+                c.stdin.push('\n');
+            } else if line == "END" {
+                out.push(cur.take().unwrap());
+            }
+        }
+        out
+    }
+
+    /// Banned addresses in order, as `(tool, "-s" value)`: from `-I` calls, and from the
+    /// `-I` lines of restore batches (a burst of bans in one read).
+    pub fn bans(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for c in self.calls() {
+            if c.args.get(1).map(String::as_str) == Some("-I") {
+                assert_eq!(c.args.len(), 7, "{c:?}");
+                assert_eq!(c.args[0], "-w");
+                assert_eq!(c.args[3], "-s");
+                assert_eq!(c.args[5], "-j");
+                out.push((c.cmd.clone(), c.args[4].clone()));
+            } else if let Some(tool) = c.cmd.strip_suffix("-restore") {
+                for l in c.stdin.lines().filter(|l| l.starts_with("-I ")) {
+                    let f: Vec<&str> = l.split(' ').collect();
+                    assert_eq!(f.len(), 6, "{c:?}");
+                    assert_eq!((f[2], f[4]), ("-s", "-j"), "{c:?}");
+                    out.push((tool.to_string(), f[3].to_string()));
+                }
+            }
+        }
+        out
+    }
+}
