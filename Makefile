@@ -3,7 +3,9 @@
 #   make debug    debug build that logs the parsed config and every AMI message
 #                                                          -> target/debug/ampere
 #   make nice     stripped, LTO, optimised for speed       -> target/nice/ampere
-#   make test     the test suite (the one command CI runs)
+#   make test     the test suite (the one command CI runs); as root it first installs the
+#                 system packages the tests need when they are missing (tests/install-deps.sh);
+#                 every test binary runs even when one fails
 #   make demo     build, then replay a real captured attack (no Asterisk, no root needed)
 #   make bench    every benchmark, tables to target/bench-results.md (as root; installs fail2ban)
 #   make bench-fail2ban | bench-latency | bench-cpu | bench-memory | bench-restore   one of them
@@ -40,7 +42,8 @@ nice:
 	$(CARGO) build --profile nice
 
 test:
-	$(CARGO) test --all-targets
+	sh tests/install-deps.sh
+	$(CARGO) test --all-targets --no-fail-fast
 
 demo: release
 	./target/release/ampere -c etc/ampere.cfg --replay etc/sample-attack.ami

@@ -88,7 +88,8 @@ impl Bans {
         Ok(Bans::new(store, fw))
     }
 
-    pub fn store(&self) -> &Store {
+    #[cfg(test)]
+    fn store(&self) -> &Store {
         &self.store
     }
 
@@ -113,16 +114,19 @@ impl Bans {
         self.pending.push(ban);
     }
 
-    pub fn pending(&self) -> usize {
+    #[cfg(test)]
+    fn pending(&self) -> usize {
         self.pending.len()
     }
 
     /// Applies the queued bans: recorded first, then put in the firewall. Returns the bans
-    /// that reached the kernel (for the hooks).
-    pub fn flush(&mut self, cfg: &Config, now: i64) -> Vec<Ban> {
+    /// that reached the kernel (for the hooks). `now` (the wall clock, unix seconds) is only
+    /// read when there is something to do: this runs after every read.
+    pub fn flush(&mut self, cfg: &Config, now: impl FnOnce() -> i64) -> Vec<Ban> {
         if self.pending.is_empty() {
             return Vec::new();
         }
+        let now = now();
         let mut pending = std::mem::take(&mut self.pending);
         self.wrote();
         let fresh = match self
@@ -290,12 +294,12 @@ impl Bans {
             .map(|(first, last)| (last + CHECKPOINT_QUIET).min(first + CHECKPOINT_MAX_DELAY))
     }
 
-    /// The earliest of: the next expiry, rereading it, the WAL checkpoint (`epoch` is the
-    /// wall clock now, in unix seconds).
-    pub fn next_wake(&self, epoch: i64) -> Option<Instant> {
+    /// The earliest of: the next expiry, rereading it, the WAL checkpoint (`epoch` gives the
+    /// wall clock in unix seconds, read only when a ban is due to expire at all).
+    pub fn next_wake(&self, epoch: impl FnOnce() -> i64) -> Option<Instant> {
         let now = Instant::now();
         let expiry = self.next_expiry.map(|e| {
-            let secs = (e - epoch).max(0) as u64;
+            let secs = (e - epoch()).max(0) as u64;
             now + Duration::from_secs(secs)
         });
         [
@@ -308,13 +312,17 @@ impl Bans {
         .min()
     }
 
-    /// Expiry and checkpoints that are due at `epoch` (the wall clock, unix seconds);
-    /// returns the networks unbanned.
-    pub fn timers(&mut self, epoch: i64) -> Vec<IpNet> {
+    /// Expiry and checkpoints that are due (`epoch` as for `next_wake`); returns the
+    /// networks unbanned.
+    pub fn timers(&mut self, epoch: impl FnOnce() -> i64) -> Vec<IpNet> {
         let now = Instant::now();
         let mut lifted = Vec::new();
-        if self.next_expiry.is_some_and(|e| e <= epoch) {
-            lifted = self.expire(epoch);
+        let due = self
+            .next_expiry
+            .map(|e| (e, epoch()))
+            .filter(|&(e, t)| e <= t);
+        if let Some((_, t)) = due {
+            lifted = self.expire(t);
         } else if now >= self.expiry_read + EXPIRY_REFRESH {
             self.read_next_expiry();
         }

@@ -107,20 +107,6 @@ fn name(m: &Mode) -> &'static str {
     }
 }
 
-pub fn version() -> String {
-    format!(
-        "ampere {} ({}-{}-{})",
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH,
-        std::env::consts::OS,
-        if cfg!(target_env = "musl") {
-            "musl"
-        } else {
-            "gnu"
-        }
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

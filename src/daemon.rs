@@ -33,7 +33,7 @@ const MAX_ACCOUNT: usize = 256;
 pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> Result<(), String> {
     info!(
         "{} starting: config {}, chain {}, database {}",
-        crate::cli::version(),
+        crate::version(),
         cfg.source,
         cfg.chain,
         cfg.db.display()
@@ -123,7 +123,7 @@ impl Daemon {
         let now = Instant::now();
         let next = [
             self.link.next_timer(),
-            self.bans.next_wake(clock::now_epoch()),
+            self.bans.next_wake(clock::now_epoch),
             self.hooks.next_check(),
             self.next_stats,
         ]
@@ -141,7 +141,7 @@ impl Daemon {
     }
 
     fn timers(&mut self) {
-        for net in self.bans.timers(clock::now_epoch()) {
+        for net in self.bans.timers(clock::now_epoch) {
             self.hooks.unbanned(&net_text(&net), "expired");
         }
         self.hooks.reap();
@@ -164,6 +164,7 @@ impl Daemon {
                 Read::Idle | Read::Closed => break,
             };
             total += n;
+            let mut security = false;
             let open = {
                 let Daemon {
                     link,
@@ -171,19 +172,18 @@ impl Daemon {
                     bans,
                     cfg,
                     started,
-                    last_event,
                     ..
                 } = self;
                 let now = started.elapsed().as_secs();
-                let epoch = clock::now_epoch();
                 link.received(&buf[..n], &mut |m| {
-                    if on_event(judge, bans, cfg, m, now) {
-                        *last_event = Some(epoch);
-                    }
+                    security |= on_event(judge, bans, cfg, m, now);
                 })
             };
+            if security {
+                self.last_event = Some(clock::now_epoch());
+            }
             // A read's bans go out together: one transaction, one firewall command.
-            for b in self.bans.flush(&self.cfg, clock::now_epoch()) {
+            for b in self.bans.flush(&self.cfg, clock::now_epoch) {
                 let account = printable(b.account.as_bytes());
                 self.hooks.banned(&net_text(&b.net), &b.reason, &account);
             }

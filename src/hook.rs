@@ -114,8 +114,4 @@ impl Hooks {
         let soonest = self.running.iter().map(|r| r.deadline).min()?;
         Some(soonest.min(Instant::now() + Duration::from_millis(200)))
     }
-
-    pub fn running(&self) -> usize {
-        self.running.len()
-    }
 }

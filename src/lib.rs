@@ -1,8 +1,9 @@
 //! Ampere: an active network filter for the Asterisk PBX. It reads AMI security events,
 //! keeps a penalty per remote host and bans offenders in the kernel's firewall.
 //!
-//! The library exists for the binary, the tests, the benchmarks and the fuzz targets; its
-//! modules are public for them, not as a stable API. DESIGN.md is the map.
+//! The library exists for the binary, the tests, the benchmarks and the fuzz targets: the
+//! modules they use are public, for them and not as a stable API; the rest is private.
+//! DESIGN.md is the map.
 // Only the modules that wrap C APIs (store::sqlite, sys) may use `unsafe`, and they say so.
 #![deny(unsafe_code)]
 
@@ -12,22 +13,37 @@ pub mod addr;
 pub mod admin;
 pub mod ami;
 pub mod ban;
-pub mod bans;
+mod bans;
 pub mod cli;
-pub mod clock;
+mod clock;
 pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod event;
-pub mod exec;
+mod exec;
 pub mod firewall;
-pub mod hook;
+mod hook;
 pub mod judge;
 pub mod replay;
 pub mod score;
-pub mod session;
-pub mod stats;
+mod session;
+mod stats;
 pub mod store;
-pub mod sys;
+mod sys;
 pub mod table;
-pub mod trust;
+mod trust;
+
+/// `ampere X.Y.Z (arch-os-libc)`, for `-V` and the daemon's first log line.
+pub fn version() -> String {
+    format!(
+        "ampere {} ({}-{}-{})",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        if cfg!(target_env = "musl") {
+            "musl"
+        } else {
+            "gnu"
+        }
+    )
+}

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Mode::Version => {
-            println!("{}", cli::version());
+            println!("{}", ampere::version());
             return ExitCode::SUCCESS;
         }
         _ => {}

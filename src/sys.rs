@@ -106,8 +106,6 @@ impl Drop for SignalPipe {
 
 pub const POLLIN: i16 = libc::POLLIN;
 pub const POLLOUT: i16 = libc::POLLOUT;
-pub const POLLERR: i16 = libc::POLLERR;
-pub const POLLHUP: i16 = libc::POLLHUP;
 
 #[derive(Clone, Copy, Debug)]
 pub struct PollFd {

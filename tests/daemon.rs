@@ -791,3 +791,53 @@ fn bans_reach_the_database_file_itself_once_the_stream_is_quiet() {
     assert_eq!(bans, ["198.51.100.1"]);
     assert_eq!(d.stop(), 0);
 }
+
+#[test]
+fn a_reload_names_every_restart_only_key_and_the_daemon_keeps_its_firewall() {
+    let (tx, rx) = mpsc::channel();
+    let server = AmiServer::start(vec![Plan::Feed(Arc::new(Mutex::new(rx)))]);
+    let setup = Setup::new(Some(server.addr), "");
+    let d = setup.spawn();
+    wait_for(10, "login", || setup.log().contains("logged in"));
+    // Every restart-only key changed at once, to the table's example values: the backend
+    // (nft) and the tool paths among them, which would break bans if taken over live.
+    let restart: Vec<&ampere::config::Key> = ampere::config::KEYS
+        .iter()
+        .filter(|k| k.effect == ampere::config::Effect::Restart)
+        .collect();
+    let good = std::fs::read_to_string(&setup.cfg).unwrap();
+    let changed: String = restart
+        .iter()
+        .map(|k| format!("{} = {}\n", k.name, k.example))
+        .collect();
+    std::fs::write(&setup.cfg, format!("{good}{changed}")).unwrap();
+    d.signal("HUP");
+    wait_for(10, "reload", || setup.log().contains("config reloaded"));
+    let log = setup.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("take effect after a restart"))
+        .unwrap_or_else(|| panic!("no restart warning: {log}"));
+    for k in &restart {
+        assert!(line.contains(k.name), "`{}` not named: {line}", k.name);
+    }
+    // The running backend (the recorder's iptables) still bans, in the same chain.
+    tx.send(crf("IPV4/UDP/192.0.2.77/5060", "1").repeat(15))
+        .unwrap();
+    wait_for(10, "ban", || !setup.rec.bans().is_empty());
+    assert_eq!(
+        setup.rec.bans(),
+        [("iptables".to_string(), "192.0.2.77/32".to_string())]
+    );
+    assert!(
+        setup
+            .rec
+            .calls()
+            .iter()
+            .any(|c| c.args.get(1).is_some_and(|a| a == "-I") && c.args[2] == "ampere"),
+        "still the running chain"
+    );
+    assert_eq!(setup.stored(), ["192.0.2.77"], "still the running database");
+    assert_eq!(server.accepted(), 1, "no AMI key changed: no reconnect");
+    assert_eq!(d.stop(), 0);
+}

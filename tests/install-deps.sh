@@ -12,17 +12,18 @@ done
 f2b=yes
 if ! command -v fail2ban-regex >/dev/null 2>&1 || [ ! -f /etc/fail2ban/filter.d/asterisk.conf ]; then
     f2b=no
+    missing="$missing fail2ban-regex"
 fi
 if [ -z "$missing" ] && [ "$f2b" = yes ]; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-    echo "tests need:${missing}$( [ "$f2b" = no ] && echo ' fail2ban-regex')" >&2
+    echo "the tests need:$missing" >&2
     echo "as root, run:  apt-get update && apt-get install -y $PACKAGES && benches/install-fail2ban.sh" >&2
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-if [ -n "$missing" ]; then
+if [ "$missing" != " fail2ban-regex" ]; then
     echo "installing test packages (missing:$missing)" >&2
     apt-get update -qq
     # shellcheck disable=SC2086 # a list of package names

@@ -201,13 +201,13 @@ fn expiry_is_database_first_and_remembers_the_count() {
     r.flush(&["192.0.2.2"], T0 + 30);
     r.calls();
     // The loop wakes for the first expiry, not later.
-    let wake = r.bans.next_wake(T0 + 10).unwrap();
+    let wake = r.bans.next_wake(|| T0 + 10).unwrap();
     assert!(
         wake <= Instant::now() + Duration::from_secs(50),
         "wakes at the expiry"
     );
-    assert!(r.bans.timers(T0 + 59).is_empty());
-    assert_eq!(r.bans.timers(T0 + 60), [parse_net("192.0.2.1").unwrap()]);
+    assert!(r.bans.timers(|| T0 + 59).is_empty());
+    assert_eq!(r.bans.timers(|| T0 + 60), [parse_net("192.0.2.1").unwrap()]);
     assert_eq!(r.calls(), ["unban 192.0.2.1"]);
     assert_eq!(r.stored(), ["192.0.2.2"]);
     assert_eq!(r.held(), ["192.0.2.2"]);
@@ -216,7 +216,7 @@ fn expiry_is_database_first_and_remembers_the_count() {
     let b = {
         r.bans.queue(ban("192.0.2.1"));
         let cfg = r.cfg.clone();
-        r.bans.flush(&cfg, T0 + 100).remove(0)
+        r.bans.flush(&cfg, || T0 + 100).remove(0)
     };
     assert_eq!((b.count, b.expires), (2, Some(T0 + 100 + 120)));
 }
@@ -240,7 +240,7 @@ fn the_wal_is_checkpointed_soon_after_a_write() {
     let due = r.bans.checkpoint_due().expect("a write wants a checkpoint");
     assert!(due <= Instant::now() + CHECKPOINT_QUIET);
     std::thread::sleep(CHECKPOINT_QUIET);
-    r.bans.timers(T0);
+    r.bans.timers(|| T0);
     assert!(r.bans.checkpoint_due().is_none());
 }
 

@@ -7,7 +7,7 @@ mod link;
 
 use std::time::{Duration, Instant};
 
-pub use link::{Backoff, Counters, Link, Read};
+pub use link::{Link, Read};
 
 use crate::ami::{self, Framer, Item, Message};
 use crate::config::Config;

@@ -1,5 +1,6 @@
 //! The session protocol without a socket: bytes in, bytes out, steps returned.
 
+use super::link::Backoff;
 use super::*;
 
 fn settings() -> Settings {
