@@ -124,7 +124,7 @@ impl Rig {
         }
         let cfg = self.cfg.clone();
         self.bans
-            .flush(&cfg, now)
+            .flush(&cfg, || now)
             .iter()
             .map(|b| net_text(&b.net))
             .collect()
