@@ -2,12 +2,14 @@
 //! penalty table and knows the weights, the limit, the decay and who is protected; it
 //! touches neither the firewall nor the database.
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use crate::config::Config;
 use crate::event::SecurityEvent;
 use crate::score::{EventKind, Weight, Weights};
-use crate::table::PenaltyTable;
+use crate::table::{Host, PenaltyTable};
 use crate::trust::Guard;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +105,9 @@ pub struct Engine {
     findtime: u64,
     services: Vec<String>,
     guard: Guard,
+    ban_unknown_account: bool,
+    /// Keyed per process: an attacker who picks account names cannot make two collide.
+    accounts: RandomState,
     pub counters: Counters,
 }
 
@@ -115,6 +120,8 @@ impl Engine {
             findtime: 0,
             services: Vec::new(),
             guard: Guard::new(&[], &cfg.host),
+            ban_unknown_account: false,
+            accounts: RandomState::new(),
             counters: Counters::default(),
         };
         e.reconfigure(cfg);
@@ -128,6 +135,15 @@ impl Engine {
         self.findtime = cfg.findtime;
         self.services = cfg.services.clone();
         self.guard = Guard::new(&cfg.trust, &cfg.host);
+        self.ban_unknown_account = cfg.ban_unknown_account;
+    }
+
+    /// An account as the table keeps it: a keyed hash, 0 for none.
+    fn account_key(&self, account: &[u8]) -> u32 {
+        if account.is_empty() {
+            return 0;
+        }
+        (self.accounts.hash_one(account) as u32).max(1)
     }
 
     pub fn table(&self) -> &PenaltyTable {
@@ -159,25 +175,64 @@ impl Engine {
             return Verdict::Protected;
         }
         let weight = self.weights.get(kind);
-        let current = match self.table.get(addr) {
-            // A host quiet for `findtime` starts from zero.
-            Some((p, seen)) if now.saturating_sub(seen) < self.findtime => p,
-            _ => 0,
-        };
+        let mut h = self.table.host(addr).unwrap_or_default();
+        if now.saturating_sub(h.scored) >= self.findtime {
+            // Quiet for `findtime`: the penalty starts from zero; a success is remembered.
+            h = Host {
+                ok_accts: h.ok_accts,
+                ..Host::default()
+            };
+        }
+        let acct = self.account_key(ev.account);
         match weight {
             Weight::Clear => {
-                self.table.remove(addr);
-                Verdict::Cleared
+                // A success takes back what failures against that same account added (the
+                // phone that mistyped its own password), never anything else: not failures
+                // against other accounts (pjsip-reset-abuse), unknown accounts or ACLs.
+                if acct != 0 && h.acct == acct {
+                    h.penalty = h.penalty.saturating_sub(h.acct_penalty);
+                    h.acct = 0;
+                    h.acct_penalty = 0;
+                }
+                h.note_login(acct);
+                self.table.put(addr, h, now);
+                if h.penalty == 0 {
+                    Verdict::Cleared
+                } else {
+                    Verdict::Scored(h.penalty)
+                }
             }
-            Weight::Add { base: 0, bump: 0 } => Verdict::Scored(current),
+            Weight::Add { base: 0, bump: 0 } => Verdict::Scored(h.penalty),
+            _ if kind == EventKind::ChallengeSent && h.logged_in(acct) => {
+                // How digest authentication starts, for an account this host has logged in
+                // to: a phone's keepalive OPTIONS or its next REGISTER, not an attack.
+                self.table.touch(addr, now);
+                Verdict::Scored(h.penalty)
+            }
             w => {
-                let next = w.apply(current);
+                let mut next = w.apply(h.penalty);
+                if kind == EventKind::InvalidAccountID
+                    && self.ban_unknown_account
+                    && !h.ever_logged_in()
+                {
+                    // An unknown account from a host that never logged in: a scanner's probe.
+                    next = next.max(self.limit);
+                }
+                if kind.is_credential() && acct != 0 {
+                    if h.acct != acct {
+                        h.acct = acct;
+                        h.acct_penalty = 0;
+                    }
+                    h.acct_penalty = h.acct_penalty.saturating_add(next - h.penalty);
+                }
+                h.penalty = next;
+                h.scored = now;
                 if next >= self.limit {
                     self.table.remove(addr);
                     self.counters.ban_decisions += 1;
                     Verdict::Ban(next)
                 } else {
-                    self.table.set(addr, next, now);
+                    self.table.put(addr, h, now);
                     Verdict::Scored(next)
                 }
             }
@@ -206,7 +261,7 @@ mod tests {
 
     impl Feed for Engine {
         fn feed_as(&mut self, kind: EventKind, service: &[u8], addr: IpAddr, now: u64) -> Verdict {
-            self.feed(&SecurityEvent::new(kind, service, b"", addr), now)
+            self.feed(&SecurityEvent::new(kind, service, b"1001", addr), now)
         }
     }
 
@@ -265,8 +320,12 @@ mod tests {
         );
     }
 
+    fn feed_acct(e: &mut Engine, kind: EventKind, acct: &str, a: IpAddr, now: u64) -> Verdict {
+        e.feed(&SecurityEvent::new(kind, b"PJSIP", acct.as_bytes(), a), now)
+    }
+
     #[test]
-    fn success_clears_and_decay_after_findtime() {
+    fn success_clears_its_own_account_and_decay_after_findtime() {
         let mut e = engine("findtime = 60\n");
         let a = ip("203.0.113.2");
         assert_eq!(
@@ -277,18 +336,137 @@ mod tests {
             e.feed_as(SuccessfulAuth, b"PJSIP", a, 101),
             Verdict::Cleared
         );
+        // Challenges for another account count as before.
         assert_eq!(
-            e.feed_as(ChallengeSent, b"PJSIP", a, 102),
+            feed_acct(&mut e, ChallengeSent, "1002", a, 102),
             Verdict::Scored(4)
         );
         assert_eq!(
-            e.feed_as(ChallengeSent, b"PJSIP", a, 161),
+            feed_acct(&mut e, ChallengeSent, "1002", a, 161),
             Verdict::Scored(14)
         );
         // quiet for 60 s: starts from zero
         assert_eq!(
-            e.feed_as(ChallengeSent, b"PJSIP", a, 221),
+            feed_acct(&mut e, ChallengeSent, "1002", a, 221),
             Verdict::Scored(4)
+        );
+    }
+
+    #[test]
+    fn a_success_never_clears_failures_against_another_account() {
+        // pjsip-reset-abuse: guesses against 1002, a login as 1001 after every second one.
+        let mut e = engine("");
+        let a = ip("10.99.1.2");
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            for _ in 0..2 {
+                out.push(feed_acct(&mut e, ChallengeSent, "1002", a, 0));
+                out.push(feed_acct(&mut e, ChallengeResponseFailed, "1002", a, 0));
+            }
+            out.push(feed_acct(&mut e, ChallengeSent, "1001", a, 0));
+            out.push(feed_acct(&mut e, SuccessfulAuth, "1001", a, 0));
+        }
+        use Verdict::*;
+        assert_eq!(
+            out[..8],
+            [
+                Scored(4),
+                Scored(5),
+                Scored(9),
+                Scored(10),
+                Scored(14),
+                Scored(10),
+                Scored(14),
+                Ban(15)
+            ]
+        );
+        // Nor failures of unknown accounts or ACLs.
+        let b = ip("10.99.1.3");
+        assert_eq!(feed_acct(&mut e, FailedACL, "1002", b, 0), Scored(4));
+        assert_eq!(feed_acct(&mut e, SuccessfulAuth, "1002", b, 0), Scored(4));
+    }
+
+    #[test]
+    fn a_mistyped_password_is_forgiven_by_the_right_one() {
+        let mut e = engine("");
+        let a = ip("10.99.1.2");
+        for (k, p) in [
+            (ChallengeSent, 4),
+            (ChallengeResponseFailed, 5),
+            (ChallengeSent, 9),
+            (ChallengeResponseFailed, 10),
+            (ChallengeSent, 14),
+        ] {
+            assert_eq!(feed_acct(&mut e, k, "1001", a, 0), Verdict::Scored(p));
+        }
+        assert_eq!(
+            feed_acct(&mut e, SuccessfulAuth, "1001", a, 0),
+            Verdict::Cleared
+        );
+    }
+
+    #[test]
+    fn keepalive_challenges_of_a_logged_in_phone_are_free_but_failures_count() {
+        // pjsip-options-keepalive: REGISTER (challenge, success), then unanswered OPTIONS.
+        let mut e = engine("");
+        let a = ip("10.99.1.2");
+        assert_eq!(
+            feed_acct(&mut e, ChallengeSent, "1001", a, 0),
+            Verdict::Scored(4)
+        );
+        assert_eq!(
+            feed_acct(&mut e, SuccessfulAuth, "1001", a, 1),
+            Verdict::Cleared
+        );
+        for t in 2..100 {
+            assert_eq!(
+                feed_acct(&mut e, ChallengeSent, "1001", a, t),
+                Verdict::Scored(0)
+            );
+        }
+        assert_eq!(
+            feed_acct(&mut e, ChallengeResponseFailed, "1001", a, 100),
+            Verdict::Scored(1)
+        );
+        assert_eq!(
+            feed_acct(&mut e, ChallengeSent, "1002", a, 101),
+            Verdict::Scored(5)
+        );
+        // pjsip-challenge: a host that never logged in keeps its verdict (4, 14, 24).
+        let b = ip("10.99.1.9");
+        assert_eq!(
+            feed_acct(&mut e, ChallengeSent, "1001", b, 0),
+            Verdict::Scored(4)
+        );
+        assert_eq!(
+            feed_acct(&mut e, ChallengeSent, "1001", b, 0),
+            Verdict::Scored(14)
+        );
+        assert_eq!(
+            feed_acct(&mut e, ChallengeSent, "1001", b, 0),
+            Verdict::Ban(24)
+        );
+    }
+
+    #[test]
+    fn an_unknown_account_bans_a_host_that_never_logged_in() {
+        let mut e = engine("");
+        assert_eq!(
+            feed_acct(&mut e, InvalidAccountID, "100", ip("203.0.113.2"), 0),
+            Verdict::Ban(15)
+        );
+        // A host that logged in before is scored as the weight says.
+        let a = ip("10.99.1.2");
+        feed_acct(&mut e, SuccessfulAuth, "1001", a, 0);
+        assert_eq!(
+            feed_acct(&mut e, InvalidAccountID, "1009", a, 1),
+            Verdict::Scored(5)
+        );
+        // And the rule can be turned off.
+        let mut off = engine("ban_unknown_account = no\n");
+        assert_eq!(
+            feed_acct(&mut off, InvalidAccountID, "100", ip("203.0.113.2"), 0),
+            Verdict::Scored(5)
         );
     }
 

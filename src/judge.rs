@@ -100,7 +100,8 @@ mod tests {
             ev("InvalidAccountID", "IPV4/UDP/$(id)/5060"),
         ]
         .concat();
-        let (verdicts, bad) = judged("", &stream);
+        // Scored by weight (the rule that bans an unknown account at once is the engine's).
+        let (verdicts, bad) = judged("ban_unknown_account = no\n", &stream);
         // The mapped address is the same host: the third probe bans it.
         assert_eq!(
             verdicts,

@@ -16,10 +16,16 @@ pub enum EventKind {
     InvalidTransport,
     RequestNotSupported,
     SuccessfulAuth,
+    /// AMI: a login while that user's session limit is reached (Asterisk checks this before
+    /// the secret, so an attacker's guess shows up here instead of as InvalidPassword).
+    SessionLimit,
+    /// AMI: a session refused because Asterisk is short of memory or overloaded.
+    MemoryLimit,
+    LoadAverageLimit,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::InvalidPassword,
         EventKind::ChallengeResponseFailed,
         EventKind::ChallengeSent,
@@ -32,6 +38,9 @@ impl EventKind {
         EventKind::InvalidTransport,
         EventKind::RequestNotSupported,
         EventKind::SuccessfulAuth,
+        EventKind::SessionLimit,
+        EventKind::MemoryLimit,
+        EventKind::LoadAverageLimit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,7 +57,21 @@ impl EventKind {
             EventKind::InvalidTransport => "InvalidTransport",
             EventKind::RequestNotSupported => "RequestNotSupported",
             EventKind::SuccessfulAuth => "SuccessfulAuth",
+            EventKind::SessionLimit => "SessionLimit",
+            EventKind::MemoryLimit => "MemoryLimit",
+            EventKind::LoadAverageLimit => "LoadAverageLimit",
         }
+    }
+
+    /// Events about the credentials of a named account: what a later success for that same
+    /// account may clear (a phone that mistyped its own password and then got it right).
+    pub fn is_credential(self) -> bool {
+        matches!(
+            self,
+            EventKind::InvalidPassword
+                | EventKind::ChallengeResponseFailed
+                | EventKind::ChallengeSent
+        )
     }
 
     /// Exact (case-sensitive) match on an `Event:` value, as Asterisk spells them.
@@ -154,6 +177,11 @@ impl Default for Weights {
             EventKind::UnexpectedAddress | EventKind::InvalidTransport => add(3, 3),
             EventKind::RequestNotAllowed => add(2, 2),
             EventKind::RequestNotSupported => add(1, 1),
+            // AMI logins refused before the secret was even checked: each is a guess, like
+            // InvalidPassword (ami-sessionlimit: 3 of them + 12 wrong secrets = 15).
+            EventKind::SessionLimit | EventKind::MemoryLimit | EventKind::LoadAverageLimit => {
+                add(1, 1)
+            }
         };
         Weights(EventKind::ALL.map(w))
     }

@@ -76,3 +76,67 @@ proptest! {
         }
     }
 }
+
+/// What a correctly configured phone does: register an account (challenge, then success), or
+/// send a keepalive for an account it has registered (a challenge it never answers).
+#[derive(Clone, Debug)]
+enum PhoneStep {
+    Register(u8),
+    Keepalive(u8),
+}
+
+fn phone_steps() -> impl Strategy<Value = Vec<(PhoneStep, u64)>> {
+    prop::collection::vec(
+        (
+            prop_oneof![
+                (0u8..3).prop_map(PhoneStep::Register),
+                (0u8..3).prop_map(PhoneStep::Keepalive)
+            ],
+            0u64..4000,
+        ),
+        1..300,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn a_correctly_authenticating_phone_is_never_banned(
+        steps in phone_steps(),
+        noise in prop::collection::vec((kind(), 0u8..50), 0..300),
+        loyalty in 1u32..4,
+    ) {
+        let cfg = ampere::config::parse(format!("loyalty = {loyalty}\n").as_bytes(), "t")
+            .unwrap()
+            .config;
+        let mut e = Engine::new(&cfg);
+        let phone = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+        let accounts = [&b"1001"[..], b"1002", b"2001"];
+        let mut registered = [false; 3];
+        let mut now = 0;
+        let mut noise = noise.into_iter();
+        for (step, gap) in steps {
+            now += gap;
+            // Other hosts' events in between, attackers among them.
+            if let Some((k, n)) = noise.next() {
+                let other = IpAddr::V4(Ipv4Addr::new(203, 0, 113, n));
+                e.feed(&SecurityEvent::new(k, b"PJSIP", accounts[usize::from(n % 3)], other), now);
+            }
+            let events: Vec<(EventKind, usize)> = match step {
+                PhoneStep::Register(a) => {
+                    registered[usize::from(a)] = true;
+                    vec![(EventKind::ChallengeSent, a.into()), (EventKind::SuccessfulAuth, a.into())]
+                }
+                PhoneStep::Keepalive(a) if registered[usize::from(a)] => {
+                    vec![(EventKind::ChallengeSent, a.into())]
+                }
+                PhoneStep::Keepalive(_) => vec![],
+            };
+            for (k, a) in events {
+                let v = e.feed(&SecurityEvent::new(k, b"PJSIP", accounts[a], phone), now);
+                prop_assert!(!matches!(v, Verdict::Ban(_)), "the phone was banned at {now}: {v:?}");
+            }
+        }
+    }
+}

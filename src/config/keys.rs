@@ -393,6 +393,14 @@ pub static KEYS: &[Key] = &[
         |c| c.services.join(" ")
     ),
     key!(
+        "ban_unknown_account",
+        Live,
+        "yes",
+        "no",
+        |c, v| c.ban_unknown_account = boolean(v)?,
+        |c| if c.ban_unknown_account { "yes" } else { "no" }
+    ),
+    key!(
         "findtime",
         Live,
         "3600",

@@ -99,6 +99,8 @@ pub struct Config {
     pub reconnect_min: u64,
     pub reconnect_max: u64,
     pub weights: Weights,
+    /// An InvalidAccountID from a host that never logged in bans at once.
+    pub ban_unknown_account: bool,
 }
 
 impl Config {
@@ -144,6 +146,7 @@ impl Config {
             reconnect_min: 0,
             reconnect_max: 0,
             weights: Weights::default(),
+            ban_unknown_account: false,
         }
     }
 }
