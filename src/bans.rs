@@ -88,6 +88,10 @@ impl Bans {
         Ok(Bans::new(store, fw))
     }
 
+    pub fn firewall(&self) -> &dyn Backend {
+        self.fw.as_ref()
+    }
+
     #[cfg(test)]
     fn store(&self) -> &Store {
         &self.store

@@ -14,7 +14,7 @@ use crate::bans::Bans;
 use crate::clock;
 use crate::config::{self, Config};
 use crate::engine::Verdict;
-use crate::firewall;
+use crate::firewall::{self, BlindGuard};
 use crate::hook::Hooks;
 use crate::judge::Judge;
 use crate::log::{self, printable};
@@ -22,6 +22,7 @@ use crate::score::EventKind;
 use crate::session::{Link, Read, Settings};
 use crate::stats::{self, Stats};
 use crate::sys::{self, PollFd, SignalPipe};
+use crate::trust::Guard;
 use crate::{debug, error, info, warn};
 
 /// Bytes read per poll turn at most, so that signals are looked at between bursts.
@@ -59,10 +60,15 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         started: Instant::now(),
         next_stats: cfg.statsfile.as_ref().map(|_| Instant::now()),
         last_event: None,
+        blind: cfg.blind_guard.map(|(rate, burst)| {
+            BlindGuard::new(rate, burst, Guard::new(&cfg.trust, &cfg.host).networks())
+        }),
+        guard_up: false,
         signals,
         cfg,
     };
     d.run();
+    d.sync_guard(true);
     d.write_stats();
     info!("stopped; {}", d.stats().line());
     Ok(())
@@ -84,6 +90,10 @@ struct Daemon {
     next_stats: Option<Instant>,
     /// Unix time of the latest security event.
     last_event: Option<i64>,
+    /// The guard for the time Ampere is not logged in to AMI, if configured...
+    blind: Option<BlindGuard>,
+    /// ...and whether it is up.
+    guard_up: bool,
 }
 
 impl Daemon {
@@ -91,6 +101,7 @@ impl Daemon {
         let mut buf = vec![0u8; 65536];
         loop {
             self.timers();
+            self.sync_guard(false);
             let mut fds = vec![PollFd {
                 fd: self.signals.fd(),
                 events: sys::POLLIN,
@@ -110,11 +121,34 @@ impl Daemon {
             }
             if fds.len() > 1 && fds[1].revents != 0 {
                 self.on_ami(fds[1].revents, &mut buf);
+                self.sync_guard(false);
             }
             if fds[0].revents != 0 && self.on_signals() {
                 self.link.logoff();
                 return;
             }
+        }
+    }
+
+    /// Puts the blind guard up while no session is logged in and takes it down at login (and
+    /// at `stop`). A failure is logged once per change; the guard is not retried in a loop.
+    fn sync_guard(&mut self, stop: bool) {
+        let Some(g) = &self.blind else { return };
+        let want = !stop && !self.link.logged_in();
+        if want == self.guard_up {
+            return;
+        }
+        self.guard_up = want;
+        match self.bans.firewall().blind_guard(want.then_some(g)) {
+            Ok(()) if want => info!(
+                "not logged in to AMI: SIP limited to {}/s (burst {}) per untrusted source until the login",
+                g.rate, g.burst
+            ),
+            Ok(()) => info!("SIP limit lifted"),
+            Err(e) => error!(
+                "cannot {} the SIP limit for the time Ampere is blind: {e}",
+                if want { "put up" } else { "take down" }
+            ),
         }
     }
 
@@ -234,6 +268,7 @@ impl Daemon {
             connect_failures: l.connect_failures,
             dropped_lines: l.dropped_lines,
             dropped_messages: l.dropped_messages,
+            blind_warnings: l.blind_warnings,
             last_event: self.last_event,
         }
     }

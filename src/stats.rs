@@ -30,6 +30,8 @@ pub struct Stats {
     /// AMI lines (over 4 KiB) and messages (over 128 headers) the framer dropped.
     pub dropped_lines: u64,
     pub dropped_messages: u64,
+    /// Times a logged-in session saw no security event: the AMI user cannot read them.
+    pub blind_warnings: u64,
     /// Unix time of the latest security event.
     pub last_event: Option<i64>,
 }
@@ -49,7 +51,7 @@ impl Stats {
             .map(|(k, n)| format!("{}={n}", k.name()))
             .collect();
         format!(
-            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, firewall errors {}, database errors {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {}; table {}/{} hosts, {} evicted; last event {}",
+            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, firewall errors {}, database errors {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {} blind warnings {}; table {}/{} hosts, {} evicted; last event {}",
             if events.is_empty() { "none".to_string() } else { events.join(" ") },
             self.bans,
             self.unbans,
@@ -66,6 +68,7 @@ impl Stats {
             self.connect_failures,
             self.dropped_lines,
             self.dropped_messages,
+            self.blind_warnings,
             self.table_hosts,
             self.table_capacity,
             self.table_evictions,
@@ -188,6 +191,12 @@ impl Stats {
                     self.dropped_messages.to_string(),
                 ),
             ],
+        );
+        metric(
+            "ami_blind_warnings_total",
+            "counter",
+            "Times a logged-in AMI session delivered no security event (check read = security).",
+            &plain(self.blind_warnings.to_string()),
         );
         metric(
             "last_event_timestamp_seconds",

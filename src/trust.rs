@@ -26,6 +26,11 @@ impl Guard {
         Guard { nets }
     }
 
+    /// Every protected network: loopback, the AMI host, the trusted ones.
+    pub fn networks(&self) -> &[IpNet] {
+        &self.nets
+    }
+
     /// The protected network that covers `ip` (already canonical: see `SecurityEvent`).
     pub fn protects(&self, ip: IpAddr) -> Option<&IpNet> {
         self.nets.iter().find(|n| n.contains(&ip))

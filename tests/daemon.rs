@@ -851,3 +851,60 @@ fn a_reload_names_every_restart_only_key_and_the_daemon_keeps_its_firewall() {
     assert_eq!(server.accepted(), 1, "no AMI key changed: no reconnect");
     assert_eq!(d.stop(), 0);
 }
+
+#[test]
+fn a_login_that_cannot_read_security_events_is_reported_loudly() {
+    // pjsip-wrong-password as a `read = system` user receives it: every security event
+    // (this login's own SuccessfulAuth included) left out. Beside it, the whole capture.
+    let is_security = |m: &Vec<u8>| {
+        let text = String::from_utf8_lossy(m);
+        ["SuccessfulAuth", "ChallengeSent", "ChallengeResponseFailed"]
+            .iter()
+            .any(|e| text.contains(&format!("Event: {e}\r\n")))
+    };
+    let all = fixture_events("pjsip-wrong-password.ami", &[]);
+    assert!(
+        all.iter().any(is_security),
+        "the capture has security events"
+    );
+    let system_only: Vec<u8> = all
+        .iter()
+        .filter(|m| !is_security(m))
+        .flatten()
+        .copied()
+        .collect();
+    let blind = AmiServer::start(vec![Plan::Custom(system_only)]);
+    let seeing = AmiServer::start(vec![Plan::Custom(all.concat())]);
+    let (b, s) = (
+        Setup::new(
+            Some(blind.addr),
+            "statsfile = stats.prom\nstats_interval = 1\n",
+        ),
+        Setup::new(Some(seeing.addr), ""),
+    );
+    std::fs::write(
+        &b.cfg,
+        std::fs::read_to_string(&b.cfg).unwrap().replace(
+            "statsfile = stats.prom",
+            &format!("statsfile = {}", b.dir.path().join("stats.prom").display()),
+        ),
+    )
+    .unwrap();
+    let (db, ds) = (b.spawn(), s.spawn());
+    wait_for(20, "the blind warning", || {
+        b.log().contains("read = security,system")
+    });
+    let log = b.log();
+    assert!(log.contains("no security event has arrived"), "{log}");
+    assert!(log.contains("error:"), "said as an error: {log}");
+    wait_for(20, "the counter", || {
+        std::fs::read_to_string(b.dir.path().join("stats.prom"))
+            .unwrap_or_default()
+            .contains("ampere_ami_blind_warnings_total 1")
+    });
+    // The same capture with its security events: banned, and no warning after the grace time.
+    wait_for(20, "the ban", || !s.rec.bans().is_empty());
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(!s.log().contains("no security event"), "{}", s.log());
+    assert_eq!((db.stop(), ds.stop()), (0, 0));
+}

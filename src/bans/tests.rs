@@ -51,6 +51,9 @@ impl Backend for Fake {
         k.held.extend(bans.iter().map(|b| b.net));
         Ok(())
     }
+    fn blind_guard(&self, _: Option<&crate::firewall::BlindGuard>) -> FwResult<()> {
+        Ok(())
+    }
     fn unban(&self, net: &IpNet) -> FwResult<()> {
         let mut k = self.0.borrow_mut();
         k.calls.push(format!("unban {}", net_text(net)));

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::value::{boolean, chain_name, command_path, duration, number};
+use super::value::{boolean, chain_name, command_path, duration, number, rate};
 use super::{BackendKind, Config, RuleTarget};
 use crate::addr::parse_net;
 use crate::log;
@@ -391,6 +391,17 @@ pub static KEYS: &[Key] = &[
             c.services = names
         },
         |c| c.services.join(" ")
+    ),
+    key!(
+        "blind_guard",
+        Restart,
+        "10/s burst 20",
+        "5/s burst 10",
+        |c, v| c.blind_guard = rate(v)?,
+        |c| match c.blind_guard {
+            Some((r, b)) => format!("{r}/s burst {b}"),
+            None => "off".to_string(),
+        }
     ),
     key!(
         "ban_unknown_account",

@@ -101,6 +101,9 @@ pub struct Config {
     pub weights: Weights,
     /// An InvalidAccountID from a host that never logged in bans at once.
     pub ban_unknown_account: bool,
+    /// While Ampere is not logged in to AMI (blind): per-source packets/s and burst allowed
+    /// on the SIP ports for untrusted sources; None = off.
+    pub blind_guard: Option<(u32, u32)>,
 }
 
 impl Config {
@@ -147,6 +150,7 @@ impl Config {
             reconnect_max: 0,
             weights: Weights::default(),
             ban_unknown_account: false,
+            blind_guard: None,
         }
     }
 }

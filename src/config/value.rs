@@ -60,3 +60,31 @@ pub fn command_path(v: &str) -> Result<PathBuf, String> {
         Err(format!("must be an absolute path, not `{v}`"))
     }
 }
+
+/// `off`, or a per-source rate: `10/s`, `10/s burst 20` (burst defaults to twice the rate).
+pub fn rate(v: &str) -> Result<Option<(u32, u32)>, String> {
+    if matches!(v.to_ascii_lowercase().as_str(), "off" | "no" | "0") {
+        return Ok(None);
+    }
+    let bad = || format!("expected `off` or a rate such as `10/s burst 20`, not `{v}`");
+    let mut words = v.split_whitespace();
+    let per_sec = words
+        .next()
+        .and_then(|r| r.strip_suffix("/s"))
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| (1..=100_000).contains(n))
+        .ok_or_else(bad)?;
+    let burst = match (words.next(), words.next()) {
+        (None, _) => per_sec.saturating_mul(2),
+        (Some(w), Some(n)) if w.eq_ignore_ascii_case("burst") => n
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    if words.next().is_some() {
+        return Err(bad());
+    }
+    Ok(Some((per_sec, burst)))
+}

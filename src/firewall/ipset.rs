@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::iptables::Chains;
-use super::{run, Backend, FwError, Result};
+use super::{run, Backend, BlindGuard, FwError, Result};
 use crate::addr::is_v6;
 use crate::ban::Ban;
 use crate::config::Config;
@@ -262,6 +262,10 @@ impl Backend for Ipset {
             ));
         }
         self.apply(&script)
+    }
+
+    fn blind_guard(&self, guard: Option<&BlindGuard>) -> Result<()> {
+        self.chains.set_guard(guard)
     }
 
     fn unban(&self, net: &IpNet) -> Result<()> {

@@ -1,10 +1,11 @@
 //! One rule per banned address in a user chain of the filter table (iptables/ip6tables).
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{ipv6_disabled, run, Backend, ErrorKind, FwError, Result};
+use super::{ipv6_disabled, run, Backend, BlindGuard, ErrorKind, FwError, Result};
 use crate::addr::is_v6;
 use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
@@ -23,6 +24,8 @@ pub(super) struct Chains {
     pub v6: Option<Family>,
     pub chain: String,
     pub target: RuleTarget,
+    /// The blind guard's rules now at the top of the chain, to take them down again.
+    guard: RefCell<Option<BlindGuard>>,
 }
 
 impl Chains {
@@ -42,7 +45,60 @@ impl Chains {
             }),
             chain: c.chain.clone(),
             target: c.target,
+            guard: RefCell::new(None),
         }
+    }
+
+    /// The blind guard as rules of one family, in chain order: trusted sources return, the
+    /// rest is limited per source (per /64 for IPv6) by `hashlimit`.
+    fn guard_rules(fam: &Family, g: &BlindGuard) -> Vec<String> {
+        let mut rules: Vec<String> = g
+            .exempt(fam.v6)
+            .map(|n| format!("-s {n} -j RETURN"))
+            .collect();
+        rules.push(format!(
+            "-m hashlimit --hashlimit-above {}/sec --hashlimit-burst {} --hashlimit-mode srcip{} --hashlimit-name ampere-blind{} -j DROP",
+            g.rate,
+            g.burst,
+            if fam.v6 { " --hashlimit-srcmask 64" } else { "" },
+            if fam.v6 { 6 } else { 4 }
+        ));
+        rules
+    }
+
+    /// Puts the guard's rules at the top of the chain, or takes the ones it put there away.
+    pub fn set_guard(&self, guard: Option<&BlindGuard>) -> Result<()> {
+        let old = self.guard.borrow_mut().take();
+        let mut result = Ok(());
+        for fam in self.families() {
+            if let Some(old) = &old {
+                let rules = Self::guard_rules(fam, old);
+                let all: String = rules
+                    .iter()
+                    .map(|r| format!("-D {} {r}\n", self.chain))
+                    .collect();
+                if self.commit(fam, &all).is_err() {
+                    // Some are gone already (the chain was flushed): the rest one by one.
+                    for r in &rules {
+                        let _ = self.commit(fam, &format!("-D {} {r}\n", self.chain));
+                    }
+                }
+            }
+            if let Some(new) = guard {
+                let add: String = Self::guard_rules(fam, new)
+                    .iter()
+                    .rev()
+                    .map(|r| format!("-I {} 1 {r}\n", self.chain))
+                    .collect();
+                if let Err(e) = self.commit(fam, &add) {
+                    result = Err(e);
+                }
+            }
+        }
+        if result.is_ok() {
+            *self.guard.borrow_mut() = guard.cloned();
+        }
+        result
     }
 
     pub fn families(&self) -> impl Iterator<Item = &Family> {
@@ -95,6 +151,8 @@ impl Chains {
     /// restore transaction: the chain is never seen empty or half-filled, and a failure leaves
     /// it as it was.
     pub fn replace(&self, fam: &Family, rules: impl Iterator<Item = String>) -> Result<()> {
+        // The flush takes a blind guard down with everything else.
+        *self.guard.borrow_mut() = None;
         let mut body = format!("-F {}\n", self.chain);
         for r in rules {
             body.push_str(&format!("-A {} {r}\n", self.chain));
@@ -170,6 +228,10 @@ impl Backend for Iptables {
             }
         }
         Ok(())
+    }
+
+    fn blind_guard(&self, guard: Option<&BlindGuard>) -> Result<()> {
+        self.chains.set_guard(guard)
     }
 
     fn unban(&self, net: &IpNet) -> Result<()> {

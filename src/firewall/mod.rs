@@ -87,6 +87,37 @@ pub trait Backend {
     }
     /// Removing a ban that is not there (already expired in the kernel) is not an error.
     fn unban(&self, net: &IpNet) -> Result<()>;
+    /// Puts up (Some) or takes down (None) the guard for the time Ampere is not logged in to
+    /// AMI and so cannot see attacks. Putting it up again replaces it.
+    fn blind_guard(&self, guard: Option<&BlindGuard>) -> Result<()>;
+}
+
+/// While Ampere is blind (not logged in to AMI: Asterisk restarting, AMI unreachable), every
+/// source outside `exempt` may send at most `rate` packets per second (after a `burst`) to
+/// the SIP ports; IPv6 sources are counted per /64.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlindGuard {
+    pub rate: u32,
+    pub burst: u32,
+    /// Trusted networks, loopback and the AMI host, merged where they overlap.
+    pub exempt: Vec<IpNet>,
+}
+
+impl BlindGuard {
+    pub fn new(rate: u32, burst: u32, exempt: &[IpNet]) -> BlindGuard {
+        BlindGuard {
+            rate,
+            burst,
+            exempt: IpNet::aggregate(&exempt.to_vec()),
+        }
+    }
+
+    /// The exempt networks of one family.
+    pub fn exempt(&self, v6: bool) -> impl Iterator<Item = &IpNet> {
+        self.exempt
+            .iter()
+            .filter(move |n| crate::addr::is_v6(n) == v6)
+    }
 }
 
 pub fn backend(cfg: &Config) -> Box<dyn Backend> {

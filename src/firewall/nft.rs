@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{ipv6_disabled, run, Backend, ErrorKind, FwError, Result};
+use super::{ipv6_disabled, run, Backend, BlindGuard, ErrorKind, FwError, Result};
 use crate::addr::is_v6;
 use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
@@ -44,7 +44,7 @@ impl Nft {
             }
         };
         format!(
-            "table inet {t} {{\n  set v4 {{ type ipv4_addr; flags interval,timeout;{} }}\n  set v6 {{ type ipv6_addr; flags interval,timeout;{} }}\n  chain input {{\n    type filter hook input priority -10; policy accept;\n    meta l4proto {{ tcp, udp }} th dport {{ {p} }} ip saddr @v4 {v}\n    meta l4proto {{ tcp, udp }} th dport {{ {p} }} ip6 saddr @v6 {v}\n  }}\n}}\n",
+            "table inet {t} {{\n  set v4 {{ type ipv4_addr; flags interval,timeout;{} }}\n  set v6 {{ type ipv6_addr; flags interval,timeout;{} }}\n  set blind4 {{ type ipv4_addr; size 65535; flags dynamic,timeout; timeout 1m; }}\n  set blind6 {{ type ipv6_addr; size 65535; flags dynamic,timeout; timeout 1m; }}\n  chain blind {{\n  }}\n  chain input {{\n    type filter hook input priority -10; policy accept;\n    jump blind\n    meta l4proto {{ tcp, udp }} th dport {{ {p} }} ip saddr @v4 {v}\n    meta l4proto {{ tcp, udp }} th dport {{ {p} }} ip6 saddr @v6 {v}\n  }}\n}}\n",
             elems(v4),
             elems(v6),
             t = self.table,
@@ -137,6 +137,34 @@ impl Backend for Nft {
                     "add element inet {} {set} {{ {} }}\n",
                     self.table,
                     elems.join(", ")
+                ));
+            }
+        }
+        run(&self.nft, &["-f", "-"], Some(script.as_bytes()))
+    }
+
+    fn blind_guard(&self, guard: Option<&BlindGuard>) -> Result<()> {
+        let t = &self.table;
+        let mut script = format!("flush chain inet {t} blind\n");
+        if let Some(g) = guard {
+            for (v6, family, mask) in [(false, "ip", ""), (true, "ip6", " & ffff:ffff:ffff:ffff::")]
+            {
+                if v6 && !self.ipv6 {
+                    continue;
+                }
+                let exempt: Vec<String> = g.exempt(v6).map(|n| n.to_string()).collect();
+                if !exempt.is_empty() {
+                    script.push_str(&format!(
+                        "add rule inet {t} blind {family} saddr {{ {} }} return\n",
+                        exempt.join(", ")
+                    ));
+                }
+                script.push_str(&format!(
+                    "add rule inet {t} blind meta l4proto {{ tcp, udp }} th dport {{ {p} }} update @blind{n} {{ {family} saddr{mask} limit rate over {r}/second burst {b} packets }} drop\n",
+                    p = self.ports,
+                    n = if v6 { 6 } else { 4 },
+                    r = g.rate,
+                    b = g.burst
                 ));
             }
         }

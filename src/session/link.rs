@@ -9,12 +9,22 @@ use super::{Close, Session, Settings};
 use crate::ami::{self, Message};
 use crate::{debug, info, warn};
 
-/// Reconnect delays: `min` after a session that had worked, doubling per failure up to `max`.
+/// After a session that had worked ends (Asterisk restarting, crashed), the first attempt
+/// comes this soon...
+const FAST_FIRST: Duration = Duration::from_millis(100);
+/// ...and the next ones this often, for this long: every second blind is a second of
+/// unseen attacks, and a refused connect on loopback costs microseconds.
+const FAST_RETRY: Duration = Duration::from_millis(250);
+const FAST_WINDOW: Duration = Duration::from_secs(60);
+
+/// Reconnect delays: fast for a while after a session that had worked, then from `min`
+/// doubling per failure up to `max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
     next: Duration,
     min: Duration,
     max: Duration,
+    fast_until: Option<Instant>,
 }
 
 impl Backoff {
@@ -23,6 +33,7 @@ impl Backoff {
             next: min,
             min,
             max,
+            fast_until: None,
         }
     }
 
@@ -32,21 +43,36 @@ impl Backoff {
         self.next = self.next.clamp(min, max);
     }
 
-    /// The delay after a failed attempt; the one after it is twice as long.
-    pub fn failed(&mut self) -> Duration {
+    /// The delay after a failed attempt at `now`.
+    pub fn failed(&mut self, now: Instant) -> Duration {
+        if self.fast_until.is_some_and(|t| now < t) {
+            return FAST_RETRY;
+        }
+        self.fast_until = None;
         let d = self.next;
         self.next = (self.next * 2).min(self.max);
         d
     }
 
-    /// The delay after a session that had worked was lost.
-    pub fn lost(&mut self) -> Duration {
+    /// The delay after a session that had worked was lost at `now`.
+    pub fn lost(&mut self, now: Instant) -> Duration {
         self.next = self.min;
-        self.failed()
+        self.fast_until = Some(now + FAST_WINDOW);
+        FAST_FIRST
     }
 
     pub fn logged_in(&mut self) {
         self.next = self.min;
+        self.fast_until = None;
+    }
+}
+
+/// A delay as a log line says it: `250 ms`, `2s`.
+fn shown(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs())
     }
 }
 
@@ -58,6 +84,8 @@ pub struct Counters {
     pub connect_failures: u64,
     pub dropped_lines: u64,
     pub dropped_messages: u64,
+    /// Times a logged-in session saw no security event (the AMI user cannot read them).
+    pub blind_warnings: u64,
 }
 
 /// The connection to Asterisk: at most one session, and when to try again without one.
@@ -106,12 +134,18 @@ impl Link {
         self.conn.is_some()
     }
 
+    /// Whether a session is logged in, so that Ampere sees Asterisk's security events.
+    pub fn logged_in(&self) -> bool {
+        self.conn.as_ref().is_some_and(|(_, s)| s.is_ready())
+    }
+
     pub fn counters(&self) -> Counters {
         let mut c = self.counters;
         if let Some((_, s)) = &self.conn {
             let (lines, messages) = s.dropped();
             c.dropped_lines += lines;
             c.dropped_messages += messages;
+            c.blind_warnings += s.blind_warnings();
         }
         c
     }
@@ -182,8 +216,8 @@ impl Link {
     }
 
     fn retry_later(&mut self, why: &str) {
-        let delay = self.backoff.failed();
-        warn!("{why}; retrying in {}s", delay.as_secs());
+        let delay = self.backoff.failed(Instant::now());
+        warn!("{why}; retrying in {}", shown(delay));
         self.next_connect = Instant::now() + delay;
     }
 
@@ -194,12 +228,13 @@ impl Link {
         let (lines, messages) = s.dropped();
         self.counters.dropped_lines += lines;
         self.counters.dropped_messages += messages;
+        self.counters.blind_warnings += s.blind_warnings();
         match why {
             Close::Lost(msg) => {
-                let delay = self.backoff.lost();
+                let delay = self.backoff.lost(Instant::now());
                 warn!(
-                    "AMI connection lost: {msg}; reconnecting in {}s",
-                    delay.as_secs()
+                    "AMI connection lost: {msg}; reconnecting in {}",
+                    shown(delay)
                 );
                 self.next_connect = Instant::now() + delay;
             }

@@ -7,11 +7,18 @@ mod link;
 
 use std::time::{Duration, Instant};
 
+/// How long after login the first security event (Asterisk sends our own login's
+/// SuccessfulAuth) may take before Ampere says it is blind...
+const SECURITY_GRACE: Duration = Duration::from_secs(5);
+/// ...and how often it says so again while it stays blind.
+const BLIND_REWARN: Duration = Duration::from_secs(60);
+
 pub use link::{Link, Read};
 
 use crate::ami::{self, Framer, Item, Message};
 use crate::config::Config;
 use crate::log::{self, printable};
+use crate::score::EventKind;
 use crate::{debug, error, info, warn};
 
 /// What the session needs of the config; refreshed on SIGHUP.
@@ -91,6 +98,10 @@ struct Proto {
     last_rx: Instant,
     /// Until when the banner/login answer, or the answer to an outstanding Ping, may take.
     deadline: Option<Instant>,
+    /// While no security event has arrived since login: when to say that Ampere is blind.
+    blind_check: Option<Instant>,
+    /// Times it said so.
+    blind_warnings: u64,
     settings: Settings,
 }
 
@@ -107,6 +118,8 @@ impl Session {
                 seq,
                 last_rx: now,
                 deadline: Some(now + settings.ping_timeout),
+                blind_check: None,
+                blind_warnings: 0,
                 settings,
             },
         }
@@ -129,6 +142,11 @@ impl Session {
     pub fn dropped(&self) -> (u64, u64) {
         let s = self.framer.stats;
         (s.dropped_lines, s.dropped_messages)
+    }
+
+    /// How often this session said that no security event arrives.
+    pub fn blind_warnings(&self) -> u64 {
+        self.proto.blind_warnings
     }
 
     /// When `tick` has something to do.
@@ -171,14 +189,23 @@ impl Proto {
     }
 
     fn next_timer(&self) -> Option<Instant> {
-        match self.deadline {
+        let session = match self.deadline {
             Some(d) => Some(d),
             None if self.is_ready() => Some(self.last_rx + self.settings.ping_interval),
             None => None,
-        }
+        };
+        [session, self.blind_check].into_iter().flatten().min()
     }
 
     fn tick(&mut self, now: Instant) -> Option<Close> {
+        if self.blind_check.is_some_and(|t| now >= t) {
+            self.blind_warnings += 1;
+            self.blind_check = Some(now + BLIND_REWARN);
+            let u = &self.settings.user;
+            error!(
+                "logged in to AMI as `{u}`, but no security event has arrived (not even this login's SuccessfulAuth): Ampere sees no attack. In /etc/asterisk/manager.conf, give [{u}] `read = security,system` and no `eventfilter` that drops security events, then `asterisk -rx \"manager reload\"`"
+            );
+        }
         if let Some(d) = self.deadline {
             if now < d {
                 return None;
@@ -231,6 +258,11 @@ impl Proto {
             State::Banner => {}
             State::LoggingIn => self.on_login_reply(m, step),
             State::Ready => {
+                if self.blind_check.is_some()
+                    && m.get("Event").and_then(EventKind::from_event).is_some()
+                {
+                    self.blind_check = None;
+                }
                 if let Some(close) = self.on_ready(m) {
                     step.closed = Some(close);
                 } else if !m.is_response() {
@@ -256,6 +288,7 @@ impl Proto {
         {
             self.state = State::Ready;
             self.deadline = None;
+            self.blind_check = Some(self.last_rx + SECURITY_GRACE);
             step.logged_in = true;
             return;
         }

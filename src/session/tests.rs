@@ -16,6 +16,10 @@ fn settings() -> Settings {
 
 const BANNER: &[u8] = b"Asterisk Call Manager/9.0.0\r\n";
 
+/// The SuccessfulAuth Asterisk sends for Ampere's own login (a security event).
+const OWN_LOGIN: &[u8] =
+    b"Event: SuccessfulAuth\r\nService: AMI\r\nAccountID: guard\r\nRemoteAddress: IPV4/TCP/127.0.0.1/4242\r\n\r\n";
+
 fn login_ok(id: &str) -> Vec<u8> {
     format!("Response: Success\r\nActionID: {id}\r\nMessage: Authentication accepted\r\n\r\n")
         .into_bytes()
@@ -118,6 +122,7 @@ fn shutdown_ends_the_session_as_lost_and_nothing_after_it_counts() {
 fn silence_sends_a_ping_and_an_unanswered_ping_ends_the_session() {
     let t0 = Instant::now();
     let mut s = ready(t0);
+    s.received(OWN_LOGIN, t0, &mut |_| {});
     assert_eq!(s.next_timer(), Some(t0 + Duration::from_secs(30)));
     assert_eq!(s.tick(t0 + Duration::from_secs(29)), None);
     assert!(s.output().is_empty());
@@ -138,6 +143,7 @@ fn silence_sends_a_ping_and_an_unanswered_ping_ends_the_session() {
 fn any_bytes_from_asterisk_answer_for_the_ping() {
     let t0 = Instant::now();
     let mut s = ready(t0);
+    s.received(OWN_LOGIN, t0, &mut |_| {});
     s.tick(t0 + Duration::from_secs(30));
     let t1 = t0 + Duration::from_secs(35);
     s.received(b"Event: PeerStatus\r\n\r\n", t1, &mut |_| {});
@@ -167,20 +173,65 @@ fn oversized_lines_are_dropped_and_counted() {
 }
 
 #[test]
-fn backoff_doubles_to_its_ceiling_and_a_lost_session_starts_over() {
+fn backoff_doubles_to_its_ceiling_and_a_lost_session_comes_back_fast() {
     let secs = Duration::from_secs;
+    let ms = Duration::from_millis;
+    let t0 = Instant::now();
     let mut b = Backoff::new(secs(1), secs(30));
-    let delays: Vec<u64> = (0..7).map(|_| b.failed().as_secs()).collect();
+    let delays: Vec<u64> = (0..7).map(|_| b.failed(t0).as_secs()).collect();
     assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
-    assert_eq!(
-        b.lost(),
-        secs(1),
-        "a session that had worked comes back at once"
-    );
-    assert_eq!(b.failed(), secs(2), "then backs off if that fails");
+    // A session that had worked: at once, then every 250 ms for a minute (an Asterisk
+    // restart), then backing off again from the start if it stays down.
+    assert_eq!(b.lost(t0), ms(100));
+    assert_eq!(b.failed(t0 + ms(100)), ms(250));
+    assert_eq!(b.failed(t0 + secs(59)), ms(250));
+    assert_eq!(b.failed(t0 + secs(60)), secs(1));
+    assert_eq!(b.failed(t0 + secs(61)), secs(2));
+    b.lost(t0);
     b.logged_in();
-    assert_eq!(b.failed(), secs(1));
+    assert_eq!(b.failed(t0), secs(1), "a login ends the fast phase");
     b.set_limits(secs(5), secs(10));
-    assert_eq!(b.failed(), secs(5));
-    assert_eq!(b.failed(), secs(10));
+    assert_eq!(b.failed(t0), secs(5));
+    assert_eq!(b.failed(t0), secs(10));
+}
+
+#[test]
+fn no_security_event_after_login_is_said_loudly_and_again_until_one_arrives() {
+    let t0 = Instant::now();
+    let mut s = ready(t0);
+    assert_eq!(s.next_timer(), Some(t0 + Duration::from_secs(5)));
+    // Non-security events (all a `read = system` user gets) do not count.
+    s.received(
+        b"Event: FullyBooted\r\n\r\nEvent: Reload\r\nModule: manager\r\n\r\n",
+        t0,
+        &mut |_| {},
+    );
+    s.tick(t0 + Duration::from_secs(4));
+    assert_eq!(s.blind_warnings(), 0);
+    s.tick(t0 + Duration::from_secs(5));
+    assert_eq!(s.blind_warnings(), 1);
+    s.tick(t0 + Duration::from_secs(30));
+    assert_eq!(s.blind_warnings(), 1, "said again only after a minute");
+    s.tick(t0 + Duration::from_secs(65));
+    assert_eq!(s.blind_warnings(), 2);
+    s.received(OWN_LOGIN, t0 + Duration::from_secs(66), &mut |_| {});
+    s.tick(t0 + Duration::from_secs(500));
+    assert_eq!(
+        s.blind_warnings(),
+        2,
+        "a security event proves that they are readable"
+    );
+}
+
+#[test]
+fn this_logins_own_success_arriving_in_time_is_enough() {
+    let t0 = Instant::now();
+    let mut s = ready(t0);
+    let mut handed_on = 0;
+    s.received(OWN_LOGIN, t0 + Duration::from_millis(10), &mut |_| {
+        handed_on += 1
+    });
+    assert_eq!(handed_on, 1, "it is still scored like any event");
+    s.tick(t0 + Duration::from_secs(600));
+    assert_eq!(s.blind_warnings(), 0);
 }
