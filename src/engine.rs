@@ -380,6 +380,14 @@ mod tests {
                 Ban(15)
             ]
         );
+        // Also when the success comes without a challenge of its own first.
+        let c = ip("10.99.1.4");
+        assert_eq!(feed_acct(&mut e, ChallengeSent, "1002", c, 0), Scored(4));
+        assert_eq!(
+            feed_acct(&mut e, ChallengeResponseFailed, "1002", c, 0),
+            Scored(5)
+        );
+        assert_eq!(feed_acct(&mut e, SuccessfulAuth, "1001", c, 0), Scored(5));
         // Nor failures of unknown accounts or ACLs.
         let b = ip("10.99.1.3");
         assert_eq!(feed_acct(&mut e, FailedACL, "1002", b, 0), Scored(4));
