@@ -232,6 +232,11 @@ fn an_asterisk_restart_leaves_an_attacker_a_rate_limited_window_only() {
 }
 
 #[test]
+fn nft_bans_beyond_its_timeout_ceiling_and_overlapping_ones_never_fail_a_start() {
+    TestNet::create().run_inner("inner_nft_long_bans");
+}
+
+#[test]
 fn namespaces_are_removed_on_drop_even_after_a_panic() {
     let names = std::panic::catch_unwind(|| {
         let net = TestNet::create();
@@ -1498,4 +1503,75 @@ fn inner_blind_trusted() {
         through >= FLOOD_PPS / 4,
         "a trusted source was limited: {through}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// nft: timeouts past its ceiling, elements it refuses
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see nft_bans_beyond_its_timeout_ceiling_and_overlapping_ones_never_fail_a_start)"]
+fn inner_nft_long_bans() {
+    if inside().is_none() {
+        return;
+    }
+    let pbx = Pbx::new("backend = nft\nbantime = 30d\nbantime_factor = 2\n");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let day = 86_400;
+    {
+        let mut s = ampere::store::Store::open(&pbx.setup.db).unwrap();
+        let ban = |a: &str, expires: Option<i64>| {
+            let mut b = ampere::ban::Ban::new(
+                ampere::addr::parse_net(a).unwrap(),
+                "FailedACL",
+                "1001",
+                15,
+                ampere::ban::Origin::Daemon,
+                now,
+            );
+            b.expires = expires;
+            b
+        };
+        // The 7th ban of 30 d with factor 2 lasts 1,920 d, past nft's 99,999,999 s; a
+        // network, and a host inside it that an interval set refuses next to it.
+        let long = now + 1920 * day;
+        s.record(&mut [ban(ATK4, None)], &|_| Some(long)).unwrap();
+        s.record(&mut [ban("10.0.0.0/8", None)], &|_| None).unwrap();
+        s.record(&mut [ban("10.1.2.3", None)], &|_| Some(now + day))
+            .unwrap();
+        // ATK6 was banned six times before; its ban has ended.
+        for _ in 0..6 {
+            s.record(&mut [ban(ATK6, None)], &|_| Some(now - 1))
+                .unwrap();
+            s.expire_due(now).unwrap();
+        }
+    }
+    let d = pbx.setup.spawn();
+    pbx.logged_in(1);
+    let log = pbx.setup.log();
+    assert!(log.contains("stored ban(s) restored"), "{log}");
+    assert!(in_kernel("nft", ATK4), "the long ban is in the kernel");
+    assert!(
+        in_kernel("nft", "10.0.0.0/8"),
+        "the network is in the kernel"
+    );
+    assert!(
+        log.contains("10.1.2.3/32 not put back"),
+        "the refused one is said: {log}"
+    );
+    // A 7th ban made by the daemon: 1,920 d again, applied without a kernel timeout.
+    for e in fixture_events("ipv6.ami", &[("2001:db8:99::2", ATK6)]) {
+        pbx.send(&e);
+    }
+    wait_for(10, "the 7th ban", || in_kernel("nft", ATK6));
+    // The log line follows the firewall command.
+    wait_for(10, "its log line", || {
+        pbx.setup.log().contains("ban #7 until")
+    });
+    let log = pbx.setup.log();
+    assert!(log.contains(&format!("ban {ATK6}:")), "{log}");
+    assert!(!log.contains("firewall failed"), "{log}");
+    assert_eq!(d.stop(), 0);
 }

@@ -11,6 +11,9 @@ use crate::addr::is_v6;
 use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
 
+/// The longest per-element timeout nft accepts, in seconds.
+const MAX_TIMEOUT: u64 = 99_999_999;
+
 pub struct Nft {
     nft: PathBuf,
     table: String,
@@ -53,10 +56,13 @@ impl Nft {
         )
     }
 
+    /// An element with its kernel timeout. nft refuses timeouts of 100,000,000 s or more
+    /// ("value too large"): a longer ban goes in without one, and Ampere lifts it at its
+    /// expiry, as with ipset.
     fn element(e: &Ban, now: i64) -> String {
         match e.timeout(now) {
-            Some(t) => format!("{} timeout {}s", e.net, t.max(1)),
-            None => e.net.to_string(),
+            Some(t) if t <= MAX_TIMEOUT => format!("{} timeout {}s", e.net, t.max(1)),
+            _ => e.net.to_string(),
         }
     }
 
@@ -107,7 +113,29 @@ impl Backend for Nft {
             ),
             t = self.table
         );
-        run(&self.nft, &["-f", "-"], Some(script.as_bytes())).map_err(Self::unusable)
+        if run(&self.nft, &["-f", "-"], Some(script.as_bytes())).is_ok() {
+            return Ok(());
+        }
+        // One element the kernel refuses (a host inside a banned network: interval sets
+        // reject overlaps) must not cost the others, nor the start: an empty table, then
+        // each ban on its own, the refused ones logged.
+        let empty = format!(
+            "table inet {t} {{}}\ndelete table inet {t}\n{}",
+            self.table_def("", ""),
+            t = self.table
+        );
+        run(&self.nft, &["-f", "-"], Some(empty.as_bytes())).map_err(Self::unusable)?;
+        let mut refused = 0;
+        for b in bans.iter().filter(|b| self.ipv6 || !is_v6(&b.net)) {
+            if let Err(e) = self.ban(b, now) {
+                refused += 1;
+                crate::error!("restore: {} not put back: {e}", b.net);
+            }
+        }
+        if refused > 0 {
+            crate::warn!("restore: {refused} of {} ban(s) refused by nft", bans.len());
+        }
+        Ok(())
     }
 
     fn ban(&self, e: &Ban, now: i64) -> Result<()> {
