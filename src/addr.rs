@@ -19,14 +19,29 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// `addr` or `addr/len`, IPv4 or IPv6; host bits are cleared (`10.1.2.3/8` = `10.0.0.0/8`).
+/// `addr` or `addr/len`, IPv4 or IPv6; host bits are cleared (`10.1.2.3/8` = `10.0.0.0/8`),
+/// and IPv4-mapped IPv6 (`::ffff:1.2.3.4`, `::ffff:10.0.0.0/104`) becomes the IPv4 network it
+/// is: the kernel sees IPv4 packets from it, and the loopback guard must see 127.0.0.1.
 pub fn parse_net(v: &str) -> Result<IpNet, String> {
     let net = if v.contains('/') {
         IpNet::from_str(v).map_err(|_| format!("`{v}` is not an address or network"))?
     } else {
         IpNet::from(IpAddr::from_str(v).map_err(|_| format!("`{v}` is not an address or network"))?)
     };
-    Ok(net.trunc())
+    Ok(canonical_net(net.trunc()))
+}
+
+/// `canonical` for networks: a mapped IPv6 network of /96 or longer is IPv4.
+pub fn canonical_net(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => {
+                IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).expect("a prefix of at most 32")
+            }
+            None => net,
+        },
+        _ => net,
+    }
 }
 
 /// Canonical text of a ban: a bare address for a host, `net/len` otherwise.
@@ -75,6 +90,25 @@ mod tests {
         );
         assert!(parse_net("10.0.0.0/33").is_err());
         assert!(parse_net("-j ACCEPT").is_err());
+    }
+
+    #[test]
+    fn mapped_networks_become_ipv4() {
+        assert_eq!(
+            net_text(&parse_net("::ffff:127.0.0.1").unwrap()),
+            "127.0.0.1"
+        );
+        assert_eq!(net_text(&parse_net("::FFFF:1.2.3.5").unwrap()), "1.2.3.5");
+        assert_eq!(
+            net_text(&parse_net("::ffff:10.1.0.0/104").unwrap()),
+            "10.0.0.0/8"
+        );
+        // Not mapped, or wider than the mapped range: stays IPv6.
+        assert_eq!(
+            net_text(&parse_net("::ffff:0:0/95").unwrap()),
+            "::fffe:0:0/95"
+        );
+        assert_eq!(net_text(&parse_net("2001:db8::1").unwrap()), "2001:db8::1");
     }
 
     #[test]

@@ -69,7 +69,11 @@ pub fn read_addresses(input: impl BufRead) -> Vec<Result<(usize, IpNet), BadLine
 /// session without `--force`.
 fn ssh_client() -> Option<IpAddr> {
     let v = std::env::var("SSH_CLIENT").ok()?;
-    v.split_whitespace().next()?.parse().ok()
+    v.split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .map(crate::addr::canonical)
 }
 
 fn report(bad: &BadLine) {
@@ -127,11 +131,16 @@ pub fn add(
         .iter()
         .map(|n| Ban::new(*n, "manual", "", 0, Origin::Manual, now))
         .collect();
-    let (mut added, mut already) = (0, 0);
+    let (mut added, mut already, mut permanent) = (0, 0, 0);
     for (net, outcome) in nets.iter().zip(bans.add(wanted)?) {
         let text = net_text(net);
         match outcome {
             Outcome::Unchanged => already += 1,
+            Outcome::MadePermanent => {
+                already += 1;
+                permanent += 1;
+                crate::info!("{text}: temporary ban made permanent (manual)");
+            }
             Outcome::Done => {
                 added += 1;
                 crate::info!("banned {text} (manual)");
@@ -142,7 +151,11 @@ pub fn add(
             }
         }
     }
-    eprintln!("{added} banned, {already} already banned");
+    if permanent > 0 {
+        eprintln!("{added} banned, {already} already banned, {permanent} of them made permanent");
+    } else {
+        eprintln!("{added} banned, {already} already banned");
+    }
     Ok(ok)
 }
 
@@ -178,7 +191,7 @@ pub fn del(cfg: &Config, fw: Box<dyn Backend>, input: impl BufRead) -> Result<bo
                 });
                 ok = false;
             }
-            Outcome::Done => {
+            Outcome::Done | Outcome::MadePermanent => {
                 removed += 1;
                 crate::info!("unbanned {text} (manual)");
             }

@@ -42,6 +42,8 @@ pub enum Outcome {
     Done,
     /// `-a` of an active ban, `-d` of an address that is not banned.
     Unchanged,
+    /// `-a` of an active temporary ban: now permanent (the README promises that).
+    MadePermanent,
     /// Recorded (or removed) in the database, but the firewall failed.
     Firewall(FwError),
 }
@@ -216,20 +218,45 @@ impl Bans {
         }
     }
 
-    /// An admin's `-a`: recorded (permanent) first, then one firewall command each.
+    /// An admin's `-a`: recorded (permanent) first, then one firewall command each. An active
+    /// temporary ban becomes permanent, in the database and (without its timeout) in the
+    /// kernel.
     pub fn add(&mut self, mut bans: Vec<Ban>) -> Result<Vec<Outcome>, String> {
         let fresh = self
             .store
             .record(&mut bans, &|_| None)
             .map_err(|e| e.to_string())?;
+        let known: Vec<IpNet> = bans
+            .iter()
+            .zip(&fresh)
+            .filter(|(_, f)| !**f)
+            .map(|(b, _)| b.net)
+            .collect();
+        let made = self
+            .store
+            .make_permanent(&known)
+            .map_err(|e| e.to_string())?;
+        let mut made = made.into_iter();
         let now = clock::now_epoch();
         Ok(bans
             .iter()
             .zip(fresh)
-            .map(|(b, fresh)| match fresh.then(|| self.fw.ban(b, now)) {
-                None => Outcome::Unchanged,
-                Some(Ok(())) => Outcome::Done,
-                Some(Err(e)) => Outcome::Firewall(e),
+            .map(|(b, fresh)| {
+                let result = if fresh {
+                    self.fw.ban(b, now)
+                } else if made.next() == Some(true) {
+                    // The kernel's entry may carry a timeout (ipset, nft): put it back without.
+                    match self.fw.unban(&b.net).and_then(|()| self.fw.ban(b, now)) {
+                        Ok(()) => return Outcome::MadePermanent,
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    return Outcome::Unchanged;
+                };
+                match result {
+                    Ok(()) => Outcome::Done,
+                    Err(e) => Outcome::Firewall(e),
+                }
             })
             .collect())
     }

@@ -284,3 +284,76 @@ fn list_into_a_closed_pipe_exits_quietly() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("Broken pipe"), "{err}");
 }
+
+#[test]
+fn add_of_an_active_temporary_ban_makes_it_permanent() {
+    let s = Setup::new(None, "");
+    {
+        let mut store = ampere::store::Store::open(&s.db).unwrap();
+        let net = ampere::addr::parse_net("203.0.113.9").unwrap();
+        let mut b =
+            ampere::ban::Ban::new(net, "FailedACL", "1001", 15, ampere::ban::Origin::Daemon, 1);
+        let far = 4_000_000_000;
+        store
+            .record(std::slice::from_mut(&mut b), &|_| Some(far))
+            .unwrap();
+    }
+    let (code, _, err) = s.run(&["-a"], "203.0.113.9\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("0 banned, 1 already banned, 1 of them made permanent"),
+        "{err}"
+    );
+    let store = ampere::store::Store::open(&s.db).unwrap();
+    let all = store.active().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        (all[0].expires, all[0].origin),
+        (None, ampere::ban::Origin::Manual)
+    );
+    // The kernel's entry is put back (without a timeout, where the backend has them).
+    assert_eq!(
+        s.rec.bans(),
+        [("iptables".to_string(), "203.0.113.9/32".to_string())]
+    );
+    // Again: nothing left to change.
+    let (code, _, err) = s.run(&["-a"], "203.0.113.9\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0 banned, 1 already banned\n"), "{err}");
+}
+
+#[test]
+fn mapped_ipv6_addresses_are_the_ipv4_hosts_they_name() {
+    let s = Setup::new(None, "");
+    // Loopback in disguise is still loopback.
+    let (code, _, err) = s.run(&["-a"], "::ffff:127.0.0.1\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("127.0.0.1/32 is protected"), "{err}");
+    // And a mapped attacker is banned where its packets are: in the IPv4 chain.
+    let (code, _, err) = s.run(&["-a"], "::ffff:192.0.2.77\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.stored(), ["192.0.2.77"]);
+    assert_eq!(
+        s.rec.bans(),
+        [("iptables".to_string(), "192.0.2.77/32".to_string())]
+    );
+    let (code, _, err) = s.run(&["-d"], "::ffff:192.0.2.77\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(s.stored().is_empty());
+    // The admin's own address, given as mapped in SSH_CLIENT, needs --force too.
+    let mut cmd = ampere();
+    cmd.arg("-c").arg(&s.cfg).arg("-a");
+    cmd.env("SSH_CLIENT", "::ffff:198.51.100.20 51000 22")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut c = cmd.spawn().unwrap();
+    use std::io::Write;
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(b"198.51.100.20\n")
+        .unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("connected from"));
+}

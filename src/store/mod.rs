@@ -205,6 +205,28 @@ impl Store {
             .query_i64("SELECT count(*) FROM bans WHERE active = 1")
     }
 
+    /// Makes active temporary bans permanent (an admin's `-a` of one). Returns, per network,
+    /// whether it was one.
+    pub fn make_permanent(&mut self, nets: &[IpNet]) -> Result<Vec<bool>> {
+        self.in_transaction(|db| {
+            let mut st = db.prepare(
+                "UPDATE bans SET expires = NULL, origin = 'manual'
+                 WHERE addr = ?1 AND active = 1 AND expires IS NOT NULL RETURNING 1",
+            )?;
+            let mut out = Vec::with_capacity(nets.len());
+            for n in nets {
+                st.reset();
+                st.bind_text(1, &addr::net_text(n))?;
+                let mut changed = false;
+                while st.step_row()? {
+                    changed = true;
+                }
+                out.push(changed);
+            }
+            Ok(out)
+        })
+    }
+
     /// Forgets networks entirely (an admin's `-d`). Returns, per network, whether it was an
     /// active ban.
     pub fn remove_many(&mut self, nets: &[IpNet]) -> Result<Vec<bool>> {
