@@ -257,6 +257,7 @@ impl Daemon {
             active_bans: self.bans.active_count(),
             protected: c.protected,
             bad_address: c.bad_address,
+            duplicate_headers: c.duplicate_headers,
             firewall_errors: b.firewall_errors,
             store_errors: b.store_errors,
             table_hosts: t.len(),

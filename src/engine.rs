@@ -38,6 +38,8 @@ pub struct Counters {
     pub protected: u64,
     pub ignored_service: u64,
     pub bad_address: u64,
+    /// Messages dropped for a header Ampere reads given twice.
+    pub duplicate_headers: u64,
 }
 
 impl Counters {
@@ -84,7 +86,7 @@ impl Counters {
             .map(|(k, n)| format!("{}={n}", k.name()))
             .collect();
         format!(
-            "events: {}; ban decisions {}, protected {}, other service {}, bad address {}",
+            "events: {}; ban decisions {}, protected {}, other service {}, bad address {}, duplicate headers {}",
             if kinds.is_empty() {
                 "none".to_string()
             } else {
@@ -93,7 +95,8 @@ impl Counters {
             self.ban_decisions,
             self.protected,
             self.ignored_service,
-            self.bad_address
+            self.bad_address,
+            self.duplicate_headers
         )
     }
 }

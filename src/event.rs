@@ -13,8 +13,9 @@ use crate::score::EventKind;
 /// Asterisk's address format: `IPV4|IPV6 / [UDP|TCP|TLS|WS|WSS /] address / port`. IPv6 comes
 /// without brackets; the address is everything between the optional transport and the
 /// last `/` (addresses never contain `/`).
-const REMOTE_ADDRESS: &str =
-    r"^IPV([46])/(?:(?:UDP|TCP|TLS|WSS|WS)/)?\[?([0-9A-Fa-f:.]{2,45})\]?/([0-9]{1,5})\z";
+/// A link-local address may carry a zone (`fe80::1%eth0`): the address is scored and banned
+/// (ip6tables matches it on every interface), the zone is dropped.
+const REMOTE_ADDRESS: &str = r"^IPV([46])/(?:(?:UDP|TCP|TLS|WSS|WS)/)?\[?([0-9A-Fa-f:.]{2,45})(?:%[0-9A-Za-z._-]{1,32})?\]?/([0-9]{1,5})\z";
 
 /// One scored security event. Its fields borrow the message they came from; the address is
 /// made canonical once, here, and every later step relies on that.
@@ -51,7 +52,14 @@ pub enum Parsed<'a> {
         kind: EventKind,
         raw: &'a [u8],
     },
+    /// A message with two of the headers Ampere reads (Event, Service, AccountID,
+    /// RemoteAddress). Asterisk writes attacker-controlled fields before RemoteAddress, so
+    /// "the first one wins" would be a door if CR/LF ever reached a field: dropped whole.
+    Duplicate,
 }
+
+/// The headers of a security event that Ampere reads, in `Matcher::parse`'s order.
+const READ: [&str; 4] = ["Event", "Service", "AccountID", "RemoteAddress"];
 
 pub struct Matcher {
     remote: Regex,
@@ -82,15 +90,29 @@ impl Matcher {
     }
 
     pub fn parse<'a>(&mut self, m: &'a Message) -> Parsed<'a> {
-        let Some(kind) = m.get("Event").and_then(EventKind::from_event) else {
+        // One pass over the headers for the four Ampere reads, noticing any twice.
+        let mut found: [Option<&[u8]>; 4] = [None; 4];
+        for (name, value) in m.headers() {
+            let Some(i) = READ
+                .iter()
+                .position(|r| r.as_bytes().eq_ignore_ascii_case(name))
+            else {
+                continue;
+            };
+            if found[i].replace(value).is_some() {
+                return Parsed::Duplicate;
+            }
+        }
+        let [event, service, account, remote] = found;
+        let Some(kind) = event.and_then(EventKind::from_event) else {
             return Parsed::Other;
         };
-        let raw = m.get("RemoteAddress").unwrap_or(b"");
+        let raw = remote.unwrap_or(b"");
         match self.remote_address(raw) {
             Some(addr) => Parsed::Security(SecurityEvent::new(
                 kind,
-                m.get("Service").unwrap_or(b""),
-                m.get("AccountID").unwrap_or(b""),
+                service.unwrap_or(b""),
+                account.unwrap_or(b""),
                 addr,
             )),
             None => Parsed::BadAddress { kind, raw },
@@ -137,6 +159,12 @@ mod tests {
             Some("198.51.100.4")
         );
         assert_eq!(ra("ipv4/ws/192.0.2.9/80").as_deref(), Some("192.0.2.9"));
+        // A link-local address with its zone: scored on the address (was ignored: fail-open).
+        assert_eq!(ra("IPV6/UDP/fe80::1%eth0/5060").as_deref(), Some("fe80::1"));
+        assert_eq!(
+            ra("IPV6/UDP/[fe80::2%br-lan]/5060").as_deref(),
+            Some("fe80::2")
+        );
     }
 
     #[test]
@@ -154,11 +182,42 @@ mod tests {
             "IPV4/UDP/999.1.1.1/5060",
             "IPV4/UDP/203.0.113.2/5060\n",
             "IPV4/UDP/203.0.113.2/506000",
-            "IPV6/UDP/fe80::1%eth0/5060",
+            "IPV6/UDP/fe80::1%/5060",
+            "IPV6/UDP/fe80::1%eth0;id/5060",
+            "IPV4/UDP/203.0.113.2%eth0/5060x",
             "garbage",
         ] {
             assert_eq!(ra(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_second_header_that_ampere_reads_drops_the_message() {
+        let mut mt = Matcher::new();
+        for dup in [
+            "RemoteAddress",
+            "Event",
+            "Service",
+            "AccountID",
+            "remoteaddress",
+        ] {
+            let m = Message::from_pairs(&[
+                ("Event", b"InvalidAccountID"),
+                ("Service", b"PJSIP"),
+                ("AccountID", b"9999"),
+                ("RemoteAddress", b"IPV4/UDP/203.0.113.2/5060"),
+                (dup, b"IPV4/UDP/127.0.0.1/5060"),
+            ]);
+            assert!(matches!(mt.parse(&m), Parsed::Duplicate), "{dup}");
+        }
+        // Headers Ampere does not read may repeat.
+        let m = Message::from_pairs(&[
+            ("Event", b"InvalidAccountID"),
+            ("Challenge", b"a"),
+            ("Challenge", b"b"),
+            ("RemoteAddress", b"IPV4/UDP/203.0.113.2/5060"),
+        ]);
+        assert!(matches!(mt.parse(&m), Parsed::Security(_)));
     }
 
     #[test]

@@ -37,6 +37,13 @@ impl Judge {
     pub fn judge<'a>(&mut self, m: &'a Message, now: u64) -> Option<(SecurityEvent<'a>, Verdict)> {
         match self.matcher.parse(m) {
             Parsed::Other => None,
+            Parsed::Duplicate => {
+                self.engine.counters.duplicate_headers += 1;
+                if self.engine.counters.duplicate_headers == 1 {
+                    crate::warn!("a message with a header Ampere reads given twice was dropped (counted from now on, not logged)");
+                }
+                None
+            }
             Parsed::BadAddress { kind, raw } => {
                 self.bad_address(kind, raw);
                 None

@@ -18,6 +18,8 @@ pub struct Stats {
     pub active_bans: i64,
     pub protected: u64,
     pub bad_address: u64,
+    /// Messages dropped for a header Ampere reads given twice.
+    pub duplicate_headers: u64,
     pub firewall_errors: u64,
     pub store_errors: u64,
     pub table_hosts: usize,
@@ -51,7 +53,7 @@ impl Stats {
             .map(|(k, n)| format!("{}={n}", k.name()))
             .collect();
         format!(
-            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, firewall errors {}, database errors {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {} blind warnings {}; table {}/{} hosts, {} evicted; last event {}",
+            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, duplicate headers {}, firewall errors {}, database errors {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {} blind warnings {}; table {}/{} hosts, {} evicted; last event {}",
             if events.is_empty() { "none".to_string() } else { events.join(" ") },
             self.bans,
             self.unbans,
@@ -59,6 +61,7 @@ impl Stats {
             self.already_banned,
             self.protected,
             self.bad_address,
+            self.duplicate_headers,
             self.firewall_errors,
             self.store_errors,
             if self.connected { "connected," } else { "disconnected," },
@@ -170,6 +173,15 @@ impl Stats {
             "counter",
             "Refused AMI logins.",
             &plain(self.login_failures.to_string()),
+        );
+        metric(
+            "dropped_events_total",
+            "counter",
+            "Security events not scored, by why: a RemoteAddress that is no address, a header Ampere reads given twice.",
+            &[
+                ("{why=\"bad_address\"}".to_string(), self.bad_address.to_string()),
+                ("{why=\"duplicate_header\"}".to_string(), self.duplicate_headers.to_string()),
+            ],
         );
         metric(
             "store_errors_total",

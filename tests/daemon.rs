@@ -908,3 +908,49 @@ fn a_login_that_cannot_read_security_events_is_reported_loudly() {
     assert!(!s.log().contains("no security event"), "{}", s.log());
     assert_eq!((db.stop(), ds.stop()), (0, 0));
 }
+
+#[test]
+fn a_repeated_header_drops_the_event_and_a_zoned_link_local_address_is_banned() {
+    // svmap's events with a second RemoteAddress pointing elsewhere: dropped, never scored
+    // for either address; and the ipv6 capture's attacker as a link-local address with zone.
+    let twice: Vec<u8> = fixture_events("pjsip-svmap.ami", &[])
+        .into_iter()
+        .map(|m| {
+            String::from_utf8(m)
+                .unwrap()
+                .replace(
+                    "RemoteAddress: IPV4/UDP/203.0.113.2/5060\r\n",
+                    "RemoteAddress: IPV4/UDP/203.0.113.2/5060\r\nRemoteAddress: IPV4/UDP/198.51.100.44/5060\r\n",
+                )
+                .into_bytes()
+        })
+        .collect::<Vec<_>>()
+        .concat()
+        .repeat(3);
+    let zoned = fixture_events(
+        "ipv6.ami",
+        &[("IPV6/UDP/2001:db8:99::2", "IPV6/UDP/fe80::66%eth0")],
+    )
+    .concat();
+    let server = AmiServer::start(vec![Plan::Custom([twice, zoned].concat())]);
+    let setup = Setup::new(Some(server.addr), "");
+    let d = setup.spawn();
+    wait_for(10, "the link-local ban", || !setup.rec.bans().is_empty());
+    d.signal("USR1");
+    wait_for(10, "the counters", || {
+        setup.log().contains("duplicate headers")
+    });
+    assert_eq!(d.stop(), 0);
+    assert_eq!(ban_addrs_any(&setup), ["fe80::66/128"]);
+    let log = setup.log();
+    // svmap: 4 events from the scanner, three times.
+    assert!(log.contains("duplicate headers 12"), "{log}");
+    assert!(log.contains("given twice was dropped"), "{log}");
+}
+
+/// Every network the recorder saw banned, as written.
+fn ban_addrs_any(setup: &Setup) -> Vec<String> {
+    let mut v: Vec<String> = setup.rec.bans().into_iter().map(|(_, n)| n).collect();
+    v.sort();
+    v
+}
