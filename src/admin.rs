@@ -23,14 +23,57 @@ pub struct BadLine {
     pub msg: String,
 }
 
+/// Longest input line read whole; a longer one is an error, never held in memory.
+const MAX_LINE: usize = 4096;
+
+/// The next line of `input` without its newline (`buf` receives it): None at the end, and
+/// Some(false) for a line longer than `MAX_LINE`, which is skipped to its newline.
+fn next_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+    buf.clear();
+    let (mut any, mut fits) = (false, true);
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(any.then_some(fits));
+        }
+        any = true;
+        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        if fits && buf.len() + part.len() <= MAX_LINE {
+            buf.extend_from_slice(part);
+        } else {
+            fits = false;
+            buf.clear();
+        }
+        let used = done.unwrap_or(chunk.len());
+        input.consume(used);
+        if done.is_some() {
+            return Ok(Some(fits));
+        }
+    }
+}
+
 /// Reads `addr` / `addr/len` lines; blank lines and `#`/`;` comments (whole-line, or trailing
-/// after white space as in downloaded blocklists) are skipped. Networks are reduced to their base address.
-pub fn read_addresses(input: impl BufRead) -> Vec<Result<(usize, IpNet), BadLine>> {
+/// after white space as in downloaded blocklists) are skipped. Networks are reduced to their
+/// base address. Every line is bounded: a longer one is reported, not read.
+pub fn read_addresses(mut input: impl BufRead) -> Vec<Result<(usize, IpNet), BadLine>> {
     let mut out = Vec::new();
-    for (idx, raw) in input.split(b'\n').enumerate() {
-        let line = idx + 1;
-        let raw = match raw {
-            Ok(r) => r,
+    let mut raw = Vec::new();
+    let mut line = 0;
+    loop {
+        line += 1;
+        match next_line(&mut input, &mut raw) {
+            Ok(None) => break,
+            Ok(Some(true)) => {}
+            Ok(Some(false)) => {
+                out.push(Err(BadLine {
+                    line,
+                    msg: format!("line longer than {MAX_LINE} bytes: not an address"),
+                }));
+                continue;
+            }
             Err(e) => {
                 out.push(Err(BadLine {
                     line,
@@ -38,7 +81,7 @@ pub fn read_addresses(input: impl BufRead) -> Vec<Result<(usize, IpNet), BadLine
                 }));
                 break;
             }
-        };
+        }
         let Ok(text) = std::str::from_utf8(&raw) else {
             out.push(Err(BadLine {
                 line,
@@ -50,10 +93,9 @@ pub fn read_addresses(input: impl BufRead) -> Vec<Result<(usize, IpNet), BadLine
         if text.is_empty() {
             continue;
         }
-        let parsed = parse_net(text).ok();
-        out.push(match parsed {
-            Some(net) => Ok((line, net)),
-            None => Err(BadLine {
+        out.push(match parse_net(text) {
+            Ok(net) => Ok((line, net)),
+            Err(_) => Err(BadLine {
                 line,
                 msg: format!(
                     "not an address or network: `{}`",
@@ -287,6 +329,20 @@ mod tests {
                 Ok((5, "2001:db8::1".into())),
                 Ok((6, "2001:db8:5::/48".into())),
             ]
+        );
+    }
+
+    #[test]
+    fn a_huge_line_is_refused_without_being_held_and_reading_goes_on() {
+        let mut text = vec![b'1'; 10 << 20];
+        text.extend_from_slice(b"\n192.0.2.1\n");
+        text.extend_from_slice(&vec![b'x'; MAX_LINE + 1]);
+        let got = lines_b(&text);
+        assert_eq!(got, vec![Err(1), Ok((2, "192.0.2.1".into())), Err(3)]);
+        let exact = format!("{}\n", "#".repeat(MAX_LINE));
+        assert!(
+            lines(&exact).is_empty(),
+            "a line of exactly the limit is read"
         );
     }
 

@@ -357,3 +357,25 @@ fn mapped_ipv6_addresses_are_the_ipv4_hosts_they_name() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("connected from"));
 }
+
+#[test]
+fn endless_or_huge_input_is_refused_with_a_short_error() {
+    let out = ampere().args(["-c", "/dev/zero", "-t"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/dev/zero: larger than 1024 KiB"), "{err}");
+    let s = Setup::new(None, "");
+    let input = format!("{}\n203.0.113.5\n", "1".repeat(10 << 20));
+    let (code, _, err) = s.run(&["-a"], &input);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("stdin:1: line longer than 4096 bytes"),
+        "{err}"
+    );
+    assert!(
+        err.len() < 1000,
+        "the error echoes the line: {} bytes",
+        err.len()
+    );
+    assert_eq!(s.stored(), ["203.0.113.5"], "the next line is still read");
+}

@@ -20,6 +20,11 @@ use crate::score::Weights;
 
 pub const DEFAULT_PATH: &str = "/etc/ampere/ampere.cfg";
 
+/// A config file larger than this is refused unread (`-c /dev/zero` must not exhaust memory).
+const MAX_FILE: u64 = 1 << 20;
+/// A longer line is refused without echoing it.
+const MAX_LINE: usize = 4096;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RuleTarget {
     Drop,
@@ -196,7 +201,12 @@ pub struct Loaded {
 /// default path may be missing (defaults apply, with a warning), as with the original.
 pub fn load(path: &Path, explicit: bool) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
-    match std::fs::read(path) {
+    match read_bounded(path) {
+        Ok(bytes) if bytes.len() as u64 > MAX_FILE => Err(ConfigError {
+            file,
+            line: 0,
+            msg: format!("larger than {} KiB: not a config file", MAX_FILE / 1024),
+        }),
         Ok(bytes) => parse(&bytes, &file),
         Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Ok(Loaded {
             config: Config::default(),
@@ -208,6 +218,16 @@ pub fn load(path: &Path, explicit: bool) -> Result<Loaded, ConfigError> {
             msg: format!("cannot read: {e}"),
         }),
     }
+}
+
+/// At most `MAX_FILE` + 1 bytes of the file, so that a larger one is recognised.
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 pub fn parse(bytes: &[u8], file: &str) -> Result<Loaded, ConfigError> {
@@ -227,6 +247,9 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Loaded, ConfigError> {
             msg,
         };
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.len() > MAX_LINE {
+            return Err(err(format!("line longer than {MAX_LINE} bytes")));
+        }
         let text = std::str::from_utf8(raw)
             .map_err(|_| err(format!("not valid UTF-8: `{}`", log::printable(raw))))?;
         let Some((key, value)) = split_line(text).map_err(err)? else {

@@ -466,3 +466,26 @@ fn the_documentation_names_every_key_and_no_other() {
         }
     }
 }
+
+#[test]
+fn an_endless_or_huge_file_is_refused_without_echoing_it() {
+    let e = load(std::path::Path::new("/dev/zero"), true).err().unwrap();
+    assert!(e.to_string().contains("larger than 1024 KiB"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.cfg");
+    std::fs::write(&big, format!("pass = 1\nuser = {}\n", "a".repeat(10 << 20))).unwrap();
+    let e = load(&big, true).err().unwrap();
+    assert!(
+        e.to_string().len() < 200,
+        "the error echoes the file: {} bytes",
+        e.to_string().len()
+    );
+    let long = dir.path().join("long.cfg");
+    std::fs::write(&long, format!("pass = 1\nuser = {}\n", "a".repeat(5000))).unwrap();
+    let e = load(&long, true).err().unwrap();
+    assert_eq!(e.line, 2, "{e}");
+    assert!(
+        e.to_string().contains("line longer than 4096 bytes") && e.to_string().len() < 200,
+        "{e}"
+    );
+}
