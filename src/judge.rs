@@ -14,6 +14,7 @@ pub struct Judge {
     pub engine: Engine,
     /// Event kinds already warned about for a bad RemoteAddress (one bit each).
     warned_bad_address: u32,
+    warned_duplicate: bool,
 }
 
 impl Judge {
@@ -22,14 +23,15 @@ impl Judge {
             matcher: Matcher::new(),
             engine: Engine::new(cfg),
             warned_bad_address: 0,
+            warned_duplicate: false,
         }
     }
 
-    /// Forgets every penalty and warning but keeps the compiled pattern (the fuzz target
-    /// starts each input from scratch; compiling per input would starve it).
+    /// Forgets every penalty but keeps the compiled pattern and what was warned about (the
+    /// fuzz target starts each input from scratch; compiling or logging per input would
+    /// starve it).
     pub fn reset(&mut self, cfg: &Config) {
         self.engine = Engine::new(cfg);
-        self.warned_bad_address = 0;
     }
 
     /// Scores `m` at `now` (seconds, any monotonic origin). None for anything that is not a
@@ -39,7 +41,7 @@ impl Judge {
             Parsed::Other => None,
             Parsed::Duplicate => {
                 self.engine.counters.duplicate_headers += 1;
-                if self.engine.counters.duplicate_headers == 1 {
+                if !std::mem::replace(&mut self.warned_duplicate, true) {
                     crate::warn!("a message with a header Ampere reads given twice was dropped (counted from now on, not logged)");
                 }
                 None
