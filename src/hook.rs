@@ -1,7 +1,13 @@
 //! `onban` / `onunban` programs (mail, chat notifications). Started with execve and an
 //! argument vector, never a shell; the loop never waits for them: finished ones are reaped
-//! on each turn and one that runs past `hook_timeout` is killed.
+//! on each turn, and one that runs past `hook_timeout` is killed with every process it
+//! started (it runs in a process group of its own).
+//!
+//! The attacker's AccountID reaches a hook escaped for printing, in `AMPERE_ACCOUNT`, and as
+//! the third argument with a leading `-` written `\x2d`, so that it can never be taken for
+//! an option.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -13,6 +19,7 @@ const MAX_RUNNING: usize = 16;
 
 struct Running {
     child: Child,
+    started: Instant,
     deadline: Instant,
     what: String,
 }
@@ -47,18 +54,28 @@ impl Hooks {
     /// `onban ADDRESS EVENT ACCOUNT` (the account already escaped for printing).
     pub fn banned(&mut self, addr: &str, event: &str, account: &str) {
         if let Some(p) = self.onban.clone() {
-            self.spawn(&p, &[addr, event, account]);
+            let arg = match account.strip_prefix('-') {
+                Some(rest) => format!("\\x2d{rest}"),
+                None => account.to_string(),
+            };
+            let env = [
+                ("AMPERE_ADDRESS", addr),
+                ("AMPERE_EVENT", event),
+                ("AMPERE_ACCOUNT", account),
+            ];
+            self.spawn(&p, &[addr, event, &arg], &env);
         }
     }
 
     /// `onunban ADDRESS REASON` (`expired` or `manual`).
     pub fn unbanned(&mut self, addr: &str, reason: &str) {
         if let Some(p) = self.onunban.clone() {
-            self.spawn(&p, &[addr, reason]);
+            let env = [("AMPERE_ADDRESS", addr), ("AMPERE_REASON", reason)];
+            self.spawn(&p, &[addr, reason], &env);
         }
     }
 
-    fn spawn(&mut self, prog: &Path, args: &[&str]) {
+    fn spawn(&mut self, prog: &Path, args: &[&str], env: &[(&str, &str)]) {
         self.reap();
         let what = format!("{} {}", prog.display(), args.join(" "));
         if self.running.len() >= MAX_RUNNING {
@@ -68,13 +85,17 @@ impl Hooks {
         }
         let spawned = crate::exec::command(prog)
             .args(args)
+            .envs(env.iter().copied())
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn();
+        let now = Instant::now();
         match spawned {
             Ok(child) => self.running.push(Running {
                 child,
-                deadline: Instant::now() + self.timeout,
+                started: now,
+                deadline: now + self.timeout,
                 what,
             }),
             Err(e) => crate::error!("cannot run hook {what}: {e}"),
@@ -93,10 +114,11 @@ impl Hooks {
             }
             Ok(None) if now >= r.deadline => {
                 crate::warn!(
-                    "hook `{}` still running after {:?}: killed",
+                    "hook `{}` still running after {:.1}s: killed with its children",
                     r.what,
-                    r.deadline - now
+                    (now - r.started).as_secs_f64()
                 );
+                crate::sys::kill_group(r.child.id());
                 let _ = r.child.kill();
                 let _ = r.child.wait();
                 false

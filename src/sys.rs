@@ -104,6 +104,17 @@ impl Drop for SignalPipe {
     }
 }
 
+/// SIGKILL to every process of the group `pgid` (a hook and whatever it started).
+pub fn kill_group(pgid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    if pgid > 1 {
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+}
+
 pub const POLLIN: i16 = libc::POLLIN;
 pub const POLLOUT: i16 = libc::POLLOUT;
 

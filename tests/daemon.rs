@@ -954,3 +954,40 @@ fn ban_addrs_any(setup: &Setup) -> Vec<String> {
     v.sort();
     v
 }
+
+#[test]
+fn a_killed_hook_takes_its_children_along_and_an_account_is_never_an_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hook.out");
+    let onban = dir.path().join("onban");
+    // A shell hook whose child outlives a kill of the shell alone.
+    std::fs::write(
+        &onban,
+        format!(
+            "#!/bin/sh\nprintf '[%s] [%s]\\n' \"$3\" \"$AMPERE_ACCOUNT\" >> {o}\nsleep 31.4159\n",
+            o = out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&onban, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let server = AmiServer::start(vec![Plan::Custom(
+        crf("IPV4/UDP/198.51.100.62/5060", "-rf /").repeat(15),
+    )]);
+    let setup = Setup::new(
+        Some(server.addr),
+        &format!("onban = {}\nhook_timeout = 1\n", onban.display()),
+    );
+    let d = setup.spawn();
+    wait_for(10, "the hook", || out.exists());
+    wait_for(10, "the hook killed", || setup.log().contains("killed"));
+    let log = setup.log();
+    assert!(
+        log.contains("still running after 1."),
+        "the time it ran: {log}"
+    );
+    let alive = || sh(&["pgrep", "-f", "sleep 31.4159"]).0;
+    wait_for(5, "its child gone too", || !alive());
+    assert_eq!(d.stop(), 0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text, "[\\x2drf /] [-rf /]\n");
+}
