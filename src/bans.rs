@@ -199,23 +199,38 @@ impl Bans {
         applied
     }
 
-    /// Puts `bans` in the firewall in one batch; if the batch fails, each on its own, so that
-    /// one bad entry does not cost the others their ban.
+    /// Puts `bans` in the firewall, one batch per address family (each all or nothing); if
+    /// a family's batch fails, each of its bans on its own, so that one bad entry does not
+    /// cost the others their ban. A batch that took effect is never applied again: with a
+    /// mixed batch and the IPv6 chain gone, the IPv4 rules must not be inserted twice.
     fn apply(&self, bans: &[Ban], now: i64) -> Vec<Result<(), FwError>> {
-        if bans.is_empty() {
-            return Vec::new();
-        }
-        match self.fw.ban_many(bans, now) {
-            Ok(()) => bans.iter().map(|_| Ok(())).collect(),
-            Err(e) if bans.len() > 1 => {
-                warn!(
-                    "batch of {} bans failed ({e}); applying them one by one",
-                    bans.len()
-                );
-                bans.iter().map(|b| self.fw.ban(b, now)).collect()
+        let mut results: Vec<Option<Result<(), FwError>>> = bans.iter().map(|_| None).collect();
+        for v6 in [false, true] {
+            let idx: Vec<usize> = (0..bans.len())
+                .filter(|&i| crate::addr::is_v6(&bans[i].net) == v6)
+                .collect();
+            if idx.is_empty() {
+                continue;
             }
-            Err(e) => vec![Err(e)],
+            let group: Vec<Ban> = idx.iter().map(|&i| bans[i].clone()).collect();
+            match self.fw.ban_many(&group, now) {
+                Ok(()) => idx.iter().for_each(|&i| results[i] = Some(Ok(()))),
+                Err(e) if group.len() > 1 => {
+                    warn!(
+                        "batch of {} bans failed ({e}); applying them one by one",
+                        group.len()
+                    );
+                    for &i in &idx {
+                        results[i] = Some(self.fw.ban(&bans[i], now));
+                    }
+                }
+                Err(e) => results[idx[0]] = Some(Err(e)),
+            }
         }
+        results
+            .into_iter()
+            .map(|r| r.expect("every ban has a family"))
+            .collect()
     }
 
     /// An admin's `-a`: recorded (permanent) first, then one firewall command each. An active

@@ -135,11 +135,11 @@ impl Rig {
 }
 
 #[test]
-fn a_burst_is_one_transaction_and_one_firewall_call() {
+fn a_burst_is_one_transaction_and_one_firewall_call_per_family() {
     let mut r = rig("");
     let applied = r.flush(&["192.0.2.1", "192.0.2.2", "2001:db8::1"], T0);
     assert_eq!(applied, ["192.0.2.1", "192.0.2.2", "2001:db8::1"]);
-    assert_eq!(r.calls(), ["ban 192.0.2.1 192.0.2.2 2001:db8::1"]);
+    assert_eq!(r.calls(), ["ban 192.0.2.1 192.0.2.2", "ban 2001:db8::1"]);
     assert_eq!(r.stored(), r.held());
     assert_eq!(r.bans.counters.bans, 3);
     assert_eq!(r.bans.pending(), 0);
@@ -185,6 +185,32 @@ fn a_failed_batch_is_retried_ban_by_ban_and_a_refused_ban_stays_recorded() {
     r.kernel.0.borrow_mut().refuse.clear();
     assert_eq!(r.bans.restore(T0 + 5).unwrap(), 3);
     assert_eq!(r.held(), r.stored());
+}
+
+#[test]
+fn a_family_that_fails_never_makes_the_other_apply_twice() {
+    // The IPv6 chain is gone: the IPv4 half of a mixed batch went in and is not retried.
+    let mut r = rig("");
+    r.kernel.0.borrow_mut().refuse = vec![
+        parse_net("2001:db8::1").unwrap(),
+        parse_net("2001:db8::2").unwrap(),
+    ];
+    let applied = r.flush(
+        &["192.0.2.1", "2001:db8::1", "192.0.2.2", "2001:db8::2"],
+        T0,
+    );
+    assert_eq!(applied, ["192.0.2.1", "192.0.2.2"]);
+    assert_eq!(
+        r.calls(),
+        [
+            "ban 192.0.2.1 192.0.2.2",
+            "ban 2001:db8::1 2001:db8::2",
+            "ban 2001:db8::1",
+            "ban 2001:db8::2"
+        ]
+    );
+    assert_eq!(r.held(), ["192.0.2.1", "192.0.2.2"], "each rule once");
+    assert_eq!(r.bans.counters.firewall_errors, 2);
 }
 
 #[test]
