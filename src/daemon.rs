@@ -185,6 +185,9 @@ impl Daemon {
             self.next_stats = Some(now + Duration::from_secs(self.cfg.stats_interval));
         }
         self.link.tick(now);
+        // The AMI host as this connection resolved it is never banned, also when it is a
+        // name that did not resolve at start.
+        self.judge.engine.set_ami_peer(self.link.peer());
     }
 
     fn on_ami(&mut self, revents: i16, buf: &mut [u8]) {

@@ -109,6 +109,8 @@ pub struct Engine {
     services: Vec<String>,
     guard: Guard,
     ban_unknown_account: bool,
+    /// The address of the AMI connection, protected like the AMI host.
+    ami_peer: Option<IpAddr>,
     /// Keyed per process: an attacker who picks account names cannot make two collide.
     accounts: RandomState,
     pub counters: Counters,
@@ -124,6 +126,7 @@ impl Engine {
             services: Vec::new(),
             guard: Guard::new(&[], &cfg.host),
             ban_unknown_account: false,
+            ami_peer: None,
             accounts: RandomState::new(),
             counters: Counters::default(),
         };
@@ -137,7 +140,9 @@ impl Engine {
         self.limit = cfg.limit();
         self.findtime = cfg.findtime;
         self.services = cfg.services.clone();
+        let peer = self.ami_peer;
         self.guard = Guard::new(&cfg.trust, &cfg.host);
+        self.guard.set_peer(peer);
         self.ban_unknown_account = cfg.ban_unknown_account;
     }
 
@@ -147,6 +152,14 @@ impl Engine {
             return 0;
         }
         (self.accounts.hash_one(account) as u32).max(1)
+    }
+
+    /// The address Ampere is connected to for AMI (resolved anew at each connect).
+    pub fn set_ami_peer(&mut self, peer: Option<IpAddr>) {
+        if peer != self.ami_peer {
+            self.ami_peer = peer;
+            self.guard.set_peer(peer);
+        }
     }
 
     pub fn table(&self) -> &PenaltyTable {

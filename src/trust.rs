@@ -8,6 +8,9 @@ use crate::addr::canonical;
 
 pub struct Guard {
     nets: Vec<IpNet>,
+    /// The address Ampere is connected to for AMI now: never banned, even when the AMI host
+    /// is a name that did not resolve when the guard was made.
+    peer: Option<IpAddr>,
 }
 
 impl Guard {
@@ -23,7 +26,11 @@ impl Guard {
         if let Ok(addrs) = (ami_host, 0).to_socket_addrs() {
             nets.extend(addrs.map(|a| IpNet::from(canonical(a.ip()))));
         }
-        Guard { nets }
+        Guard { nets, peer: None }
+    }
+
+    pub fn set_peer(&mut self, peer: Option<IpAddr>) {
+        self.peer = peer.map(canonical);
     }
 
     /// Every protected network: loopback, the AMI host, the trusted ones.
@@ -32,8 +39,11 @@ impl Guard {
     }
 
     /// The protected network that covers `ip` (already canonical: see `SecurityEvent`).
-    pub fn protects(&self, ip: IpAddr) -> Option<&IpNet> {
-        self.nets.iter().find(|n| n.contains(&ip))
+    pub fn protects(&self, ip: IpAddr) -> Option<IpNet> {
+        if self.peer == Some(ip) {
+            return Some(IpNet::from(ip));
+        }
+        self.nets.iter().find(|n| n.contains(&ip)).copied()
     }
 
     /// A protected network that overlaps `net` (banning `net` would ban part of it).

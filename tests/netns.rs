@@ -156,6 +156,7 @@ impl TestNet {
 
 impl Drop for TestNet {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.pbx));
         let _ = sh(&["ip", "netns", "del", &self.pbx]);
         let _ = sh(&["ip", "netns", "del", &self.atk]);
     }
@@ -239,6 +240,17 @@ fn nft_bans_beyond_its_timeout_ceiling_and_overlapping_ones_never_fail_a_start()
 #[test]
 fn a_mixed_batch_with_the_ipv6_chain_gone_inserts_each_ipv4_rule_once() {
     TestNet::create().run_inner("inner_mixed_batch");
+}
+
+#[test]
+fn the_ami_host_named_in_the_config_is_never_banned_even_if_it_resolved_late() {
+    let net = TestNet::create();
+    // `ip netns exec` puts /etc/netns/<ns>/hosts over /etc/hosts: the name does not resolve
+    // yet; the inner test adds it while Ampere is retrying.
+    let dir = format!("/etc/netns/{}", net.pbx);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(format!("{dir}/hosts"), "127.0.0.1 localhost\n").unwrap();
+    net.run_inner("inner_ami_host_by_name");
 }
 
 #[test]
@@ -1629,5 +1641,56 @@ fn inner_mixed_batch() {
     );
     // Expiry lifts them: nothing of them outlives the ban.
     wait_for(10, "expiry", || rules("iptables").is_empty());
+    assert_eq!(d.stop(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// The AMI host by name
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see the_ami_host_named_in_the_config_is_never_banned_even_if_it_resolved_late)"]
+fn inner_ami_host_by_name() {
+    if inside().is_none() {
+        return;
+    }
+    setup_chain();
+    let (tx, rx) = mpsc::channel();
+    let server = AmiServer::start_on(
+        &format!("{PBX4}:0"),
+        vec![Plan::Feed(Arc::new(Mutex::new(rx)))],
+        Duration::ZERO,
+    );
+    let real = "iptables = /usr/sbin/iptables\nip6tables = /usr/sbin/ip6tables\n\
+                iptables_restore = /usr/sbin/iptables-restore\nip6tables_restore = /usr/sbin/ip6tables-restore\n";
+    let setup = Setup::new(Some(server.addr), &format!("{real}host = ami.test\n"));
+    let d = setup.spawn();
+    wait_for(10, "a failed lookup", || {
+        setup.log().contains("cannot resolve AMI host ami.test")
+    });
+    std::fs::write(
+        "/etc/hosts",
+        format!("127.0.0.1 localhost\n{PBX4} ami.test\n"),
+    )
+    .unwrap();
+    wait_for(10, "the login", || setup.log().contains("logged in to AMI"));
+    // Failures from the AMI host's own address (a PBX that is its own SIP client), and
+    // from an attacker.
+    for e in fixture_events("pjsip-wrong-password.ami", &[("10.99.1.2", PBX4)]) {
+        tx.send(e).unwrap();
+    }
+    for e in fixture_events("pjsip-svmap.ami", &[("203.0.113.2", ATK4)]) {
+        tx.send(e).unwrap();
+    }
+    wait_for(10, "the attacker's ban", || {
+        rules("iptables").contains(&ATK4.to_string())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        rules("iptables"),
+        [ATK4],
+        "the AMI host was banned:\n{}",
+        setup.log()
+    );
+    assert_eq!(setup.stored(), [ATK4]);
     assert_eq!(d.stop(), 0);
 }

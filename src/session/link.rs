@@ -91,6 +91,8 @@ pub struct Counters {
 /// The connection to Asterisk: at most one session, and when to try again without one.
 pub struct Link {
     conn: Option<(TcpStream, Session)>,
+    /// Where `conn` goes.
+    peer: std::net::IpAddr,
     next_connect: Instant,
     backoff: Backoff,
     seq: u64,
@@ -111,6 +113,7 @@ impl Link {
     pub fn new(settings: Settings) -> Link {
         Link {
             conn: None,
+            peer: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             next_connect: Instant::now(),
             backoff: Backoff::new(settings.reconnect_min, settings.reconnect_max),
             seq: 0,
@@ -132,6 +135,11 @@ impl Link {
 
     pub fn connected(&self) -> bool {
         self.conn.is_some()
+    }
+
+    /// The address connected to, while connected (the AMI host as resolved at this connect).
+    pub fn peer(&self) -> Option<std::net::IpAddr> {
+        self.conn.as_ref().map(|_| self.peer)
     }
 
     /// Whether a session is logged in, so that Ampere sees Asterisk's security events.
@@ -206,6 +214,7 @@ impl Link {
                     self.seq += 1;
                     let session = Session::new(self.settings.clone(), self.seq, Instant::now());
                     self.conn = Some((stream, session));
+                    self.peer = a.ip();
                     return;
                 }
                 Err(e) => last_err = format!("{a}: {e}"),
