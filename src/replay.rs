@@ -168,6 +168,38 @@ mod tests {
     }
 
     #[test]
+    fn a_guesser_once_a_minute_is_banned_whatever_the_one_off_noise() {
+        // 6,000 one-off wrong passwords a minute from other addresses (cheap with spoofed
+        // UDP sources) against a table of 4,096, and one guess a minute: banned at the
+        // third. With least-recently-seen eviction the noise pushed it out every minute.
+        let cfg = crate::config::parse(b"", "t").unwrap().config;
+        let ev = |kind: &str, addr: &str, minute: u32, i: u32| {
+            format!(
+                "Event: {kind}\r\nEventTV: 2026-11-23T09:{minute:02}:{:02}.000+0000\r\nService: PJSIP\r\nAccountID: 1001\r\nRemoteAddress: IPV4/UDP/{addr}/5060\r\n\r\n",
+                i % 60
+            )
+        };
+        let mut data = String::new();
+        let mut next = 0u32;
+        for minute in 0..5 {
+            for i in 0..6000 {
+                let a = format!("10.{}.{}.{}", next >> 16, (next >> 8) & 255, next & 255);
+                data.push_str(&ev("ChallengeResponseFailed", &a, minute, i));
+                next += 1;
+            }
+            data.push_str(&ev("ChallengeSent", "198.51.100.9", minute, 59));
+            data.push_str(&ev("ChallengeResponseFailed", "198.51.100.9", minute, 59));
+        }
+        let o = replay(&cfg, data.as_bytes(), &mut std::io::sink()).unwrap();
+        assert_eq!(
+            o.bans,
+            ["198.51.100.9".parse::<IpAddr>().unwrap()],
+            "{}",
+            o.summary
+        );
+    }
+
+    #[test]
     fn event_tv_parses_with_offset() {
         assert_eq!(event_tv(b"1970-01-01T00:00:00.000+0000"), Some(0));
         assert_eq!(

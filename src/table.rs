@@ -60,6 +60,11 @@ struct Slot {
 }
 
 impl Slot {
+    /// Eviction order: the smallest goes first (see `evict_one`).
+    fn rank(&self) -> (bool, u32, u32) {
+        (self.ok_accts != 0, self.penalty, self.seen)
+    }
+
     fn host(&self) -> Host {
         Host {
             penalty: self.penalty,
@@ -243,8 +248,11 @@ impl PenaltyTable {
         self.len -= 1;
     }
 
-    /// Approximate LRU: a clock hand walks the slots; among the next few occupied ones the
-    /// least recently seen (then lowest penalty) goes.
+    /// A clock hand walks the slots; among the next few occupied ones the least valuable
+    /// goes: a host no account ever logged in from before one that did (a phone's memory of
+    /// its login keeps its keepalives free), then the lowest penalty (a guesser one step
+    /// from a ban outlives any amount of one-off noise), then the least recently seen.
+    /// Decay is not looked at: a decayed host keeps its rank until it is seen again.
     fn evict_one(&mut self) {
         let mut victim: Option<usize> = None;
         let mut seen_occupied = 0;
@@ -256,7 +264,7 @@ impl PenaltyTable {
                     None => true,
                     Some(v) => {
                         let b = &self.slots[v];
-                        (s.seen, s.penalty) < (b.seen, b.penalty)
+                        s.rank() < b.rank()
                     }
                 };
                 if better {
@@ -399,6 +407,35 @@ mod tests {
             .count();
         assert!(newcomers_kept >= 490, "{newcomers_kept}");
         assert_eq!(t.bytes(), slots_before);
+    }
+
+    #[test]
+    fn a_patient_guesser_and_a_logged_in_phone_outlive_any_amount_of_one_off_noise() {
+        let mut t = PenaltyTable::new(4096);
+        let guesser: IpAddr = "198.51.100.9".parse().unwrap();
+        let phone: IpAddr = "10.99.1.2".parse().unwrap();
+        t.put(
+            phone,
+            Host {
+                ok_accts: 6,
+                ..Host::default()
+            },
+            0,
+        );
+        let mut next = 0x0b00_0000u32;
+        for minute in 0..60u64 {
+            // 6,000 one-off events a minute from addresses never seen again...
+            for _ in 0..6000 {
+                t.set(v4(next), 1, minute * 60);
+                next += 1;
+            }
+            // ...and one more guess a minute (a challenge and a wrong answer: 5 points).
+            let p = t.host(guesser).map_or(0, |h| h.penalty);
+            t.set(guesser, p + 5, minute * 60 + 59);
+            assert!(t.len() <= t.capacity());
+        }
+        assert_eq!(t.get(guesser).map(|(p, _)| p), Some(300));
+        assert!(t.host(phone).is_some_and(|h| h.ok_accts == 6));
     }
 
     #[test]
