@@ -67,8 +67,12 @@ impl Ban {
         }
     }
 
-    /// Seconds left at `now` for a kernel timeout (None = permanent, else at least 1).
+    /// Seconds left at `now` for a kernel timeout (None = permanent, else at least 1). None
+    /// too while the wall clock is not set: Ampere lifts the ban itself once it is.
     pub fn timeout(&self, now: i64) -> Option<u64> {
+        if !clock::is_set(now) {
+            return None;
+        }
         clock::remaining(self.expires, now)
     }
 

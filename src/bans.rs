@@ -363,10 +363,11 @@ impl Bans {
     pub fn timers(&mut self, epoch: impl FnOnce() -> i64) -> Vec<IpNet> {
         let now = Instant::now();
         let mut lifted = Vec::new();
+        // Nothing expires by a clock that has not been set (it reads 1970).
         let due = self
             .next_expiry
             .map(|e| (e, epoch()))
-            .filter(|&(e, t)| e <= t);
+            .filter(|&(e, t)| e <= t && clock::is_set(t));
         if let Some((_, t)) = due {
             lifted = self.expire(t);
         } else if now >= self.expiry_read + EXPIRY_REFRESH {
@@ -379,6 +380,20 @@ impl Bans {
             }
         }
         lifted
+    }
+
+    /// The wall clock jumped from "not set" (1970) by `delta` seconds: bans made meanwhile
+    /// get their real times, so that they neither expire at once nor last decades.
+    pub fn clock_was_set(&mut self, delta: i64) {
+        self.wrote();
+        match self.store.shift_times_before(clock::NOT_BEFORE, delta) {
+            Ok(n) => info!("the wall clock was set ({delta:+} s): {n} ban(s) made before re-timed"),
+            Err(e) => {
+                self.counters.store_errors += 1;
+                error!("{e}");
+            }
+        }
+        self.read_next_expiry();
     }
 
     pub fn active_count(&self) -> i64 {

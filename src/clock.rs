@@ -3,6 +3,16 @@
 
 use crate::sys;
 
+/// The date of this source (2026-11-01). A wall clock before it has not been set yet: a
+/// router without a real-time clock boots in 1970 and learns the time from NTP later. Until
+/// then no ban expires and the kernel gets no timeouts (they would be measured against
+/// 1970); bans made meanwhile are re-timed when the clock jumps (`Bans::clock_was_set`).
+pub const NOT_BEFORE: i64 = 1_793_491_200;
+
+pub fn is_set(epoch: i64) -> bool {
+    epoch >= NOT_BEFORE
+}
+
 pub fn now_epoch() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -45,6 +55,13 @@ mod tests {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 2, 29) * 86_400, 951_782_400);
         assert_eq!(days_from_civil(2026, 11, 23), 20_780);
+    }
+
+    #[test]
+    fn the_clock_is_set_from_the_date_of_this_source_on() {
+        assert_eq!(NOT_BEFORE, days_from_civil(2026, 11, 1) * 86_400);
+        assert!(!is_set(60) && !is_set(NOT_BEFORE - 1) && is_set(NOT_BEFORE));
+        assert!(is_set(now_epoch()), "this machine's clock");
     }
 
     #[test]

@@ -47,7 +47,14 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     let fw = firewall::backend(&cfg);
     fw.prepare().map_err(|e| e.to_string())?;
     let mut bans = Bans::open(&cfg, fw)?;
-    let restored = bans.restore(clock::now_epoch())?;
+    let now = clock::now_epoch();
+    if !clock::is_set(now) {
+        warn!(
+            "the wall clock is not set ({}): no ban expires and the kernel gets no timeouts until it is; bans made meanwhile are re-timed then",
+            clock::format_time(now)
+        );
+    }
+    let restored = bans.restore(now)?;
     info!("chain flushed, {restored} stored ban(s) restored");
     let mut d = Daemon {
         judge: Judge::new(&cfg),
@@ -64,6 +71,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
             BlindGuard::new(rate, burst, Guard::new(&cfg.trust, &cfg.host).networks())
         }),
         guard_up: false,
+        unset_clock: (!clock::is_set(now)).then(|| (Instant::now(), now)),
         signals,
         cfg,
     };
@@ -94,6 +102,9 @@ struct Daemon {
     blind: Option<BlindGuard>,
     /// ...and whether it is up.
     guard_up: bool,
+    /// While the wall clock is not set: a monotonic instant and the wall clock then, to
+    /// tell by how much it jumps.
+    unset_clock: Option<(Instant, i64)>,
 }
 
 impl Daemon {
@@ -175,6 +186,14 @@ impl Daemon {
     }
 
     fn timers(&mut self) {
+        if let Some((at, wall)) = self.unset_clock {
+            let now = clock::now_epoch();
+            if clock::is_set(now) {
+                self.bans
+                    .clock_was_set(now - (wall + at.elapsed().as_secs() as i64));
+                self.unset_clock = None;
+            }
+        }
         for net in self.bans.timers(clock::now_epoch) {
             self.hooks.unbanned(&net_text(&net), "expired");
         }

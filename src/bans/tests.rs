@@ -90,13 +90,17 @@ fn rig(cfg: &str) -> Rig {
 }
 
 fn ban(addr: &str) -> Ban {
+    ban_at(addr, T0)
+}
+
+fn ban_at(addr: &str, now: i64) -> Ban {
     Ban::new(
         parse_net(addr).unwrap(),
         "InvalidPassword",
         "1001",
         15,
         Origin::Daemon,
-        T0,
+        now,
     )
 }
 
@@ -123,7 +127,7 @@ impl Rig {
     }
     fn flush(&mut self, addrs: &[&str], now: i64) -> Vec<String> {
         for a in addrs {
-            self.bans.queue(ban(a));
+            self.bans.queue(ban_at(a, now));
         }
         let cfg = self.cfg.clone();
         self.bans
@@ -259,6 +263,41 @@ fn restore_lifts_what_ended_while_down_and_restores_the_rest_with_remaining_time
     assert_eq!(r.bans.restore(T0 + 120).unwrap(), 1);
     assert_eq!(r.calls(), ["restore 192.0.2.2:Some(30)"]);
     assert_eq!(r.stored(), ["192.0.2.2"]);
+}
+
+#[test]
+fn a_clock_that_is_not_set_expires_nothing_and_bans_made_meanwhile_are_re_timed() {
+    let mut r = rig("bantime = 60\n");
+    // Booted without a real-time clock: 1970 plus a few minutes.
+    let boot = 300;
+    r.flush(&["192.0.2.1"], boot);
+    assert_eq!(
+        r.bans.timers(|| boot + 3600).len(),
+        0,
+        "nothing expires by a 1970 clock"
+    );
+    // A restore at 1970 gives the kernel no timeouts (not decades of them).
+    r.flush(&["192.0.2.2"], T0 + 200);
+    r.calls();
+    r.bans.restore(boot + 10).unwrap();
+    assert_eq!(r.calls(), ["restore 192.0.2.1:None 192.0.2.2:None"]);
+    // NTP sets the clock: 192.0.2.1 was banned 10 s before, by the monotonic clock.
+    let set = T0 + 100;
+    r.bans.clock_was_set(set - (boot + 10));
+    let b = r
+        .bans
+        .store()
+        .active()
+        .unwrap()
+        .into_iter()
+        .find(|b| b.net == parse_net("192.0.2.1").unwrap())
+        .unwrap();
+    assert_eq!((b.since, b.expires), (set - 10, Some(set + 50)));
+    assert!(r.bans.timers(|| set + 49).is_empty());
+    assert_eq!(
+        r.bans.timers(|| set + 50),
+        [parse_net("192.0.2.1").unwrap()]
+    );
 }
 
 #[test]

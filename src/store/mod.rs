@@ -205,6 +205,26 @@ impl Store {
             .query_i64("SELECT count(*) FROM bans WHERE active = 1")
     }
 
+    /// Moves the times of the bans made while the wall clock was not set (before `unset`) by
+    /// `delta` seconds, now that it is. Returns how many.
+    pub fn shift_times_before(&mut self, unset: i64, delta: i64) -> Result<usize> {
+        self.in_transaction(|db| {
+            let mut st = db.prepare(
+                "UPDATE bans SET last_ban = last_ban + ?1,
+                    first_ban = CASE WHEN first_ban < ?2 THEN first_ban + ?1 ELSE first_ban END,
+                    expires = expires + ?1
+                 WHERE last_ban < ?2 RETURNING 1",
+            )?;
+            st.bind_i64(1, delta)?;
+            st.bind_i64(2, unset)?;
+            let mut n = 0;
+            while st.step_row()? {
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
     /// Makes active temporary bans permanent (an admin's `-a` of one). Returns, per network,
     /// whether it was one.
     pub fn make_permanent(&mut self, nets: &[IpNet]) -> Result<Vec<bool>> {
