@@ -34,7 +34,15 @@ pub struct Counters {
     pub already_banned: u64,
     pub firewall_errors: u64,
     pub store_errors: u64,
+    /// Audits of the kernel against the database, bans they put back, entries nobody banned
+    /// they removed.
+    pub audits: u64,
+    pub repaired: u64,
+    pub strays_removed: u64,
 }
+
+/// The first retry of a failed firewall step; doubling up to the audit interval.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
 
 /// What became of one ban or unban an admin asked for.
 #[derive(Debug)]
@@ -61,6 +69,11 @@ pub struct Bans {
     /// checkpointed (synced): within CHECKPOINT_QUIET of the last ban, at most
     /// CHECKPOINT_MAX_DELAY after the first.
     unsynced: Option<(Instant, Instant)>,
+    /// When the kernel is next compared with the database and repaired: every
+    /// `audit_interval`, and sooner (backing off) after a firewall step failed.
+    audit_due: Instant,
+    audit_interval: Duration,
+    retry: Duration,
     pub counters: Counters,
 }
 
@@ -73,7 +86,111 @@ impl Bans {
             next_expiry: None,
             expiry_read: Instant::now(),
             unsynced: None,
+            audit_due: Instant::now() + Duration::from_secs(300),
+            audit_interval: Duration::from_secs(300),
+            retry: RETRY_FIRST,
             counters: Counters::default(),
+        }
+    }
+
+    pub fn set_audit_interval(&mut self, every: Duration) {
+        self.audit_interval = every;
+        self.audit_due = self.audit_due.min(Instant::now() + every);
+    }
+
+    /// A firewall step failed: audit (and so repair) soon, backing off while it keeps failing.
+    fn retry_soon(&mut self) {
+        self.audit_due = self.audit_due.min(Instant::now() + self.retry);
+        self.retry = (self.retry * 2).min(self.audit_interval);
+    }
+
+    /// Compares the kernel with the database and repairs both ways: a stored ban missing from
+    /// the kernel is put back (one batch), an entry in Ampere's chain or sets that no active
+    /// ban stands for is removed. If the chain, sets or table are gone, what Ampere owns is
+    /// made again and every ban put back; an iptables chain is the admin's: the error says
+    /// what to run.
+    pub fn audit(&mut self, now: i64) {
+        self.counters.audits += 1;
+        self.audit_due = Instant::now() + self.audit_interval;
+        let active = match self.store.active() {
+            Ok(a) => a,
+            Err(e) => {
+                self.counters.store_errors += 1;
+                error!("audit: {e}");
+                return;
+            }
+        };
+        let kernel = match self.fw.list() {
+            Ok(k) => k,
+            Err(e) => {
+                warn!("audit: cannot list the firewall ({e}); making it again");
+                let rebuilt = self
+                    .fw
+                    .prepare()
+                    .and_then(|()| self.fw.restore(&active, now));
+                match rebuilt {
+                    Ok(()) => {
+                        self.counters.repaired += active.len() as u64;
+                        self.retry = RETRY_FIRST;
+                        warn!(
+                            "audit: firewall made again, {} ban(s) put back",
+                            active.len()
+                        );
+                    }
+                    Err(e) => {
+                        self.counters.firewall_errors += 1;
+                        error!("audit: {e}");
+                        self.retry_soon();
+                    }
+                }
+                return;
+            }
+        };
+        let held: std::collections::HashSet<IpNet> = kernel.iter().copied().collect();
+        let stored: std::collections::HashSet<IpNet> = active.iter().map(|b| b.net).collect();
+        let missing: Vec<Ban> = active
+            .into_iter()
+            .filter(|b| !held.contains(&b.net))
+            .collect();
+        let mut failed = 0;
+        for (b, r) in missing.iter().zip(self.apply(&missing, now)) {
+            match r {
+                Ok(()) => {
+                    self.counters.repaired += 1;
+                    warn!(
+                        "audit: ban {} was missing from the kernel: put back",
+                        net_text(&b.net)
+                    );
+                }
+                Err(e) => {
+                    failed += 1;
+                    error!(
+                        "audit: ban {} missing from the kernel, and putting it back failed: {e}",
+                        net_text(&b.net)
+                    );
+                }
+            }
+        }
+        for net in kernel.iter().filter(|n| !stored.contains(n)) {
+            match self.fw.unban(net) {
+                Ok(()) => {
+                    self.counters.strays_removed += 1;
+                    warn!(
+                        "audit: {} was in the kernel without an active ban: removed",
+                        net_text(net)
+                    );
+                }
+                Err(e) => {
+                    failed += 1;
+                    error!("audit: removing {} failed: {e}", net_text(net));
+                }
+            }
+        }
+        self.counters.firewall_errors += failed;
+        if failed > 0 {
+            self.retry_soon();
+        } else {
+            self.retry = RETRY_FIRST;
         }
     }
 
@@ -156,15 +273,33 @@ impl Bans {
             }
         };
         let mut new = Vec::with_capacity(pending.len());
+        let mut known = Vec::new();
         for (b, fresh) in pending.into_iter().zip(fresh) {
             if fresh {
                 new.push(b);
             } else {
                 self.counters.already_banned += 1;
-                debug!("{} is already banned", net_text(&b.net));
+                known.push(b);
             }
         }
         let results = self.apply(&new, now);
+        // Events from an address banned in the database: the kernel did not drop them (a
+        // flushed chain, a lost set), unless they were on their way when it was banned. Make
+        // sure it holds the ban now (once per address; this batch's own bans are there).
+        let mut seen: std::collections::HashSet<IpNet> = new.iter().map(|b| b.net).collect();
+        for b in known.iter().filter(|b| seen.insert(b.net)) {
+            match self.fw.ensure(b, now) {
+                Ok(()) => debug!("{} is already banned", net_text(&b.net)),
+                Err(e) => {
+                    self.counters.firewall_errors += 1;
+                    error!(
+                        "{} is banned, but the firewall failed to hold it: {e}",
+                        net_text(&b.net)
+                    );
+                    self.retry_soon();
+                }
+            }
+        }
         let mut applied = Vec::with_capacity(new.len());
         for (b, result) in new.into_iter().zip(results) {
             let text = net_text(&b.net);
@@ -191,8 +326,9 @@ impl Bans {
                         self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
                     }
                     error!(
-                        "ban {text} recorded, but the firewall failed (restored at next start): {e}"
+                        "ban {text} recorded, but the firewall failed (retried by the audit): {e}"
                     );
+                    self.retry_soon();
                 }
             }
         }
@@ -266,7 +402,12 @@ impl Bans {
                         Err(e) => Err(e),
                     }
                 } else {
-                    return Outcome::Unchanged;
+                    // Active in the database: the kernel must hold it too (a killed `-a`
+                    // may have left it out).
+                    match self.fw.ensure(b, now) {
+                        Ok(()) => return Outcome::Unchanged,
+                        Err(e) => Err(e),
+                    }
                 };
                 match result {
                     Ok(()) => Outcome::Done,
@@ -352,6 +493,7 @@ impl Bans {
             expiry,
             Some(self.expiry_read + EXPIRY_REFRESH),
             self.checkpoint_due(),
+            Some(self.audit_due),
         ]
         .into_iter()
         .flatten()
@@ -368,10 +510,15 @@ impl Bans {
             .next_expiry
             .map(|e| (e, epoch()))
             .filter(|&(e, t)| e <= t && clock::is_set(t));
+        let mut epoch_now = None;
         if let Some((_, t)) = due {
             lifted = self.expire(t);
+            epoch_now = Some(t);
         } else if now >= self.expiry_read + EXPIRY_REFRESH {
             self.read_next_expiry();
+        }
+        if now >= self.audit_due {
+            self.audit(epoch_now.unwrap_or_else(clock::now_epoch));
         }
         if self.checkpoint_due().is_some_and(|t| now >= t) {
             self.unsynced = None;

@@ -47,6 +47,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     let fw = firewall::backend(&cfg);
     fw.prepare().map_err(|e| e.to_string())?;
     let mut bans = Bans::open(&cfg, fw)?;
+    bans.set_audit_interval(Duration::from_secs(cfg.audit_interval));
     let now = clock::now_epoch();
     if !clock::is_set(now) {
         warn!(
@@ -282,6 +283,9 @@ impl Daemon {
             duplicate_headers: c.duplicate_headers,
             firewall_errors: b.firewall_errors,
             store_errors: b.store_errors,
+            audits: b.audits,
+            repaired: b.repaired,
+            strays_removed: b.strays_removed,
             table_hosts: t.len(),
             table_capacity: t.capacity(),
             table_evictions: t.evictions(),
@@ -335,6 +339,8 @@ impl Daemon {
         }
         self.judge.engine.reconfigure(&new);
         self.hooks.reconfigure(&new);
+        self.bans
+            .set_audit_interval(Duration::from_secs(new.audit_interval));
         if new.statsfile.is_none() {
             self.next_stats = None;
         } else if self.next_stats.is_none() {

@@ -22,6 +22,10 @@ pub struct Stats {
     pub duplicate_headers: u64,
     pub firewall_errors: u64,
     pub store_errors: u64,
+    /// Audits of the kernel against the database; bans they put back; entries they removed.
+    pub audits: u64,
+    pub repaired: u64,
+    pub strays_removed: u64,
     pub table_hosts: usize,
     pub table_capacity: usize,
     pub table_evictions: u64,
@@ -53,7 +57,7 @@ impl Stats {
             .map(|(k, n)| format!("{}={n}", k.name()))
             .collect();
         format!(
-            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, duplicate headers {}, firewall errors {}, database errors {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {} blind warnings {}; table {}/{} hosts, {} evicted; last event {}",
+            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, duplicate headers {}, firewall errors {}, database errors {}; audits {} repaired {} strays removed {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {} blind warnings {}; table {}/{} hosts, {} evicted; last event {}",
             if events.is_empty() { "none".to_string() } else { events.join(" ") },
             self.bans,
             self.unbans,
@@ -64,6 +68,9 @@ impl Stats {
             self.duplicate_headers,
             self.firewall_errors,
             self.store_errors,
+            self.audits,
+            self.repaired,
+            self.strays_removed,
             if self.connected { "connected," } else { "disconnected," },
             self.logins,
             self.logins.saturating_sub(1),
@@ -181,6 +188,18 @@ impl Stats {
             &[
                 ("{why=\"bad_address\"}".to_string(), self.bad_address.to_string()),
                 ("{why=\"duplicate_header\"}".to_string(), self.duplicate_headers.to_string()),
+            ],
+        );
+        metric(
+            "audit_repairs_total",
+            "counter",
+            "Kernel entries the audit fixed: bans put back, entries without a ban removed.",
+            &[
+                ("{what=\"put_back\"}".to_string(), self.repaired.to_string()),
+                (
+                    "{what=\"removed\"}".to_string(),
+                    self.strays_removed.to_string(),
+                ),
             ],
         );
         metric(

@@ -254,6 +254,13 @@ fn the_ami_host_named_in_the_config_is_never_banned_even_if_it_resolved_late() {
 }
 
 #[test]
+fn a_flushed_chain_set_or_table_is_repaired_while_running() {
+    for backend in ["iptables", "ipset", "nft"] {
+        TestNet::create().run_inner(&format!("inner_repair_{backend}"));
+    }
+}
+
+#[test]
 fn namespaces_are_removed_on_drop_even_after_a_panic() {
     let names = std::panic::catch_unwind(|| {
         let net = TestNet::create();
@@ -1693,4 +1700,82 @@ fn inner_ami_host_by_name() {
     );
     assert_eq!(setup.stored(), [ATK4]);
     assert_eq!(d.stop(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Repair while running
+
+/// What an admin (or a firewall reload) does to Ampere's bans behind its back.
+fn break_firewall(backend: &str) {
+    match backend {
+        "iptables" => must(&["iptables", "-w", "-F", "ampere"]),
+        "ipset" => must(&["ipset", "flush", "ampere-v4"]),
+        _ => must(&["nft", "delete", "table", "inet", "ampere"]),
+    };
+}
+
+fn repair_scenario(backend: &str) {
+    let pbx = Pbx::new(&format!("backend = {backend}\naudit_interval = 1h\n"));
+    let d = pbx.setup.spawn();
+    pbx.logged_in(1);
+    let attack = |pbx: &Pbx| {
+        for e in fixture_events("pjsip-svmap.ami", &[("203.0.113.2", ATK4)]) {
+            pbx.send(&e);
+        }
+    };
+    attack(&pbx);
+    wait_for(5, "the ban", || in_kernel(backend, ATK4));
+    // The ban vanishes from the kernel; the attacker's next events cross the limit again:
+    // the database knows the ban, so the kernel is made to hold it at once.
+    break_firewall(backend);
+    assert!(!in_kernel(backend, ATK4));
+    attack(&pbx);
+    wait_for(5, "the ban put back after the attacker's events", || {
+        in_kernel(backend, ATK4)
+    });
+    // Again, with nobody attacking: the audit finds it (audit_interval now 2 s, on SIGHUP).
+    let cfg = std::fs::read_to_string(&pbx.setup.cfg).unwrap();
+    std::fs::write(
+        &pbx.setup.cfg,
+        cfg.replace("audit_interval = 1h", "audit_interval = 2"),
+    )
+    .unwrap();
+    d.signal("HUP");
+    wait_for(5, "the reload", || {
+        pbx.setup.log().contains("config reloaded")
+    });
+    break_firewall(backend);
+    let broken = Instant::now();
+    wait_for(10, "the audit's repair", || in_kernel(backend, ATK4));
+    println!(
+        "measured: {backend}: repaired {:.1} s after the firewall lost the ban",
+        broken.elapsed().as_secs_f64()
+    );
+    assert!(pbx.setup.log().contains("audit: "), "{}", pbx.setup.log());
+    assert_eq!(pbx.setup.stored(), [ATK4]);
+    assert_eq!(d.stop(), 0);
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see a_flushed_chain_set_or_table_is_repaired_while_running)"]
+fn inner_repair_iptables() {
+    if inside().is_some() {
+        repair_scenario("iptables");
+    }
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see a_flushed_chain_set_or_table_is_repaired_while_running)"]
+fn inner_repair_ipset() {
+    if inside().is_some() {
+        repair_scenario("ipset");
+    }
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see a_flushed_chain_set_or_table_is_repaired_while_running)"]
+fn inner_repair_nft() {
+    if inside().is_some() {
+        repair_scenario("nft");
+    }
 }

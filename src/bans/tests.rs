@@ -19,6 +19,8 @@ struct Kernel {
     fail_batches: bool,
     /// Fail any ban of these networks.
     refuse: Vec<IpNet>,
+    /// The table was deleted: listing fails until `prepare` makes it again.
+    gone: bool,
 }
 
 #[derive(Clone, Default)]
@@ -26,6 +28,7 @@ struct Fake(Rc<RefCell<Kernel>>);
 
 impl Backend for Fake {
     fn prepare(&self) -> FwResult<()> {
+        self.0.borrow_mut().gone = false;
         Ok(())
     }
     fn restore(&self, bans: &[Ban], now: i64) -> FwResult<()> {
@@ -41,6 +44,12 @@ impl Backend for Fake {
     fn ban(&self, b: &Ban, now: i64) -> FwResult<()> {
         self.ban_many(std::slice::from_ref(b), now)
     }
+    fn ensure(&self, b: &Ban, now: i64) -> FwResult<()> {
+        if self.0.borrow().held.contains(&b.net) {
+            return Ok(());
+        }
+        self.ban(b, now)
+    }
     fn ban_many(&self, bans: &[Ban], _now: i64) -> FwResult<()> {
         let mut k = self.0.borrow_mut();
         let nets: Vec<String> = bans.iter().map(|b| net_text(&b.net)).collect();
@@ -50,6 +59,13 @@ impl Backend for Fake {
         }
         k.held.extend(bans.iter().map(|b| b.net));
         Ok(())
+    }
+    fn list(&self) -> FwResult<Vec<IpNet>> {
+        let k = self.0.borrow();
+        if k.gone {
+            return Err(FwError::new(ErrorKind::MissingChain, "no such table"));
+        }
+        Ok(k.held.clone())
     }
     fn blind_guard(&self, _: Option<&crate::firewall::BlindGuard>) -> FwResult<()> {
         Ok(())
@@ -350,4 +366,64 @@ fn admin_add_and_remove_report_each_address() {
         "nothing to lift for an address not banned"
     );
     assert_eq!(r.held(), Vec::<String>::new());
+}
+
+#[test]
+fn the_audit_puts_back_what_the_kernel_lost_and_removes_what_nobody_banned() {
+    let mut r = rig("");
+    r.flush(&["192.0.2.1", "192.0.2.2"], T0);
+    {
+        // Someone flushed one rule and added another to Ampere's chain.
+        let mut k = r.kernel.0.borrow_mut();
+        k.held.retain(|n| *n != parse_net("192.0.2.1").unwrap());
+        k.held.push(parse_net("198.51.100.66").unwrap());
+    }
+    r.calls();
+    r.bans.audit(T0 + 1);
+    assert_eq!(r.held(), ["192.0.2.1", "192.0.2.2"]);
+    assert_eq!(r.calls(), ["ban 192.0.2.1", "unban 198.51.100.66"]);
+    let c = r.bans.counters;
+    assert_eq!((c.audits, c.repaired, c.strays_removed), (1, 1, 1));
+    // Nothing to do the next time.
+    r.bans.audit(T0 + 2);
+    assert!(r.calls().is_empty());
+}
+
+#[test]
+fn the_audit_makes_a_deleted_table_again_with_every_ban() {
+    let mut r = rig("");
+    r.flush(&["192.0.2.1", "2001:db8::1"], T0);
+    {
+        let mut k = r.kernel.0.borrow_mut();
+        k.gone = true;
+        k.held.clear();
+    }
+    r.calls();
+    r.bans.audit(T0 + 1);
+    assert_eq!(r.calls(), ["restore 192.0.2.1:None 2001:db8::1:None"]);
+    assert_eq!(r.held(), ["192.0.2.1", "2001:db8::1"]);
+}
+
+#[test]
+fn a_failed_firewall_step_is_retried_soon_and_an_event_from_a_banned_address_reapplies_it() {
+    let mut r = rig("");
+    r.bans.set_audit_interval(Duration::from_secs(300));
+    r.kernel.0.borrow_mut().refuse = vec![parse_net("192.0.2.1").unwrap()];
+    r.flush(&["192.0.2.1"], T0);
+    let soon = r.bans.next_wake(|| T0).unwrap();
+    assert!(
+        soon <= Instant::now() + RETRY_FIRST,
+        "retried within a second, not in 5 minutes"
+    );
+    r.kernel.0.borrow_mut().refuse.clear();
+    std::thread::sleep(RETRY_FIRST);
+    r.bans.timers(|| T0 + 1);
+    assert_eq!(r.held(), ["192.0.2.1"]);
+    // The chain loses it again; the address crosses the limit again: the ban is already in
+    // the database, so the kernel is made to hold it at once.
+    r.kernel.0.borrow_mut().held.clear();
+    r.calls();
+    assert!(r.flush(&["192.0.2.1"], T0 + 2).is_empty());
+    assert_eq!(r.calls(), ["ban 192.0.2.1"]);
+    assert_eq!(r.held(), ["192.0.2.1"]);
 }

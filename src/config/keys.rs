@@ -404,6 +404,14 @@ pub static KEYS: &[Key] = &[
         }
     ),
     key!(
+        "audit_interval",
+        Live,
+        "5m",
+        "1m",
+        |c, v| c.audit_interval = duration(v, 1)?,
+        |c| c.audit_interval
+    ),
+    key!(
         "ban_unknown_account",
         Live,
         "yes",

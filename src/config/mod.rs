@@ -109,6 +109,8 @@ pub struct Config {
     /// While Ampere is not logged in to AMI (blind): per-source packets/s and burst allowed
     /// on the SIP ports for untrusted sources; None = off.
     pub blind_guard: Option<(u32, u32)>,
+    /// Seconds between audits of the kernel against the database.
+    pub audit_interval: u64,
 }
 
 impl Config {
@@ -156,6 +158,7 @@ impl Config {
             weights: Weights::default(),
             ban_unknown_account: false,
             blind_guard: None,
+            audit_interval: 0,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::iptables::Chains;
-use super::{run, Backend, BlindGuard, FwError, Result};
+use super::{output, run, Backend, BlindGuard, FwError, Result};
 use crate::addr::is_v6;
 use crate::ban::Ban;
 use crate::config::Config;
@@ -266,6 +266,37 @@ impl Backend for Ipset {
 
     fn blind_guard(&self, guard: Option<&BlindGuard>) -> Result<()> {
         self.chains.set_guard(guard)
+    }
+
+    fn list(&self) -> Result<Vec<IpNet>> {
+        let mut out = Vec::new();
+        for fam in self.chains.families() {
+            let name = self.set_name(fam.v6);
+            let text = output(&self.ipset, &["save", &name])?;
+            for line in text.lines() {
+                let mut words = line.split_whitespace();
+                if (words.next(), words.next()) == (Some("add"), Some(name.as_str())) {
+                    if let Some(Ok(n)) = words.next().map(crate::addr::parse_net) {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        // A set that exists but is not matched is no ban: the match rules must be there too.
+        let rules = self.chains.listed_rules()?;
+        for fam in self.chains.families() {
+            if !rules.iter().any(|r| *r == self.match_rule(fam.v6)) {
+                return Err(FwError::new(
+                    super::ErrorKind::MissingChain,
+                    format!(
+                        "the rule `{}` is missing from chain `{}`",
+                        self.match_rule(fam.v6),
+                        self.chains.chain
+                    ),
+                ));
+            }
+        }
+        Ok(out)
     }
 
     fn unban(&self, net: &IpNet) -> Result<()> {

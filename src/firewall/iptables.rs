@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{ipv6_disabled, run, Backend, BlindGuard, ErrorKind, FwError, Result};
+use super::{ipv6_disabled, output, run, Backend, BlindGuard, ErrorKind, FwError, Result};
 use crate::addr::is_v6;
 use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
@@ -121,6 +121,42 @@ impl Chains {
         )
     }
 
+    /// The networks of the rules `-A CHAIN -s NET <tail>` in the chain, per family.
+    pub fn listed(&self, tail: &str) -> Result<Vec<IpNet>> {
+        let mut out = Vec::new();
+        let head = format!("-A {} -s ", self.chain);
+        for fam in self.families() {
+            let text = output(&fam.cmd, &["-w", "-S", &self.chain])?;
+            for line in text.lines() {
+                let Some((net, rest)) = line.strip_prefix(&head).and_then(|l| l.split_once(' '))
+                else {
+                    continue;
+                };
+                if rest == tail {
+                    if let Ok(n) = crate::addr::parse_net(net) {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every rule of the chain after `-A CHAIN `, all families.
+    pub fn listed_rules(&self) -> Result<Vec<String>> {
+        let head = format!("-A {} ", self.chain);
+        let mut out = Vec::new();
+        for fam in self.families() {
+            let text = output(&fam.cmd, &["-w", "-S", &self.chain])?;
+            out.extend(
+                text.lines()
+                    .filter_map(|l| l.strip_prefix(&head))
+                    .map(String::from),
+            );
+        }
+        Ok(out)
+    }
+
     /// Fails with the set-up commands when a chain is missing.
     pub fn check(&self) -> Result<()> {
         let mut missing = Vec::new();
@@ -232,6 +268,21 @@ impl Backend for Iptables {
 
     fn blind_guard(&self, guard: Option<&BlindGuard>) -> Result<()> {
         self.chains.set_guard(guard)
+    }
+
+    fn list(&self) -> Result<Vec<IpNet>> {
+        self.chains
+            .listed(&format!("-j {}", self.chains.target.as_str()))
+    }
+
+    fn ensure(&self, e: &Ban, now: i64) -> Result<()> {
+        let fam = self.chains.family_for(&e.net)?;
+        let s = e.net.to_string();
+        // `-I` of a rule that is there makes a second copy: look first.
+        if run(&fam.cmd, &self.rule("-C", &s), None).is_ok() {
+            return Ok(());
+        }
+        self.ban(e, now)
     }
 
     fn unban(&self, net: &IpNet) -> Result<()> {

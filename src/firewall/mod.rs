@@ -87,6 +87,13 @@ pub trait Backend {
     }
     /// Removing a ban that is not there (already expired in the kernel) is not an error.
     fn unban(&self, net: &IpNet) -> Result<()>;
+    /// The networks banned in the kernel now (one listing per family), for the audit.
+    fn list(&self) -> Result<Vec<IpNet>>;
+    /// A ban that the kernel should hold but may not (the audit, an event from a banned
+    /// address): applied without ever making a second copy.
+    fn ensure(&self, ban: &Ban, now: i64) -> Result<()> {
+        self.ban(ban, now)
+    }
     /// Puts up (Some) or takes down (None) the guard for the time Ampere is not logged in to
     /// AMI and so cannot see attacks. Putting it up again replaces it.
     fn blind_guard(&self, guard: Option<&BlindGuard>) -> Result<()>;
@@ -174,6 +181,15 @@ pub fn classify(stderr: &str) -> ErrorKind {
 /// Runs `cmd args...` (no shell), optionally feeding `stdin`; an error carries the command
 /// line, what it printed on stderr, and its kind.
 pub fn run(cmd: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<()> {
+    execute(cmd, args, stdin, false).map(|_| ())
+}
+
+/// As `run`, returning what the command printed (a listing).
+pub fn output(cmd: &Path, args: &[&str]) -> Result<String> {
+    execute(cmd, args, None, true)
+}
+
+fn execute(cmd: &Path, args: &[&str], stdin: Option<&[u8]>, capture: bool) -> Result<String> {
     let shown = || exec::shown(cmd, args);
     let mut child = exec::command(cmd)
         .args(args)
@@ -182,7 +198,11 @@ pub fn run(cmd: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<()> {
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::null())
+        .stdout(if capture {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
@@ -201,7 +221,7 @@ pub fn run(cmd: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<()> {
         .wait_with_output()
         .map_err(|e| FwError::new(ErrorKind::Failed, format!("{}: {e}", shown())))?;
     if out.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stderr = stderr.trim();

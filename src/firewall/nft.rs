@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{ipv6_disabled, run, Backend, BlindGuard, ErrorKind, FwError, Result};
+use super::{ipv6_disabled, output, run, Backend, BlindGuard, ErrorKind, FwError, Result};
 use crate::addr::is_v6;
 use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
@@ -169,6 +169,25 @@ impl Backend for Nft {
             }
         }
         run(&self.nft, &["-f", "-"], Some(script.as_bytes()))
+    }
+
+    fn list(&self) -> Result<Vec<IpNet>> {
+        let mut out = Vec::new();
+        for set in ["v4", "v6"].into_iter().filter(|s| *s == "v4" || self.ipv6) {
+            let text = output(&self.nft, &["list", "set", "inet", &self.table, set])?;
+            // `elements = { 10.0.0.1 timeout 30d expires 29d…, 10.2.0.0/16 }`, maybe over
+            // several lines.
+            let Some(body) = text.split_once("elements = {").map(|(_, b)| b) else {
+                continue;
+            };
+            let body = body.split('}').next().unwrap_or("");
+            for elem in body.split(',') {
+                if let Some(Ok(n)) = elem.split_whitespace().next().map(crate::addr::parse_net) {
+                    out.push(n);
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn blind_guard(&self, guard: Option<&BlindGuard>) -> Result<()> {
