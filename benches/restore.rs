@@ -182,6 +182,55 @@ fn inside(smoke: bool) {
         );
         fw.restore(&[], NOW).unwrap();
     }
+    let n = if smoke { 300 } else { 100_000 };
+    println!();
+    println!("| backend | `ampere -a` of {n} addresses | `ampere -d` of them |");
+    println!("| --- | --- | --- |");
+    for backend in ["iptables", "ipset", "nft"] {
+        let (add, del) = import(backend, n);
+        println!("| {backend} | {:.0} ms | {:.0} ms |", ms(add), ms(del));
+    }
+}
+
+/// `ampere -a` of `n` addresses from a pipe, then `ampere -d` of them all, through the real
+/// binary and the backend's batches: how long each took.
+fn import(backend: &str, n: usize) -> (Duration, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ampere.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "backend = {backend}\ndb = {}\n",
+            dir.path().join("a.db").display()
+        ),
+    )
+    .unwrap();
+    let list: String = entries(n, 1 << 26)
+        .iter()
+        .map(|b| format!("{}\n", ampere::addr::net_text(&b.net)))
+        .collect();
+    let run = |flag: &str| {
+        let t = Instant::now();
+        let mut child = common::ampere()
+            .args(["-c", cfg.to_str().unwrap(), flag])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), list.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{backend} {flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t.elapsed()
+    };
+    let add = run("-a");
+    assert_eq!(count_in_kernel(backend), n, "{backend}: import incomplete");
+    let del = run("-d");
+    assert_eq!(count_in_kernel(backend), 0, "{backend}: removal incomplete");
+    (add, del)
 }
 
 fn ms(d: Duration) -> f64 {

@@ -174,7 +174,8 @@ pub fn add(
         .map(|n| Ban::new(*n, "manual", "", 0, Origin::Manual, now))
         .collect();
     let (mut added, mut already, mut permanent) = (0, 0, 0);
-    for (net, outcome) in nets.iter().zip(bans.add(wanted)?) {
+    let outcomes = bans.add(wanted, &mut progress(nets.len()))?;
+    for (net, outcome) in nets.iter().zip(outcomes) {
         let text = net_text(net);
         match outcome {
             Outcome::Unchanged => already += 1,
@@ -201,6 +202,20 @@ pub fn add(
     Ok(ok)
 }
 
+/// Progress of a long list on a terminal's stderr: `N of M` after each batch.
+fn progress(total: usize) -> impl FnMut(usize) {
+    use std::io::IsTerminal;
+    let show = total >= 10_000 && std::io::stderr().is_terminal();
+    move |done| {
+        if show {
+            eprint!(
+                "\r{done} of {total}{}",
+                if done == total { "\n" } else { "" }
+            );
+        }
+    }
+}
+
 /// `-d`: returns Ok(true) when every line was applied.
 pub fn del(cfg: &Config, fw: Box<dyn Backend>, input: impl BufRead) -> Result<bool, String> {
     let mut ok = true;
@@ -223,7 +238,8 @@ pub fn del(cfg: &Config, fw: Box<dyn Backend>, input: impl BufRead) -> Result<bo
     }
     let mut bans = Bans::open(cfg, fw)?;
     let mut removed = 0;
-    for ((line, net), outcome) in lines.iter().zip(&nets).zip(bans.remove(&nets)?) {
+    let outcomes = bans.remove(&nets, &mut progress(nets.len()))?;
+    for ((line, net), outcome) in lines.iter().zip(&nets).zip(outcomes) {
         let text = net_text(net);
         match outcome {
             Outcome::Unchanged => {

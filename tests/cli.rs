@@ -39,13 +39,17 @@ fn add_from_a_pipe_with_good_and_bad_lines() {
     );
     assert!(err.contains("stdin:8: not an address"), "{err}");
     assert!(err.contains("3 banned, 0 already banned"), "{err}");
+    // A list goes in as batches, one command per family (a single ban is a plain `-I`).
     assert_eq!(
         s.rec.calls(),
         vec![
             check_call("iptables"),
             check_call("ip6tables"),
-            ban_call("iptables", "-I", "203.0.113.5/32"),
-            ban_call("iptables", "-I", "198.51.100.0/24"),
+            Call {
+                cmd: "iptables-restore".into(),
+                args: ["-w", "--noflush"].map(String::from).to_vec(),
+                stdin: "*filter\n-I ampere -s 203.0.113.5/32 -j DROP\n-I ampere -s 198.51.100.0/24 -j DROP\nCOMMIT\n".into(),
+            },
             ban_call("ip6tables", "-I", "2001:db8::66/128"),
         ]
     );

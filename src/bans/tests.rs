@@ -335,14 +335,17 @@ fn admin_add_and_remove_report_each_address() {
     r.kernel.0.borrow_mut().refuse = vec![parse_net("198.51.100.0/24").unwrap()];
     let out = r
         .bans
-        .add(vec![manual("192.0.2.1"), manual("198.51.100.0/24")])
+        .add(
+            vec![manual("192.0.2.1"), manual("198.51.100.0/24")],
+            &mut |_| {},
+        )
         .unwrap();
     assert!(
         matches!(out[..], [Outcome::Done, Outcome::Firewall(_)]),
         "{out:?}"
     );
     r.calls();
-    let again = r.bans.add(vec![manual("192.0.2.1")]).unwrap();
+    let again = r.bans.add(vec![manual("192.0.2.1")], &mut |_| {}).unwrap();
     assert!(matches!(again[..], [Outcome::Unchanged]), "{again:?}");
     assert!(r.calls().is_empty(), "an active ban is not applied again");
     let stored = r.bans.store().active().unwrap();
@@ -351,10 +354,13 @@ fn admin_add_and_remove_report_each_address() {
         .all(|b| b.expires.is_none() && b.origin == Origin::Manual));
     let out = r
         .bans
-        .remove(&[
-            parse_net("192.0.2.1").unwrap(),
-            parse_net("203.0.113.1").unwrap(),
-        ])
+        .remove(
+            &[
+                parse_net("192.0.2.1").unwrap(),
+                parse_net("203.0.113.1").unwrap(),
+            ],
+            &mut |_| {},
+        )
         .unwrap();
     assert!(
         matches!(out[..], [Outcome::Done, Outcome::Unchanged]),

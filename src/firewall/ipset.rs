@@ -299,6 +299,15 @@ impl Backend for Ipset {
         Ok(out)
     }
 
+    fn unban_many(&self, nets: &[IpNet]) -> Result<()> {
+        let mut script = String::new();
+        for n in nets {
+            let fam = self.chains.family_for(n)?;
+            script.push_str(&format!("del {} {n} -exist\n", self.set_name(fam.v6)));
+        }
+        self.apply(&script)
+    }
+
     fn unban(&self, net: &IpNet) -> Result<()> {
         let fam = self.chains.family_for(net)?;
         self.apply(&format!("del {} {net} -exist\n", self.set_name(fam.v6)))

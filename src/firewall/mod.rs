@@ -87,6 +87,11 @@ pub trait Backend {
     }
     /// Removing a ban that is not there (already expired in the kernel) is not an error.
     fn unban(&self, net: &IpNet) -> Result<()>;
+    /// Several unbans with one command per tool where it allows; an error means the caller
+    /// must go one by one (some may be gone already).
+    fn unban_many(&self, nets: &[IpNet]) -> Result<()> {
+        nets.iter().try_for_each(|n| self.unban(n))
+    }
     /// The networks banned in the kernel now (one listing per family), for the audit.
     fn list(&self) -> Result<Vec<IpNet>>;
     /// A ban that the kernel should hold but may not (the audit, an event from a banned
