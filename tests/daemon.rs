@@ -605,6 +605,7 @@ fn hooks_run_without_blocking_and_a_hanging_one_is_killed() {
     let onban = dir.path().join("onban");
     let onunban = dir.path().join("onunban");
     // onban hangs for the first address: the loop must go on banning meanwhile.
+    let lock = exec_lock();
     std::fs::write(
         &onban,
         format!(
@@ -624,6 +625,7 @@ fn hooks_run_without_blocking_and_a_hanging_one_is_killed() {
     for f in [&onban, &onunban] {
         std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
+    drop(lock);
     let mut s = Vec::new();
     for _ in 0..15 {
         s.extend(crf("IPV4/UDP/198.51.100.60/5060", "$(id) `x`"));
@@ -961,6 +963,7 @@ fn a_killed_hook_takes_its_children_along_and_an_account_is_never_an_option() {
     let out = dir.path().join("hook.out");
     let onban = dir.path().join("onban");
     // A shell hook whose child outlives a kill of the shell alone.
+    let lock = exec_lock();
     std::fs::write(
         &onban,
         format!(
@@ -970,6 +973,7 @@ fn a_killed_hook_takes_its_children_along_and_an_account_is_never_an_option() {
     )
     .unwrap();
     std::fs::set_permissions(&onban, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    drop(lock);
     let server = AmiServer::start(vec![Plan::Custom(
         crf("IPV4/UDP/198.51.100.62/5060", "-rf /").repeat(15),
     )]);

@@ -64,6 +64,15 @@ pub fn fixture(name: &str) -> Vec<u8> {
     fs::read(fixture_dir().join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 
+/// Held while a test writes an executable (the recorder's scripts) and while it forks a
+/// process: a child forked between another thread's open-for-writing of a script and its
+/// exec keeps that script open for writing, and running it then fails with ETXTBSY ("Text
+/// file busy"), which made a parallel test flaky.
+pub fn exec_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Waits until `f` is true or panics with `what` after `secs`.
 pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(secs);

@@ -4,7 +4,16 @@ use std::process::Command;
 
 /// Runs a command (no shell); whether it succeeded, and what it printed (stdout, stderr).
 pub fn sh(cmd: &[&str]) -> (bool, String) {
-    match Command::new(cmd[0]).args(&cmd[1..]).output() {
+    let mut c = Command::new(cmd[0]);
+    c.args(&cmd[1..]);
+    let out = {
+        let _lock = super::exec_lock();
+        c.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+    };
+    match out.and_then(|child| child.wait_with_output()) {
         Ok(o) => (
             o.status.success(),
             format!(

@@ -49,6 +49,7 @@ exit 0
         );
         for t in TOOLS {
             let p = dir.join(t);
+            let _lock = super::exec_lock();
             fs::write(&p, &script).unwrap();
             fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
         }

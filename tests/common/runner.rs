@@ -58,14 +58,16 @@ impl Setup {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let child = ampere()
-            .arg("-c")
+        let mut cmd = ampere();
+        cmd.arg("-c")
             .arg(&self.cfg)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            .stderr(log);
+        let child = {
+            let _lock = super::exec_lock();
+            cmd.spawn().unwrap()
+        };
         Daemon { child: Some(child) }
     }
 
@@ -84,15 +86,17 @@ impl Setup {
 
     /// Runs the binary with `args`, stdin from `input`; returns (status, stdout, stderr).
     pub fn run(&self, args: &[&str], input: &str) -> (i32, String, String) {
-        let mut child = ampere()
-            .arg("-c")
+        let mut cmd = ampere();
+        cmd.arg("-c")
             .arg(&self.cfg)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        let mut child = {
+            let _lock = super::exec_lock();
+            cmd.spawn().unwrap()
+        };
         let mut stdin = child.stdin.take().unwrap();
         stdin.write_all(input.as_bytes()).unwrap();
         drop(stdin);
