@@ -1,0 +1,137 @@
+//! The admin's `-a` and `-d`: lists of any length, in batches.
+
+use ipnet::IpNet;
+
+use super::{Ban, Bans, Outcome, DB_CHUNK, ENSURE_ONE_BY_ONE, FW_CHUNK};
+use crate::clock;
+use crate::firewall::FwError;
+
+impl Bans {
+    /// An admin's `-a`: recorded (permanent) first, in transactions of `DB_CHUNK` rows so
+    /// that the daemon's own writes get in between, then put in the firewall in batches of
+    /// `FW_CHUNK` (one command per family). An active temporary ban becomes permanent, in the
+    /// database and (without its timeout) in the kernel; an active ban the kernel lost (a
+    /// killed `-a`) is put back. `progress` hears how many are done after each batch.
+    pub fn add(
+        &mut self,
+        mut bans: Vec<Ban>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Outcome>, String> {
+        let now = clock::now_epoch();
+        let mut out = Vec::with_capacity(bans.len());
+        for chunk in bans.chunks_mut(FW_CHUNK) {
+            let mut fresh = Vec::with_capacity(chunk.len());
+            for part in chunk.chunks_mut(DB_CHUNK) {
+                fresh.extend(
+                    self.store
+                        .record(part, &|_| None)
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            let known: Vec<IpNet> = chunk
+                .iter()
+                .zip(&fresh)
+                .filter(|(_, f)| !**f)
+                .map(|(b, _)| b.net)
+                .collect();
+            let made = self
+                .store
+                .make_permanent(&known)
+                .map_err(|e| e.to_string())?;
+            let made: std::collections::HashSet<IpNet> = known
+                .iter()
+                .zip(made)
+                .filter(|(_, m)| *m)
+                .map(|(n, _)| *n)
+                .collect();
+            // The ones the kernel should hold already: a few are checked one by one
+            // (`ensure`), many with one listing.
+            let few = known.len() - made.len() <= ENSURE_ONE_BY_ONE;
+            let held: std::collections::HashSet<IpNet> = if few {
+                Default::default()
+            } else {
+                self.fw.list().unwrap_or_default().into_iter().collect()
+            };
+            let mut outcome: Vec<Option<Outcome>> = chunk.iter().map(|_| None).collect();
+            let mut todo = Vec::new();
+            for (i, (b, f)) in chunk.iter().zip(&fresh).enumerate() {
+                if !*f && !made.contains(&b.net) && few {
+                    outcome[i] = Some(match self.fw.ensure(b, now) {
+                        Ok(()) => Outcome::Unchanged,
+                        Err(e) => Outcome::Firewall(e),
+                    });
+                } else if *f || (!made.contains(&b.net) && !held.contains(&b.net)) {
+                    todo.push(i);
+                } else if made.contains(&b.net) {
+                    // The kernel's entry may carry a timeout (ipset, nft): put it back without.
+                    outcome[i] = Some(
+                        match self.fw.unban(&b.net).and_then(|()| self.fw.ban(b, now)) {
+                            Ok(()) => Outcome::MadePermanent,
+                            Err(e) => Outcome::Firewall(e),
+                        },
+                    );
+                } else {
+                    outcome[i] = Some(Outcome::Unchanged);
+                }
+            }
+            let batch: Vec<Ban> = todo.iter().map(|&i| chunk[i].clone()).collect();
+            for (&i, r) in todo.iter().zip(self.apply(&batch, now)) {
+                outcome[i] = Some(match (r, fresh[i]) {
+                    (Ok(()), true) => Outcome::Done,
+                    (Ok(()), false) => Outcome::Unchanged,
+                    (Err(e), _) => Outcome::Firewall(e),
+                });
+            }
+            out.extend(
+                outcome
+                    .into_iter()
+                    .map(|o| o.expect("every ban has an outcome")),
+            );
+            progress(out.len());
+        }
+        Ok(out)
+    }
+
+    /// An admin's `-d`: forgotten in the database first, then removed from the firewall, in
+    /// batches as `add`.
+    pub fn remove(
+        &mut self,
+        nets: &[IpNet],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Outcome>, String> {
+        let mut out = Vec::with_capacity(nets.len());
+        for chunk in nets.chunks(FW_CHUNK) {
+            let mut was_active = Vec::with_capacity(chunk.len());
+            for part in chunk.chunks(DB_CHUNK) {
+                was_active.extend(self.store.remove_many(part).map_err(|e| e.to_string())?);
+            }
+            let gone: Vec<IpNet> = chunk
+                .iter()
+                .zip(&was_active)
+                .filter(|(_, a)| **a)
+                .map(|(n, _)| *n)
+                .collect();
+            let mut results = self.unapply(&gone).into_iter();
+            for active in was_active {
+                out.push(
+                    match active.then(|| results.next().expect("one result per unban")) {
+                        None => Outcome::Unchanged,
+                        Some(Ok(())) => Outcome::Done,
+                        Some(Err(e)) => Outcome::Firewall(e),
+                    },
+                );
+            }
+            progress(out.len());
+        }
+        Ok(out)
+    }
+
+    /// Takes `nets` out of the firewall in one command per family where the tool allows,
+    /// each on its own when that fails.
+    fn unapply(&self, nets: &[IpNet]) -> Vec<Result<(), FwError>> {
+        if nets.len() > 1 && self.fw.unban_many(nets).is_ok() {
+            return nets.iter().map(|_| Ok(())).collect();
+        }
+        nets.iter().map(|n| self.fw.unban(n)).collect()
+    }
+}

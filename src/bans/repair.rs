@@ -1,0 +1,101 @@
+//! The audit: the kernel compared with the database and repaired both ways.
+
+use std::time::Instant;
+
+use ipnet::IpNet;
+
+use super::{Ban, Bans, RETRY_FIRST};
+use crate::addr::net_text;
+use crate::{error, warn};
+
+impl Bans {
+    /// Compares the kernel with the database and repairs both ways: a stored ban missing from
+    /// the kernel is put back (one batch), an entry in Ampere's chain or sets that no active
+    /// ban stands for is removed. If the chain, sets or table are gone, what Ampere owns is
+    /// made again and every ban put back; an iptables chain is the admin's: the error says
+    /// what to run.
+    pub fn audit(&mut self, now: i64) {
+        self.counters.audits += 1;
+        self.audit_due = Instant::now() + self.audit_interval;
+        let active = match self.store.active() {
+            Ok(a) => a,
+            Err(e) => {
+                self.counters.store_errors += 1;
+                error!("audit: {e}");
+                return;
+            }
+        };
+        let kernel = match self.fw.list() {
+            Ok(k) => k,
+            Err(e) => {
+                warn!("audit: cannot list the firewall ({e}); making it again");
+                let rebuilt = self
+                    .fw
+                    .prepare()
+                    .and_then(|()| self.fw.restore(&active, now));
+                match rebuilt {
+                    Ok(()) => {
+                        self.counters.repaired += active.len() as u64;
+                        self.retry = RETRY_FIRST;
+                        warn!(
+                            "audit: firewall made again, {} ban(s) put back",
+                            active.len()
+                        );
+                    }
+                    Err(e) => {
+                        self.counters.firewall_errors += 1;
+                        error!("audit: {e}");
+                        self.retry_soon();
+                    }
+                }
+                return;
+            }
+        };
+        let held: std::collections::HashSet<IpNet> = kernel.iter().copied().collect();
+        let stored: std::collections::HashSet<IpNet> = active.iter().map(|b| b.net).collect();
+        let missing: Vec<Ban> = active
+            .into_iter()
+            .filter(|b| !held.contains(&b.net))
+            .collect();
+        let mut failed = 0;
+        for (b, r) in missing.iter().zip(self.apply(&missing, now)) {
+            match r {
+                Ok(()) => {
+                    self.counters.repaired += 1;
+                    warn!(
+                        "audit: ban {} was missing from the kernel: put back",
+                        net_text(&b.net)
+                    );
+                }
+                Err(e) => {
+                    failed += 1;
+                    error!(
+                        "audit: ban {} missing from the kernel, and putting it back failed: {e}",
+                        net_text(&b.net)
+                    );
+                }
+            }
+        }
+        for net in kernel.iter().filter(|n| !stored.contains(n)) {
+            match self.fw.unban(net) {
+                Ok(()) => {
+                    self.counters.strays_removed += 1;
+                    warn!(
+                        "audit: {} was in the kernel without an active ban: removed",
+                        net_text(net)
+                    );
+                }
+                Err(e) => {
+                    failed += 1;
+                    error!("audit: removing {} failed: {e}", net_text(net));
+                }
+            }
+        }
+        self.counters.firewall_errors += failed;
+        if failed > 0 {
+            self.retry_soon();
+        } else {
+            self.retry = RETRY_FIRST;
+        }
+    }
+}

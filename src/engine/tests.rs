@@ -1,0 +1,250 @@
+use super::*;
+use EventKind::*;
+
+fn engine(extra: &str) -> Engine {
+    let cfg = crate::config::parse(extra.as_bytes(), "t").unwrap().config;
+    Engine::new(&cfg)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// The engine fed one event as the matcher would build it.
+trait Feed {
+    fn feed_as(&mut self, kind: EventKind, service: &[u8], addr: IpAddr, now: u64) -> Verdict;
+}
+
+impl Feed for Engine {
+    fn feed_as(&mut self, kind: EventKind, service: &[u8], addr: IpAddr, now: u64) -> Verdict {
+        self.feed(&SecurityEvent::new(kind, service, b"1001", addr), now)
+    }
+}
+
+#[test]
+fn wrong_password_sequence_bans_on_third_failure() {
+    let mut e = engine("");
+    let a = ip("10.99.1.2");
+    let mut out = Vec::new();
+    for k in [
+        ChallengeSent,
+        ChallengeResponseFailed,
+        ChallengeSent,
+        ChallengeResponseFailed,
+        ChallengeSent,
+        ChallengeResponseFailed,
+    ] {
+        out.push(e.feed_as(k, b"PJSIP", a, 0));
+    }
+    use Verdict::*;
+    assert_eq!(
+        out,
+        vec![
+            Scored(4),
+            Scored(5),
+            Scored(9),
+            Scored(10),
+            Scored(14),
+            Ban(15)
+        ]
+    );
+    assert!(e.table().is_empty());
+}
+
+#[test]
+fn protected_and_service_filter() {
+    let mut e = engine("trust = 10.99.0.0/16\nservices = PJSIP\n");
+    assert_eq!(
+        e.feed_as(FailedACL, b"PJSIP", ip("10.99.1.2"), 0),
+        Verdict::Protected
+    );
+    assert_eq!(
+        e.feed_as(FailedACL, b"PJSIP", ip("::1"), 0),
+        Verdict::Protected
+    );
+    assert_eq!(
+        e.feed_as(FailedACL, b"PJSIP", ip("::ffff:127.0.0.1"), 0),
+        Verdict::Protected
+    );
+    assert_eq!(
+        e.feed_as(InvalidPassword, b"AMI", ip("203.0.113.2"), 0),
+        Verdict::IgnoredService
+    );
+    assert_eq!(
+        e.feed_as(InvalidPassword, b"pjsip", ip("203.0.113.2"), 0),
+        Verdict::Scored(1)
+    );
+}
+
+fn feed_acct(e: &mut Engine, kind: EventKind, acct: &str, a: IpAddr, now: u64) -> Verdict {
+    e.feed(&SecurityEvent::new(kind, b"PJSIP", acct.as_bytes(), a), now)
+}
+
+#[test]
+fn success_clears_its_own_account_and_decay_after_findtime() {
+    let mut e = engine("findtime = 60\n");
+    let a = ip("203.0.113.2");
+    assert_eq!(
+        e.feed_as(ChallengeSent, b"PJSIP", a, 100),
+        Verdict::Scored(4)
+    );
+    assert_eq!(
+        e.feed_as(SuccessfulAuth, b"PJSIP", a, 101),
+        Verdict::Cleared
+    );
+    // Challenges for another account count as before.
+    assert_eq!(
+        feed_acct(&mut e, ChallengeSent, "1002", a, 102),
+        Verdict::Scored(4)
+    );
+    assert_eq!(
+        feed_acct(&mut e, ChallengeSent, "1002", a, 161),
+        Verdict::Scored(14)
+    );
+    // quiet for 60 s: starts from zero
+    assert_eq!(
+        feed_acct(&mut e, ChallengeSent, "1002", a, 221),
+        Verdict::Scored(4)
+    );
+}
+
+#[test]
+fn a_success_never_clears_failures_against_another_account() {
+    // pjsip-reset-abuse: guesses against 1002, a login as 1001 after every second one.
+    let mut e = engine("");
+    let a = ip("10.99.1.2");
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        for _ in 0..2 {
+            out.push(feed_acct(&mut e, ChallengeSent, "1002", a, 0));
+            out.push(feed_acct(&mut e, ChallengeResponseFailed, "1002", a, 0));
+        }
+        out.push(feed_acct(&mut e, ChallengeSent, "1001", a, 0));
+        out.push(feed_acct(&mut e, SuccessfulAuth, "1001", a, 0));
+    }
+    use Verdict::*;
+    assert_eq!(
+        out[..8],
+        [
+            Scored(4),
+            Scored(5),
+            Scored(9),
+            Scored(10),
+            Scored(14),
+            Scored(10),
+            Scored(14),
+            Ban(15)
+        ]
+    );
+    // Also when the success comes without a challenge of its own first.
+    let c = ip("10.99.1.4");
+    assert_eq!(feed_acct(&mut e, ChallengeSent, "1002", c, 0), Scored(4));
+    assert_eq!(
+        feed_acct(&mut e, ChallengeResponseFailed, "1002", c, 0),
+        Scored(5)
+    );
+    assert_eq!(feed_acct(&mut e, SuccessfulAuth, "1001", c, 0), Scored(5));
+    // Nor failures of unknown accounts or ACLs.
+    let b = ip("10.99.1.3");
+    assert_eq!(feed_acct(&mut e, FailedACL, "1002", b, 0), Scored(4));
+    assert_eq!(feed_acct(&mut e, SuccessfulAuth, "1002", b, 0), Scored(4));
+}
+
+#[test]
+fn a_mistyped_password_is_forgiven_by_the_right_one() {
+    let mut e = engine("");
+    let a = ip("10.99.1.2");
+    for (k, p) in [
+        (ChallengeSent, 4),
+        (ChallengeResponseFailed, 5),
+        (ChallengeSent, 9),
+        (ChallengeResponseFailed, 10),
+        (ChallengeSent, 14),
+    ] {
+        assert_eq!(feed_acct(&mut e, k, "1001", a, 0), Verdict::Scored(p));
+    }
+    assert_eq!(
+        feed_acct(&mut e, SuccessfulAuth, "1001", a, 0),
+        Verdict::Cleared
+    );
+}
+
+#[test]
+fn keepalive_challenges_of_a_logged_in_phone_are_free_but_failures_count() {
+    // pjsip-options-keepalive: REGISTER (challenge, success), then unanswered OPTIONS.
+    let mut e = engine("");
+    let a = ip("10.99.1.2");
+    assert_eq!(
+        feed_acct(&mut e, ChallengeSent, "1001", a, 0),
+        Verdict::Scored(4)
+    );
+    assert_eq!(
+        feed_acct(&mut e, SuccessfulAuth, "1001", a, 1),
+        Verdict::Cleared
+    );
+    for t in 2..100 {
+        assert_eq!(
+            feed_acct(&mut e, ChallengeSent, "1001", a, t),
+            Verdict::Scored(0)
+        );
+    }
+    assert_eq!(
+        feed_acct(&mut e, ChallengeResponseFailed, "1001", a, 100),
+        Verdict::Scored(1)
+    );
+    assert_eq!(
+        feed_acct(&mut e, ChallengeSent, "1002", a, 101),
+        Verdict::Scored(5)
+    );
+    // pjsip-challenge: a host that never logged in keeps its verdict (4, 14, 24).
+    let b = ip("10.99.1.9");
+    assert_eq!(
+        feed_acct(&mut e, ChallengeSent, "1001", b, 0),
+        Verdict::Scored(4)
+    );
+    assert_eq!(
+        feed_acct(&mut e, ChallengeSent, "1001", b, 0),
+        Verdict::Scored(14)
+    );
+    assert_eq!(
+        feed_acct(&mut e, ChallengeSent, "1001", b, 0),
+        Verdict::Ban(24)
+    );
+}
+
+#[test]
+fn an_unknown_account_bans_a_host_that_never_logged_in() {
+    let mut e = engine("");
+    assert_eq!(
+        feed_acct(&mut e, InvalidAccountID, "100", ip("203.0.113.2"), 0),
+        Verdict::Ban(15)
+    );
+    // A host that logged in before is scored as the weight says.
+    let a = ip("10.99.1.2");
+    feed_acct(&mut e, SuccessfulAuth, "1001", a, 0);
+    assert_eq!(
+        feed_acct(&mut e, InvalidAccountID, "1009", a, 1),
+        Verdict::Scored(5)
+    );
+    // And the rule can be turned off.
+    let mut off = engine("ban_unknown_account = no\n");
+    assert_eq!(
+        feed_acct(&mut off, InvalidAccountID, "100", ip("203.0.113.2"), 0),
+        Verdict::Scored(5)
+    );
+}
+
+#[test]
+fn loyalty_and_weights_from_config() {
+    let mut e = engine("loyalty = 1\nweight.InvalidPassword = 5\n");
+    assert_eq!(
+        e.feed_as(InvalidPassword, b"SIP", ip("198.51.100.1"), 0),
+        Verdict::Ban(5)
+    );
+    let mut e = engine("weight.ChallengeSent = 0\n");
+    assert_eq!(
+        e.feed_as(ChallengeSent, b"SIP", ip("198.51.100.1"), 0),
+        Verdict::Scored(0)
+    );
+    assert!(e.table().is_empty());
+}
