@@ -261,6 +261,11 @@ fn a_flushed_chain_set_or_table_is_repaired_while_running() {
 }
 
 #[test]
+fn the_audit_reads_reject_rules_and_never_doubles_them() {
+    TestNet::create().run_inner("inner_audit_reject");
+}
+
+#[test]
 fn namespaces_are_removed_on_drop_even_after_a_panic() {
     let names = std::panic::catch_unwind(|| {
         let net = TestNet::create();
@@ -1778,4 +1783,31 @@ fn inner_repair_nft() {
     if inside().is_some() {
         repair_scenario("nft");
     }
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see the_audit_reads_reject_rules_and_never_doubles_them)"]
+fn inner_audit_reject() {
+    if inside().is_none() {
+        return;
+    }
+    // iptables prints a REJECT rule with its options (`--reject-with …`): the audit must
+    // still see the ban there, not put it in again every time.
+    let pbx = Pbx::new("target = REJECT\naudit_interval = 1\n");
+    let d = pbx.setup.spawn();
+    pbx.logged_in(1);
+    for e in fixture_events("pjsip-svmap.ami", &[("203.0.113.2", ATK4)]) {
+        pbx.send(&e);
+    }
+    wait_for(5, "the ban", || {
+        rules("iptables").contains(&ATK4.to_string())
+    });
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(rules("iptables"), [ATK4], "{}", pbx.setup.log());
+    assert!(
+        !pbx.setup.log().contains("audit: ban"),
+        "{}",
+        pbx.setup.log()
+    );
+    assert_eq!(d.stop(), 0);
 }

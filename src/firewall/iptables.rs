@@ -123,21 +123,15 @@ impl Chains {
 
     /// The networks of the rules `-A CHAIN -s NET <tail>` in the chain, per family.
     pub fn listed(&self, tail: &str) -> Result<Vec<IpNet>> {
+        let head = format!("-A {} ", self.chain);
         let mut out = Vec::new();
-        let head = format!("-A {} -s ", self.chain);
         for fam in self.families() {
             let text = output(&fam.cmd, &["-w", "-S", &self.chain])?;
-            for line in text.lines() {
-                let Some((net, rest)) = line.strip_prefix(&head).and_then(|l| l.split_once(' '))
-                else {
-                    continue;
-                };
-                if rest == tail {
-                    if let Ok(n) = crate::addr::parse_net(net) {
-                        out.push(n);
-                    }
-                }
-            }
+            out.extend(
+                text.lines()
+                    .filter_map(|l| l.strip_prefix(&head))
+                    .filter_map(|rule| ban_rule(rule, tail)),
+            );
         }
         Ok(out)
     }
@@ -147,13 +141,12 @@ impl Chains {
     /// its order.
     pub fn rebuild_without(&self, nets: &[IpNet], tail: &str) -> Result<()> {
         let head = format!("-A {} ", self.chain);
-        let drop: std::collections::HashSet<String> =
-            nets.iter().map(|n| format!("-s {n} {tail}")).collect();
+        let drop: std::collections::HashSet<&IpNet> = nets.iter().collect();
         for fam in self.families() {
             let text = output(&fam.cmd, &["-w", "-S", &self.chain])?;
             let mut body = format!("-F {}\n", self.chain);
             for rule in text.lines().filter_map(|l| l.strip_prefix(&head)) {
-                if !drop.contains(rule) {
+                if !ban_rule(rule, tail).is_some_and(|n| drop.contains(&n)) {
                     body.push_str(&format!("{head}{rule}\n"));
                 }
             }
@@ -222,6 +215,17 @@ impl Chains {
         let input = format!("*filter\n{body}COMMIT\n");
         run(&fam.restore, &["-w", "--noflush"], Some(input.as_bytes()))
     }
+}
+
+/// The network of a ban rule as `iptables -S` prints it after `-A CHAIN `: `-s NET` and then
+/// `tail` (`-j DROP`), or `tail` with the target's options (`-j REJECT --reject-with …`).
+fn ban_rule(rule: &str, tail: &str) -> Option<IpNet> {
+    let (net, rest) = rule.strip_prefix("-s ")?.split_once(' ')?;
+    let rest = rest.strip_prefix(tail)?;
+    if !(rest.is_empty() || rest.starts_with(' ')) {
+        return None;
+    }
+    crate::addr::parse_net(net).ok()
 }
 
 /// Deleting more rules than this at once rebuilds the chain instead: each `-D` searches the
@@ -338,5 +342,36 @@ impl Backend for Iptables {
             return Ok(());
         }
         run(&fam.cmd, &self.rule("-D", &s), None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ban_rule;
+
+    #[test]
+    fn ban_rules_are_read_as_iptables_prints_them() {
+        let n = |s: &str| Some(crate::addr::parse_net(s).unwrap());
+        assert_eq!(
+            ban_rule("-s 192.0.2.1/32 -j DROP", "-j DROP"),
+            n("192.0.2.1")
+        );
+        assert_eq!(
+            ban_rule(
+                "-s 2001:db8::/48 -j REJECT --reject-with icmp6-port-unreachable",
+                "-j REJECT"
+            ),
+            n("2001:db8::/48")
+        );
+        assert_eq!(ban_rule("-s 127.0.0.0/8 -j RETURN", "-j DROP"), None);
+        assert_eq!(ban_rule("-s 192.0.2.1/32 -j DROPPED", "-j DROP"), None);
+        assert_eq!(
+            ban_rule("-m set --match-set ampere-v4 src -j DROP", "-j DROP"),
+            None
+        );
+        assert_eq!(
+            ban_rule("-m hashlimit --hashlimit-above 10/sec -j DROP", "-j DROP"),
+            None
+        );
     }
 }
