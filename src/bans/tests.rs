@@ -411,7 +411,7 @@ fn the_audit_makes_a_deleted_table_again_with_every_ban() {
 }
 
 #[test]
-fn a_failed_firewall_step_is_retried_soon_and_an_event_from_a_banned_address_reapplies_it() {
+fn a_failed_firewall_step_is_retried_soon() {
     let mut r = rig("");
     r.bans.set_audit_interval(Duration::from_secs(300));
     r.kernel.0.borrow_mut().refuse = vec![parse_net("192.0.2.1").unwrap()];
@@ -424,12 +424,5 @@ fn a_failed_firewall_step_is_retried_soon_and_an_event_from_a_banned_address_rea
     r.kernel.0.borrow_mut().refuse.clear();
     std::thread::sleep(RETRY_FIRST);
     r.bans.timers(|| T0 + 1);
-    assert_eq!(r.held(), ["192.0.2.1"]);
-    // The chain loses it again; the address crosses the limit again: the ban is already in
-    // the database, so the kernel is made to hold it at once.
-    r.kernel.0.borrow_mut().held.clear();
-    r.calls();
-    assert!(r.flush(&["192.0.2.1"], T0 + 2).is_empty());
-    assert_eq!(r.calls(), ["ban 192.0.2.1"]);
     assert_eq!(r.held(), ["192.0.2.1"]);
 }
