@@ -199,7 +199,12 @@ impl Engine {
                 ..Host::default()
             };
         }
-        let acct = self.account_key(ev.account);
+        // Only a success and credential events look at the account: hash it for those.
+        let acct = if weight == Weight::Clear || kind.is_credential() {
+            self.account_key(ev.account)
+        } else {
+            0
+        };
         match weight {
             Weight::Clear => {
                 // A success takes back what failures against that same account added (the

@@ -151,26 +151,8 @@ fn shell_metacharacters_are_rejected_and_nothing_runs() {
 fn ssh_client_address_needs_force() {
     let s = Setup::new(None, "");
     let run = |force: bool| {
-        let mut cmd = ampere();
-        cmd.arg("-c").arg(&s.cfg).arg("-a");
-        if force {
-            cmd.arg("--force");
-        }
-        cmd.env("SSH_CLIENT", "198.51.100.20 51000 22")
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut c = cmd.spawn().unwrap();
-        use std::io::Write;
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(b"198.51.100.0/24\n")
-            .unwrap();
-        let o = c.wait_with_output().unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        let flags: &[&str] = if force { &["-a", "--force"] } else { &["-a"] };
+        run_from(&s, "198.51.100.20 51000 22", flags, b"198.51.100.0/24\n")
     };
     let (code, err) = run(false);
     assert_eq!(code, Some(1));
@@ -345,21 +327,32 @@ fn mapped_ipv6_addresses_are_the_ipv4_hosts_they_name() {
     assert_eq!(code, 0, "{err}");
     assert!(s.stored().is_empty());
     // The admin's own address, given as mapped in SSH_CLIENT, needs --force too.
+    let (code, err) = run_from(
+        &s,
+        "::ffff:198.51.100.20 51000 22",
+        &["-a"],
+        b"198.51.100.20\n",
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("connected from"));
+}
+
+/// Runs the binary with `args` as an admin logged in by SSH from `ssh_client`, `input` on
+/// stdin; returns its exit status and stderr.
+fn run_from(s: &Setup, ssh_client: &str, args: &[&str], input: &[u8]) -> (Option<i32>, String) {
     let mut cmd = ampere();
-    cmd.arg("-c").arg(&s.cfg).arg("-a");
-    cmd.env("SSH_CLIENT", "::ffff:198.51.100.20 51000 22")
+    cmd.arg("-c").arg(&s.cfg).args(args);
+    cmd.env("SSH_CLIENT", ssh_client)
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut c = cmd.spawn().unwrap();
     use std::io::Write;
-    c.stdin
-        .take()
-        .unwrap()
-        .write_all(b"198.51.100.20\n")
-        .unwrap();
+    c.stdin.take().unwrap().write_all(input).unwrap();
     let o = c.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("connected from"));
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 #[test]

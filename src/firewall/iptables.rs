@@ -121,53 +121,50 @@ impl Chains {
         )
     }
 
-    /// The networks of the rules `-A CHAIN -s NET <tail>` in the chain, per family.
-    pub fn listed(&self, tail: &str) -> Result<Vec<IpNet>> {
+    /// The rules of one family's chain as `iptables -S` prints them, after `-A CHAIN `.
+    fn rules_of(&self, fam: &Family) -> Result<Vec<String>> {
         let head = format!("-A {} ", self.chain);
+        let text = output(&fam.cmd, &["-w", "-S", &self.chain])?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.strip_prefix(&head))
+            .map(String::from)
+            .collect())
+    }
+
+    /// Every rule of the chain after `-A CHAIN `, all families.
+    pub fn listed_rules(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for fam in self.families() {
-            let text = output(&fam.cmd, &["-w", "-S", &self.chain])?;
-            out.extend(
-                text.lines()
-                    .filter_map(|l| l.strip_prefix(&head))
-                    .filter_map(|rule| ban_rule(rule, tail)),
-            );
+            out.extend(self.rules_of(fam)?);
         }
         Ok(out)
+    }
+
+    /// The networks of the rules `-A CHAIN -s NET <tail>` in the chain, all families.
+    pub fn listed(&self, tail: &str) -> Result<Vec<IpNet>> {
+        Ok(self
+            .listed_rules()?
+            .iter()
+            .filter_map(|rule| ban_rule(rule, tail))
+            .collect())
     }
 
     /// Rewrites each family's chain as it is minus the rules `-s NET <tail>` for `nets`, in one
     /// restore transaction: every other rule (a blind guard, a set's match rule) stays, in
     /// its order.
     pub fn rebuild_without(&self, nets: &[IpNet], tail: &str) -> Result<()> {
-        let head = format!("-A {} ", self.chain);
         let drop: std::collections::HashSet<&IpNet> = nets.iter().collect();
         for fam in self.families() {
-            let text = output(&fam.cmd, &["-w", "-S", &self.chain])?;
             let mut body = format!("-F {}\n", self.chain);
-            for rule in text.lines().filter_map(|l| l.strip_prefix(&head)) {
-                if !ban_rule(rule, tail).is_some_and(|n| drop.contains(&n)) {
-                    body.push_str(&format!("{head}{rule}\n"));
+            for rule in self.rules_of(fam)? {
+                if !ban_rule(&rule, tail).is_some_and(|n| drop.contains(&n)) {
+                    body.push_str(&format!("-A {} {rule}\n", self.chain));
                 }
             }
             self.commit(fam, &body)?;
         }
         Ok(())
-    }
-
-    /// Every rule of the chain after `-A CHAIN `, all families.
-    pub fn listed_rules(&self) -> Result<Vec<String>> {
-        let head = format!("-A {} ", self.chain);
-        let mut out = Vec::new();
-        for fam in self.families() {
-            let text = output(&fam.cmd, &["-w", "-S", &self.chain])?;
-            out.extend(
-                text.lines()
-                    .filter_map(|l| l.strip_prefix(&head))
-                    .map(String::from),
-            );
-        }
-        Ok(out)
     }
 
     /// Fails with the set-up commands when a chain is missing.

@@ -153,15 +153,21 @@ impl Nft {
                     None => n.to_string(),
                 })
                 .collect();
-            if !elems.is_empty() {
-                script.push_str(&format!(
-                    "add element inet {} {set} {{ {} }}\n",
-                    self.table,
-                    elems.join(", ")
-                ));
-            }
+            script.push_str(&self.elements_line("add", set, &elems));
         }
         run(&self.nft, &["-f", "-"], Some(script.as_bytes()))
+    }
+
+    /// `VERB element inet TABLE SET { e1, e2, … }` as a script line; nothing for no elements.
+    fn elements_line(&self, verb: &str, set: &str, elems: &[String]) -> String {
+        if elems.is_empty() {
+            return String::new();
+        }
+        format!(
+            "{verb} element inet {} {set} {{ {} }}\n",
+            self.table,
+            elems.join(", ")
+        )
     }
 
     fn unusable(e: FwError) -> FwError {
@@ -250,13 +256,7 @@ impl Backend for Nft {
                     elems.push(Self::element(e, now));
                 }
             }
-            if !elems.is_empty() {
-                script.push_str(&format!(
-                    "add element inet {} {set} {{ {} }}\n",
-                    self.table,
-                    elems.join(", ")
-                ));
-            }
+            script.push_str(&self.elements_line("add", set, &elems));
         }
         run(&self.nft, &["-f", "-"], Some(script.as_bytes()))
     }
@@ -273,13 +273,7 @@ impl Backend for Nft {
                     elems.push(n.to_string());
                 }
             }
-            if !elems.is_empty() {
-                script.push_str(&format!(
-                    "delete element inet {} {set} {{ {} }}\n",
-                    self.table,
-                    elems.join(", ")
-                ));
-            }
+            script.push_str(&self.elements_line("delete", set, &elems));
         }
         run(&self.nft, &["-f", "-"], Some(script.as_bytes()))
     }
