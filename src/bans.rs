@@ -39,6 +39,8 @@ pub struct Counters {
     pub audits: u64,
     pub repaired: u64,
     pub strays_removed: u64,
+    /// Bans made while the database refused writes, beyond what memory keeps for it.
+    pub unstored_dropped: u64,
 }
 
 /// Rows per transaction in bulk admin commands: the daemon's writes get in between.
@@ -82,6 +84,12 @@ pub struct Bans {
     audit_due: Instant,
     audit_interval: Duration,
     retry: Duration,
+    /// Bans the kernel holds that the database has not taken yet (`outage`).
+    unstored: Vec<Ban>,
+    outage: Option<outage::Outage>,
+    /// The database lost track (it was made again, or bans beyond `MAX_UNSTORED` were
+    /// made): the next audit stores what the kernel holds instead of removing it.
+    adopt: bool,
     pub counters: Counters,
 }
 
@@ -97,6 +105,9 @@ impl Bans {
             audit_due: Instant::now() + Duration::from_secs(300),
             audit_interval: Duration::from_secs(300),
             retry: RETRY_FIRST,
+            unstored: Vec::new(),
+            outage: None,
+            adopt: false,
             counters: Counters::default(),
         }
     }
@@ -123,6 +134,13 @@ impl Bans {
         }
         let store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
         Ok(Bans::new(store, fw))
+    }
+
+    /// The daemon never waits long for the database's lock: a ban goes in the kernel at
+    /// once and is written from the loop when the lock is free (`outage`).
+    pub fn for_daemon(self) -> Bans {
+        self.store.set_busy_ms(outage::DAEMON_BUSY_MS);
+        self
     }
 
     pub fn firewall(&self) -> &dyn Backend {
@@ -170,26 +188,7 @@ impl Bans {
         let now = now();
         let mut pending = std::mem::take(&mut self.pending);
         self.wrote();
-        let fresh = match self
-            .store
-            .record(&mut pending, &|count| cfg.ban_expiry(now, count))
-        {
-            Ok(fresh) => fresh,
-            Err(e) => {
-                self.counters.store_errors += 1;
-                let all: Vec<String> = pending.iter().map(|b| net_text(&b.net)).collect();
-                error!("{e}; banning {} in the firewall anyway", all.join(", "));
-                // Same address twice in one batch: one rule is enough.
-                let mut seen = std::collections::HashSet::new();
-                pending
-                    .iter_mut()
-                    .map(|b| {
-                        b.expires = cfg.ban_expiry(now, 1);
-                        seen.insert(b.net)
-                    })
-                    .collect()
-            }
-        };
+        let fresh = self.record(cfg, &mut pending);
         let mut new = Vec::with_capacity(pending.len());
         let mut known: Vec<Ban> = Vec::new();
         for (b, fresh) in pending.into_iter().zip(fresh) {
@@ -291,8 +290,8 @@ impl Bans {
         let due = match self.store.expire_due(now) {
             Ok(d) => d,
             Err(e) => {
-                self.counters.store_errors += 1;
-                error!("{e}");
+                // Lifted once the database takes the change: never a kernel without the row.
+                self.store_failed(&e);
                 return Vec::new();
             }
         };
@@ -326,44 +325,56 @@ impl Bans {
             .map(|(first, last)| (last + CHECKPOINT_QUIET).min(first + CHECKPOINT_MAX_DELAY))
     }
 
-    /// The earliest of: the next expiry, rereading it, the WAL checkpoint (`epoch` gives the
-    /// wall clock in unix seconds, read only when a ban is due to expire at all).
-    pub fn next_wake(&self, epoch: impl FnOnce() -> i64) -> Option<Instant> {
+    /// The earliest of: the next expiry (to the millisecond: a ban ends within a second of
+    /// its time, not a second late), rereading it, the WAL checkpoint, the audit, writing
+    /// bans that wait for the database. `epoch_ms` gives the wall clock in unix
+    /// milliseconds, read only when a ban is due to expire at all.
+    pub fn next_wake(&self, epoch_ms: impl Fn() -> i64) -> Option<Instant> {
         let now = Instant::now();
-        let expiry = self.next_expiry.map(|e| {
-            let secs = (e - epoch()).max(0) as u64;
-            now + Duration::from_secs(secs)
-        });
+        // While the database refuses writes, a due expiry waits for the next retry.
+        let blocked = self.outage.as_ref().map(|o| o.retry_at());
+        // Nothing expires by a clock that has not been set: no wake-up for it either.
+        let expiry = self
+            .next_expiry
+            .filter(|_| clock::is_set(epoch_ms() / 1000))
+            .map(|e| (now + until(e, epoch_ms())).max(blocked.unwrap_or(now)));
+        let waiting = if self.unstored.is_empty() {
+            None
+        } else {
+            self.outage_wake(epoch_ms(), now)
+        };
         [
             expiry,
             Some(self.expiry_read + EXPIRY_REFRESH),
             self.checkpoint_due(),
             Some(self.audit_due),
+            waiting,
         ]
         .into_iter()
         .flatten()
         .min()
     }
 
-    /// Expiry and checkpoints that are due (`epoch` as for `next_wake`); returns the
-    /// networks unbanned.
-    pub fn timers(&mut self, epoch: impl FnOnce() -> i64) -> Vec<IpNet> {
+    /// Expiry, audit, checkpoints and writes that are due (`epoch` gives the wall clock in
+    /// unix seconds); returns the networks unbanned.
+    pub fn timers(&mut self, cfg: &Config, epoch: impl Fn() -> i64) -> Vec<IpNet> {
         let now = Instant::now();
-        let mut lifted = Vec::new();
+        let t = epoch();
         // Nothing expires by a clock that has not been set (it reads 1970).
-        let due = self
-            .next_expiry
-            .map(|e| (e, epoch()))
-            .filter(|&(e, t)| e <= t && clock::is_set(t));
-        let mut epoch_now = None;
-        if let Some((_, t)) = due {
-            lifted = self.expire(t);
-            epoch_now = Some(t);
+        let set = clock::is_set(t);
+        let mut lifted = Vec::new();
+        if !self.unstored.is_empty() {
+            lifted = self.outage_timers(cfg, t, set);
+        }
+        if set && self.next_expiry.is_some_and(|e| e <= t) {
+            if self.store_writable() {
+                lifted.extend(self.expire(t));
+            }
         } else if now >= self.expiry_read + EXPIRY_REFRESH {
             self.read_next_expiry();
         }
         if now >= self.audit_due {
-            self.audit(epoch_now.unwrap_or_else(clock::now_epoch));
+            self.audit(cfg, t);
         }
         if self.checkpoint_due().is_some_and(|t| now >= t) {
             self.unsynced = None;
@@ -378,6 +389,14 @@ impl Bans {
     /// get their real times, so that they neither expire at once nor last decades.
     pub fn clock_was_set(&mut self, delta: i64) {
         self.wrote();
+        for b in self
+            .unstored
+            .iter_mut()
+            .filter(|b| b.since < clock::NOT_BEFORE)
+        {
+            b.since += delta;
+            b.expires = b.expires.map(|e| e + delta);
+        }
         match self.store.shift_times_before(clock::NOT_BEFORE, delta) {
             Ok(n) => info!("the wall clock was set ({delta:+} s): {n} ban(s) made before re-timed"),
             Err(e) => {
@@ -388,12 +407,23 @@ impl Bans {
         self.read_next_expiry();
     }
 
+    /// Bans in the kernel waiting for the database.
+    pub fn unstored(&self) -> usize {
+        self.unstored.len()
+    }
+
     pub fn active_count(&self) -> i64 {
         self.store.active_count().unwrap_or(-1)
     }
 }
 
+/// From the wall clock `epoch_ms` (unix milliseconds) to the unix second `at`.
+fn until(at: i64, epoch_ms: i64) -> Duration {
+    Duration::from_millis(at.saturating_mul(1000).saturating_sub(epoch_ms).max(0) as u64)
+}
+
 mod bulk;
+mod outage;
 mod repair;
 
 #[cfg(test)]

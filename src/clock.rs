@@ -13,6 +13,14 @@ pub fn is_set(epoch: i64) -> bool {
     epoch >= NOT_BEFORE
 }
 
+/// The wall clock in unix milliseconds, for timers that must not fire a second late.
+pub fn now_epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 pub fn now_epoch() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

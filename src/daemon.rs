@@ -46,7 +46,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let fw = firewall::backend(&cfg);
     fw.prepare().map_err(|e| e.to_string())?;
-    let mut bans = Bans::open(&cfg, fw)?;
+    let mut bans = Bans::open(&cfg, fw)?.for_daemon();
     bans.set_audit_interval(Duration::from_secs(cfg.audit_interval));
     let now = clock::now_epoch();
     if !clock::is_set(now) {
@@ -169,7 +169,7 @@ impl Daemon {
         let now = Instant::now();
         let next = [
             self.link.next_timer(),
-            self.bans.next_wake(clock::now_epoch),
+            self.bans.next_wake(clock::now_epoch_ms),
             self.hooks.next_check(),
             self.next_stats,
         ]
@@ -195,7 +195,7 @@ impl Daemon {
                 self.unset_clock = None;
             }
         }
-        for net in self.bans.timers(clock::now_epoch) {
+        for net in self.bans.timers(&self.cfg, clock::now_epoch) {
             self.hooks.unbanned(&net_text(&net), "expired");
         }
         self.hooks.reap();
@@ -286,6 +286,8 @@ impl Daemon {
             audits: b.audits,
             repaired: b.repaired,
             strays_removed: b.strays_removed,
+            unstored: self.bans.unstored(),
+            unstored_dropped: b.unstored_dropped,
             table_hosts: t.len(),
             table_capacity: t.capacity(),
             table_evictions: t.evictions(),

@@ -26,6 +26,9 @@ pub struct Stats {
     pub audits: u64,
     pub repaired: u64,
     pub strays_removed: u64,
+    /// Bans in the kernel that wait for the database; those beyond what memory keeps.
+    pub unstored: usize,
+    pub unstored_dropped: u64,
     pub table_hosts: usize,
     pub table_capacity: usize,
     pub table_evictions: u64,
@@ -57,7 +60,7 @@ impl Stats {
             .map(|(k, n)| format!("{}={n}", k.name()))
             .collect();
         format!(
-            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, duplicate headers {}, firewall errors {}, database errors {}; audits {} repaired {} strays removed {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {} blind warnings {}; table {}/{} hosts, {} evicted; last event {}",
+            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, duplicate headers {}, firewall errors {}, database errors {}, waiting for the database {}; audits {} repaired {} strays removed {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {} blind warnings {}; table {}/{} hosts, {} evicted; last event {}",
             if events.is_empty() { "none".to_string() } else { events.join(" ") },
             self.bans,
             self.unbans,
@@ -68,6 +71,7 @@ impl Stats {
             self.duplicate_headers,
             self.firewall_errors,
             self.store_errors,
+            self.unstored,
             self.audits,
             self.repaired,
             self.strays_removed,
@@ -207,6 +211,18 @@ impl Stats {
             "counter",
             "Failed database writes.",
             &plain(self.store_errors.to_string()),
+        );
+        metric(
+            "bans_unstored",
+            "gauge",
+            "Bans in the kernel that wait for the database to take writes again.",
+            &plain(self.unstored.to_string()),
+        );
+        metric(
+            "bans_unstored_dropped_total",
+            "counter",
+            "Bans made while the database was down beyond what memory keeps (the next audit after it adopts them).",
+            &plain(self.unstored_dropped.to_string()),
         );
         metric(
             "ami_dropped_total",

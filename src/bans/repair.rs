@@ -6,7 +6,8 @@ use ipnet::IpNet;
 
 use super::{Ban, Bans, RETRY_FIRST};
 use crate::addr::net_text;
-use crate::{error, warn};
+use crate::config::Config;
+use crate::{debug, error, warn};
 
 impl Bans {
     /// Compares the kernel with the database and repairs both ways: a stored ban missing from
@@ -14,11 +15,14 @@ impl Bans {
     /// ban stands for is removed. If the chain, sets or table are gone, what Ampere owns is
     /// made again and every ban put back; an iptables chain is the admin's: the error says
     /// what to run.
-    pub fn audit(&mut self, now: i64) {
+    pub fn audit(&mut self, cfg: &Config, now: i64) {
         self.counters.audits += 1;
         self.audit_due = Instant::now() + self.audit_interval;
         let active = match self.store.active() {
-            Ok(a) => a,
+            Ok(mut a) => {
+                a.extend(self.unstored.iter().cloned());
+                a
+            }
             Err(e) => {
                 self.counters.store_errors += 1;
                 error!("audit: {e}");
@@ -76,7 +80,27 @@ impl Bans {
                 }
             }
         }
-        for net in kernel.iter().filter(|n| !stored.contains(n)) {
+        let strays: Vec<IpNet> = kernel
+            .iter()
+            .filter(|n| !stored.contains(n))
+            .copied()
+            .collect();
+        let strays = if self.adopt {
+            // The database lost track of what it had: the kernel is the better witness.
+            if self.adopt_strays(cfg, &strays, now) {
+                self.adopt = false;
+            }
+            Vec::new()
+        } else if !self.store_trusted() {
+            debug!(
+                "audit: the database refuses writes; {} entries without a stored ban stay",
+                strays.len()
+            );
+            Vec::new()
+        } else {
+            strays
+        };
+        for net in &strays {
             match self.fw.unban(net) {
                 Ok(()) => {
                     self.counters.strays_removed += 1;

@@ -70,6 +70,21 @@ impl Store {
         Ok(store)
     }
 
+    /// How long a write waits for another connection's lock: the daemon waits briefly and
+    /// retries from its loop, so that an admin's bulk `-a` never stalls event handling.
+    pub fn set_busy_ms(&self, ms: i32) {
+        self.db.set_busy_ms(ms);
+    }
+
+    /// The file was deleted or replaced since it was opened (see `Db::has_moved`).
+    pub fn has_moved(&self) -> bool {
+        self.db.has_moved()
+    }
+
+    pub fn path(&self) -> &str {
+        &self.db.path
+    }
+
     /// Leaves WAL checkpoints to `checkpoint`, called by the daemon from its timer: SQLite's
     /// automatic checkpoint runs inside the commit that fills the WAL and syncs the database
     /// file, which put 2 to 30 ms on every few hundredth ban.
@@ -108,14 +123,14 @@ impl Store {
         }
     }
 
-    /// Records bans in one transaction. `expiry(count)` gives the end of a network's
-    /// `count`-th ban (None = permanent), so that repeat offenders escalate. Fills in each
+    /// Records bans in one transaction. `expiry(ban)` gives the end of a ban whose `count`
+    /// is filled in (None = permanent), so that repeat offenders escalate. Fills in each
     /// new ban's count, first time and expiry, and returns per ban whether it is new: false
     /// when it was an active ban already (then no firewall rule must be added).
     pub fn record(
         &mut self,
         bans: &mut [Ban],
-        expiry: &dyn Fn(i64) -> Option<i64>,
+        expiry: &dyn Fn(&Ban) -> Option<i64>,
     ) -> Result<Vec<bool>> {
         self.in_transaction(|db| {
             let mut find =
@@ -150,7 +165,7 @@ impl Store {
                 }
                 b.count = count + 1;
                 b.first = first;
-                b.expires = expiry(b.count);
+                b.expires = expiry(b);
                 put.reset();
                 put.bind_text(1, &key)?;
                 put.bind_i64(2, b.first)?;
@@ -312,6 +327,17 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn refuse_writes(&self) {
         self.db.exec("PRAGMA query_only = 1").unwrap();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn allow_writes(&self) {
+        self.db.exec("PRAGMA query_only = 0").unwrap();
+    }
+
+    /// Takes the write lock as an admin's `-a` does, until the connection is dropped.
+    #[cfg(test)]
+    pub(crate) fn hold_write_lock(&self) {
+        self.db.exec("BEGIN IMMEDIATE").unwrap();
     }
 
     fn in_transaction<T>(&mut self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {

@@ -87,6 +87,29 @@ impl Db {
         Ok(db)
     }
 
+    pub fn set_busy_ms(&self, ms: c_int) {
+        // SAFETY: raw is a valid open handle.
+        unsafe { ffi::sqlite3_busy_timeout(self.raw, ms) };
+    }
+
+    /// Whether the file behind this connection was deleted, renamed or replaced: SQLite
+    /// keeps writing to the open file then, and every write is lost at the next open.
+    pub fn has_moved(&self) -> bool {
+        let mut moved: c_int = 0;
+        // SAFETY: raw is open; "main" is NUL-terminated; HAS_MOVED writes one int through
+        // the pointer, which points to a live c_int.
+        let rc = unsafe {
+            ffi::sqlite3_file_control(
+                self.raw,
+                c"main".as_ptr(),
+                ffi::SQLITE_FCNTL_HAS_MOVED,
+                (&mut moved as *mut c_int).cast(),
+            )
+        };
+        // A connection that cannot tell is treated as moved: reopening is harmless.
+        rc != ffi::SQLITE_OK || moved != 0
+    }
+
     pub fn exec(&self, sql: &str) -> Result<()> {
         let csql = CString::new(sql).map_err(|_| StoreError {
             kind: ErrorKind::Other,

@@ -30,7 +30,7 @@ fn record(
     mut bans: Vec<Ban>,
     expiry: &dyn Fn(i64) -> Option<i64>,
 ) -> Vec<Option<Banned>> {
-    let fresh = s.record(&mut bans, expiry).unwrap();
+    let fresh = s.record(&mut bans, &|b| expiry(b.count)).unwrap();
     bans.iter()
         .zip(fresh)
         .map(|(b, f)| {

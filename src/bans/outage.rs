@@ -1,0 +1,281 @@
+//! When the database refuses writes (disk full, read-only, its directory deleted, or locked
+//! by an admin's bulk `-a`), bans go on in the kernel: they wait in memory (`unstored`),
+//! expire from there if their time comes first, and are written from the loop as soon as
+//! the database takes writes again. A database file that was deleted or replaced is opened
+//! again at its path; the next audit then adopts what the kernel holds instead of removing it.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use super::Bans;
+use crate::addr::net_text;
+use crate::ban::{Ban, Origin};
+use crate::config::Config;
+use crate::store::{ErrorKind, Store, StoreError};
+use crate::{debug, error, info, warn};
+
+/// Bans kept in memory at most while the database is down (about 150 bytes each); beyond
+/// that they are only in the kernel, and the first audit after the outage adopts them.
+pub(super) const MAX_UNSTORED: usize = 10_000;
+
+/// The daemon's wait for another connection's lock; then it retries from the loop.
+pub(super) const DAEMON_BUSY_MS: i32 = 20;
+
+/// Retries of a locked database start fast (an admin's import commits every few ms); any
+/// other failure is retried from a second on, doubling up to a minute.
+const BUSY_FIRST: Duration = Duration::from_millis(50);
+const BUSY_MAX: Duration = Duration::from_secs(1);
+const DOWN_FIRST: Duration = Duration::from_secs(1);
+const DOWN_MAX: Duration = Duration::from_secs(60);
+
+/// The database refuses writes since `since`.
+pub(super) struct Outage {
+    since: Instant,
+    retry_at: Instant,
+    backoff: Duration,
+    /// The error was logged loudly (once per outage; a short lock is not worth it).
+    loud: bool,
+}
+
+impl Outage {
+    pub(super) fn retry_at(&self) -> Instant {
+        self.retry_at
+    }
+}
+
+impl Bans {
+    /// A write failed: retry from the loop, backing off; say so loudly once per outage.
+    pub(super) fn store_failed(&mut self, e: &StoreError) {
+        self.counters.store_errors += 1;
+        let now = Instant::now();
+        let busy = e.kind == ErrorKind::Busy;
+        let (first, max) = if busy {
+            (BUSY_FIRST, BUSY_MAX)
+        } else {
+            (DOWN_FIRST, DOWN_MAX)
+        };
+        let o = self.outage.get_or_insert(Outage {
+            since: now,
+            retry_at: now,
+            backoff: first,
+            loud: false,
+        });
+        o.retry_at = now + o.backoff;
+        o.backoff = (o.backoff * 2).clamp(first, max);
+        if !busy && !o.loud {
+            o.loud = true;
+            error!(
+                "database {}: {e}; bans go on in the kernel and are written when it takes writes again",
+                self.store.path()
+            );
+        } else {
+            debug!("database {}: {e}; retrying", self.store.path());
+        }
+    }
+
+    fn store_ok(&mut self) {
+        if let Some(o) = self.outage.take() {
+            let took = o.since.elapsed().as_secs_f64();
+            if o.loud {
+                warn!(
+                    "database {} takes writes again after {took:.1} s",
+                    self.store.path()
+                );
+            }
+        }
+    }
+
+    /// Whether to write now: not while backing off, and not to a file that was deleted or
+    /// replaced (reopened at its path first).
+    pub(super) fn store_writable(&mut self) -> bool {
+        if self
+            .outage
+            .as_ref()
+            .is_some_and(|o| Instant::now() < o.retry_at)
+        {
+            return false;
+        }
+        if !self.store.has_moved() {
+            return true;
+        }
+        let path = self.store.path().to_string();
+        match reopen(&path) {
+            Ok(store) => {
+                error!("database {path} was deleted or replaced while Ampere ran: made it again; the next audit adopts the bans the kernel holds");
+                self.store = store;
+                self.adopt = true;
+                self.audit_due = Instant::now();
+                true
+            }
+            Err(e) => {
+                self.store_failed(&e);
+                false
+            }
+        }
+    }
+
+    /// Writes `bans` (expiring by `cfg`, from the time each was decided); on failure they
+    /// wait in memory. Returns per ban whether it is new, as `Store::record` does.
+    pub(super) fn record(&mut self, cfg: &Config, bans: &mut [Ban]) -> Vec<bool> {
+        // Already waiting: the kernel holds them.
+        let mut waiting: HashSet<IpNet> = self.unstored.iter().map(|b| b.net).collect();
+        if self.store_writable() {
+            let written = self
+                .store
+                .record(bans, &|b| cfg.ban_expiry(b.since, b.count));
+            match written {
+                Ok(fresh) => {
+                    self.store_ok();
+                    return bans
+                        .iter()
+                        .zip(fresh)
+                        .map(|(b, f)| f && !waiting.contains(&b.net))
+                        .collect();
+                }
+                Err(e) => self.store_failed(&e),
+            }
+        }
+        bans.iter_mut()
+            .map(|b| {
+                // A read may still work (a full disk, a lock): a stored ban is not new.
+                if !waiting.insert(b.net) || self.store.is_banned(&b.net).unwrap_or(false) {
+                    return false;
+                }
+                b.expires = cfg.ban_expiry(b.since, 1);
+                if self.unstored.len() < MAX_UNSTORED {
+                    self.unstored.push(b.clone());
+                } else {
+                    self.counters.unstored_dropped += 1;
+                    self.adopt = true;
+                }
+                true
+            })
+            .collect()
+    }
+
+    /// When the waiting bans are next written, or one of them expires.
+    pub(super) fn outage_wake(&self, epoch_ms: i64, now: Instant) -> Option<Instant> {
+        let set = crate::clock::is_set(epoch_ms / 1000);
+        let expiry = self.unstored.iter().filter_map(|b| b.expires).min();
+        let expiry = expiry.filter(|_| set);
+        let expiry = expiry.map(|e| now + super::until(e, epoch_ms));
+        let retry =
+            (!self.unstored.is_empty()).then(|| self.outage.as_ref().map_or(now, |o| o.retry_at));
+        [expiry, retry].into_iter().flatten().min()
+    }
+
+    /// From the loop: waiting bans whose time is up are lifted (they never reached the
+    /// database), the rest written if the database takes them now. Returns what was lifted.
+    pub(super) fn outage_timers(
+        &mut self,
+        cfg: &Config,
+        epoch: i64,
+        clock_set: bool,
+    ) -> Vec<IpNet> {
+        let mut lifted = Vec::new();
+        let (due, keep): (Vec<Ban>, Vec<Ban>) = std::mem::take(&mut self.unstored)
+            .into_iter()
+            .partition(|b| clock_set && b.expires.is_some_and(|e| e <= epoch));
+        self.unstored = keep;
+        for b in due {
+            let text = net_text(&b.net);
+            match self.fw.unban(&b.net) {
+                Ok(()) => {
+                    self.counters.unbans += 1;
+                    info!("unban {text}: ban expired (it never reached the database)");
+                    lifted.push(b.net);
+                }
+                Err(e) => {
+                    self.counters.firewall_errors += 1;
+                    error!("unban {text} (expired): {e}");
+                }
+            }
+        }
+        if self.unstored.is_empty() || !self.store_writable() {
+            return lifted;
+        }
+        let mut waiting = std::mem::take(&mut self.unstored);
+        self.wrote();
+        match self
+            .store
+            .record(&mut waiting, &|b| cfg.ban_expiry(b.since, b.count))
+        {
+            Ok(_) => {
+                self.store_ok();
+                info!(
+                    "{} ban(s) made while the database was down now stored",
+                    waiting.len()
+                );
+                for e in waiting.iter().filter_map(|b| b.expires) {
+                    self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
+                }
+            }
+            Err(e) => {
+                self.store_failed(&e);
+                self.unstored = waiting;
+            }
+        }
+        lifted
+    }
+
+    /// A stray the audit found after the database lost track: stored instead of removed.
+    pub(super) fn adopt_strays(&mut self, cfg: &Config, strays: &[IpNet], now: i64) -> bool {
+        let mut bans: Vec<Ban> = strays
+            .iter()
+            .map(|n| Ban::new(*n, "recovered", "", 0, Origin::Daemon, now))
+            .collect();
+        if !self.store_writable() {
+            return false;
+        }
+        match self
+            .store
+            .record(&mut bans, &|b| cfg.ban_expiry(b.since, b.count))
+        {
+            Ok(_) => {
+                self.store_ok();
+                if !bans.is_empty() {
+                    warn!(
+                        "audit: {} ban(s) the kernel held without a database row adopted",
+                        bans.len()
+                    );
+                }
+                self.read_next_expiry();
+                true
+            }
+            Err(e) => {
+                self.store_failed(&e);
+                false
+            }
+        }
+    }
+
+    /// Ends the back-off, as if its time had come.
+    #[cfg(test)]
+    pub(super) fn retry_now(&mut self) {
+        if let Some(o) = self.outage.as_mut() {
+            o.retry_at = Instant::now();
+        }
+    }
+
+    /// Whether the audit may trust the database to say what is not banned.
+    pub(super) fn store_trusted(&self) -> bool {
+        self.outage.is_none() && !self.adopt
+    }
+}
+
+/// Opens the database again at `path`, its directory made again if it was deleted.
+pub(super) fn reopen(path: &str) -> Result<Store, StoreError> {
+    let path = std::path::Path::new(path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError {
+            kind: ErrorKind::CantOpen,
+            msg: format!("cannot create {}: {e}", dir.display()),
+        })?;
+    }
+    let store = Store::open(path)?;
+    store.set_busy_ms(DAEMON_BUSY_MS);
+    store.defer_checkpoints()?;
+    Ok(store)
+}

@@ -1,0 +1,104 @@
+//! A database that refuses writes, is locked or was deleted: bans go on in the kernel.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// The database at its path, as the next start reads it (not through the daemon's handle,
+/// which may point at a deleted file).
+fn on_disk(r: &Rig) -> Vec<String> {
+    let mut v: Vec<String> = Store::open(&r.cfg.db)
+        .unwrap()
+        .active()
+        .unwrap()
+        .iter()
+        .map(|b| net_text(&b.net))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn bans_made_while_the_database_refuses_writes_are_written_when_it_takes_them_again() {
+    let mut r = rig("bantime = 1h\nbantime_factor = 2\n");
+    // An earlier ban of .2 that ended: the count must still escalate once it is written.
+    r.flush(&["192.0.2.2"], T0 - 7200);
+    r.timers(T0 - 3600);
+    r.bans.store().refuse_writes();
+    r.flush(&["192.0.2.1", "192.0.2.2"], T0);
+    assert_eq!(r.held(), ["192.0.2.1", "192.0.2.2"]);
+    assert_eq!(r.bans.unstored(), 2);
+    // An audit meanwhile neither removes them nor adds them twice.
+    r.audit(T0 + 1);
+    assert_eq!(r.held(), ["192.0.2.1", "192.0.2.2"]);
+    // Still refused: they wait, and the retry backs off instead of spinning.
+    r.bans.retry_now();
+    assert!(r.timers(T0 + 2).is_empty());
+    assert!(r.bans.next_wake(|| (T0 + 2) * 1000).unwrap() > Instant::now());
+    r.bans.store().allow_writes();
+    r.bans.retry_now();
+    r.timers(T0 + 3);
+    assert_eq!(r.bans.unstored(), 0);
+    assert_eq!(on_disk(&r), ["192.0.2.1", "192.0.2.2"]);
+    let ends: Vec<Option<i64>> = ["192.0.2.1", "192.0.2.2"]
+        .iter()
+        .map(|a| {
+            let all = r.bans.store().active().unwrap();
+            all.iter().find(|b| net_text(&b.net) == *a).unwrap().expires
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        [Some(T0 + 3600), Some(T0 + 7200)],
+        "timed from the ban, escalated"
+    );
+}
+
+#[test]
+fn a_ban_that_never_reached_the_database_still_expires() {
+    let mut r = rig("bantime = 60\n");
+    r.bans.store().refuse_writes();
+    r.flush(&["192.0.2.1"], T0);
+    let wake = r.bans.next_wake(|| (T0 + 10) * 1000).unwrap();
+    assert!(wake <= Instant::now() + Duration::from_secs(50));
+    assert!(r.timers(T0 + 59).is_empty());
+    assert_eq!(r.timers(T0 + 60), [parse_net("192.0.2.1").unwrap()]);
+    assert!(r.held().is_empty());
+    assert_eq!(r.bans.unstored(), 0);
+}
+
+#[test]
+fn a_locked_database_does_not_hold_up_a_ban() {
+    let mut r = rig("bantime = 1h\n");
+    let admin = Store::open(&r.cfg.db).unwrap();
+    admin.hold_write_lock();
+    let started = Instant::now();
+    assert_eq!(r.flush(&["192.0.2.1"], T0), ["192.0.2.1"]);
+    // Generous: the product waits 20 ms; 10 s was the old busy timeout.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(r.bans.unstored(), 1);
+    drop(admin);
+    r.bans.retry_now();
+    r.timers(T0 + 1);
+    assert_eq!(on_disk(&r), ["192.0.2.1"]);
+}
+
+#[test]
+fn a_deleted_database_is_made_again_and_adopts_what_the_kernel_holds() {
+    let mut r = rig("bantime = 1h\n");
+    r.flush(&["192.0.2.1"], T0);
+    std::fs::remove_dir_all(r.cfg.db.parent().unwrap()).unwrap();
+    r.flush(&["192.0.2.2"], T0 + 1);
+    assert_eq!(
+        on_disk(&r),
+        ["192.0.2.2"],
+        "written at the path, not to the deleted file"
+    );
+    r.audit(T0 + 2);
+    assert_eq!(
+        on_disk(&r),
+        ["192.0.2.1", "192.0.2.2"],
+        "adopted, not removed"
+    );
+    assert_eq!(r.held(), ["192.0.2.1", "192.0.2.2"]);
+}
