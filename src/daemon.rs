@@ -131,7 +131,9 @@ impl Daemon {
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
-            if fds.len() > 1 && fds[1].revents != 0 {
+            if fds.len() > 1 && fds[1].revents != 0 && self.link.dialing() {
+                self.link.connect_ready();
+            } else if fds.len() > 1 && fds[1].revents != 0 {
                 self.on_ami(fds[1].revents, &mut buf);
                 self.sync_guard(false);
             }

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 pub use libc::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
@@ -12,10 +12,22 @@ pub use libc::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 /// both async-signal-safe.
 static SIGNAL_PIPE_WR: AtomicI32 = AtomicI32::new(-1);
 
+/// Set by the first SIGTERM/SIGINT, which also arms the stop watchdog.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// How long a stop may take: the loop handles SIGTERM within milliseconds, but it may be
+/// waiting for a firewall command or a lookup; SIGALRM then ends the process. Nothing is
+/// lost by that: every ban is in the database before it goes to the kernel.
+pub const STOP_GRACE_SECS: libc::c_uint = 1;
+
 extern "C" fn on_signal(sig: libc::c_int) {
     let fd = SIGNAL_PIPE_WR.load(Ordering::Relaxed);
     if fd < 0 {
         return;
+    }
+    if (sig == libc::SIGTERM || sig == libc::SIGINT) && !STOPPING.swap(true, Ordering::Relaxed) {
+        // SAFETY: alarm(2) is async-signal-safe and touches no memory.
+        unsafe { libc::alarm(STOP_GRACE_SECS) };
     }
     // SAFETY: errno is thread-local and the pointer from __errno_location is valid for this
     // thread; saving and restoring it keeps the interrupted code's errno intact.
@@ -26,6 +38,16 @@ extern "C" fn on_signal(sig: libc::c_int) {
     unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
     // SAFETY: as above.
     unsafe { *errno_location() = saved };
+}
+
+/// The stop watchdog went off: say so where a terminal or service manager sees it, and end.
+extern "C" fn on_stop_overdue(_: libc::c_int) {
+    const MSG: &[u8] = b"ampere: stopping took over 1 s (a firewall command or a lookup was still running); exiting now, every ban is in the database\n";
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; MSG is static.
+    unsafe {
+        libc::write(2, MSG.as_ptr().cast(), MSG.len());
+        libc::_exit(0);
+    }
 }
 
 #[cfg(any(target_env = "musl", target_env = "gnu"))]
@@ -48,12 +70,17 @@ impl SignalPipe {
             return Err(io::Error::last_os_error());
         }
         SIGNAL_PIPE_WR.store(fds[1], Ordering::Relaxed);
-        for &sig in signals {
+        let watchdog = (libc::SIGALRM, on_stop_overdue as extern "C" fn(libc::c_int));
+        let handlers = signals
+            .iter()
+            .map(|&sig| (sig, on_signal as extern "C" fn(libc::c_int)))
+            .chain(std::iter::once(watchdog));
+        for (sig, handler) in handlers {
             // SAFETY: a zeroed sigaction is a valid starting value; we fill in the handler,
             // an empty mask and SA_RESTART before passing it by pointer.
             let rc = unsafe {
                 let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                sa.sa_sigaction = handler as usize;
                 libc::sigemptyset(&mut sa.sa_mask);
                 sa.sa_flags = libc::SA_RESTART;
                 libc::sigaction(sig, &sa, std::ptr::null_mut())
@@ -112,6 +139,68 @@ pub fn kill_group(pgid: u32) {
     if pgid > 1 {
         // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+}
+
+/// Starts a TCP connect without waiting for it: a non-blocking socket whose connect is
+/// under way (poll it for POLLOUT, then `TcpStream::take_error`) or already done (true).
+pub fn connect_start(addr: &std::net::SocketAddr) -> io::Result<(std::net::TcpStream, bool)> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a zeroed sockaddr_storage is valid; we fill in the family's fields below and
+    // pass its real length.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        std::net::SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            let sin = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            let sin6 = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    // SAFETY: socket(2) with constant arguments; the result is checked.
+    let fd = unsafe {
+        libc::socket(
+            libc::c_int::from(ss.ss_family),
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a socket we just opened and own; the TcpStream closes it exactly once.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    // SAFETY: ss holds a valid address of `len` bytes for fd's family.
+    let rc = unsafe {
+        libc::connect(
+            fd,
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        return Ok((stream, true));
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EINPROGRESS) | Some(libc::EINTR) => Ok((stream, false)),
+        _ => Err(err),
     }
 }
 

@@ -185,6 +185,11 @@ pub fn classify(stderr: &str) -> ErrorKind {
 
 /// Runs `cmd args...` (no shell), optionally feeding `stdin`; an error carries the command
 /// line, what it printed on stderr, and its kind.
+/// The longest a firewall command may take (it holds the loop meanwhile): a restore of
+/// 100,000 bans takes about 2 s here; a router may be ten times slower. A command stuck on
+/// a lock is killed then, and the audit retries what it was to do.
+pub const TOOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub fn run(cmd: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<()> {
     execute(cmd, args, stdin, false).map(|_| ())
 }
@@ -222,9 +227,18 @@ fn execute(cmd: &Path, args: &[&str], stdin: Option<&[u8]>, capture: bool) -> Re
         // A child that exits early closes the pipe; its exit status tells why.
         let _ = pipe.write_all(data);
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| FwError::new(ErrorKind::Failed, format!("{}: {e}", shown())))?;
+    let out = exec::wait_within(child, TOOL_TIMEOUT)
+        .map_err(|e| FwError::new(ErrorKind::Failed, format!("{}: {e}", shown())))?
+        .ok_or_else(|| {
+            FwError::new(
+                ErrorKind::Busy,
+                format!(
+                    "`{}` took over {} s and was killed",
+                    shown(),
+                    TOOL_TIMEOUT.as_secs()
+                ),
+            )
+        })?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }

@@ -1,7 +1,7 @@
 //! The TCP connection to Asterisk around a `Session`, and when to try again without one.
 
 use std::io::{ErrorKind, Read as _, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -88,9 +88,19 @@ pub struct Counters {
     pub blind_warnings: u64,
 }
 
+/// A connect under way, never waited for: its socket is polled for POLLOUT, and it gives
+/// up at `deadline` (`connect_timeout`) for the next address.
+struct Dialing {
+    stream: TcpStream,
+    addr: SocketAddr,
+    rest: std::vec::IntoIter<SocketAddr>,
+    deadline: Instant,
+}
+
 /// The connection to Asterisk: at most one session, and when to try again without one.
 pub struct Link {
     conn: Option<(TcpStream, Session)>,
+    dialing: Option<Dialing>,
     /// Where `conn` goes.
     peer: std::net::IpAddr,
     next_connect: Instant,
@@ -113,6 +123,7 @@ impl Link {
     pub fn new(settings: Settings) -> Link {
         Link {
             conn: None,
+            dialing: None,
             peer: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             next_connect: Instant::now(),
             backoff: Backoff::new(settings.reconnect_min, settings.reconnect_max),
@@ -128,6 +139,7 @@ impl Link {
             .set_limits(settings.reconnect_min, settings.reconnect_max);
         self.settings = settings;
         if reconnect {
+            self.dialing = None;
             self.close(Close::Lost("AMI settings changed".into()));
             self.next_connect = Instant::now();
         }
@@ -160,6 +172,9 @@ impl Link {
 
     /// The socket and the poll events wanted on it, while connected.
     pub fn poll_fd(&self) -> Option<(RawFd, i16)> {
+        if let Some(d) = &self.dialing {
+            return Some((d.stream.as_raw_fd(), crate::sys::POLLOUT));
+        }
         let (stream, s) = self.conn.as_ref()?;
         let mut events = crate::sys::POLLIN;
         if !s.output().is_empty() {
@@ -169,6 +184,9 @@ impl Link {
     }
 
     pub fn next_timer(&self) -> Option<Instant> {
+        if let Some(d) = &self.dialing {
+            return Some(d.deadline);
+        }
         match &self.conn {
             None => Some(self.next_connect),
             Some((_, s)) => s.next_timer(),
@@ -177,8 +195,17 @@ impl Link {
 
     /// Connects when it is time, sends a Ping or ends a dead session.
     pub fn tick(&mut self, now: Instant) {
+        if let Some(d) = self.dialing.take_if(|d| now >= d.deadline) {
+            let why = format!(
+                "{}: no answer within {}s",
+                d.addr,
+                self.settings.connect_timeout.as_secs()
+            );
+            self.dial(d.rest, why);
+            return;
+        }
         let Some((_, s)) = &mut self.conn else {
-            if now >= self.next_connect {
+            if now >= self.next_connect && self.dialing.is_none() {
                 self.connect();
             }
             return;
@@ -190,38 +217,74 @@ impl Link {
         }
     }
 
-    /// A blocking connect, bounded by `connect_timeout` per address.
+    /// Resolves the AMI host and starts connecting to its first address. An address is
+    /// used as it is; a name goes through the system's resolver, which blocks the loop for
+    /// at most its own timeout (resolv.conf `timeout` × `attempts`; DESIGN.md).
     fn connect(&mut self) {
         let target = self.settings.target();
-        let addrs = match (self.settings.host.as_str(), self.settings.port).to_socket_addrs() {
-            Ok(a) => a.collect::<Vec<_>>(),
-            Err(e) => {
-                self.counters.connect_failures += 1;
-                self.retry_later(&format!("cannot resolve AMI host {target}: {e}"));
-                return;
-            }
-        };
-        let mut last_err = String::from("no address");
-        for a in addrs {
-            match TcpStream::connect_timeout(&a, self.settings.connect_timeout) {
-                Ok(stream) => {
-                    if let Err(e) = stream.set_nonblocking(true) {
-                        last_err = e.to_string();
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    debug!("connected to {a}");
-                    self.seq += 1;
-                    let session = Session::new(self.settings.clone(), self.seq, Instant::now());
-                    self.conn = Some((stream, session));
-                    self.peer = a.ip();
+        let port = self.settings.port;
+        let addrs = match self.settings.host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => match (self.settings.host.as_str(), port).to_socket_addrs() {
+                Ok(a) => a.collect(),
+                Err(e) => {
+                    self.counters.connect_failures += 1;
+                    self.retry_later(&format!("cannot resolve AMI host {target}: {e}"));
                     return;
                 }
-                Err(e) => last_err = format!("{a}: {e}"),
+            },
+        };
+        self.dial(addrs.into_iter(), String::from("no address"));
+    }
+
+    /// Starts a connect to the next of `rest`; when none is left, the attempt failed.
+    fn dial(&mut self, mut rest: std::vec::IntoIter<SocketAddr>, mut last_err: String) {
+        while let Some(addr) = rest.next() {
+            match crate::sys::connect_start(&addr) {
+                Ok((stream, true)) => return self.established(stream, addr),
+                Ok((stream, false)) => {
+                    self.dialing = Some(Dialing {
+                        stream,
+                        addr,
+                        rest,
+                        deadline: Instant::now() + self.settings.connect_timeout,
+                    });
+                    return;
+                }
+                Err(e) => last_err = format!("{addr}: {e}"),
             }
         }
         self.counters.connect_failures += 1;
+        let target = self.settings.target();
         self.retry_later(&format!("cannot connect to AMI at {target}: {last_err}"));
+    }
+
+    /// The socket of a connect under way is ready: connected, or on to the next address.
+    pub fn connect_ready(&mut self) {
+        let Some(d) = self.dialing.take() else {
+            return;
+        };
+        let result = match d.stream.take_error() {
+            Ok(None) => d.stream.peer_addr().map(|_| ()),
+            Ok(Some(e)) | Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => self.established(d.stream, d.addr),
+            Err(e) => self.dial(d.rest, format!("{}: {e}", d.addr)),
+        }
+    }
+
+    pub fn dialing(&self) -> bool {
+        self.dialing.is_some()
+    }
+
+    fn established(&mut self, stream: TcpStream, addr: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        debug!("connected to {addr}");
+        self.seq += 1;
+        let session = Session::new(self.settings.clone(), self.seq, Instant::now());
+        self.conn = Some((stream, session));
+        self.peer = addr.ip();
     }
 
     fn retry_later(&mut self, why: &str) {

@@ -41,6 +41,7 @@ name=$(basename "$0")
   case "$name" in *-restore) while IFS= read -r l; do echo "IN $l"; done ;; esac
   echo "END"
 }} >> "{log}"
+[ -e "{dir}/slow-$name" ] && sleep "$(cat "{dir}/slow-$name")"
 [ -e "{dir}/fail-$name" ] && {{ echo "$name: simulated failure" >&2; exit 1; }}
 exit 0
 "#,
@@ -70,6 +71,12 @@ exit 0
         } else {
             let _ = fs::remove_file(p);
         }
+    }
+
+    /// Makes `tool` take `secs` seconds (after it logged its call), as a tool stuck on a
+    /// lock would.
+    pub fn slow(&self, tool: &str, secs: u32) {
+        fs::write(self.dir.join(format!("slow-{tool}")), secs.to_string()).unwrap();
     }
 
     pub fn calls(&self) -> Vec<Call> {

@@ -133,13 +133,19 @@ impl Daemon {
     }
 
     /// SIGTERM and wait; returns the exit code.
-    pub fn stop(mut self) -> i32 {
+    pub fn stop(self) -> i32 {
+        self.stop_timed().0
+    }
+
+    /// SIGTERM and wait; returns the exit code and how long the process took to end.
+    pub fn stop_timed(mut self) -> (i32, Duration) {
         self.signal("TERM");
+        let sent = Instant::now();
         let mut child = self.child.take().unwrap();
         let end = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(st) = child.try_wait().unwrap() {
-                return st.code().unwrap_or(-1);
+                return (st.code().unwrap_or(-1), sent.elapsed());
             }
             if Instant::now() > end {
                 let _ = child.kill();
