@@ -26,7 +26,7 @@ PREFIX     ?= /usr/local
 SYSCONFDIR ?= /etc
 DESTDIR    ?=
 
-.PHONY: all release debug nice test demo bench bench-restore bench-memory bench-latency \
+.PHONY: all release debug nice test test-load demo bench bench-restore bench-memory bench-latency \
 	bench-fail2ban bench-cpu lint install clean \
 	cross cross-all cross-test cross-tools size-check deb ipk test-deb fuzz
 
@@ -44,6 +44,11 @@ nice:
 test:
 	sh tests/install-deps.sh
 	$(CARGO) test --all-targets --no-fail-fast
+
+# The namespace and liveness suites with every core kept busy (CI runs it after `make test`).
+test-load:
+	sh tests/install-deps.sh
+	sh tests/under-load.sh
 
 demo: release
 	./target/release/ampere -c etc/ampere.cfg --replay etc/sample-attack.ami

@@ -1085,7 +1085,8 @@ fn kernel_bans(backend: &str) -> BTreeSet<String> {
         "nft" => ["v4", "v6"]
             .iter()
             .flat_map(|set| {
-                let out = must(&["nft", "list", "set", "inet", "ampere", set]);
+                // A deleted table (a fault the property test injects) holds nothing.
+                let (_, out) = sh(&["nft", "list", "set", "inet", "ampere", set]);
                 let Some(start) = out.find("elements = {") else {
                     return Vec::new();
                 };
@@ -1203,6 +1204,13 @@ enum Op {
     Restart,
     /// SIGKILL and start again.
     Kill,
+    /// Faults: the chain flushed, the sets flushed or the nft table deleted behind Ampere's
+    /// back; every firewall command failing while the daemon bans; an `-a` of 2,000
+    /// addresses SIGKILLed after this many ms; the database's disk full while it bans.
+    BreakFirewall,
+    FailFirewall(Vec<u8>),
+    KillImport(u16),
+    DiskFull(Vec<u8>),
 }
 
 fn host(k: u8) -> String {
@@ -1219,17 +1227,79 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
     prop_oneof![
         4 => hosts.clone().prop_map(Op::Attack),
         2 => hosts.clone().prop_map(Op::Add),
-        2 => hosts.prop_map(Op::Del),
+        2 => hosts.clone().prop_map(Op::Del),
         1 => Just(Op::Restart),
         1 => Just(Op::Kill),
+        1 => Just(Op::BreakFirewall),
+        1 => hosts.clone().prop_map(Op::FailFirewall),
+        1 => (20u16..400).prop_map(Op::KillImport),
+        1 => hosts.clone().prop_map(Op::DiskFull),
     ]
 }
 
-/// Random sequences of bans by the daemon, `-a`, `-d`, restarts and SIGKILLs, against the real
-/// backend: after every step the kernel holds exactly the database's active bans.
+/// Firewall tools that fail while `flag` exists and are the real ones otherwise; returns
+/// the config lines that point Ampere at them.
+fn failing_tools(dir: &Path, flag: &Path) -> String {
+    let mut cfg = String::new();
+    for (key, tool) in [
+        ("iptables", "iptables"),
+        ("ip6tables", "ip6tables"),
+        ("iptables_restore", "iptables-restore"),
+        ("ip6tables_restore", "ip6tables-restore"),
+        ("ipset", "ipset"),
+        ("nft", "nft"),
+    ] {
+        let path = dir.join(tool);
+        let script = format!(
+            "#!/bin/sh\n[ -e {flag} ] && {{ echo \"{tool}: simulated failure\" >&2; exit 1; }}\nexec /usr/sbin/{tool} \"$@\"\n",
+            flag = flag.display()
+        );
+        let _lock = exec_lock();
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        cfg.push_str(&format!("{key} = {}\n", path.display()));
+    }
+    cfg
+}
+
+fn attack_events(ks: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for &k in ks {
+        let fam = if k % 4 == 3 { "IPV6" } else { "IPV4" };
+        for n in 0..3 {
+            let e = invalid_account_event(n, &format!("{fam}/UDP/{}/5060", host(k)));
+            bytes.extend(e.into_bytes());
+        }
+    }
+    bytes
+}
+
+/// Random sequences of bans by the daemon, `-a`, `-d`, restarts, SIGKILLs and faults, against
+/// the real backend: after every step, and at most an audit later, the kernel holds exactly
+/// the database's active bans.
 fn kernel_equals_database(backend: &str) {
     use proptest::test_runner::{Config, TestCaseError, TestRunner};
-    let pbx = Pbx::new(&format!("backend = {backend}\n"));
+    let scratch = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(scratch.path().join("disk"), "8m");
+    let flag = scratch.path().join("fail");
+    let tools = failing_tools(scratch.path(), &flag);
+    let pbx = Pbx::new(&format!(
+        "backend = {backend}\naudit_interval = 1\n{tools}db = {}\n",
+        disk.0.join("ampere.db").display()
+    ));
+    let db = disk.0.join("ampere.db");
+    let stored_at = || -> Vec<String> {
+        let mut v: Vec<String> = ampere::store::Store::open(&db)
+            .unwrap()
+            .active()
+            .unwrap()
+            .iter()
+            .map(|b| ampere::addr::net_text(&b.net))
+            .collect();
+        v.sort();
+        v
+    };
     let daemon = std::cell::RefCell::new(Some(pbx.setup.spawn()));
     let logins = std::cell::Cell::new(1);
     pbx.logged_in(1);
@@ -1252,7 +1322,7 @@ fn kernel_equals_database(backend: &str) {
     };
     let result = runner.run(&proptest::collection::vec(op(), 1..10), |ops| {
         // Each case starts from nothing.
-        let stored = pbx.setup.stored();
+        let stored = stored_at();
         if !stored.is_empty() {
             let (code, _, err) = pbx.setup.run(&["-d"], &stored.join("\n"));
             assert_eq!(code, 0, "{err}");
@@ -1260,18 +1330,9 @@ fn kernel_equals_database(backend: &str) {
         for (i, op) in ops.iter().enumerate() {
             match op {
                 Op::Attack(ks) => {
-                    let mut bytes = Vec::new();
-                    for &k in ks {
-                        let fam = if k % 4 == 3 { "IPV6" } else { "IPV4" };
-                        for n in 0..3 {
-                            let e =
-                                invalid_account_event(n, &format!("{fam}/UDP/{}/5060", host(k)));
-                            bytes.extend(e.into_bytes());
-                        }
-                    }
-                    pbx.send(&bytes);
+                    pbx.send(&attack_events(ks));
                     let end = Instant::now() + Duration::from_secs(5);
-                    while !ks.iter().all(|&k| pbx.setup.stored().contains(&host(k))) {
+                    while !ks.iter().all(|&k| stored_at().contains(&host(k))) {
                         if Instant::now() > end {
                             return Err(TestCaseError::fail(format!(
                                 "step {i} {op:?}: not stored"
@@ -1293,11 +1354,70 @@ fn kernel_equals_database(backend: &str) {
                 }
                 Op::Restart => restart(false),
                 Op::Kill => restart(true),
+                // Twice in a row finds the nft table gone already: that is fine.
+                Op::BreakFirewall if backend == "nft" => {
+                    let _ = sh(&["nft", "delete", "table", "inet", "ampere"]);
+                }
+                Op::BreakFirewall => break_firewall(backend),
+                Op::FailFirewall(ks) => {
+                    std::fs::write(&flag, "").unwrap();
+                    pbx.send(&attack_events(ks));
+                    let end = Instant::now() + Duration::from_secs(5);
+                    while !ks.iter().all(|&k| stored_at().contains(&host(k))) {
+                        if Instant::now() > end {
+                            let _ = std::fs::remove_file(&flag);
+                            return Err(TestCaseError::fail(format!(
+                                "step {i} {op:?}: not stored"
+                            )));
+                        }
+                        thread::sleep(Duration::from_millis(10));
+                    }
+                    std::fs::remove_file(&flag).unwrap();
+                }
+                Op::KillImport(ms) => {
+                    let list: Vec<String> = (0..2000)
+                        .map(|n| format!("10.77.{}.{}", n / 250, n % 250 + 1))
+                        .collect();
+                    let mut cmd = ampere();
+                    cmd.arg("-c")
+                        .arg(&pbx.setup.cfg)
+                        .arg("-a")
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null());
+                    let mut child = {
+                        let _lock = exec_lock();
+                        cmd.spawn().unwrap()
+                    };
+                    let mut input = child.stdin.take().unwrap();
+                    let _ = std::io::Write::write_all(&mut input, list.join("\n").as_bytes());
+                    drop(input);
+                    thread::sleep(Duration::from_millis(u64::from(*ms)));
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                Op::DiskFull(ks) => {
+                    disk.fill();
+                    pbx.send(&attack_events(ks));
+                    let end = Instant::now() + Duration::from_secs(5);
+                    while !ks.iter().all(|&k| in_kernel(backend, &host(k))) {
+                        if Instant::now() > end {
+                            disk.free();
+                            return Err(TestCaseError::fail(format!(
+                                "step {i} {op:?}: not banned on a full disk"
+                            )));
+                        }
+                        thread::sleep(Duration::from_millis(10));
+                    }
+                    disk.free();
+                }
             }
-            // The daemon applies a ban right after storing it; give it that moment.
-            let end = Instant::now() + Duration::from_secs(5);
+            // The daemon applies a ban right after storing it; after a fault, the audit
+            // (every second) repairs, and bans that waited for the database are written
+            // (retries back off from 1 s): give it that.
+            let end = Instant::now() + Duration::from_secs(10);
             loop {
-                let stored: BTreeSet<String> = pbx.setup.stored().into_iter().collect();
+                let stored: BTreeSet<String> = stored_at().into_iter().collect();
                 let kernel = kernel_bans(backend);
                 if kernel == stored {
                     break;
@@ -1317,7 +1437,9 @@ fn kernel_equals_database(backend: &str) {
     }
     let d = daemon.borrow_mut().take().unwrap();
     assert_eq!(d.stop(), 0);
-    println!("measured: {backend}: 6 random sequences, kernel == database after every step");
+    println!(
+        "measured: {backend}: 6 random sequences with faults, kernel == database after every step"
+    );
 }
 
 #[test]
