@@ -1289,17 +1289,7 @@ fn kernel_equals_database(backend: &str) {
         disk.0.join("ampere.db").display()
     ));
     let db = disk.0.join("ampere.db");
-    let stored_at = || -> Vec<String> {
-        let mut v: Vec<String> = ampere::store::Store::open(&db)
-            .unwrap()
-            .active()
-            .unwrap()
-            .iter()
-            .map(|b| ampere::addr::net_text(&b.net))
-            .collect();
-        v.sort();
-        v
-    };
+    let stored_at = || stored_in(&db);
     let daemon = std::cell::RefCell::new(Some(pbx.setup.spawn()));
     let logins = std::cell::Cell::new(1);
     pbx.logged_in(1);
@@ -2001,17 +1991,7 @@ fn db_fault_scenario(backend: &str) {
         "backend = {backend}\nbantime = 1h\naudit_interval = 2\ndb = {}\n",
         db.display()
     ));
-    let stored = || {
-        let mut v: Vec<String> = ampere::store::Store::open(&db)
-            .unwrap()
-            .active()
-            .unwrap()
-            .iter()
-            .map(|b| ampere::addr::net_text(&b.net))
-            .collect();
-        v.sort();
-        v
-    };
+    let stored = || stored_in(&db);
     let d = pbx.setup.spawn();
     pbx.logged_in(1);
     let attack = |addr: &str| {

@@ -80,6 +80,18 @@ impl Backend for Fake {
 
 const T0: i64 = 1_800_000_000;
 
+/// The active bans of `store`, as sorted text.
+fn active_in(store: &Store) -> Vec<String> {
+    let mut v: Vec<String> = store
+        .active()
+        .unwrap()
+        .iter()
+        .map(|b| net_text(&b.net))
+        .collect();
+    v.sort();
+    v
+}
+
 struct Rig {
     _dir: tempfile::TempDir,
     bans: Bans,
@@ -128,16 +140,7 @@ impl Rig {
         v
     }
     fn stored(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .bans
-            .store()
-            .active()
-            .unwrap()
-            .iter()
-            .map(|b| net_text(&b.net))
-            .collect();
-        v.sort();
-        v
+        active_in(self.bans.store())
     }
     fn timers(&mut self, now: i64) -> Vec<IpNet> {
         let cfg = self.cfg.clone();

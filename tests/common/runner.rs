@@ -4,7 +4,7 @@
 use std::fs;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -73,15 +73,7 @@ impl Setup {
 
     /// Addresses the database holds as active bans.
     pub fn stored(&self) -> Vec<String> {
-        let s = ampere::store::Store::open(&self.db).unwrap();
-        let mut v: Vec<String> = s
-            .active()
-            .unwrap()
-            .iter()
-            .map(|b| ampere::addr::net_text(&b.net))
-            .collect();
-        v.sort();
-        v
+        stored_in(&self.db)
     }
 
     /// Runs the binary with `args`, stdin from `input`; returns (status, stdout, stderr).
@@ -191,4 +183,18 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// Addresses the database at `db` holds as active bans (opened afresh: what the next start
+/// would read), sorted.
+pub fn stored_in(db: &Path) -> Vec<String> {
+    let mut v: Vec<String> = ampere::store::Store::open(db)
+        .unwrap()
+        .active()
+        .unwrap()
+        .iter()
+        .map(|b| ampere::addr::net_text(&b.net))
+        .collect();
+    v.sort();
+    v
 }

@@ -7,15 +7,7 @@ use super::*;
 /// The database at its path, as the next start reads it (not through the daemon's handle,
 /// which may point at a deleted file).
 fn on_disk(r: &Rig) -> Vec<String> {
-    let mut v: Vec<String> = Store::open(&r.cfg.db)
-        .unwrap()
-        .active()
-        .unwrap()
-        .iter()
-        .map(|b| net_text(&b.net))
-        .collect();
-    v.sort();
-    v
+    active_in(&Store::open(&r.cfg.db).unwrap())
 }
 
 #[test]
