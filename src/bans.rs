@@ -126,13 +126,7 @@ impl Bans {
     /// Opens the database, creating its directory. The firewall is the caller's to check
     /// (`Backend::prepare`) where it is about to add bans.
     pub fn open(cfg: &Config, fw: Box<dyn Backend>) -> Result<Bans, String> {
-        if let Some(dir) = cfg.db.parent() {
-            if !dir.as_os_str().is_empty() && !dir.exists() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            }
-        }
-        let store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
+        let store = Store::create(&cfg.db).map_err(|e| e.to_string())?;
         Ok(Bans::new(store, fw))
     }
 
@@ -187,7 +181,6 @@ impl Bans {
         }
         let now = now();
         let mut pending = std::mem::take(&mut self.pending);
-        self.wrote();
         let fresh = self.record(cfg, &mut pending);
         let mut new = Vec::with_capacity(pending.len());
         let mut known: Vec<Ban> = Vec::new();
@@ -329,20 +322,19 @@ impl Bans {
     /// its time, not a second late), rereading it, the WAL checkpoint, the audit, writing
     /// bans that wait for the database. `epoch_ms` gives the wall clock in unix
     /// milliseconds, read only when a ban is due to expire at all.
-    pub fn next_wake(&self, epoch_ms: impl Fn() -> i64) -> Option<Instant> {
+    pub fn next_wake(&self, epoch_ms: impl FnOnce() -> i64) -> Option<Instant> {
         let now = Instant::now();
+        let wall = (self.next_expiry.is_some() || !self.unstored.is_empty()).then(epoch_ms);
         // While the database refuses writes, a due expiry waits for the next retry.
-        let blocked = self.outage.as_ref().map(|o| o.retry_at());
+        let blocked = self.outage.as_ref().map_or(now, |o| o.retry_at());
         // Nothing expires by a clock that has not been set: no wake-up for it either.
         let expiry = self
             .next_expiry
-            .filter(|_| clock::is_set(epoch_ms() / 1000))
-            .map(|e| (now + until(e, epoch_ms())).max(blocked.unwrap_or(now)));
-        let waiting = if self.unstored.is_empty() {
-            None
-        } else {
-            self.outage_wake(epoch_ms(), now)
-        };
+            .zip(wall.filter(|&w| clock::is_set(w / 1000)))
+            .map(|(e, w)| (now + until(e, w)).max(blocked));
+        let waiting = wall
+            .filter(|_| !self.unstored.is_empty())
+            .map(|w| self.outage_wake(w, now));
         [
             expiry,
             Some(self.expiry_read + EXPIRY_REFRESH),
@@ -357,7 +349,7 @@ impl Bans {
 
     /// Expiry, audit, checkpoints and writes that are due (`epoch` gives the wall clock in
     /// unix seconds); returns the networks unbanned.
-    pub fn timers(&mut self, cfg: &Config, epoch: impl Fn() -> i64) -> Vec<IpNet> {
+    pub fn timers(&mut self, cfg: &Config, epoch: impl FnOnce() -> i64) -> Vec<IpNet> {
         let now = Instant::now();
         let t = epoch();
         // Nothing expires by a clock that has not been set (it reads 1970).

@@ -270,36 +270,17 @@ impl Daemon {
     }
 
     fn stats(&self) -> Stats {
-        let e = &self.judge.engine;
-        let (t, c) = (e.table(), &e.counters);
-        let b = self.bans.counters;
-        let l = self.link.counters();
+        let t = self.judge.engine.table();
         Stats {
-            events: c.events.clone(),
-            bans: b.bans,
-            unbans: b.unbans,
-            already_banned: b.already_banned,
+            engine: self.judge.engine.counters.clone(),
+            bans: self.bans.counters,
+            ami: self.link.counters(),
             active_bans: self.bans.active_count(),
-            protected: c.protected,
-            bad_address: c.bad_address,
-            duplicate_headers: c.duplicate_headers,
-            firewall_errors: b.firewall_errors,
-            store_errors: b.store_errors,
-            audits: b.audits,
-            repaired: b.repaired,
-            strays_removed: b.strays_removed,
             unstored: self.bans.unstored(),
-            unstored_dropped: b.unstored_dropped,
             table_hosts: t.len(),
             table_capacity: t.capacity(),
             table_evictions: t.evictions(),
             connected: self.link.connected(),
-            logins: l.logins,
-            login_failures: l.login_failures,
-            connect_failures: l.connect_failures,
-            dropped_lines: l.dropped_lines,
-            dropped_messages: l.dropped_messages,
-            blind_warnings: l.blind_warnings,
             last_event: self.last_event,
         }
     }

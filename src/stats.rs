@@ -7,40 +7,20 @@ use std::path::Path;
 
 use crate::score::EventKind;
 
-/// Everything reported, gathered by the daemon.
+/// Everything reported, gathered by the daemon: the counters of the engine, the ban
+/// pipeline and the AMI link as they keep them, and a few readings.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
-    /// Security events by service (as Asterisk names it) and kind.
-    pub events: Vec<(String, [u64; EventKind::ALL.len()])>,
-    pub bans: u64,
-    pub unbans: u64,
-    pub already_banned: u64,
+    pub engine: crate::engine::Counters,
+    pub bans: crate::bans::Counters,
+    pub ami: crate::session::LinkCounters,
     pub active_bans: i64,
-    pub protected: u64,
-    pub bad_address: u64,
-    /// Messages dropped for a header Ampere reads given twice.
-    pub duplicate_headers: u64,
-    pub firewall_errors: u64,
-    pub store_errors: u64,
-    /// Audits of the kernel against the database; bans they put back; entries they removed.
-    pub audits: u64,
-    pub repaired: u64,
-    pub strays_removed: u64,
-    /// Bans in the kernel that wait for the database; those beyond what memory keeps.
+    /// Bans in the kernel that wait for the database.
     pub unstored: usize,
-    pub unstored_dropped: u64,
     pub table_hosts: usize,
     pub table_capacity: usize,
     pub table_evictions: u64,
     pub connected: bool,
-    pub logins: u64,
-    pub login_failures: u64,
-    pub connect_failures: u64,
-    /// AMI lines (over 4 KiB) and messages (over 128 headers) the framer dropped.
-    pub dropped_lines: u64,
-    pub dropped_messages: u64,
-    /// Times a logged-in session saw no security event: the AMI user cannot read them.
-    pub blind_warnings: u64,
     /// Unix time of the latest security event.
     pub last_event: Option<i64>,
 }
@@ -48,7 +28,7 @@ pub struct Stats {
 impl Stats {
     pub fn line(&self) -> String {
         let mut kinds = [0u64; EventKind::ALL.len()];
-        for (_, by_kind) in &self.events {
+        for (_, by_kind) in &self.engine.events {
             for (k, n) in kinds.iter_mut().zip(by_kind) {
                 *k += n;
             }
@@ -62,27 +42,27 @@ impl Stats {
         format!(
             "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, duplicate headers {}, firewall errors {}, database errors {}, waiting for the database {}; audits {} repaired {} strays removed {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {} blind warnings {}; table {}/{} hosts, {} evicted; last event {}",
             if events.is_empty() { "none".to_string() } else { events.join(" ") },
-            self.bans,
-            self.unbans,
+            self.bans.bans,
+            self.bans.unbans,
             self.active_bans,
-            self.already_banned,
-            self.protected,
-            self.bad_address,
-            self.duplicate_headers,
-            self.firewall_errors,
-            self.store_errors,
+            self.bans.already_banned,
+            self.engine.protected,
+            self.engine.bad_address,
+            self.engine.duplicate_headers,
+            self.bans.firewall_errors,
+            self.bans.store_errors,
             self.unstored,
-            self.audits,
-            self.repaired,
-            self.strays_removed,
+            self.bans.audits,
+            self.bans.repaired,
+            self.bans.strays_removed,
             if self.connected { "connected," } else { "disconnected," },
-            self.logins,
-            self.logins.saturating_sub(1),
-            self.login_failures,
-            self.connect_failures,
-            self.dropped_lines,
-            self.dropped_messages,
-            self.blind_warnings,
+            self.ami.logins,
+            self.ami.logins.saturating_sub(1),
+            self.ami.login_failures,
+            self.ami.connect_failures,
+            self.ami.dropped_lines,
+            self.ami.dropped_messages,
+            self.ami.blind_warnings,
             self.table_hosts,
             self.table_capacity,
             self.table_evictions,
@@ -103,7 +83,7 @@ impl Stats {
         };
         let plain = |v: String| vec![(String::new(), v)];
         let mut ev = Vec::new();
-        for (service, by_kind) in &self.events {
+        for (service, by_kind) in &self.engine.events {
             for (k, n) in EventKind::ALL.iter().zip(by_kind) {
                 if *n > 0 {
                     ev.push((
@@ -123,13 +103,13 @@ impl Stats {
             "bans_total",
             "counter",
             "Bans applied.",
-            &plain(self.bans.to_string()),
+            &plain(self.bans.bans.to_string()),
         );
         metric(
             "unbans_total",
             "counter",
             "Bans lifted (expired).",
-            &plain(self.unbans.to_string()),
+            &plain(self.bans.unbans.to_string()),
         );
         metric(
             "active_bans",
@@ -141,13 +121,13 @@ impl Stats {
             "protected_events_total",
             "counter",
             "Events from trusted or local hosts.",
-            &plain(self.protected.to_string()),
+            &plain(self.engine.protected.to_string()),
         );
         metric(
             "firewall_errors_total",
             "counter",
             "Failed firewall commands.",
-            &plain(self.firewall_errors.to_string()),
+            &plain(self.bans.firewall_errors.to_string()),
         );
         metric(
             "table_hosts",
@@ -177,21 +157,21 @@ impl Stats {
             "reconnects_total",
             "counter",
             "AMI logins after the first.",
-            &plain(self.logins.saturating_sub(1).to_string()),
+            &plain(self.ami.logins.saturating_sub(1).to_string()),
         );
         metric(
             "login_failures_total",
             "counter",
             "Refused AMI logins.",
-            &plain(self.login_failures.to_string()),
+            &plain(self.ami.login_failures.to_string()),
         );
         metric(
             "dropped_events_total",
             "counter",
             "Security events not scored, by why: a RemoteAddress that is no address, a header Ampere reads given twice.",
             &[
-                ("{why=\"bad_address\"}".to_string(), self.bad_address.to_string()),
-                ("{why=\"duplicate_header\"}".to_string(), self.duplicate_headers.to_string()),
+                ("{why=\"bad_address\"}".to_string(), self.engine.bad_address.to_string()),
+                ("{why=\"duplicate_header\"}".to_string(), self.engine.duplicate_headers.to_string()),
             ],
         );
         metric(
@@ -199,10 +179,13 @@ impl Stats {
             "counter",
             "Kernel entries the audit fixed: bans put back, entries without a ban removed.",
             &[
-                ("{what=\"put_back\"}".to_string(), self.repaired.to_string()),
+                (
+                    "{what=\"put_back\"}".to_string(),
+                    self.bans.repaired.to_string(),
+                ),
                 (
                     "{what=\"removed\"}".to_string(),
-                    self.strays_removed.to_string(),
+                    self.bans.strays_removed.to_string(),
                 ),
             ],
         );
@@ -210,7 +193,7 @@ impl Stats {
             "store_errors_total",
             "counter",
             "Failed database writes.",
-            &plain(self.store_errors.to_string()),
+            &plain(self.bans.store_errors.to_string()),
         );
         metric(
             "bans_unstored",
@@ -222,7 +205,7 @@ impl Stats {
             "bans_unstored_dropped_total",
             "counter",
             "Bans made while the database was down beyond what memory keeps (the next audit after it adopts them).",
-            &plain(self.unstored_dropped.to_string()),
+            &plain(self.bans.unstored_dropped.to_string()),
         );
         metric(
             "ami_dropped_total",
@@ -231,11 +214,11 @@ impl Stats {
             &[
                 (
                     "{what=\"line\"}".to_string(),
-                    self.dropped_lines.to_string(),
+                    self.ami.dropped_lines.to_string(),
                 ),
                 (
                     "{what=\"message\"}".to_string(),
-                    self.dropped_messages.to_string(),
+                    self.ami.dropped_messages.to_string(),
                 ),
             ],
         );
@@ -243,7 +226,7 @@ impl Stats {
             "ami_blind_warnings_total",
             "counter",
             "Times a logged-in AMI session delivered no security event (check read = security).",
-            &plain(self.blind_warnings.to_string()),
+            &plain(self.ami.blind_warnings.to_string()),
         );
         metric(
             "last_event_timestamp_seconds",
@@ -284,14 +267,23 @@ mod tests {
         let mut by_kind = [0u64; EventKind::ALL.len()];
         by_kind[EventKind::ChallengeResponseFailed.index()] = 7;
         let s = Stats {
-            events: vec![("PJSIP".into(), by_kind), ("we\"ird}".into(), by_kind)],
-            bans: 2,
-            unbans: 1,
+            engine: crate::engine::Counters {
+                events: vec![("PJSIP".into(), by_kind), ("we\"ird}".into(), by_kind)],
+                ..Default::default()
+            },
+            bans: crate::bans::Counters {
+                bans: 2,
+                unbans: 1,
+                ..Default::default()
+            },
+            ami: crate::session::LinkCounters {
+                logins: 3,
+                dropped_lines: 4,
+                dropped_messages: 1,
+                ..Default::default()
+            },
             active_bans: 1,
             connected: true,
-            logins: 3,
-            dropped_lines: 4,
-            dropped_messages: 1,
             last_event: Some(1_795_423_282),
             ..Stats::default()
         };

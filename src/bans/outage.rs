@@ -116,26 +116,40 @@ impl Bans {
         }
     }
 
-    /// Writes `bans` (expiring by `cfg`, from the time each was decided); on failure they
-    /// wait in memory. Returns per ban whether it is new, as `Store::record` does.
+    /// `Store::record` of `bans` (each expiring by `cfg` from the time it was decided), if
+    /// the database may be written now; its outcome goes into the outage's state. None
+    /// when nothing was written.
+    fn write(&mut self, cfg: &Config, bans: &mut [Ban]) -> Option<Vec<bool>> {
+        if !self.store_writable() {
+            return None;
+        }
+        self.wrote();
+        match self
+            .store
+            .record(bans, &|b| cfg.ban_expiry(b.since, b.count))
+        {
+            Ok(fresh) => {
+                self.store_ok();
+                Some(fresh)
+            }
+            Err(e) => {
+                self.store_failed(&e);
+                None
+            }
+        }
+    }
+
+    /// Writes `bans`; if the database refuses, they wait in memory. Returns per ban whether
+    /// it is new, as `Store::record` does.
     pub(super) fn record(&mut self, cfg: &Config, bans: &mut [Ban]) -> Vec<bool> {
         // Already waiting: the kernel holds them.
         let mut waiting: HashSet<IpNet> = self.unstored.iter().map(|b| b.net).collect();
-        if self.store_writable() {
-            let written = self
-                .store
-                .record(bans, &|b| cfg.ban_expiry(b.since, b.count));
-            match written {
-                Ok(fresh) => {
-                    self.store_ok();
-                    return bans
-                        .iter()
-                        .zip(fresh)
-                        .map(|(b, f)| f && !waiting.contains(&b.net))
-                        .collect();
-                }
-                Err(e) => self.store_failed(&e),
-            }
+        if let Some(fresh) = self.write(cfg, bans) {
+            return bans
+                .iter()
+                .zip(fresh)
+                .map(|(b, f)| f && !waiting.contains(&b.net))
+                .collect();
         }
         bans.iter_mut()
             .map(|b| {
@@ -156,14 +170,14 @@ impl Bans {
     }
 
     /// When the waiting bans are next written, or one of them expires.
-    pub(super) fn outage_wake(&self, epoch_ms: i64, now: Instant) -> Option<Instant> {
-        let set = crate::clock::is_set(epoch_ms / 1000);
+    /// (The caller asks only while some wait.)
+    pub(super) fn outage_wake(&self, epoch_ms: i64, now: Instant) -> Instant {
+        let retry = self.outage.as_ref().map_or(now, |o| o.retry_at);
         let expiry = self.unstored.iter().filter_map(|b| b.expires).min();
-        let expiry = expiry.filter(|_| set);
-        let expiry = expiry.map(|e| now + super::until(e, epoch_ms));
-        let retry =
-            (!self.unstored.is_empty()).then(|| self.outage.as_ref().map_or(now, |o| o.retry_at));
-        [expiry, retry].into_iter().flatten().min()
+        match expiry.filter(|_| crate::clock::is_set(epoch_ms / 1000)) {
+            Some(e) => retry.min(now + super::until(e, epoch_ms)),
+            None => retry,
+        }
     }
 
     /// From the loop: waiting bans whose time is up are lifted (they never reached the
@@ -193,29 +207,20 @@ impl Bans {
                 }
             }
         }
-        if self.unstored.is_empty() || !self.store_writable() {
+        if self.unstored.is_empty() {
             return lifted;
         }
         let mut waiting = std::mem::take(&mut self.unstored);
-        self.wrote();
-        match self
-            .store
-            .record(&mut waiting, &|b| cfg.ban_expiry(b.since, b.count))
-        {
-            Ok(_) => {
-                self.store_ok();
-                info!(
-                    "{} ban(s) made while the database was down now stored",
-                    waiting.len()
-                );
-                for e in waiting.iter().filter_map(|b| b.expires) {
-                    self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
-                }
+        if self.write(cfg, &mut waiting).is_some() {
+            info!(
+                "{} ban(s) made while the database was down now stored",
+                waiting.len()
+            );
+            for e in waiting.iter().filter_map(|b| b.expires) {
+                self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
             }
-            Err(e) => {
-                self.store_failed(&e);
-                self.unstored = waiting;
-            }
+        } else {
+            self.unstored = waiting;
         }
         lifted
     }
@@ -226,29 +231,17 @@ impl Bans {
             .iter()
             .map(|n| Ban::new(*n, "recovered", "", 0, Origin::Daemon, now))
             .collect();
-        if !self.store_writable() {
+        if self.write(cfg, &mut bans).is_none() {
             return false;
         }
-        match self
-            .store
-            .record(&mut bans, &|b| cfg.ban_expiry(b.since, b.count))
-        {
-            Ok(_) => {
-                self.store_ok();
-                if !bans.is_empty() {
-                    warn!(
-                        "audit: {} ban(s) the kernel held without a database row adopted",
-                        bans.len()
-                    );
-                }
-                self.read_next_expiry();
-                true
-            }
-            Err(e) => {
-                self.store_failed(&e);
-                false
-            }
+        if !bans.is_empty() {
+            warn!(
+                "audit: {} ban(s) the kernel held without a database row adopted",
+                bans.len()
+            );
         }
+        self.read_next_expiry();
+        true
     }
 
     /// Ends the back-off, as if its time had come.
@@ -265,16 +258,10 @@ impl Bans {
     }
 }
 
-/// Opens the database again at `path`, its directory made again if it was deleted.
-pub(super) fn reopen(path: &str) -> Result<Store, StoreError> {
-    let path = std::path::Path::new(path);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError {
-            kind: ErrorKind::CantOpen,
-            msg: format!("cannot create {}: {e}", dir.display()),
-        })?;
-    }
-    let store = Store::open(path)?;
+/// Opens the database again at `path` for the daemon, its directory made again if it was
+/// deleted.
+fn reopen(path: &str) -> Result<Store, StoreError> {
+    let store = Store::create(std::path::Path::new(path))?;
     store.set_busy_ms(DAEMON_BUSY_MS);
     store.defer_checkpoints()?;
     Ok(store)

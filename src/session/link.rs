@@ -1,7 +1,7 @@
 //! The TCP connection to Asterisk around a `Session`, and when to try again without one.
 
 use std::io::{ErrorKind, Read as _, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -218,21 +218,18 @@ impl Link {
     }
 
     /// Resolves the AMI host and starts connecting to its first address. An address is
-    /// used as it is; a name goes through the system's resolver, which blocks the loop for
-    /// at most its own timeout (resolv.conf `timeout` × `attempts`; DESIGN.md).
+    /// used as it is (std parses it without a lookup); a name goes through the system's
+    /// resolver, which blocks the loop for at most its own timeout (resolv.conf `timeout` ×
+    /// `attempts`; DESIGN.md).
     fn connect(&mut self) {
         let target = self.settings.target();
-        let port = self.settings.port;
-        let addrs = match self.settings.host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => match (self.settings.host.as_str(), port).to_socket_addrs() {
-                Ok(a) => a.collect(),
-                Err(e) => {
-                    self.counters.connect_failures += 1;
-                    self.retry_later(&format!("cannot resolve AMI host {target}: {e}"));
-                    return;
-                }
-            },
+        let addrs = match (self.settings.host.as_str(), self.settings.port).to_socket_addrs() {
+            Ok(a) => a.collect::<Vec<_>>(),
+            Err(e) => {
+                self.counters.connect_failures += 1;
+                self.retry_later(&format!("cannot resolve AMI host {target}: {e}"));
+                return;
+            }
         };
         self.dial(addrs.into_iter(), String::from("no address"));
     }

@@ -13,7 +13,7 @@ const SECURITY_GRACE: Duration = Duration::from_secs(5);
 /// ...and how often it says so again while it stays blind.
 const BLIND_REWARN: Duration = Duration::from_secs(60);
 
-pub use link::{Link, Read};
+pub use link::{Counters as LinkCounters, Link, Read};
 
 use crate::ami::{self, Framer, Item, Message};
 use crate::config::Config;

@@ -70,6 +70,20 @@ impl Store {
         Ok(store)
     }
 
+    /// As `open`, making the database's directory first if it is missing (at start, and
+    /// when it was deleted under the running daemon).
+    pub fn create(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError {
+                    kind: ErrorKind::CantOpen,
+                    msg: format!("cannot create {}: {e}", dir.display()),
+                })?;
+            }
+        }
+        Store::open(path)
+    }
+
     /// How long a write waits for another connection's lock: the daemon waits briefly and
     /// retries from its loop, so that an admin's bulk `-a` never stalls event handling.
     pub fn set_busy_ms(&self, ms: i32) {
@@ -243,39 +257,33 @@ impl Store {
     /// Makes active temporary bans permanent (an admin's `-a` of one). Returns, per network,
     /// whether it was one.
     pub fn make_permanent(&mut self, nets: &[IpNet]) -> Result<Vec<bool>> {
-        self.in_transaction(|db| {
-            let mut st = db.prepare(
-                "UPDATE bans SET expires = NULL, origin = 'manual'
-                 WHERE addr = ?1 AND active = 1 AND expires IS NOT NULL RETURNING 1",
-            )?;
-            let mut out = Vec::with_capacity(nets.len());
-            for n in nets {
-                st.reset();
-                st.bind_text(1, &addr::net_text(n))?;
-                let mut changed = false;
-                while st.step_row()? {
-                    changed = true;
-                }
-                out.push(changed);
-            }
-            Ok(out)
-        })
+        self.per_net(
+            "UPDATE bans SET expires = NULL, origin = 'manual'
+             WHERE addr = ?1 AND active = 1 AND expires IS NOT NULL RETURNING 1",
+            nets,
+        )
     }
 
     /// Forgets networks entirely (an admin's `-d`). Returns, per network, whether it was an
     /// active ban.
     pub fn remove_many(&mut self, nets: &[IpNet]) -> Result<Vec<bool>> {
+        self.per_net("DELETE FROM bans WHERE addr = ?1 RETURNING active", nets)
+    }
+
+    /// Runs `sql` (`?1` is the network's key; it returns one number) once per network, all
+    /// in one transaction. Returns, per network, whether a returned number was not zero.
+    fn per_net(&mut self, sql: &str, nets: &[IpNet]) -> Result<Vec<bool>> {
         self.in_transaction(|db| {
-            let mut st = db.prepare("DELETE FROM bans WHERE addr = ?1 RETURNING active")?;
+            let mut st = db.prepare(sql)?;
             let mut out = Vec::with_capacity(nets.len());
             for n in nets {
                 st.reset();
                 st.bind_text(1, &addr::net_text(n))?;
-                let mut was_active = false;
+                let mut any = false;
                 while st.step_row()? {
-                    was_active |= st.column_i64(0) != 0;
+                    any |= st.column_i64(0) != 0;
                 }
-                out.push(was_active);
+                out.push(any);
             }
             Ok(out)
         })
