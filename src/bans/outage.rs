@@ -66,12 +66,10 @@ impl Bans {
         o.backoff = (o.backoff * 2).clamp(first, max);
         if !busy && !o.loud {
             o.loud = true;
-            error!(
-                "database {}: {e}; bans go on in the kernel and are written when it takes writes again",
-                self.store.path()
-            );
+            // The error names the database file already.
+            error!("{e}; bans go on in the kernel and are written when it takes writes again");
         } else {
-            debug!("database {}: {e}; retrying", self.store.path());
+            debug!("{e}; retrying");
         }
     }
 
