@@ -2,8 +2,7 @@
 //! penalty table and knows the weights, the limit, the decay and who is protected; it
 //! touches neither the firewall nor the database.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
+use std::hash::Hasher;
 use std::net::IpAddr;
 
 use crate::config::Config;
@@ -111,8 +110,6 @@ pub struct Engine {
     ban_unknown_account: bool,
     /// The address of the AMI connection, protected like the AMI host.
     ami_peer: Option<IpAddr>,
-    /// Keyed per process: an attacker who picks account names cannot make two collide.
-    accounts: RandomState,
     pub counters: Counters,
 }
 
@@ -127,7 +124,6 @@ impl Engine {
             guard: Guard::new(&[], &cfg.host),
             ban_unknown_account: false,
             ami_peer: None,
-            accounts: RandomState::new(),
             counters: Counters::default(),
         };
         e.reconfigure(cfg);
@@ -146,12 +142,18 @@ impl Engine {
         self.ban_unknown_account = cfg.ban_unknown_account;
     }
 
-    /// An account as the table keeps it: a keyed hash, 0 for none.
+    /// An account as the table keeps it: a hash, 0 for none. The same in every process, so
+    /// that the Bloom filter's false positives (`Host::logged_in`) fall on the same accounts
+    /// in every run and `--replay` judges a capture as the daemon does. A secret key would
+    /// buy little: a collision only makes challenges free for accounts of the same source
+    /// address, never its failed passwords.
     fn account_key(&self, account: &[u8]) -> u32 {
         if account.is_empty() {
             return 0;
         }
-        (self.accounts.hash_one(account) as u32).max(1)
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        h.write(account);
+        (h.finish() as u32).max(1)
     }
 
     /// The address Ampere is connected to for AMI (resolved anew at each connect).

@@ -13,12 +13,12 @@ pub struct Host {
     pub penalty: u32,
     /// When the penalty last grew (the engine's seconds): it decays after `findtime`.
     pub scored: u64,
-    /// The account (a keyed hash, 0 = none) whose credential failures `acct_penalty` counts:
+    /// The account (a hash, 0 = none) whose credential failures `acct_penalty` counts:
     /// what a success for that same account takes back.
     pub acct: u32,
     pub acct_penalty: u32,
     /// The accounts that have authenticated from this host: a 32-bit Bloom filter of their
-    /// keyed hashes, two bits each (`Host::logged_in`), so a phone with several lines is
+    /// hashes, two bits each (`Host::logged_in`), so a phone with several lines is
     /// remembered for each.
     pub ok_accts: u32,
 }
