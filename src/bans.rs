@@ -90,6 +90,10 @@ pub struct Bans {
     /// The database lost track (it was made again, or bans beyond `MAX_UNSTORED` were
     /// made): the next audit stores what the kernel holds instead of removing it.
     adopt: bool,
+    /// The kernel lock was held by another process: the daemon tries again at this time.
+    lock_wait: Option<Instant>,
+    /// When each address was last put in or made sure of in the kernel (`lock::reapply`).
+    reapplied: std::collections::HashMap<IpNet, Instant>,
     pub counters: Counters,
 }
 
@@ -108,6 +112,8 @@ impl Bans {
             unstored: Vec::new(),
             outage: None,
             adopt: false,
+            lock_wait: None,
+            reapplied: Default::default(),
             counters: Counters::default(),
         }
     }
@@ -150,6 +156,7 @@ impl Bans {
     /// lifted, then the firewall flushed and every stored ban put back, with its remaining
     /// time, in one batch. Returns how many were restored.
     pub fn restore(&mut self, now: i64) -> Result<usize, String> {
+        let _held = self.lock_kernel(true);
         self.store.defer_checkpoints().map_err(|e| e.to_string())?;
         let lapsed = self.store.expire_due(now).map_err(|e| e.to_string())?;
         if !lapsed.is_empty() {
@@ -181,7 +188,8 @@ impl Bans {
         }
         let now = now();
         let mut pending = std::mem::take(&mut self.pending);
-        let fresh = self.record(cfg, &mut pending);
+        let held = self.lock_kernel(false);
+        let fresh = self.record(cfg, &mut pending, held.is_some());
         let mut new = Vec::with_capacity(pending.len());
         let mut known: Vec<Ban> = Vec::new();
         for (b, fresh) in pending.into_iter().zip(fresh) {
@@ -193,11 +201,13 @@ impl Bans {
             }
         }
         let results = self.apply(&new, now);
-        // The kernel should hold these already. If it lost them (a flushed chain), the audit
-        // puts them back; applying them here raced with an admin's concurrent `-d` (the
-        // kernel==database property test caught a ban resurrected that way).
         for b in &known {
             debug!("{} is already banned", net_text(&b.net));
+        }
+        // Under the lock no admin's `-d` can come between the database's word and the
+        // kernel's (without it, the property test caught a ban resurrected that way).
+        if held.is_some() {
+            self.reapply(&known, now);
         }
         let mut applied = Vec::with_capacity(new.len());
         for (b, result) in new.into_iter().zip(results) {
@@ -206,6 +216,7 @@ impl Bans {
             match result {
                 Ok(()) => {
                     self.counters.bans += 1;
+                    self.just_banned(b.net);
                     info!(
                         "ban {text}: {} from account `{account}` ({}), penalty {}; ban #{} {}",
                         b.reason,
@@ -325,8 +336,13 @@ impl Bans {
     pub fn next_wake(&self, epoch_ms: impl FnOnce() -> i64) -> Option<Instant> {
         let now = Instant::now();
         let wall = (self.next_expiry.is_some() || !self.unstored.is_empty()).then(epoch_ms);
-        // While the database refuses writes, a due expiry waits for the next retry.
-        let blocked = self.outage.as_ref().map_or(now, |o| o.retry_at());
+        // While the database refuses writes, a due expiry waits for the next retry; while
+        // another process holds the kernel lock, for the next try for it.
+        let blocked = self
+            .outage
+            .as_ref()
+            .map_or(now, |o| o.retry_at())
+            .max(self.lock_wait.unwrap_or(now));
         // Nothing expires by a clock that has not been set: no wake-up for it either.
         let expiry = self
             .next_expiry
@@ -334,12 +350,12 @@ impl Bans {
             .map(|(e, w)| (now + until(e, w)).max(blocked));
         let waiting = wall
             .filter(|_| !self.unstored.is_empty())
-            .map(|w| self.outage_wake(w, now));
+            .map(|w| self.outage_wake(w, now).max(blocked));
         [
             expiry,
             Some(self.expiry_read + EXPIRY_REFRESH),
             self.checkpoint_due(),
-            Some(self.audit_due),
+            Some(self.audit_due.max(blocked)),
             waiting,
         ]
         .into_iter()
@@ -355,18 +371,24 @@ impl Bans {
         // Nothing expires by a clock that has not been set (it reads 1970).
         let set = clock::is_set(t);
         let mut lifted = Vec::new();
-        if !self.unstored.is_empty() {
-            lifted = self.outage_timers(cfg, t, set);
-        }
-        if set && self.next_expiry.is_some_and(|e| e <= t) {
-            if self.store_writable() {
-                lifted.extend(self.expire(t));
+        let expiry_due = set && self.next_expiry.is_some_and(|e| e <= t);
+        let due = expiry_due || now >= self.audit_due || self.outage_due(now, t, set);
+        // Everything that changes the kernel waits for the lock (an admin's `-a`/`-d`).
+        if due && !self.lock_blocked(now) {
+            if let Some(_held) = self.lock_kernel(false) {
+                if !self.unstored.is_empty() {
+                    lifted = self.outage_timers(cfg, t, set);
+                }
+                if expiry_due && self.store_writable() {
+                    lifted.extend(self.expire(t));
+                }
+                if now >= self.audit_due {
+                    self.audit(cfg, t);
+                }
             }
-        } else if now >= self.expiry_read + EXPIRY_REFRESH {
-            self.read_next_expiry();
         }
-        if now >= self.audit_due {
-            self.audit(cfg, t);
+        if !expiry_due && now >= self.expiry_read + EXPIRY_REFRESH {
+            self.read_next_expiry();
         }
         if self.checkpoint_due().is_some_and(|t| now >= t) {
             self.unsynced = None;
@@ -415,6 +437,7 @@ fn until(at: i64, epoch_ms: i64) -> Duration {
 }
 
 mod bulk;
+mod lock;
 mod outage;
 mod repair;
 

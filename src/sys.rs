@@ -299,6 +299,45 @@ fn utc_time(epoch_secs: i64) -> LocalTime {
     }
 }
 
+/// An exclusive flock(2) on a file, held until dropped (closing the file releases it, also
+/// when the process dies: a killed `ampere -a` never leaves it held).
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    /// Takes the lock on `path` (created 0600 if missing), waiting for it if `wait`.
+    /// Ok(None): another process holds it and `wait` is false.
+    pub fn take(path: &std::path::Path, wait: bool) -> io::Result<Option<FileLock>> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        let op = if wait {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_EX | libc::LOCK_NB
+        };
+        loop {
+            // SAFETY: flock(2) on a descriptor we own for the duration of the call.
+            if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+                return Ok(Some(FileLock { _file: file }));
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EWOULDBLOCK) if !wait => return Ok(None),
+                _ => return Err(e),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,14 +2,14 @@
 
 use ipnet::IpNet;
 
-use super::{Ban, Bans, Outcome, DB_CHUNK, ENSURE_ONE_BY_ONE, FW_CHUNK};
+use super::{Ban, Bans, Outcome, DB_CHUNK, FW_CHUNK};
 use crate::clock;
 use crate::firewall::FwError;
 
 impl Bans {
-    /// An admin's `-a`: recorded (permanent) first, in transactions of `DB_CHUNK` rows so
-    /// that the daemon's own writes get in between, then put in the firewall in batches of
-    /// `FW_CHUNK` (one command per family). An active temporary ban becomes permanent, in the
+    /// An admin's `-a`: in batches of `FW_CHUNK`, each under the kernel lock (the daemon
+    /// bans on meanwhile, and stores its bans between batches): recorded (permanent) first,
+    /// in transactions of `DB_CHUNK` rows, then put in the firewall (one command per family). An active temporary ban becomes permanent, in the
     /// database and (without its timeout) in the kernel; an active ban the kernel lost (a
     /// killed `-a`) is put back. `progress` hears how many are done after each batch.
     pub fn add(
@@ -20,6 +20,7 @@ impl Bans {
         let now = clock::now_epoch();
         let mut out = Vec::with_capacity(bans.len());
         for chunk in bans.chunks_mut(FW_CHUNK) {
+            let _held = self.lock_kernel(true);
             let mut fresh = Vec::with_capacity(chunk.len());
             for part in chunk.chunks_mut(DB_CHUNK) {
                 fresh.extend(
@@ -44,23 +45,21 @@ impl Bans {
                 .filter(|(_, m)| *m)
                 .map(|(n, _)| *n)
                 .collect();
-            // The ones the kernel should hold already: a few are checked one by one
-            // (`ensure`), many with one listing.
-            let few = known.len() - made.len() <= ENSURE_ONE_BY_ONE;
-            let held: std::collections::HashSet<IpNet> = if few {
-                Default::default()
-            } else {
-                self.fw.list().unwrap_or_default().into_iter().collect()
-            };
             let mut outcome: Vec<Option<Outcome>> = chunk.iter().map(|_| None).collect();
+            // The ones the kernel should hold already (a killed `-a` may have left them out).
+            let unchanged: Vec<usize> = (0..chunk.len())
+                .filter(|&i| !fresh[i] && !made.contains(&chunk[i].net))
+                .collect();
+            let batch: Vec<Ban> = unchanged.iter().map(|&i| chunk[i].clone()).collect();
+            for (&i, r) in unchanged.iter().zip(self.ensure_held(&batch, now)) {
+                outcome[i] = Some(match r {
+                    Ok(()) => Outcome::Unchanged,
+                    Err(e) => Outcome::Firewall(e),
+                });
+            }
             let mut todo = Vec::new();
             for (i, (b, f)) in chunk.iter().zip(&fresh).enumerate() {
-                if !*f && !made.contains(&b.net) && few {
-                    outcome[i] = Some(match self.fw.ensure(b, now) {
-                        Ok(()) => Outcome::Unchanged,
-                        Err(e) => Outcome::Firewall(e),
-                    });
-                } else if *f || (!made.contains(&b.net) && !held.contains(&b.net)) {
+                if *f {
                     todo.push(i);
                 } else if made.contains(&b.net) {
                     // The kernel's entry may carry a timeout (ipset, nft): put it back without.
@@ -70,16 +69,13 @@ impl Bans {
                             Err(e) => Outcome::Firewall(e),
                         },
                     );
-                } else {
-                    outcome[i] = Some(Outcome::Unchanged);
                 }
             }
             let batch: Vec<Ban> = todo.iter().map(|&i| chunk[i].clone()).collect();
             for (&i, r) in todo.iter().zip(self.apply(&batch, now)) {
-                outcome[i] = Some(match (r, fresh[i]) {
-                    (Ok(()), true) => Outcome::Done,
-                    (Ok(()), false) => Outcome::Unchanged,
-                    (Err(e), _) => Outcome::Firewall(e),
+                outcome[i] = Some(match r {
+                    Ok(()) => Outcome::Done,
+                    Err(e) => Outcome::Firewall(e),
                 });
             }
             out.extend(
@@ -101,6 +97,7 @@ impl Bans {
     ) -> Result<Vec<Outcome>, String> {
         let mut out = Vec::with_capacity(nets.len());
         for chunk in nets.chunks(FW_CHUNK) {
+            let _held = self.lock_kernel(true);
             let mut was_active = Vec::with_capacity(chunk.len());
             for part in chunk.chunks(DB_CHUNK) {
                 was_active.extend(self.store.remove_many(part).map_err(|e| e.to_string())?);

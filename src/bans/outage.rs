@@ -137,12 +137,13 @@ impl Bans {
         }
     }
 
-    /// Writes `bans`; if the database refuses, they wait in memory. Returns per ban whether
-    /// it is new, as `Store::record` does.
-    pub(super) fn record(&mut self, cfg: &Config, bans: &mut [Ban]) -> Vec<bool> {
+    /// Writes `bans`; if the database refuses, or the kernel lock is another process's
+    /// (`locked` false), they wait in memory. Returns per ban whether it is new, as
+    /// `Store::record` does.
+    pub(super) fn record(&mut self, cfg: &Config, bans: &mut [Ban], locked: bool) -> Vec<bool> {
         // Already waiting: the kernel holds them.
         let mut waiting: HashSet<IpNet> = self.unstored.iter().map(|b| b.net).collect();
-        if let Some(fresh) = self.write(cfg, bans) {
+        if let Some(fresh) = locked.then(|| self.write(cfg, bans)).flatten() {
             return bans
                 .iter()
                 .zip(fresh)
@@ -165,6 +166,17 @@ impl Bans {
                 true
             })
             .collect()
+    }
+
+    /// Whether waiting bans are to be written or lifted now.
+    pub(super) fn outage_due(&self, now: Instant, epoch: i64, clock_set: bool) -> bool {
+        !self.unstored.is_empty()
+            && (self.outage.as_ref().is_none_or(|o| now >= o.retry_at)
+                || (clock_set
+                    && self
+                        .unstored
+                        .iter()
+                        .any(|b| b.expires.is_some_and(|e| e <= epoch))))
     }
 
     /// When the waiting bans are next written, or one of them expires.
@@ -211,9 +223,20 @@ impl Bans {
         let mut waiting = std::mem::take(&mut self.unstored);
         if self.write(cfg, &mut waiting).is_some() {
             info!(
-                "{} ban(s) made while the database was down now stored",
+                "{} ban(s) made while the database was down or locked now stored",
                 waiting.len()
             );
+            // An admin's `-d` may have rebuilt the chain or set while they waited.
+            for (b, r) in waiting.iter().zip(self.ensure_held(&waiting, epoch)) {
+                if let Err(e) = r {
+                    self.counters.firewall_errors += 1;
+                    error!(
+                        "ban {} stored, but the firewall failed: {e}",
+                        net_text(&b.net)
+                    );
+                    self.retry_soon();
+                }
+            }
             for e in waiting.iter().filter_map(|b| b.expires) {
                 self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
             }

@@ -434,4 +434,5 @@ fn a_failed_firewall_step_is_retried_soon() {
     assert_eq!(r.held(), ["192.0.2.1"]);
 }
 
+mod lock;
 mod outage;
