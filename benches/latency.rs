@@ -12,6 +12,9 @@
 //! Baseline in the same run: the same backend's bare command, exec'd N times from here
 //! (`iptables -w -I`, `ipset add`, `nft add element`): the floor any exec-per-ban tool pays.
 //!
+//! Then the same N bans again while an admin imports all along: `ampere -a` of M addresses,
+//! then `-d` of them, over and over (M = 100,000; 2,000 in the smoke round).
+//!
 //!   make bench-latency        (cargo bench --bench latency; root, iproute2, iptables, ipset, nft)
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 30-attacker smoke round
@@ -23,7 +26,7 @@ mod common;
 use std::io::{BufRead, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -257,14 +260,78 @@ fn figures(mut ms: Vec<f64>) -> Figures {
     }
 }
 
-/// Time to ban of `n` attackers with `backend`, in ms.
+/// An admin's `ampere -a` of `m` addresses (192.168.0.0/16 and up, never an attacker's)
+/// and then `-d` of them, over and over until dropped. Each run's wall time is kept.
+struct Importer {
+    stop: Arc<AtomicBool>,
+    runs: Option<thread::JoinHandle<Vec<(&'static str, f64)>>>,
+}
+
+impl Importer {
+    fn start(cfg: &std::path::Path, m: usize) -> Importer {
+        let list: String = (0..m)
+            .map(|i| format!("{}\n", Ipv4Addr::from(0xc0a8_0000u32 + i as u32)))
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (cfg, flag) = (cfg.to_path_buf(), stop.clone());
+        let runs = thread::spawn(move || {
+            let mut runs = Vec::new();
+            while !flag.load(Ordering::SeqCst) {
+                for op in ["-a", "-d"] {
+                    let t = Instant::now();
+                    let mut child = ampere()
+                        .arg("-c")
+                        .arg(&cfg)
+                        .arg(op)
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .unwrap();
+                    child
+                        .stdin
+                        .take()
+                        .unwrap()
+                        .write_all(list.as_bytes())
+                        .unwrap();
+                    assert!(child.wait().unwrap().success(), "ampere {op} failed");
+                    runs.push((op, t.elapsed().as_secs_f64() * 1000.0));
+                }
+            }
+            runs
+        });
+        Importer {
+            stop,
+            runs: Some(runs),
+        }
+    }
+
+    /// Stops after the running import; the wall time of each `-a` and `-d`.
+    fn finish(mut self) -> Vec<(&'static str, f64)> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.runs.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Importer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(r) = self.runs.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// Time to ban of `n` attackers with `backend`, in ms; with `import` addresses imported and
+/// removed by an admin all along, also each import's wall time.
 fn time_to_ban(
     backend: &str,
     n: usize,
     ears: &Ears,
     prober: &mut Prober,
     offset: usize,
-) -> Vec<f64> {
+    import: Option<usize>,
+) -> (Vec<f64>, Vec<(&'static str, f64)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let setup = Setup::new(
@@ -272,12 +339,17 @@ fn time_to_ban(
         &format!(
             "iptables = /usr/sbin/iptables\nip6tables = /usr/sbin/ip6tables\n\
              iptables_restore = /usr/sbin/iptables-restore\nip6tables_restore = /usr/sbin/ip6tables-restore\n\
-             backend = {backend}\nping_interval = 1h\n"
+             backend = {backend}\nping_interval = 1h\nban_unknown_account = no\n"
         ),
     );
     let d = setup.spawn();
     let mut ami = Ami::accept(&listener);
     wait_for(10, "login", || setup.log().contains("logged in"));
+    let importer = import.map(|m| Importer::start(&setup.cfg, m));
+    if import.is_some() {
+        // The first import under way.
+        thread::sleep(Duration::from_millis(200));
+    }
     let mut out = Vec::with_capacity(n);
     for k in 0..n {
         let i = offset + k;
@@ -304,9 +376,11 @@ fn time_to_ban(
         }
         out.push(ears.last(i).saturating_sub(t0) as f64 / 1e6);
     }
+    let runs = importer.map(Importer::finish).unwrap_or_default();
+    // Bans the daemon made while an import held the lock are stored once it is free.
+    wait_for(10, "every ban stored", || setup.stored().len() == n);
     assert_eq!(d.stop(), 0);
-    assert_eq!(setup.stored().len(), n, "{backend}: not every ban stored");
-    out
+    (out, runs)
 }
 
 /// The bare command of `backend` for one ban, exec'd `n` times: ms each.
@@ -353,18 +427,20 @@ fn prepare_floor(backend: &str) {
     }
 }
 
-fn per_backend(smoke: bool) -> usize {
+/// Attackers per backend: alone, and while an admin imports (with nft, a ban during an
+/// import of 100,000 costs up to the 1.7 s of one ban with 100,000 in place).
+fn per_backend(smoke: bool) -> (usize, usize) {
     if smoke {
-        30
+        (30, 30)
     } else {
-        1000
+        (1000, 200)
     }
 }
 
 fn inside(smoke: bool) {
-    let n = per_backend(smoke);
+    let (n, m) = per_backend(smoke);
     setup_chain();
-    let ears = Ears::start(3 * n + 1);
+    let ears = Ears::start(3 * (n + m) + 1);
     let atk = std::env::var("AMPERE_BENCH_INSIDE").unwrap();
     let mut prober = Prober::start(&atk);
     println!(
@@ -376,8 +452,10 @@ fn inside(smoke: bool) {
     println!();
     println!("| backend | time to ban p50 | p99 | max | bare exec p50 | p99 | p99 vs bare p99 |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let import = if smoke { 2_000 } else { 100_000 };
+    let mut during = Vec::new();
     for (b, backend) in ["iptables", "ipset", "nft"].into_iter().enumerate() {
-        let t = figures(time_to_ban(backend, n, &ears, &mut prober, b * n));
+        let t = figures(time_to_ban(backend, n, &ears, &mut prober, b * n, None).0);
         prepare_floor(backend);
         let f = figures(floor(backend, n, b * n));
         println!(
@@ -388,6 +466,29 @@ fn inside(smoke: bool) {
             f.p50,
             f.p99,
             t.p99 / f.p99
+        );
+        let at = 3 * n + b * m;
+        let (ms, runs) = time_to_ban(backend, m, &ears, &mut prober, at, Some(import));
+        during.push((backend, figures(ms), t.p99, runs));
+    }
+    println!();
+    println!("{m} more bans per backend while `ampere -a` and `-d` of {import} addresses run one after the other all along");
+    println!();
+    println!("| backend | time to ban p50 | p99 | max | p99 vs p99 without import | imports done (`-a` / `-d`) | `-a` took (median) | `-d` took (median) |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (backend, t, alone, runs) in during {
+        let median = |op: &str| {
+            let mut v: Vec<f64> = runs.iter().filter(|r| r.0 == op).map(|r| r.1).collect();
+            v.sort_by(f64::total_cmp);
+            (v.len(), v.get(v.len() / 2).copied().unwrap_or(0.0))
+        };
+        let ((na, ma), (nd, md)) = (median("-a"), median("-d"));
+        println!(
+            "| {backend} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2}x | {na} / {nd} | {ma:.0} ms | {md:.0} ms |",
+            t.p50,
+            t.p99,
+            t.max,
+            t.p99 / alone
         );
     }
 }
@@ -402,7 +503,8 @@ fn main() {
         inside(!bench);
         return;
     }
-    let net = Net::create(3 * per_backend(!bench) + 1);
+    let (n, m) = per_backend(!bench);
+    let net = Net::create(3 * (n + m) + 1);
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &net.pbx])
         .arg(std::env::current_exe().unwrap())

@@ -100,7 +100,7 @@ fn count_in_kernel(backend: &str) -> usize {
                     .unwrap()
             })
             .sum(),
-        _ => ["v4", "v6"]
+        _ => ["v4", "net4", "v6", "net6"]
             .iter()
             .map(|set| {
                 let o = out(&["nft", "list", "set", "inet", "ampere", set]);

@@ -90,8 +90,10 @@ pub struct Bans {
     /// The database lost track (it was made again, or bans beyond `MAX_UNSTORED` were
     /// made): the next audit stores what the kernel holds instead of removing it.
     adopt: bool,
-    /// The kernel lock was held by another process: the daemon tries again at this time.
+    /// The kernel lock was held by another process: the daemon tries again at this time,
+    /// holding the turnstile meanwhile (`lock`).
     lock_wait: Option<Instant>,
+    turn: Option<crate::sys::FileLock>,
     /// When each address was last put in or made sure of in the kernel (`lock::reapply`).
     reapplied: std::collections::HashMap<IpNet, Instant>,
     pub counters: Counters,
@@ -113,6 +115,7 @@ impl Bans {
             outage: None,
             adopt: false,
             lock_wait: None,
+            turn: None,
             reapplied: Default::default(),
             counters: Counters::default(),
         }

@@ -869,7 +869,13 @@ fn in_kernel(backend: &str, addr: &str) -> bool {
                 "element",
                 "inet",
                 "ampere",
-                if v6 { "v6" } else { "v4" },
+                // Single addresses in the hash sets, networks in the interval sets.
+                match (v6, addr.contains('/')) {
+                    (false, false) => "v4",
+                    (false, true) => "net4",
+                    (true, false) => "v6",
+                    (true, true) => "net6",
+                },
                 &elem,
             ])
             .0
@@ -1082,7 +1088,7 @@ fn kernel_bans(backend: &str) -> BTreeSet<String> {
                     .collect::<Vec<_>>()
             })
             .collect(),
-        "nft" => ["v4", "v6"]
+        "nft" => ["v4", "net4", "v6", "net6"]
             .iter()
             .flat_map(|set| {
                 // A deleted table (a fault the property test injects) holds nothing.
@@ -1694,10 +1700,13 @@ fn inner_nft_long_bans() {
             b
         };
         // The 7th ban of 30 d with factor 2 lasts 1,920 d, past nft's 99,999,999 s; a
-        // network, and a host inside it that an interval set refuses next to it.
+        // network, and a network inside it that an interval set refuses next to it (a
+        // host inside it goes in the hash set and is no overlap).
         let long = now + 1920 * day;
         s.record(&mut [ban(ATK4, None)], &|_| Some(long)).unwrap();
         s.record(&mut [ban("10.0.0.0/8", None)], &|_| None).unwrap();
+        s.record(&mut [ban("10.1.0.0/16", None)], &|_| Some(now + day))
+            .unwrap();
         s.record(&mut [ban("10.1.2.3", None)], &|_| Some(now + day))
             .unwrap();
         // ATK6 was banned six times before; its ban has ended.
@@ -1711,13 +1720,20 @@ fn inner_nft_long_bans() {
     pbx.logged_in(1);
     let log = pbx.setup.log();
     assert!(log.contains("stored ban(s) restored"), "{log}");
-    assert!(in_kernel("nft", ATK4), "the long ban is in the kernel");
+    assert!(
+        in_kernel("nft", ATK4),
+        "the long ban is in the kernel: {log}"
+    );
+    assert!(
+        in_kernel("nft", "10.1.2.3"),
+        "a host inside a network: {log}"
+    );
     assert!(
         in_kernel("nft", "10.0.0.0/8"),
         "the network is in the kernel"
     );
     assert!(
-        log.contains("10.1.2.3/32 not put back"),
+        log.contains("10.1.0.0/16 not put back"),
         "the refused one is said: {log}"
     );
     // A 7th ban made by the daemon: 1,920 d again, applied without a kernel timeout.

@@ -9,6 +9,12 @@
 //! the kernel at once and waits in memory (as in a database outage); once the lock is free
 //! it is written and made sure of in the kernel, where the admin's rebuild may have dropped
 //! it. Expiry and the audit wait for the lock, retried every `LOCK_RETRY`.
+//!
+//! flock is not fair: an admin's imports one after the other took the lock again within the
+//! few ms between them, and the daemon's try every 50 ms missed those gaps for over a second.
+//! So there is a turnstile, `<database>.lock.turn`: whoever wants the lock passes it first.
+//! An admin holds the turnstile only while it waits for the lock; the daemon, once it has the
+//! turnstile, keeps it until it gets the lock, so the next admin batch waits behind it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,7 +30,7 @@ use crate::firewall::FwError;
 use crate::sys::FileLock;
 
 /// How often the daemon tries again for a lock an admin holds.
-pub(super) const LOCK_RETRY: Duration = Duration::from_millis(50);
+pub(super) const LOCK_RETRY: Duration = Duration::from_millis(20);
 
 /// An event from a banned address means the kernel let it through: the ban is made sure of
 /// in the kernel, at most this often per address (the events already queued in Asterisk
@@ -40,14 +46,14 @@ const REAPPLY_MAX: usize = 4_096;
 pub(super) struct Held(#[allow(dead_code)] Option<FileLock>);
 
 impl Bans {
-    fn lock_path(&self) -> PathBuf {
-        PathBuf::from(format!("{}.lock", self.store.path()))
+    fn lock_path(&self, suffix: &str) -> PathBuf {
+        PathBuf::from(format!("{}.lock{suffix}", self.store.path()))
     }
 
     /// Takes the kernel lock; `wait` for it (an admin, the daemon's start) or not (the
     /// daemon's loop: None when another process holds it, retried after `LOCK_RETRY`).
     pub(super) fn lock_kernel(&mut self, wait: bool) -> Option<Held> {
-        match FileLock::take(&self.lock_path(), wait) {
+        match self.take_lock(wait) {
             Ok(Some(l)) => {
                 self.lock_wait = None;
                 Some(Held(Some(l)))
@@ -58,13 +64,27 @@ impl Bans {
                 None
             }
             Err(e) => {
-                debug!(
-                    "{}: {e}; going on without the lock",
-                    self.lock_path().display()
-                );
+                self.turn = None;
+                let path = self.lock_path("");
+                debug!("{}: {e}; going on without the lock", path.display());
                 Some(Held(None))
             }
         }
+    }
+
+    /// Through the turnstile, then the lock (see the module's comment).
+    fn take_lock(&mut self, wait: bool) -> std::io::Result<Option<FileLock>> {
+        if self.turn.is_none() {
+            match FileLock::take(&self.lock_path(".turn"), wait)? {
+                Some(t) => self.turn = Some(t),
+                None => return Ok(None),
+            }
+        }
+        let lock = FileLock::take(&self.lock_path(""), wait)?;
+        if lock.is_some() {
+            self.turn = None;
+        }
+        Ok(lock)
     }
 
     /// Whether the daemon is waiting for the lock until a time still to come.
