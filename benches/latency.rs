@@ -363,12 +363,14 @@ fn time_to_ban(
         let crossing = invalid_account_event(2, &remote);
         let t0 = ears.now();
         ami.send(crossing.as_bytes());
-        // Cut off = nothing heard for 30 ms (300 probe intervals).
-        let end = Instant::now() + Duration::from_secs(5);
+        // Cut off = nothing heard for 30 ms (300 probe intervals). During an import, a ban
+        // waits for the firewall tool's own work on 100,000 entries: measured, not bounded.
+        let limit = if import.is_some() { 60 } else { 5 };
+        let end = Instant::now() + Duration::from_secs(limit);
         while ears.now().saturating_sub(ears.last(i)) < 30_000_000 {
             assert!(
                 Instant::now() < end,
-                "{backend}: attacker {} still gets through 5 s after the crossing event\n{}",
+                "{backend}: attacker {} still gets through {limit} s after the crossing event\n{}",
                 attacker(i),
                 setup.log()
             );

@@ -48,9 +48,6 @@ const DB_CHUNK: usize = 5_000;
 /// Bans per firewall command in bulk admin commands (each command reads the chain or set).
 const FW_CHUNK: usize = 50_000;
 
-/// Up to this many stored bans named again by `-a` are checked in the kernel one by one.
-const ENSURE_ONE_BY_ONE: usize = 64;
-
 /// The first retry of a failed firewall step; doubling up to the audit interval.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 

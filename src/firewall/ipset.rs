@@ -250,6 +250,10 @@ impl Backend for Ipset {
         self.ban_many(std::slice::from_ref(e), now)
     }
 
+    fn adds_idempotently(&self) -> bool {
+        true
+    }
+
     fn ban_many(&self, entries: &[Ban], now: i64) -> Result<()> {
         let mut script = String::new();
         for e in entries {

@@ -92,6 +92,12 @@ pub trait Backend {
     fn unban_many(&self, nets: &[IpNet]) -> Result<()> {
         nets.iter().try_for_each(|n| self.unban(n))
     }
+    /// Whether `ban_many` of bans the kernel may hold already never makes a second copy
+    /// (ipset's `-exist`, nft's `add element`): then making sure of many bans is one batch,
+    /// without a listing.
+    fn adds_idempotently(&self) -> bool {
+        false
+    }
     /// The networks banned in the kernel now (one listing per family), for the audit.
     fn list(&self) -> Result<Vec<IpNet>>;
     /// A ban that the kernel should hold but may not (the audit, an event from a banned

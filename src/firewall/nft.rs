@@ -298,6 +298,10 @@ impl Backend for Nft {
         )
     }
 
+    fn adds_idempotently(&self) -> bool {
+        true
+    }
+
     fn ban_many(&self, entries: &[Ban], now: i64) -> Result<()> {
         if let [e] = entries {
             return self.ban(e, now);
