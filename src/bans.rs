@@ -204,11 +204,6 @@ impl Bans {
         for b in &known {
             debug!("{} is already banned", net_text(&b.net));
         }
-        // Under the lock no admin's `-d` can come between the database's word and the
-        // kernel's (without it, the property test caught a ban resurrected that way).
-        if held.is_some() {
-            self.reapply(&known, now);
-        }
         let mut applied = Vec::with_capacity(new.len());
         for (b, result) in new.into_iter().zip(results) {
             let text = net_text(&b.net);
@@ -241,6 +236,13 @@ impl Bans {
                     self.retry_soon();
                 }
             }
+        }
+        // After the new bans are marked (`just_banned`): their later events in this same
+        // batch are no proof of anything. Under the lock no admin's `-d` can come between
+        // the database's word and the kernel's (without it, the property test caught a ban
+        // resurrected that way).
+        if held.is_some() {
+            self.reapply(&known, now);
         }
         applied
     }

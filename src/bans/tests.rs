@@ -45,6 +45,10 @@ impl Backend for Fake {
         self.ban_many(std::slice::from_ref(b), now)
     }
     fn ensure(&self, b: &Ban, now: i64) -> FwResult<()> {
+        self.0
+            .borrow_mut()
+            .calls
+            .push(format!("ensure {}", net_text(&b.net)));
         if self.0.borrow().held.contains(&b.net) {
             return Ok(());
         }
@@ -179,8 +183,13 @@ fn an_active_ban_is_not_applied_twice() {
     let mut r = rig("");
     r.flush(&["192.0.2.1"], T0);
     r.calls();
+    // However slow the machine, .1 counts as just banned (no re-apply yet).
+    r.bans.reapplied.insert(
+        parse_net("192.0.2.1").unwrap(),
+        std::time::Instant::now() + Duration::from_secs(3600),
+    );
     // Again, and twice in one batch: nothing reaches the firewall for the known one, one
-    // call for the new one.
+    // call for the new one (its second event in the batch is no reason to check it).
     assert_eq!(
         r.flush(&["192.0.2.1", "192.0.2.9", "192.0.2.9"], T0 + 1),
         ["192.0.2.9"]
@@ -354,7 +363,11 @@ fn admin_add_and_remove_report_each_address() {
     r.calls();
     let again = r.bans.add(vec![manual("192.0.2.1")], &mut |_| {}).unwrap();
     assert!(matches!(again[..], [Outcome::Unchanged]), "{again:?}");
-    assert!(r.calls().is_empty(), "an active ban is not applied again");
+    assert_eq!(
+        r.calls(),
+        ["ensure 192.0.2.1"],
+        "an active ban is checked, not applied again"
+    );
     let stored = r.bans.store().active().unwrap();
     assert!(stored
         .iter()
