@@ -9,9 +9,10 @@ use crate::firewall::FwError;
 impl Bans {
     /// An admin's `-a`: in batches of `FW_CHUNK`, each under the kernel lock (the daemon
     /// bans on meanwhile, and stores its bans between batches): recorded (permanent) first,
-    /// in transactions of `DB_CHUNK` rows, then put in the firewall (one command per family). An active temporary ban becomes permanent, in the
-    /// database and (without its timeout) in the kernel; an active ban the kernel lost (a
-    /// killed `-a`) is put back. `progress` hears how many are done after each batch.
+    /// in transactions of `DB_CHUNK` rows, then put in the firewall (one command per
+    /// family). An active temporary ban becomes permanent, in the database and (without its
+    /// timeout) in the kernel; an active ban the kernel lost (a killed `-a`) is put back.
+    /// `progress` hears how many are done after each batch.
     pub fn add(
         &mut self,
         mut bans: Vec<Ban>,

@@ -43,7 +43,9 @@ const REAPPLY_MAX: usize = 4_096;
 
 /// The lock, held until dropped. `None` inside: the lock file could not be made (its
 /// directory is gone); the database is failing then too, and its outage handling applies.
-pub(super) struct Held(#[allow(dead_code)] Option<FileLock>);
+pub(super) struct Held {
+    _lock: Option<FileLock>,
+}
 
 impl Bans {
     fn lock_path(&self, suffix: &str) -> PathBuf {
@@ -56,7 +58,7 @@ impl Bans {
         match self.take_lock(wait) {
             Ok(Some(l)) => {
                 self.lock_wait = None;
-                Some(Held(Some(l)))
+                Some(Held { _lock: Some(l) })
             }
             Ok(None) => {
                 debug!("another ampere changes the bans now; trying again shortly");
@@ -67,7 +69,7 @@ impl Bans {
                 self.turn = None;
                 let path = self.lock_path("");
                 debug!("{}: {e}; going on without the lock", path.display());
-                Some(Held(None))
+                Some(Held { _lock: None })
             }
         }
     }
