@@ -44,9 +44,15 @@ pub fn canonical_net(net: IpNet) -> IpNet {
     }
 }
 
-/// Canonical text of a ban: a bare address for a host, `net/len` otherwise.
+/// Whether `net` is a single address (/32, /128).
+pub fn is_host(net: &IpNet) -> bool {
+    net.prefix_len() == net.max_prefix_len()
+}
+
+/// Canonical text of a ban: a bare address for a host, `net/len` otherwise (also what an
+/// nft hash set takes as an element).
 pub fn net_text(net: &IpNet) -> String {
-    if net.prefix_len() == net.max_prefix_len() {
+    if is_host(net) {
         net.addr().to_string()
     } else {
         net.to_string()

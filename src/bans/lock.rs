@@ -11,7 +11,8 @@
 //! it. Expiry and the audit wait for the lock, retried every `LOCK_RETRY`.
 //!
 //! flock is not fair: an admin's imports one after the other took the lock again within the
-//! few ms between them, and the daemon's try every 50 ms missed those gaps for over a second.
+//! few ms between them, and the daemon's try every 50 ms missed those gaps (p99 time to ban 0.7
+//! to 3 s in the latency bench's smoke round).
 //! So there is a turnstile, `<database>.lock.turn`: whoever wants the lock passes it first.
 //! An admin holds the turnstile only while it waits for the lock; the daemon, once it has the
 //! turnstile, keeps it until it gets the lock, so the next admin batch waits behind it.

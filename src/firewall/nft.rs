@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 
 use super::{ipv6_disabled, output, run, Backend, BlindGuard, ErrorKind, FwError, Result};
-use crate::addr::is_v6;
+use crate::addr::{is_host, is_v6, net_text};
 use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
 
@@ -53,16 +53,6 @@ fn nft_seconds(v: &str) -> Option<u64> {
         total_ms = total_ms.checked_add(n.checked_mul(unit)?)?;
     }
     num.is_empty().then(|| total_ms.div_ceil(1000))
-}
-
-/// A network as an element of its set: a hash set takes a single address only without its
-/// prefix length.
-fn key(net: &IpNet) -> String {
-    if net.prefix_len() == net.max_prefix_len() {
-        net.addr().to_string()
-    } else {
-        net.to_string()
-    }
 }
 
 /// The longest per-element timeout nft accepts, in seconds.
@@ -127,14 +117,13 @@ impl Nft {
     /// expiry, as with ipset.
     fn element(e: &Ban, now: i64) -> String {
         match e.timeout(now) {
-            Some(t) if t <= MAX_TIMEOUT => format!("{} timeout {}s", key(&e.net), t.max(1)),
-            _ => key(&e.net),
+            Some(t) if t <= MAX_TIMEOUT => format!("{} timeout {}s", net_text(&e.net), t.max(1)),
+            _ => net_text(&e.net),
         }
     }
 
     fn set_for(&self, net: &IpNet) -> Result<&'static str> {
-        let host = net.prefix_len() == net.max_prefix_len();
-        match (net, host) {
+        match (net, is_host(net)) {
             (IpNet::V4(_), true) => Ok("v4"),
             (IpNet::V4(_), false) => Ok("net4"),
             (IpNet::V6(_), _) if !self.ipv6 => Err(ipv6_disabled(net)),
@@ -191,7 +180,7 @@ impl Nft {
             if !net {
                 let gone: Vec<String> = mine
                     .filter(|(n, _)| drop.contains(n))
-                    .map(|(n, _)| key(n))
+                    .map(|(n, _)| net_text(n))
                     .collect();
                 script.push_str(&self.elements_line("delete", set, &gone));
                 continue;
@@ -328,7 +317,7 @@ impl Backend for Nft {
             let mut elems = Vec::new();
             for n in nets {
                 if self.set_for(n)? == set {
-                    elems.push(key(n));
+                    elems.push(net_text(n));
                 }
             }
             script.push_str(&self.elements_line("delete", set, &elems));
@@ -370,7 +359,7 @@ impl Backend for Nft {
 
     fn unban(&self, net: &IpNet) -> Result<()> {
         let set = self.set_for(net)?;
-        let elem = format!("{{ {} }}", key(net));
+        let elem = format!("{{ {} }}", net_text(net));
         match run(
             &self.nft,
             &["delete", "element", "inet", &self.table, set, &elem],
