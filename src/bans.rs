@@ -41,6 +41,9 @@ pub struct Counters {
     pub strays_removed: u64,
     /// Bans made while the database refused writes, beyond what memory keeps for it.
     pub unstored_dropped: u64,
+    /// `max_bans`: temporary bans lifted early to make room, new bans refused for want of it.
+    pub made_room: u64,
+    pub refused: u64,
 }
 
 /// Rows per transaction in bulk admin commands: the daemon's writes get in between.
@@ -61,6 +64,14 @@ pub enum Outcome {
     MadePermanent,
     /// Recorded (or removed) in the database, but the firewall failed.
     Firewall(FwError),
+}
+
+/// What one `flush` changed in the kernel.
+#[derive(Debug, Default)]
+pub struct Flushed {
+    pub banned: Vec<Ban>,
+    /// Bans lifted to make room under `max_bans`.
+    pub lifted: Vec<IpNet>,
 }
 
 pub struct Bans {
@@ -93,6 +104,8 @@ pub struct Bans {
     turn: Option<crate::sys::FileLock>,
     /// When each address was last put in or made sure of in the kernel (`lock::reapply`).
     reapplied: std::collections::HashMap<IpNet, Instant>,
+    /// When a refusal under `max_bans` was last logged (`ceiling`).
+    refusal_logged: Option<Instant>,
     pub counters: Counters,
 }
 
@@ -114,6 +127,7 @@ impl Bans {
             lock_wait: None,
             turn: None,
             reapplied: Default::default(),
+            refusal_logged: None,
             counters: Counters::default(),
         }
     }
@@ -180,15 +194,21 @@ impl Bans {
     }
 
     /// Applies the queued bans: recorded first, then put in the firewall. Returns the bans
-    /// that reached the kernel (for the hooks). `now` (the wall clock, unix seconds) is only
-    /// read when there is something to do: this runs after every read.
-    pub fn flush(&mut self, cfg: &Config, now: impl FnOnce() -> i64) -> Vec<Ban> {
+    /// that reached the kernel and those lifted to make room for them (for the hooks).
+    /// `now` (the wall clock, unix seconds) is only read when there is something to do:
+    /// this runs after every read.
+    pub fn flush(&mut self, cfg: &Config, now: impl FnOnce() -> i64) -> Flushed {
         if self.pending.is_empty() {
-            return Vec::new();
+            return Flushed::default();
         }
         let now = now();
         let mut pending = std::mem::take(&mut self.pending);
         let held = self.lock_kernel(false);
+        let lifted = if held.is_some() && self.store_writable() {
+            self.make_room(cfg, &mut pending)
+        } else {
+            Vec::new()
+        };
         let fresh = self.record(cfg, &mut pending, held.is_some());
         let mut new = Vec::with_capacity(pending.len());
         let mut known: Vec<Ban> = Vec::new();
@@ -244,7 +264,10 @@ impl Bans {
         if held.is_some() {
             self.reapply(&known, now);
         }
-        applied
+        Flushed {
+            banned: applied,
+            lifted,
+        }
     }
 
     /// Puts `bans` in the firewall, one batch per address family (each all or nothing); if
@@ -439,6 +462,7 @@ fn until(at: i64, epoch_ms: i64) -> Duration {
 }
 
 mod bulk;
+mod ceiling;
 mod lock;
 mod outage;
 mod repair;

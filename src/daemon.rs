@@ -5,8 +5,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ipnet::IpNet;
-
 use crate::addr::net_text;
 use crate::ami::Message;
 use crate::ban::{Ban, Origin};
@@ -242,7 +240,11 @@ impl Daemon {
                 self.last_event = Some(clock::now_epoch());
             }
             // A read's bans go out together: one transaction, one firewall command.
-            for b in self.bans.flush(&self.cfg, clock::now_epoch) {
+            let flushed = self.bans.flush(&self.cfg, clock::now_epoch);
+            for net in flushed.lifted {
+                self.hooks.unbanned(&net_text(&net), "max_bans");
+            }
+            for b in flushed.banned {
                 let account = printable(b.account.as_bytes());
                 self.hooks.banned(&net_text(&b.net), &b.reason, &account);
             }
@@ -345,10 +347,12 @@ fn on_event(judge: &mut Judge, bans: &mut Bans, cfg: &Config, m: &Message, now: 
         return false;
     };
     let (addr, account) = (ev.addr(), ev.account);
-    if let Verdict::Ban(penalty) = verdict {
-        let net = IpNet::from(addr);
+    if let Verdict::Ban(penalty, net) = verdict {
         if !cfg.bans_family_of(&net) {
-            warn!("{addr} reached the limit ({penalty}) but ipv6 = no: not banned");
+            warn!(
+                "{} reached the limit ({penalty}) but ipv6 = no: not banned",
+                net_text(&net)
+            );
             return true;
         }
         let account = String::from_utf8_lossy(&account[..account.len().min(MAX_ACCOUNT)]);

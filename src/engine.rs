@@ -5,6 +5,8 @@
 use std::hash::Hasher;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use crate::config::Config;
 use crate::event::SecurityEvent;
 use crate::score::{EventKind, Weight, Weights};
@@ -21,8 +23,9 @@ pub enum Verdict {
     Scored(u32),
     /// A legitimate event reset the host.
     Cleared,
-    /// The limit was reached with this penalty; the host is out of the table.
-    Ban(u32),
+    /// The limit was reached with this penalty; the network (the address's prefix, or the
+    /// address alone: `Engine::key_of`) is out of the table and is to be banned.
+    Ban(u32, IpNet),
 }
 
 /// Distinct service names counted separately; more (there are only a handful in Asterisk)
@@ -110,6 +113,12 @@ pub struct Engine {
     ban_unknown_account: bool,
     /// The address of the AMI connection, protected like the AMI host.
     ami_peer: Option<IpAddr>,
+    /// `ipv4_prefix`, `ipv6_prefix`: how wide a network one penalty counts for.
+    prefix_v4: u8,
+    prefix_v6: u8,
+    /// Protected networks already named in the log for narrowing a prefix (at most one
+    /// entry per protected network).
+    warned_overlap: Vec<IpNet>,
     pub counters: Counters,
 }
 
@@ -124,6 +133,9 @@ impl Engine {
             guard: Guard::new(&[], &cfg.host),
             ban_unknown_account: false,
             ami_peer: None,
+            prefix_v4: 32,
+            prefix_v6: 128,
+            warned_overlap: Vec::new(),
             counters: Counters::default(),
         };
         e.reconfigure(cfg);
@@ -140,6 +152,53 @@ impl Engine {
         self.guard = Guard::new(&cfg.trust, &cfg.host);
         self.guard.set_peer(peer);
         self.ban_unknown_account = cfg.ban_unknown_account;
+        self.prefix_v4 = cfg.ipv4_prefix;
+        self.prefix_v6 = cfg.ipv6_prefix;
+        self.warned_overlap.clear();
+    }
+
+    /// The `ipv4_prefix`/`ipv6_prefix` network of `addr`. Link-local (fe80::/10) and
+    /// unique-local (fc00::/7) addresses stay single: every host of a link shares fe80::/64,
+    /// and a ULA /64 is a LAN (the phones of an office), never an internet attacker's.
+    fn prefix_of(&self, addr: IpAddr) -> IpNet {
+        let len = match addr {
+            IpAddr::V4(_) => self.prefix_v4,
+            IpAddr::V6(v6) if matches!(v6.segments()[0] & 0xfe00, 0xfc00) => 128,
+            IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => 128,
+            IpAddr::V6(_) => self.prefix_v6,
+        };
+        IpNet::new(addr, len)
+            .expect("prefix lengths are checked when the config is read")
+            .trunc()
+    }
+
+    /// What an event from `addr` (not itself protected) is scored and banned as: its
+    /// prefix network, or the address alone where that network would take in a protected
+    /// one (trust, the AMI host, loopback): trust always wins over the width of a ban. The
+    /// second value is the protected network that narrowed it.
+    pub fn key_of(&self, addr: IpAddr) -> (IpNet, Option<IpNet>) {
+        let net = self.prefix_of(addr);
+        if crate::addr::is_host(&net) {
+            return (net, None);
+        }
+        match self.guard.overlaps(&net) {
+            Some(p) => (IpNet::from(addr), Some(p)),
+            None => (net, None),
+        }
+    }
+
+    /// `key_of`, naming once in the log each protected network that narrowed a prefix.
+    fn key_logged(&mut self, addr: IpAddr) -> IpNet {
+        let (key, narrowed) = self.key_of(addr);
+        if let Some(p) = narrowed.filter(|p| !self.warned_overlap.contains(p)) {
+            self.warned_overlap.push(p);
+            crate::warn!(
+                "{} takes in the protected {}: addresses there are scored and banned one by one (logged once)",
+                crate::addr::net_text(&self.prefix_of(addr)),
+                crate::addr::net_text(&p)
+            );
+        }
+        key
     }
 
     /// An account as the table keeps it: a hash, 0 for none. The same in every process, so
@@ -192,8 +251,12 @@ impl Engine {
             self.counters.protected += 1;
             return Verdict::Protected;
         }
+        let net = self.key_logged(addr);
+        // The table is keyed by the network's first address: within one prefix every
+        // address narrows or none does, so a prefix and a single address never share a key.
+        let key = net.network();
         let weight = self.weights.get(kind);
-        let mut h = self.table.host(addr).unwrap_or_default();
+        let mut h = self.table.host(key).unwrap_or_default();
         if now.saturating_sub(h.scored) >= self.findtime {
             // Quiet for `findtime`: the penalty starts from zero; a success is remembered.
             h = Host {
@@ -218,7 +281,7 @@ impl Engine {
                     h.acct_penalty = 0;
                 }
                 h.note_login(acct);
-                self.table.put(addr, h, now);
+                self.table.put(key, h, now);
                 if h.penalty == 0 {
                     Verdict::Cleared
                 } else {
@@ -229,7 +292,7 @@ impl Engine {
             _ if kind == EventKind::ChallengeSent && h.logged_in(acct) => {
                 // How digest authentication starts, for an account this host has logged in
                 // to: a phone's keepalive OPTIONS or its next REGISTER, not an attack.
-                self.table.touch(addr, now);
+                self.table.touch(key, now);
                 Verdict::Scored(h.penalty)
             }
             w => {
@@ -251,11 +314,11 @@ impl Engine {
                 h.penalty = next;
                 h.scored = now;
                 if next >= self.limit {
-                    self.table.remove(addr);
+                    self.table.remove(key);
                     self.counters.ban_decisions += 1;
-                    Verdict::Ban(next)
+                    Verdict::Ban(next, net)
                 } else {
-                    self.table.put(addr, h, now);
+                    self.table.put(key, h, now);
                     Verdict::Scored(next)
                 }
             }

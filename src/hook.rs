@@ -67,7 +67,7 @@ impl Hooks {
         }
     }
 
-    /// `onunban ADDRESS REASON` (`expired` or `manual`).
+    /// `onunban ADDRESS REASON` (`expired`, `manual`, or `max_bans`: lifted to make room).
     pub fn unbanned(&mut self, addr: &str, reason: &str) {
         if let Some(p) = self.onunban.clone() {
             let env = [("AMPERE_ADDRESS", addr), ("AMPERE_REASON", reason)];

@@ -114,7 +114,11 @@ mod tests {
         // The mapped address is the same host: the third probe bans it.
         assert_eq!(
             verdicts,
-            [Verdict::Scored(5), Verdict::Scored(10), Verdict::Ban(15)]
+            [
+                Verdict::Scored(5),
+                Verdict::Scored(10),
+                Verdict::Ban(15, "203.0.113.2/32".parse().unwrap())
+            ]
         );
         assert_eq!(bad, 2);
     }

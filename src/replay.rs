@@ -4,9 +4,11 @@
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::IpAddr;
 use std::path::Path;
 
+use ipnet::IpNet;
+
+use crate::addr::net_text;
 use crate::ami::{Framer, Item};
 use crate::clock::days_from_civil;
 use crate::config::Config;
@@ -37,12 +39,14 @@ pub fn event_tv(v: &[u8]) -> Option<u64> {
 
 /// What a replay decided.
 pub struct Outcome {
-    pub bans: Vec<IpAddr>,
+    /// What was banned: addresses, or networks with prefix scoring.
+    pub bans: Vec<IpNet>,
     pub messages: u64,
     pub summary: String,
 }
 
-/// Replays `data`, writing one `ban ADDRESS EVENT ACCOUNT PENALTY` line per ban decision.
+/// Replays `data`, writing one `ban ADDRESS|NETWORK EVENT ACCOUNT PENALTY` line per ban
+/// decision.
 pub fn replay(cfg: &Config, data: &[u8], out: &mut dyn Write) -> std::io::Result<Outcome> {
     replay_from(cfg, &mut &data[..], out)
 }
@@ -55,8 +59,8 @@ pub fn replay_from(
 ) -> std::io::Result<Outcome> {
     let mut judge = Judge::new(cfg);
     let mut framer = Framer::new();
-    let mut bans: Vec<IpAddr> = Vec::new();
-    let mut banned: HashSet<IpAddr> = HashSet::new();
+    let mut bans: Vec<IpNet> = Vec::new();
+    let mut banned: HashSet<IpNet> = HashSet::new();
     let mut messages = 0u64;
     let mut now = 0u64;
     let mut result = Ok(());
@@ -79,11 +83,11 @@ pub fn replay_from(
             if let Some(t) = m.get("EventTV").and_then(event_tv) {
                 now = t;
             }
-            if let Some((ev, Verdict::Ban(p))) = judge.judge(m, now) {
+            if let Some((ev, Verdict::Ban(p, net))) = judge.judge(m, now) {
                 // The daemon records a ban once; later events still in flight find it
-                // already stored. Print each address once, as the daemon bans it once.
-                if banned.insert(ev.addr()) {
-                    bans.push(ev.addr());
+                // already stored. Print each network once, as the daemon bans it once.
+                if banned.insert(net) {
+                    bans.push(net);
                     let account = if ev.account.is_empty() {
                         "-".to_string()
                     } else {
@@ -93,7 +97,7 @@ pub fn replay_from(
                         result = writeln!(
                             out,
                             "ban {} {} {} {}",
-                            ev.addr(),
+                            net_text(&net),
                             ev.kind.name(),
                             account,
                             p
@@ -193,7 +197,9 @@ mod tests {
         let o = replay(&cfg, data.as_bytes(), &mut std::io::sink()).unwrap();
         assert_eq!(
             o.bans,
-            ["198.51.100.9".parse::<IpAddr>().unwrap()],
+            [IpNet::from(
+                "198.51.100.9".parse::<std::net::IpAddr>().unwrap()
+            )],
             "{}",
             o.summary
         );

@@ -40,7 +40,7 @@ impl Stats {
             .map(|(k, n)| format!("{}={n}", k.name()))
             .collect();
         format!(
-            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, duplicate headers {}, firewall errors {}, database errors {}, waiting for the database {}; audits {} repaired {} strays removed {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {} blind warnings {}; table {}/{} hosts, {} evicted; last event {}",
+            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, duplicate headers {}, firewall errors {}, database errors {}, waiting for the database {}; audits {} repaired {} strays removed {}; at max_bans: lifted early {} not banned {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {} blind warnings {}; table {}/{} hosts, {} evicted; last event {}",
             if events.is_empty() { "none".to_string() } else { events.join(" ") },
             self.bans.bans,
             self.bans.unbans,
@@ -55,6 +55,8 @@ impl Stats {
             self.bans.audits,
             self.bans.repaired,
             self.bans.strays_removed,
+            self.bans.made_room,
+            self.bans.refused,
             if self.connected { "connected," } else { "disconnected," },
             self.ami.logins,
             self.ami.logins.saturating_sub(1),
@@ -187,6 +189,15 @@ impl Stats {
                     "{what=\"removed\"}".to_string(),
                     self.bans.strays_removed.to_string(),
                 ),
+            ],
+        );
+        metric(
+            "max_bans_total",
+            "counter",
+            "At the max_bans ceiling: temporary bans lifted early to make room, new bans refused because every ban was permanent.",
+            &[
+                ("{what=\"made_room\"}".to_string(), self.bans.made_room.to_string()),
+                ("{what=\"refused\"}".to_string(), self.bans.refused.to_string()),
             ],
         );
         metric(

@@ -47,10 +47,14 @@ impl Guard {
     }
 
     /// A protected network that overlaps `net` (banning `net` would ban part of it).
-    pub fn overlaps(&self, net: &IpNet) -> Option<&IpNet> {
+    pub fn overlaps(&self, net: &IpNet) -> Option<IpNet> {
+        if let Some(peer) = self.peer.filter(|p| net.contains(p)) {
+            return Some(IpNet::from(peer));
+        }
         self.nets
             .iter()
             .find(|n| n.contains(net) || net.contains(*n))
+            .copied()
     }
 }
 

@@ -27,12 +27,13 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("pjsip-options-keepalive.ami", &[]),
     // SessionLimit counts like a failed AMI login: 3 + 12 = 15.
     ("ami-sessionlimit.ami", &["203.0.113.2"]),
-    // Per address nobody reaches the limit (each of the 20 stays at 10).
-    ("pjsip-ipv6-rotation.ami", &[]),
+    // Per address nobody reaches the limit (each of the 20 stays at 10); as the /64 it is
+    // one attacker (`ipv6_prefix = 64`, the default).
+    ("pjsip-ipv6-rotation.ami", &["2001:db8:99::/64"]),
     ("timestampevents.ami", &["203.0.113.2"]),
     ("eventfilter.ami", &["203.0.113.2"]),
     ("pjsip-flood.ami", &["203.0.113.2"]),
-    ("ipv6.ami", &["2001:db8:99::2"]),
+    ("ipv6.ami", &["2001:db8:99::/64"]),
     ("ami-bad-login.ami", &[]),
     ("reload.ami", &[]),
     ("kill9.ami", &[]),
@@ -79,8 +80,13 @@ fn ban_addrs(setup: &Setup) -> Vec<String> {
             let (addr, len) = net.split_once('/').expect("ban with a prefix length");
             let v6 = addr.contains(':');
             assert_eq!(tool, if v6 { "ip6tables" } else { "iptables" }, "{net}");
-            assert_eq!(len, if v6 { "128" } else { "32" });
-            addr.to_string()
+            // IPv6 per /64 (the default prefix), IPv4 per address.
+            assert_eq!(len, if v6 { "64" } else { "32" });
+            if v6 {
+                net
+            } else {
+                addr.to_string()
+            }
         })
         .collect();
     v.sort();
@@ -143,7 +149,31 @@ fn every_capture_bans_exactly_the_expected_hosts() {
 #[test]
 fn replay_mode_prints_the_same_bans_as_the_daemon() {
     let setup = Setup::new(None, "");
-    for &(file, expected) in EXPECTED {
+    replay_gives(&setup, EXPECTED);
+    // Replay never touches the firewall or the database.
+    assert!(setup.rec.calls().is_empty());
+    assert!(!setup.db.exists());
+}
+
+#[test]
+fn per_address_scoring_gives_the_bans_of_before_prefixes() {
+    // `ipv6_prefix = 128` is how Ampere scored before prefix scoring: the IPv6 captures
+    // ban the address, and the rotation through a /64 bans nothing.
+    let setup = Setup::new(None, "ipv6_prefix = 128\n");
+    let before: Vec<(&str, &[&str])> = EXPECTED
+        .iter()
+        .map(|&(file, bans)| match file {
+            "ipv6.ami" => (file, &["2001:db8:99::2"][..]),
+            "pjsip-ipv6-rotation.ami" => (file, &[][..]),
+            _ => (file, bans),
+        })
+        .collect();
+    replay_gives(&setup, &before);
+}
+
+/// `--replay` of each capture prints exactly its expected bans.
+fn replay_gives(setup: &Setup, expected: &[(&str, &[&str])]) {
+    for &(file, expected) in expected {
         let path = fixture_dir().join(file);
         let (code, out, err) = setup.run(&["--replay", path.to_str().unwrap()], "");
         assert_eq!(code, 0, "{file}: {err}");
@@ -160,9 +190,6 @@ fn replay_mode_prints_the_same_bans_as_the_daemon() {
             "{out}"
         );
     }
-    // Replay never touches the firewall or the database.
-    assert!(setup.rec.calls().is_empty());
-    assert!(!setup.db.exists());
 }
 
 #[test]
@@ -459,7 +486,7 @@ fn hostile_input_never_crashes_and_only_parsed_addresses_reach_iptables() {
             "198.51.100.10",
             "198.51.100.11",
             "198.51.100.7",
-            "2001:db8:bad::1"
+            "2001:db8:bad::/64"
         ]
     );
     // every argument vector was one of the fixed shapes with a parsed address

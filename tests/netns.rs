@@ -29,11 +29,20 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+#[path = "netns/prefix.rs"]
+mod prefix;
+
 const PBX4: &str = "192.0.2.1";
 const ATK4: &str = "192.0.2.66";
 const PBX6: &str = "2001:db8:a3e::1";
 const ATK6: &str = "2001:db8:a3e::66";
 const PREFIX: &str = "ampt";
+
+/// The real tools, and IPv6 scored per address: these scenarios follow one attacker
+/// address (prefix scoring has a scenario of its own, `prefix_scenario`).
+const REAL_TOOLS: &str = "iptables = /usr/sbin/iptables\nip6tables = /usr/sbin/ip6tables\n\
+    iptables_restore = /usr/sbin/iptables-restore\nip6tables_restore = /usr/sbin/ip6tables-restore\n\
+    ipv6_prefix = 128\n";
 
 // ---------------------------------------------------------------------------------------
 // Outer side: prerequisites and the network
@@ -261,6 +270,13 @@ fn a_flushed_chain_set_or_table_is_repaired_while_running() {
 }
 
 #[test]
+fn an_ipv6_64_is_one_attacker_unless_it_takes_in_a_trusted_address() {
+    for backend in ["iptables", "ipset", "nft"] {
+        TestNet::create().run_inner(&format!("prefix::inner_prefix_{backend}"));
+    }
+}
+
+#[test]
 fn the_audit_reads_reject_rules_and_never_doubles_them() {
     TestNet::create().run_inner("inner_audit_reject");
 }
@@ -464,9 +480,7 @@ impl Pbx {
         let (tx, rx) = mpsc::channel();
         let rx = Arc::new(Mutex::new(rx));
         let server = AmiServer::start(vec![Plan::Feed(rx); 200]);
-        let real = "iptables = /usr/sbin/iptables\nip6tables = /usr/sbin/ip6tables\n\
-                    iptables_restore = /usr/sbin/iptables-restore\nip6tables_restore = /usr/sbin/ip6tables-restore\n";
-        let setup = Setup::new(Some(server.addr), &format!("{real}{extra}"));
+        let setup = Setup::new(Some(server.addr), &format!("{REAL_TOOLS}{extra}"));
         Pbx {
             setup,
             server,
@@ -487,12 +501,14 @@ impl Pbx {
 
 /// Index of the message after which `ampere --replay` first bans `addr`.
 fn crossing_index(events: &[Vec<u8>], addr: &str) -> usize {
-    let cfg = ampere::config::parse(b"", "t").unwrap().config;
+    let cfg = ampere::config::parse(b"ipv6_prefix = 128\n", "t")
+        .unwrap()
+        .config;
     let mut acc = b"Asterisk Call Manager/11.0.0\r\n\r\n".to_vec();
     for (i, e) in events.iter().enumerate() {
         acc.extend_from_slice(e);
         let o = ampere::replay::replay(&cfg, &acc, &mut std::io::sink()).unwrap();
-        if o.bans.iter().any(|b| b.to_string() == addr) {
+        if o.bans.iter().any(|b| ampere::addr::net_text(b) == addr) {
             return i;
         }
     }
@@ -1139,9 +1155,10 @@ fn slow_consumer(backend: &str) {
         per_sec: RATE,
         write_timeout: Duration::from_millis(100),
     }]);
-    let real = "iptables = /usr/sbin/iptables\nip6tables = /usr/sbin/ip6tables\n\
-                iptables_restore = /usr/sbin/iptables-restore\nip6tables_restore = /usr/sbin/ip6tables-restore\n";
-    let setup = Setup::new(Some(server.addr), &format!("{real}backend = {backend}\n"));
+    let setup = Setup::new(
+        Some(server.addr),
+        &format!("{REAL_TOOLS}backend = {backend}\n"),
+    );
     let d = setup.spawn();
     wait_for(60, "the paced stream to end", || server.paced().is_some());
     let report = server.paced().unwrap();
@@ -1523,9 +1540,7 @@ fn blind_window(extra: &str) -> (u64, Duration, u64) {
     plans.extend(std::iter::repeat_n(Plan::Reset, RESETS));
     plans.push(Plan::Feed(rx));
     let server = AmiServer::start(plans);
-    let real = "iptables = /usr/sbin/iptables\nip6tables = /usr/sbin/ip6tables\n\
-                iptables_restore = /usr/sbin/iptables-restore\nip6tables_restore = /usr/sbin/ip6tables-restore\n";
-    let setup = Setup::new(Some(server.addr), &format!("{real}{extra}"));
+    let setup = Setup::new(Some(server.addr), &format!("{REAL_TOOLS}{extra}"));
     let d = setup.spawn();
     wait_for(10, "AMI login", || setup.log().contains("logged in to AMI"));
     let exe = std::env::current_exe().unwrap();
@@ -1818,9 +1833,7 @@ fn inner_ami_host_by_name() {
         vec![Plan::Feed(Arc::new(Mutex::new(rx)))],
         Duration::ZERO,
     );
-    let real = "iptables = /usr/sbin/iptables\nip6tables = /usr/sbin/ip6tables\n\
-                iptables_restore = /usr/sbin/iptables-restore\nip6tables_restore = /usr/sbin/ip6tables-restore\n";
-    let setup = Setup::new(Some(server.addr), &format!("{real}host = ami.test\n"));
+    let setup = Setup::new(Some(server.addr), &format!("{REAL_TOOLS}host = ami.test\n"));
     let d = setup.spawn();
     wait_for(10, "a failed lookup", || {
         setup.log().contains("cannot resolve AMI host ami.test")

@@ -6,6 +6,7 @@ use ampere::engine::{Engine, Verdict};
 use ampere::event::SecurityEvent;
 use ampere::score::EventKind;
 use ampere::table::PenaltyTable;
+use ipnet::IpNet;
 use proptest::prelude::*;
 
 fn kind() -> impl Strategy<Value = EventKind> {
@@ -23,6 +24,39 @@ fn addr() -> impl Strategy<Value = IpAddr> {
         (0u8..8).prop_map(|n| IpAddr::V6(Ipv4Addr::new(192, 168, 0, n).to_ipv6_mapped())),
         Just(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         Just(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+    ]
+}
+
+/// Addresses a few bits apart, so that prefixes of any width take in several of them and
+/// the trusted networks of `trust_net`.
+fn near_addr() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        (0u8..4, 0u8..8).prop_map(|(c, n)| IpAddr::V4(Ipv4Addr::new(203, 0, 112 + c, 70 + n))),
+        (0u16..4, 0u16..8)
+            .prop_map(|(m, n)| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, m, 0, 0, n))),
+        (0u16..4, 0u16..8)
+            .prop_map(|(m, n)| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2, m, 0, 0, 0, n))),
+        Just(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        Just(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+    ]
+}
+
+/// A trusted network among `near_addr`'s addresses, from a single address to a wide one.
+fn trust_net() -> impl Strategy<Value = IpNet> {
+    prop_oneof![
+        (0u8..4, 0u8..8, 20u8..=32).prop_map(|(c, n, len)| {
+            IpNet::new(IpAddr::V4(Ipv4Addr::new(203, 0, 112 + c, 70 + n)), len)
+                .unwrap()
+                .trunc()
+        }),
+        (0u16..4, 0u16..8, 40u8..=128).prop_map(|(m, n, len)| {
+            IpNet::new(
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, m, 0, 0, n)),
+                len,
+            )
+            .unwrap()
+            .trunc()
+        }),
     ]
 }
 
@@ -50,8 +84,42 @@ proptest! {
         .config;
         let mut e = Engine::new(&cfg);
         for (k, ip, t) in events {
-            if let Verdict::Ban(_) = e.feed(&SecurityEvent::new(k, b"PJSIP", b"", ip), t) {
+            if let Verdict::Ban(..) = e.feed(&SecurityEvent::new(k, b"PJSIP", b"", ip), t) {
                 prop_assert!(!trusted(ip), "{ip} is trusted but was banned");
+            }
+        }
+    }
+
+    /// Prefix scoring: whatever the prefix widths and the trusted networks, a ban never
+    /// covers a trusted address, loopback or the AMI host, and it covers the address whose
+    /// event made it.
+    #[test]
+    fn a_ban_never_covers_a_trusted_address_whatever_the_prefix(
+        events in prop::collection::vec((kind(), near_addr(), 0u64..5000), 1..400),
+        trust in prop::collection::vec(trust_net(), 0..4),
+        v4_len in 16u8..=32,
+        v6_len in 32u8..=128,
+        loyalty in 1u32..4,
+    ) {
+        let mut text = format!(
+            "loyalty = {loyalty}\nipv4_prefix = {v4_len}\nipv6_prefix = {v6_len}\nhost = 203.0.113.77\n"
+        );
+        for n in &trust {
+            text.push_str(&format!("trust = {n}\n"));
+        }
+        let cfg = ampere::config::parse(text.as_bytes(), "t").unwrap().config;
+        let mut protected = trust.clone();
+        protected.extend(["203.0.113.77/32", "127.0.0.0/8", "::1/128"].map(|n| n.parse::<IpNet>().unwrap()));
+        let mut e = Engine::new(&cfg);
+        for (k, ip, t) in events {
+            if let Verdict::Ban(_, net) = e.feed(&SecurityEvent::new(k, b"PJSIP", b"", ip), t) {
+                prop_assert!(net.contains(&ampere::addr::canonical(ip)), "{net} does not cover {ip}");
+                for p in &protected {
+                    prop_assert!(
+                        !net.contains(p) && !p.contains(&net),
+                        "{net} (for {ip}) covers the protected {p}"
+                    );
+                }
             }
         }
     }
@@ -135,7 +203,7 @@ proptest! {
             };
             for (k, a) in events {
                 let v = e.feed(&SecurityEvent::new(k, b"PJSIP", accounts[a], phone), now);
-                prop_assert!(!matches!(v, Verdict::Ban(_)), "the phone was banned at {now}: {v:?}");
+                prop_assert!(!matches!(v, Verdict::Ban(..)), "the phone was banned at {now}: {v:?}");
             }
         }
     }

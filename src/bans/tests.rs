@@ -161,6 +161,7 @@ impl Rig {
         let cfg = self.cfg.clone();
         self.bans
             .flush(&cfg, || now)
+            .banned
             .iter()
             .map(|b| net_text(&b.net))
             .collect()
@@ -284,7 +285,7 @@ fn expiry_is_database_first_and_remembers_the_count() {
     let b = {
         r.bans.queue(ban_at("192.0.2.1", T0 + 100));
         let cfg = r.cfg.clone();
-        r.bans.flush(&cfg, || T0 + 100).remove(0)
+        r.bans.flush(&cfg, || T0 + 100).banned.remove(0)
     };
     assert_eq!((b.count, b.expires), (2, Some(T0 + 100 + 120)));
 }
@@ -447,5 +448,6 @@ fn a_failed_firewall_step_is_retried_soon() {
     assert_eq!(r.held(), ["192.0.2.1"]);
 }
 
+mod ceiling;
 mod lock;
 mod outage;

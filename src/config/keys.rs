@@ -1,75 +1,18 @@
-//! Every config key in one table: its name, how its value is parsed, its default, how `-t`
-//! shows it, and when a change takes effect. Loading, `-t`, SIGHUP and the documentation
-//! test are all driven by this table, so a new key is one new row.
+//! Every config key in one table, one row each (what a row holds is in `key.rs`). Loading,
+//! `-t`, SIGHUP and the documentation test are all driven by this table, so a new key is one
+//! new row.
 
 use std::path::PathBuf;
 
+use super::key::{list, one, path_opt, Effect, Key};
 use super::value::{boolean, chain_name, command_path, duration, number, rate};
-use super::{BackendKind, Config, RuleTarget};
+use super::{BackendKind, RuleTarget};
 use crate::addr::parse_net;
 use crate::log;
 use crate::score::{EventKind, Weight};
 
-/// When a changed value takes effect in a running daemon.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Effect {
-    /// At the next SIGHUP.
-    Live,
-    /// At the next SIGHUP, which also logs in to AMI again.
-    Reconnect,
-    /// Only after a restart: the daemon keeps the old value and says so by name.
-    Restart,
-}
-
-pub struct Key {
-    /// As written in a file (lowercase); `weight.*` stands for one key per event kind.
-    pub name: &'static str,
-    pub effect: Effect,
-    /// The value a file would write for the default; empty = unset.
-    pub default: &'static str,
-    /// Another valid value, different from the default (tests, documentation).
-    pub example: &'static str,
-    /// Masked by `-t`.
-    pub secret: bool,
-    /// May be given many times, each adding a value (`trust`).
-    pub repeat: bool,
-    /// Parses `value` into the config; gets the key as written, lowercased (`weight.*`).
-    pub(super) set: fn(&mut Config, &str, &str) -> Result<(), String>,
-    /// The current value(s) as (key, value) pairs a file could contain.
-    pub(super) show: fn(&Config) -> Vec<(String, String)>,
-}
-
-impl Key {
-    pub fn matches(&self, key: &str) -> bool {
-        match self.name.strip_suffix('*') {
-            Some(prefix) => key.starts_with(prefix),
-            None => key == self.name,
-        }
-    }
-
-    pub fn values(&self, c: &Config) -> Vec<(String, String)> {
-        (self.show)(c)
-    }
-}
-
 pub fn find(key: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.matches(key))
-}
-
-fn one(name: &str, v: impl ToString) -> Vec<(String, String)> {
-    vec![(name.to_string(), v.to_string())]
-}
-
-fn path_opt(name: &str, p: &Option<PathBuf>) -> Vec<(String, String)> {
-    p.iter()
-        .map(|p| (name.to_string(), p.display().to_string()))
-        .collect()
-}
-
-fn list(v: &str) -> Vec<&str> {
-    v.split(|ch: char| ch == ',' || ch.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .collect()
 }
 
 use Effect::{Live, Reconnect, Restart};
@@ -317,6 +260,14 @@ pub static KEYS: &[Key] = &[
         |c, v| c.permanent_after = number(v, 0, 1000)? as u32,
         |c| c.permanent_after
     ),
+    key!(
+        "max_bans",
+        Live,
+        "65536",
+        "200000",
+        |c, v| c.max_bans = number(v, 0, 1 << 31)? as usize,
+        |c| c.max_bans
+    ),
     Key {
         show: |c| path_opt("onban", &c.onban),
         ..key!(
@@ -426,6 +377,22 @@ pub static KEYS: &[Key] = &[
         "10m",
         |c, v| c.findtime = duration(v, 1)?,
         |c| c.findtime
+    ),
+    key!(
+        "ipv4_prefix",
+        Live,
+        "32",
+        "24",
+        |c, v| c.ipv4_prefix = number(v, 16, 32)? as u8,
+        |c| c.ipv4_prefix
+    ),
+    key!(
+        "ipv6_prefix",
+        Live,
+        "64",
+        "128",
+        |c, v| c.ipv6_prefix = number(v, 32, 128)? as u8,
+        |c| c.ipv6_prefix
     ),
     key!(
         "table_size",

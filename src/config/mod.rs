@@ -4,6 +4,7 @@
 //! Every problem is reported with file, line and the offending text. An invalid `trust` line is
 //! an error, never skipped: a skipped trust line would lock the admin out.
 
+mod key;
 mod keys;
 mod value;
 
@@ -13,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
-pub use keys::{Effect, Key, KEYS};
+pub use key::{Effect, Key};
+pub use keys::KEYS;
 
 use crate::log;
 use crate::score::Weights;
@@ -89,6 +91,8 @@ pub struct Config {
     pub bantime_max: u64,
     /// The Nth ban of an address is permanent; 0 = never.
     pub permanent_after: u32,
+    /// Most active bans the daemon keeps (`bans/ceiling.rs`); 0 = no ceiling.
+    pub max_bans: usize,
     pub onban: Option<PathBuf>,
     pub onunban: Option<PathBuf>,
     pub hook_timeout: u64,
@@ -97,6 +101,9 @@ pub struct Config {
     pub log: Option<log::Target>,
     pub services: Vec<String>,
     pub findtime: u64,
+    /// How wide a network one penalty and one ban cover (`ipv4_prefix`, `ipv6_prefix`).
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
     pub table_size: usize,
     pub connect_timeout: u64,
     pub ping_interval: u64,
@@ -141,6 +148,7 @@ impl Config {
             bantime_factor: 0.0,
             bantime_max: 0,
             permanent_after: 0,
+            max_bans: 0,
             onban: None,
             onunban: None,
             hook_timeout: 0,
@@ -149,6 +157,8 @@ impl Config {
             log: None,
             services: Vec::new(),
             findtime: 0,
+            ipv4_prefix: 32,
+            ipv6_prefix: 128,
             table_size: 0,
             connect_timeout: 0,
             ping_interval: 0,

@@ -10,6 +10,11 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+/// The ban of one address.
+fn host(s: &str) -> IpNet {
+    IpNet::from(ip(s))
+}
+
 /// The engine fed one event as the matcher would build it.
 trait Feed {
     fn feed_as(&mut self, kind: EventKind, service: &[u8], addr: IpAddr, now: u64) -> Verdict;
@@ -45,7 +50,7 @@ fn wrong_password_sequence_bans_on_third_failure() {
             Scored(9),
             Scored(10),
             Scored(14),
-            Ban(15)
+            Ban(15, host("10.99.1.2"))
         ]
     );
     assert!(e.table().is_empty());
@@ -133,7 +138,7 @@ fn a_success_never_clears_failures_against_another_account() {
             Scored(14),
             Scored(10),
             Scored(14),
-            Ban(15)
+            Ban(15, host("10.99.1.2"))
         ]
     );
     // Also when the success comes without a challenge of its own first.
@@ -208,7 +213,7 @@ fn keepalive_challenges_of_a_logged_in_phone_are_free_but_failures_count() {
     );
     assert_eq!(
         feed_acct(&mut e, ChallengeSent, "1001", b, 0),
-        Verdict::Ban(24)
+        Verdict::Ban(24, host("10.99.1.9"))
     );
 }
 
@@ -217,7 +222,7 @@ fn an_unknown_account_bans_a_host_that_never_logged_in() {
     let mut e = engine("");
     assert_eq!(
         feed_acct(&mut e, InvalidAccountID, "100", ip("203.0.113.2"), 0),
-        Verdict::Ban(15)
+        Verdict::Ban(15, host("203.0.113.2"))
     );
     // A host that logged in before is scored as the weight says.
     let a = ip("10.99.1.2");
@@ -239,7 +244,7 @@ fn loyalty_and_weights_from_config() {
     let mut e = engine("loyalty = 1\nweight.InvalidPassword = 5\n");
     assert_eq!(
         e.feed_as(InvalidPassword, b"SIP", ip("198.51.100.1"), 0),
-        Verdict::Ban(5)
+        Verdict::Ban(5, host("198.51.100.1"))
     );
     let mut e = engine("weight.ChallengeSent = 0\n");
     assert_eq!(
@@ -259,4 +264,94 @@ fn an_account_hashes_alike_in_every_engine() {
     for acct in [&b"1001"[..], b"1002", b"100", b"admin", b"\xff\x00"] {
         assert_eq!(a.account_key(acct), b.account_key(acct));
     }
+}
+
+/// Two wrong passwords from an address, as PJSIP reports them (challenge, wrong answer).
+fn two_guesses(e: &mut Engine, a: IpAddr, now: u64) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        out.push(e.feed_as(ChallengeSent, b"PJSIP", a, now));
+        out.push(e.feed_as(ChallengeResponseFailed, b"PJSIP", a, now));
+    }
+    out
+}
+
+fn nth_of_64(n: u16) -> IpAddr {
+    IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 7, n))
+}
+
+#[test]
+fn addresses_of_one_64_are_one_attacker() {
+    let mut e = engine("");
+    let mut verdicts = two_guesses(&mut e, nth_of_64(1), 0);
+    verdicts.extend(two_guesses(&mut e, nth_of_64(2), 0));
+    let net: IpNet = "2001:db8:1:2::/64".parse().unwrap();
+    use Verdict::*;
+    // The second address goes on from the first's 10: its second guess is the third
+    // failure of the /64.
+    assert_eq!(
+        verdicts,
+        [
+            Scored(4),
+            Scored(5),
+            Scored(9),
+            Scored(10),
+            Scored(14),
+            Ban(15, net),
+            Scored(4),
+            Scored(5)
+        ]
+    );
+    // Per address (the old behaviour) nobody reaches the limit.
+    let mut e = engine("ipv6_prefix = 128\n");
+    for n in 0..1000 {
+        let v = two_guesses(&mut e, nth_of_64(n), 0);
+        assert_eq!(v.last(), Some(&Scored(10)), "{n}");
+    }
+}
+
+#[test]
+fn a_prefix_with_a_protected_address_in_it_is_scored_per_address() {
+    let trusted = nth_of_64(5);
+    let mut e = engine(&format!("trust = {trusted}\n"));
+    // Every other address of the /64 is on its own: two guesses each, no ban.
+    for n in (0..50).filter(|&n| n != 5) {
+        assert_eq!(
+            two_guesses(&mut e, nth_of_64(n), 0).last(),
+            Some(&Verdict::Scored(10))
+        );
+    }
+    assert_eq!(
+        e.feed_as(InvalidPassword, b"PJSIP", trusted, 0),
+        Verdict::Protected
+    );
+    // A third guess bans that one address, never the /64.
+    e.feed_as(ChallengeSent, b"PJSIP", nth_of_64(1), 0);
+    let v = e.feed_as(ChallengeResponseFailed, b"PJSIP", nth_of_64(1), 0);
+    assert_eq!(v, Verdict::Ban(15, IpNet::from(nth_of_64(1))));
+    // The key says which protected network narrowed it.
+    assert_eq!(
+        e.key_of(nth_of_64(9)),
+        (IpNet::from(nth_of_64(9)), Some(IpNet::from(trusted)))
+    );
+    // Another /64 is scored as one.
+    let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+    assert_eq!(
+        e.key_of(other),
+        ("2001:db8:1:3::/64".parse().unwrap(), None)
+    );
+}
+
+#[test]
+fn the_ami_peer_and_host_narrow_their_prefix() {
+    let mut e = engine("host = 2001:db8:1:2::99\nipv4_prefix = 24\n");
+    assert_eq!(e.key_of(nth_of_64(1)).0, IpNet::from(nth_of_64(1)));
+    // IPv4 prefixes work alike; the peer AMI is connected to narrows its /24.
+    let a = ip("198.51.100.7");
+    assert_eq!(e.key_of(a).0, "198.51.100.0/24".parse().unwrap());
+    e.set_ami_peer(Some(ip("198.51.100.1")));
+    assert_eq!(
+        e.key_of(a),
+        (host("198.51.100.7"), Some(host("198.51.100.1")))
+    );
 }

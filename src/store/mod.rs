@@ -217,6 +217,28 @@ impl Store {
         })
     }
 
+    /// Ends up to `n` active temporary bans, those closest to their end first (`max_bans`
+    /// making room; the index on (active, expires) finds them without a scan). The rows
+    /// stay, as after an expiry. Returns the networks, for the firewall.
+    pub fn end_soonest_temporary(&mut self, n: usize) -> Result<Vec<IpNet>> {
+        self.in_transaction(|db| {
+            let mut st = db.prepare(
+                "UPDATE bans SET active = 0 WHERE addr IN (
+                    SELECT addr FROM bans WHERE active = 1 AND expires IS NOT NULL
+                    ORDER BY expires LIMIT ?1)
+                 RETURNING addr",
+            )?;
+            st.bind_i64(1, i64::try_from(n).unwrap_or(i64::MAX))?;
+            let mut out = Vec::new();
+            while st.step_row()? {
+                if let Some(net) = parsed(&db.path, &st.column_text(0)) {
+                    out.push(net);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// When the next active ban ends, if any ends at all.
     pub fn next_expiry(&self) -> Result<Option<i64>> {
         let mut st = self

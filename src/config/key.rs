@@ -1,0 +1,64 @@
+//! What a config key is: its name, parser, default, how `-t` shows it and when a change
+//! takes effect. The rows themselves are in `keys.rs`.
+
+use std::path::PathBuf;
+
+use super::Config;
+
+/// When a changed value takes effect in a running daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// At the next SIGHUP.
+    Live,
+    /// At the next SIGHUP, which also logs in to AMI again.
+    Reconnect,
+    /// Only after a restart: the daemon keeps the old value and says so by name.
+    Restart,
+}
+
+pub struct Key {
+    /// As written in a file (lowercase); `weight.*` stands for one key per event kind.
+    pub name: &'static str,
+    pub effect: Effect,
+    /// The value a file would write for the default; empty = unset.
+    pub default: &'static str,
+    /// Another valid value, different from the default (tests, documentation).
+    pub example: &'static str,
+    /// Masked by `-t`.
+    pub secret: bool,
+    /// May be given many times, each adding a value (`trust`).
+    pub repeat: bool,
+    /// Parses `value` into the config; gets the key as written, lowercased (`weight.*`).
+    pub(super) set: fn(&mut Config, &str, &str) -> Result<(), String>,
+    /// The current value(s) as (key, value) pairs a file could contain.
+    pub(super) show: fn(&Config) -> Vec<(String, String)>,
+}
+
+impl Key {
+    pub fn matches(&self, key: &str) -> bool {
+        match self.name.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix),
+            None => key == self.name,
+        }
+    }
+
+    pub fn values(&self, c: &Config) -> Vec<(String, String)> {
+        (self.show)(c)
+    }
+}
+
+pub(super) fn one(name: &str, v: impl ToString) -> Vec<(String, String)> {
+    vec![(name.to_string(), v.to_string())]
+}
+
+pub(super) fn path_opt(name: &str, p: &Option<PathBuf>) -> Vec<(String, String)> {
+    p.iter()
+        .map(|p| (name.to_string(), p.display().to_string()))
+        .collect()
+}
+
+pub(super) fn list(v: &str) -> Vec<&str> {
+    v.split(|ch: char| ch == ',' || ch.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect()
+}

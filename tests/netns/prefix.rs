@@ -1,0 +1,121 @@
+//! Attackers are networks: the real kernel drops a whole IPv6 /64 after its addresses took
+//! turns, and never one that takes in a trusted address.
+
+use super::*;
+
+/// The events PJSIP sent for one address's two wrong-password REGISTERs (challenge, wrong
+/// answer, twice) in the `pjsip-ipv6-rotation` capture, from `addr` instead.
+fn two_guesses_from(addr: &str) -> Vec<Vec<u8>> {
+    let from = "IPV6/UDP/2001:db8:99::100/";
+    let to = format!("IPV6/UDP/{addr}/");
+    let events: Vec<Vec<u8>> = fixture_events("pjsip-ipv6-rotation.ami", &[(from, &to)])
+        .into_iter()
+        .filter(|e| String::from_utf8_lossy(e).contains(&to))
+        .collect();
+    assert_eq!(events.len(), 4, "two challenges and two wrong answers");
+    events
+}
+
+/// The nth of the 1,000 attacking addresses: all in the attacker's /64 (`ATK6`'s), none of
+/// them `ATK6` itself.
+fn rotating(n: u32) -> String {
+    format!("2001:db8:a3e::1:{n:x}")
+}
+
+const ATK_64: &str = "2001:db8:a3e::/64";
+
+/// First with trust on `ATK6`: its /64 is scored address by address, 1,000 addresses with
+/// two guesses each ban nobody, a third guess bans that one address alone, and the trusted
+/// prober is answered throughout. Then the trust line goes (SIGHUP): another 1,000
+/// addresses end in one /64 ban, and `ATK6`, which sent no event at all, is dropped.
+pub fn prefix_scenario(backend: &str) {
+    let pbx = Pbx::new(&format!(
+        "backend = {backend}\nipv6_prefix = 64\ntrust = {ATK6}\n"
+    ));
+    let mut d = pbx.setup.spawn();
+    pbx.logged_in(1);
+    let prober = Prober::start(&format!("[{PBX6}]:5060"));
+    for n in 0..1000 {
+        for e in two_guesses_from(&rotating(n)) {
+            pbx.send(&e);
+        }
+    }
+    // The third guess of one address.
+    for e in &two_guesses_from(&rotating(7))[2..] {
+        pbx.send(e);
+    }
+    wait_for(20, "the single ban", || in_kernel(backend, &rotating(7)));
+    // Everything sent before the third guess has been judged by now.
+    assert_eq!(kernel_bans(backend), BTreeSet::from([rotating(7)]));
+    assert_eq!(pbx.setup.stored(), [rotating(7)]);
+    assert!(
+        prober.answered_within(400) > 0,
+        "the trusted address is dropped"
+    );
+    let log = pbx.setup.log();
+    assert_eq!(
+        log.matches(&format!("{ATK_64} takes in the protected {ATK6}"))
+            .count(),
+        1,
+        "{log}"
+    );
+
+    let cfg = std::fs::read_to_string(&pbx.setup.cfg).unwrap();
+    std::fs::write(
+        &pbx.setup.cfg,
+        cfg.replace(&format!("trust = {ATK6}\n"), ""),
+    )
+    .unwrap();
+    d.signal("HUP");
+    wait_for(10, "the reload", || {
+        pbx.setup.log().contains("config reloaded")
+    });
+    for n in 1000..2000 {
+        for e in two_guesses_from(&rotating(n)) {
+            pbx.send(&e);
+        }
+    }
+    wait_for(20, "the /64 ban", || in_kernel(backend, ATK_64));
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        prober.answered_within(600),
+        0,
+        "a fresh address of the banned /64 is still answered"
+    );
+    assert!(d.is_running());
+    assert_eq!(d.stop(), 0);
+    // One kernel entry for the /64, whatever its 1,000 addresses sent after it.
+    assert_eq!(
+        kernel_bans(backend),
+        BTreeSet::from([rotating(7), ATK_64.to_string()])
+    );
+    let mut stored = pbx.setup.stored();
+    stored.sort();
+    assert_eq!(stored, [ATK_64.to_string(), rotating(7)]);
+    let log = pbx.setup.log();
+    assert_eq!(log.matches(&format!("ban {ATK_64}:")).count(), 1, "{log}");
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see an_ipv6_64_is_one_attacker_unless_it_takes_in_a_trusted_address)"]
+fn inner_prefix_iptables() {
+    if inside().is_some() {
+        prefix_scenario("iptables");
+    }
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see an_ipv6_64_is_one_attacker_unless_it_takes_in_a_trusted_address)"]
+fn inner_prefix_ipset() {
+    if inside().is_some() {
+        prefix_scenario("ipset");
+    }
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see an_ipv6_64_is_one_attacker_unless_it_takes_in_a_trusted_address)"]
+fn inner_prefix_nft() {
+    if inside().is_some() {
+        prefix_scenario("nft");
+    }
+}
