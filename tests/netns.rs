@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+#[path = "netns/ceiling.rs"]
+mod ceiling;
 #[path = "netns/prefix.rs"]
 mod prefix;
 
@@ -273,6 +275,13 @@ fn a_flushed_chain_set_or_table_is_repaired_while_running() {
 fn an_ipv6_64_is_one_attacker_unless_it_takes_in_a_trusted_address() {
     for backend in ["iptables", "ipset", "nft"] {
         TestNet::create().run_inner(&format!("prefix::inner_prefix_{backend}"));
+    }
+}
+
+#[test]
+fn max_bans_holds_under_a_flood_of_distinct_attackers() {
+    for backend in ["iptables", "ipset", "nft"] {
+        TestNet::create().run_inner(&format!("ceiling::inner_ceiling_{backend}"));
     }
 }
 
