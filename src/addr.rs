@@ -59,6 +59,20 @@ pub fn net_text(net: &IpNet) -> String {
     }
 }
 
+/// A LAN address: IPv4 private or link-local, IPv6 unique-local (fc00::/7) or link-local
+/// (fe80::/10). Those are scored, banned and escalated one by one whatever the prefix
+/// settings: every host of a link shares fe80::/64, and a LAN's /64 or /24 holds the
+/// office's phones, not an internet attacker's other addresses.
+pub fn is_lan(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80
+        }
+    }
+}
+
 pub fn is_v6(net: &IpNet) -> bool {
     matches!(net, IpNet::V6(_))
 }
@@ -115,6 +129,25 @@ mod tests {
             "::fffe:0:0/95"
         );
         assert_eq!(net_text(&parse_net("2001:db8::1").unwrap()), "2001:db8::1");
+    }
+
+    #[test]
+    fn lan_addresses() {
+        for a in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.9.9",
+            "169.254.1.1",
+            "fe80::66",
+            "febf::1",
+            "fd99:1::2",
+            "fc00::1",
+        ] {
+            assert!(is_lan(a.parse().unwrap()), "{a}");
+        }
+        for a in ["203.0.113.2", "172.32.0.1", "fec0::1", "2001:db8::1", "::1"] {
+            assert!(!is_lan(a.parse().unwrap()), "{a}");
+        }
     }
 
     #[test]

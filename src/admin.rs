@@ -271,7 +271,10 @@ pub fn list(cfg: &Config, out: &mut dyn std::io::Write) -> Result<(), String> {
     let rows: Vec<[String; 5]> = bans
         .iter()
         .map(|b| {
-            let reason = if b.account.is_empty() {
+            let reason = if b.reason == "subnet" {
+                let n = store.folded_count(&b.net).unwrap_or(0);
+                format!("subnet ({n} bans folded in)")
+            } else if b.account.is_empty() {
                 b.reason.clone()
             } else {
                 format!("{} ({})", b.reason, printable(b.account.as_bytes()))

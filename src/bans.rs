@@ -44,6 +44,8 @@ pub struct Counters {
     /// `max_bans`: temporary bans lifted early to make room, new bans refused for want of it.
     pub made_room: u64,
     pub refused: u64,
+    /// Subnet bans made by escalation.
+    pub subnets: u64,
 }
 
 /// Rows per transaction in bulk admin commands: the daemon's writes get in between.
@@ -106,6 +108,8 @@ pub struct Bans {
     reapplied: std::collections::HashMap<IpNet, Instant>,
     /// When a refusal under `max_bans` was last logged (`ceiling`).
     refusal_logged: Option<Instant>,
+    /// Recent daemon bans per escalation subnet (`subnet`).
+    recent: subnet::Recent,
     pub counters: Counters,
 }
 
@@ -128,6 +132,7 @@ impl Bans {
             turn: None,
             reapplied: Default::default(),
             refusal_logged: None,
+            recent: Default::default(),
             counters: Counters::default(),
         }
     }
@@ -205,6 +210,7 @@ impl Bans {
         let mut pending = std::mem::take(&mut self.pending);
         let held = self.lock_kernel(false);
         let lifted = if held.is_some() && self.store_writable() {
+            self.fold_covered(cfg, &mut pending);
             self.make_room(cfg, &mut pending)
         } else {
             Vec::new()
@@ -466,6 +472,7 @@ mod ceiling;
 mod lock;
 mod outage;
 mod repair;
+mod subnet;
 
 #[cfg(test)]
 mod tests;

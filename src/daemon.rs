@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::addr::net_text;
 use crate::ami::Message;
 use crate::ban::{Ban, Origin};
-use crate::bans::Bans;
+use crate::bans::{Bans, Flushed};
 use crate::clock;
 use crate::config::{self, Config};
 use crate::engine::Verdict;
@@ -241,10 +241,21 @@ impl Daemon {
             }
             // A read's bans go out together: one transaction, one firewall command.
             let flushed = self.bans.flush(&self.cfg, clock::now_epoch);
+            let engine = &self.judge.engine;
+            let subnets = if flushed.banned.is_empty() {
+                Flushed::default()
+            } else {
+                let now = clock::now_epoch();
+                self.bans
+                    .escalate(&self.cfg, &flushed.banned, &|n| engine.overlaps(n), now)
+            };
             for net in flushed.lifted {
                 self.hooks.unbanned(&net_text(&net), "max_bans");
             }
-            for b in flushed.banned {
+            for net in subnets.lifted {
+                self.hooks.unbanned(&net_text(&net), "subnet");
+            }
+            for b in flushed.banned.iter().chain(&subnets.banned) {
                 let account = printable(b.account.as_bytes());
                 self.hooks.banned(&net_text(&b.net), &b.reason, &account);
             }

@@ -157,14 +157,14 @@ impl Engine {
         self.warned_overlap.clear();
     }
 
-    /// The `ipv4_prefix`/`ipv6_prefix` network of `addr`. Link-local (fe80::/10) and
-    /// unique-local (fc00::/7) addresses stay single: every host of a link shares fe80::/64,
-    /// and a ULA /64 is a LAN (the phones of an office), never an internet attacker's.
+    /// The `ipv4_prefix`/`ipv6_prefix` network of `addr`; a LAN address stays single
+    /// (`addr::is_lan`).
     fn prefix_of(&self, addr: IpAddr) -> IpNet {
+        if crate::addr::is_lan(addr) {
+            return IpNet::from(addr);
+        }
         let len = match addr {
             IpAddr::V4(_) => self.prefix_v4,
-            IpAddr::V6(v6) if matches!(v6.segments()[0] & 0xfe00, 0xfc00) => 128,
-            IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => 128,
             IpAddr::V6(_) => self.prefix_v6,
         };
         IpNet::new(addr, len)
@@ -225,6 +225,11 @@ impl Engine {
 
     pub fn table(&self) -> &PenaltyTable {
         &self.table
+    }
+
+    /// The protected network (trust, the AMI host, loopback) that `net` takes in, if any.
+    pub fn overlaps(&self, net: &IpNet) -> Option<IpNet> {
+        self.guard.overlaps(net)
     }
 
     pub fn is_protected(&self, ip: IpAddr) -> bool {

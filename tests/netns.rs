@@ -31,8 +31,8 @@ use common::*;
 
 #[path = "netns/ceiling.rs"]
 mod ceiling;
-#[path = "netns/prefix.rs"]
-mod prefix;
+#[path = "netns/networks.rs"]
+mod networks;
 
 const PBX4: &str = "192.0.2.1";
 const ATK4: &str = "192.0.2.66";
@@ -274,7 +274,14 @@ fn a_flushed_chain_set_or_table_is_repaired_while_running() {
 #[test]
 fn an_ipv6_64_is_one_attacker_unless_it_takes_in_a_trusted_address() {
     for backend in ["iptables", "ipset", "nft"] {
-        TestNet::create().run_inner(&format!("prefix::inner_prefix_{backend}"));
+        TestNet::create().run_inner(&format!("networks::inner_prefix_{backend}"));
+    }
+}
+
+#[test]
+fn three_bans_in_one_24_become_one_subnet_ban() {
+    for backend in ["iptables", "ipset", "nft"] {
+        TestNet::create().run_inner(&format!("networks::inner_subnet_{backend}"));
     }
 }
 

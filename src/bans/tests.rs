@@ -451,3 +451,4 @@ fn a_failed_firewall_step_is_retried_soon() {
 mod ceiling;
 mod lock;
 mod outage;
+mod subnet;

@@ -395,6 +395,30 @@ pub static KEYS: &[Key] = &[
         |c| c.ipv6_prefix
     ),
     key!(
+        "subnet_after",
+        Live,
+        "3",
+        "5",
+        |c, v| c.subnet_after = number(v, 0, 1000)? as usize,
+        |c| c.subnet_after
+    ),
+    key!(
+        "subnet_v4",
+        Live,
+        "24",
+        "20",
+        |c, v| c.subnet_v4 = number(v, 8, 31)? as u8,
+        |c| c.subnet_v4
+    ),
+    key!(
+        "subnet_v6",
+        Live,
+        "48",
+        "56",
+        |c, v| c.subnet_v6 = number(v, 16, 127)? as u8,
+        |c| c.subnet_v6
+    ),
+    key!(
         "table_size",
         Restart,
         "4096",

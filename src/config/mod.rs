@@ -104,6 +104,11 @@ pub struct Config {
     /// How wide a network one penalty and one ban cover (`ipv4_prefix`, `ipv6_prefix`).
     pub ipv4_prefix: u8,
     pub ipv6_prefix: u8,
+    /// This many distinct daemon bans inside one `subnet_v4`/`subnet_v6` network within
+    /// `findtime` ban that network (`bans/subnet.rs`); 0 = off.
+    pub subnet_after: usize,
+    pub subnet_v4: u8,
+    pub subnet_v6: u8,
     pub table_size: usize,
     pub connect_timeout: u64,
     pub ping_interval: u64,
@@ -159,6 +164,9 @@ impl Config {
             findtime: 0,
             ipv4_prefix: 32,
             ipv6_prefix: 128,
+            subnet_after: 0,
+            subnet_v4: 24,
+            subnet_v6: 48,
             table_size: 0,
             connect_timeout: 0,
             ping_interval: 0,

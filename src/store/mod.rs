@@ -14,10 +14,10 @@ use sqlite::{Db, Result};
 pub use sqlite::{ErrorKind, StoreError};
 
 /// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Each step takes the schema from version N to N + 1.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "
 CREATE TABLE IF NOT EXISTS bans (
     addr      TEXT PRIMARY KEY NOT NULL, -- canonical: 192.0.2.1, 2001:db8::1, 198.51.100.0/24
@@ -36,6 +36,9 @@ ALTER TABLE bans ADD COLUMN penalty INTEGER NOT NULL DEFAULT 0;  -- penalty that
 ALTER TABLE bans ADD COLUMN origin TEXT NOT NULL DEFAULT 'daemon'; -- daemon | manual
 ALTER TABLE bans ADD COLUMN service TEXT NOT NULL DEFAULT '';       -- PJSIP, AMI, ...
 UPDATE bans SET origin = 'manual' WHERE event = 'manual';
+",
+    "
+ALTER TABLE bans ADD COLUMN folded_into TEXT; -- the subnet ban that took this one's place
 ",
 ];
 
@@ -157,7 +160,7 @@ impl Store {
                     last_ban = excluded.last_ban, count = excluded.count, event = excluded.event,
                     account = excluded.account, expires = excluded.expires, active = 1,
                     penalty = excluded.penalty, origin = excluded.origin,
-                    service = excluded.service",
+                    service = excluded.service, folded_into = NULL",
             )?;
             let mut out = Vec::with_capacity(bans.len());
             for b in bans.iter_mut() {
@@ -237,6 +240,48 @@ impl Store {
             }
             Ok(out)
         })
+    }
+
+    /// Folds the active daemon bans among `members` into the subnet ban `into` that covers
+    /// them: inactive, remembering `into` (the count stays for escalation). A ban that
+    /// would outlast the subnet's (`until`, None = permanent) stays. Returns the networks
+    /// folded, for the firewall.
+    pub fn fold_into(
+        &mut self,
+        members: &[IpNet],
+        into: &IpNet,
+        until: Option<i64>,
+    ) -> Result<Vec<IpNet>> {
+        let into = addr::net_text(into);
+        self.in_transaction(|db| {
+            let mut st = db.prepare(
+                "UPDATE bans SET active = 0, folded_into = ?2
+                 WHERE addr = ?1 AND active = 1 AND origin = 'daemon'
+                   AND (?3 IS NULL OR (expires IS NOT NULL AND expires <= ?3))
+                 RETURNING 1",
+            )?;
+            let mut out = Vec::new();
+            for m in members {
+                st.reset();
+                st.bind_text(1, &addr::net_text(m))?;
+                st.bind_text(2, &into)?;
+                st.bind_opt_i64(3, until)?;
+                if st.step_row()? {
+                    out.push(*m);
+                }
+                while st.step_row()? {}
+            }
+            Ok(out)
+        })
+    }
+
+    /// How many bans were folded into the subnet ban `into`.
+    pub fn folded_count(&self, into: &IpNet) -> Result<i64> {
+        let mut st = self
+            .db
+            .prepare("SELECT count(*) FROM bans WHERE folded_into = ?1")?;
+        st.bind_text(1, &addr::net_text(into))?;
+        Ok(if st.step_row()? { st.column_i64(0) } else { 0 })
     }
 
     /// When the next active ban ends, if any ends at all.

@@ -39,6 +39,9 @@ impl Setup {
         // The guard for blind moments adds rules of its own to the chain; the tests that are
         // about it turn it on, the others count only ban rules.
         text.push_str("blind_guard = off\n");
+        // Subnet escalation would fold the attackers of one /24 that many tests ban into
+        // one entry; the tests that are about it turn it on.
+        text.push_str("subnet_after = 0\n");
         text.push_str(extra);
         fs::write(&cfg, text).unwrap();
         Setup { dir, rec, cfg, db }

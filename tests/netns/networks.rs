@@ -119,3 +119,68 @@ fn inner_prefix_nft() {
         prefix_scenario("nft");
     }
 }
+
+/// Three attackers of one /24 banned within findtime: the /24 takes their place (one kernel
+/// entry), a fresh address of it (`ATK4`, which sent no event) is dropped, and a ban in
+/// another /24 stays as it was.
+pub fn subnet_scenario(backend: &str) {
+    let pbx = Pbx::new(&format!("backend = {backend}\nsubnet_after = 3\n"));
+    let d = pbx.setup.spawn();
+    pbx.logged_in(1);
+    let prober = Prober::start(&format!("{PBX4}:5060"));
+    for a in ["198.51.100.9", "192.0.2.10", "192.0.2.11"] {
+        for e in fixture_events("pjsip-svmap.ami", &[("203.0.113.2", a)]) {
+            pbx.send(&e);
+        }
+    }
+    wait_for(10, "the first bans", || in_kernel(backend, "192.0.2.11"));
+    assert!(
+        prober.answered_within(300) > 0,
+        "dropped before the subnet ban"
+    );
+    for e in fixture_events("pjsip-svmap.ami", &[("203.0.113.2", "192.0.2.12")]) {
+        pbx.send(&e);
+    }
+    wait_for(10, "the subnet ban", || in_kernel(backend, "192.0.2.0/24"));
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        prober.answered_within(600),
+        0,
+        "a fresh address of the banned /24 is still answered"
+    );
+    assert_eq!(d.stop(), 0);
+    assert_eq!(
+        kernel_bans(backend),
+        BTreeSet::from(["192.0.2.0/24".to_string(), "198.51.100.9".to_string()])
+    );
+    let mut stored = pbx.setup.stored();
+    stored.sort();
+    assert_eq!(stored, ["192.0.2.0/24", "198.51.100.9"]);
+    let (code, out, err) = pbx.setup.run(&["-l"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("subnet (3 bans folded in)"), "{out}");
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see three_bans_in_one_24_become_one_subnet_ban)"]
+fn inner_subnet_iptables() {
+    if inside().is_some() {
+        subnet_scenario("iptables");
+    }
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see three_bans_in_one_24_become_one_subnet_ban)"]
+fn inner_subnet_ipset() {
+    if inside().is_some() {
+        subnet_scenario("ipset");
+    }
+}
+
+#[test]
+#[ignore = "helper: runs inside the pbx namespace (see three_bans_in_one_24_become_one_subnet_ban)"]
+fn inner_subnet_nft() {
+    if inside().is_some() {
+        subnet_scenario("nft");
+    }
+}
