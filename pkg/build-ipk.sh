@@ -28,7 +28,7 @@ size=$(du -sb "$work/data" | cut -f1)
 cat > "$work/control/control" <<CTRL
 Package: ampere
 Version: $version
-Depends: iptables-nft, ip6tables-nft
+Depends: nftables
 Source: cross/openwrt/ampere
 SourceName: ampere
 License: GPL-2.0-or-later

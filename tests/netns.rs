@@ -286,6 +286,11 @@ fn three_bans_in_one_24_become_one_subnet_ban() {
 }
 
 #[test]
+fn another_tables_reload_leaves_the_nft_bans() {
+    TestNet::create().run_inner("networks::inner_coexist");
+}
+
+#[test]
 fn max_bans_holds_under_a_flood_of_distinct_attackers() {
     for backend in ["iptables", "ipset", "nft"] {
         TestNet::create().run_inner(&format!("ceiling::inner_ceiling_{backend}"));
