@@ -399,7 +399,7 @@ pub static KEYS: &[Key] = &[
         Live,
         "3",
         "5",
-        |c, v| c.subnet_after = number(v, 0, 1000)? as usize,
+        |c, v| c.subnet_after = number(v, 0, 32)? as usize,
         |c| c.subnet_after
     ),
     key!(
