@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::addr::net_text;
 use crate::ami::Message;
 use crate::ban::{Ban, Origin};
-use crate::bans::{Bans, Flushed};
+use crate::bans::Bans;
 use crate::clock;
 use crate::config::{self, Config};
 use crate::engine::Verdict;
@@ -242,13 +242,9 @@ impl Daemon {
             // A read's bans go out together: one transaction, one firewall command.
             let flushed = self.bans.flush(&self.cfg, clock::now_epoch);
             let engine = &self.judge.engine;
-            let subnets = if flushed.banned.is_empty() {
-                Flushed::default()
-            } else {
-                let now = clock::now_epoch();
-                self.bans
-                    .escalate(&self.cfg, &flushed.banned, &|n| engine.overlaps(n), now)
-            };
+            let subnets = self
+                .bans
+                .escalate(&self.cfg, &flushed.banned, &|n| engine.overlaps(n));
             for net in flushed.lifted {
                 self.hooks.unbanned(&net_text(&net), "max_bans");
             }

@@ -36,6 +36,10 @@ impl Bans {
                 return Vec::new();
             }
         };
+        if active + pending.len() <= cfg.max_bans {
+            // Room even if every one is new: no lookup per ban (`record` makes its own).
+            return Vec::new();
+        }
         // The bans in `pending` that would be new: not stored, not twice in `pending`.
         let mut seen = HashSet::with_capacity(pending.len());
         let new: Vec<bool> = pending

@@ -75,14 +75,14 @@ impl Bans {
     }
 
     /// After `flush`: the subnets that `banned` (the bans just made) tipped over
-    /// `subnet_after` are banned and their members folded in. `protected` names the
-    /// protected network a subnet would take in, if any.
+    /// `subnet_after` are banned, at the time of the ban that tipped them, and their
+    /// members folded in. `protected` names the protected network a subnet would take in,
+    /// if any.
     pub fn escalate(
         &mut self,
         cfg: &Config,
         banned: &[Ban],
         protected: &dyn Fn(&IpNet) -> Option<IpNet>,
-        now: i64,
     ) -> Flushed {
         let mut out = Flushed::default();
         if cfg.subnet_after == 0 {
@@ -96,10 +96,10 @@ impl Bans {
             let members = self.recent.note(subnet, b.net, b.since, cfg.findtime);
             if members.len() >= cfg.subnet_after {
                 self.recent.0.remove(&subnet);
-                due.push((subnet, members));
+                due.push((subnet, members, b.since));
             }
         }
-        for (subnet, members) in due {
+        for (subnet, members, now) in due {
             if let Some(p) = protected(&subnet) {
                 info!(
                     "{} bans inside {} but it takes in the protected {}: not banned as a whole",

@@ -24,7 +24,7 @@ impl Rig {
                 .find(|p| n.contains(*p) || p.contains(n))
                 .copied()
         };
-        let out = self.bans.escalate(&cfg, &banned, &guard, now);
+        let out = self.bans.escalate(&cfg, &banned, &guard);
         (
             out.banned.iter().map(|b| net_text(&b.net)).collect(),
             out.lifted.iter().map(net_text).collect(),
