@@ -12,15 +12,15 @@ use crate::bans::Bans;
 use crate::clock;
 use crate::config::{self, Config};
 use crate::engine::Verdict;
-use crate::firewall::{self, BlindGuard};
+use crate::firewall;
 use crate::hook::Hooks;
 use crate::judge::Judge;
 use crate::log::{self, printable};
 use crate::score::EventKind;
 use crate::session::{Link, Read, Settings};
+use crate::sip_guard::SipGuard;
 use crate::stats::{self, Stats};
 use crate::sys::{self, PollFd, SignalPipe};
-use crate::trust::Guard;
 use crate::{debug, error, info, warn};
 
 /// Bytes read per poll turn at most, so that signals are looked at between bursts.
@@ -55,8 +55,10 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     }
     let restored = bans.restore(now)?;
     info!("chain flushed, {restored} stored ban(s) restored");
+    let judge = Judge::new(&cfg);
     let mut d = Daemon {
-        judge: Judge::new(&cfg),
+        sip_guard: SipGuard::new(&cfg, judge.engine.protected()),
+        judge,
         link: Link::new(Settings::from(&cfg)),
         bans,
         hooks: Hooks::new(&cfg),
@@ -66,10 +68,6 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         started: Instant::now(),
         next_stats: cfg.statsfile.as_ref().map(|_| Instant::now()),
         last_event: None,
-        blind: cfg.blind_guard.map(|(rate, burst)| {
-            BlindGuard::new(rate, burst, Guard::new(&cfg.trust, &cfg.host).networks())
-        }),
-        guard_up: false,
         unset_clock: (!clock::is_set(now)).then(|| (Instant::now(), now)),
         signals,
         cfg,
@@ -97,10 +95,8 @@ struct Daemon {
     next_stats: Option<Instant>,
     /// Unix time of the latest security event.
     last_event: Option<i64>,
-    /// The guard for the time Ampere is not logged in to AMI, if configured...
-    blind: Option<BlindGuard>,
-    /// ...and whether it is up.
-    guard_up: bool,
+    /// The per-source SIP limit in the firewall: blind guard or flood guard.
+    sip_guard: SipGuard,
     /// While the wall clock is not set: a monotonic instant and the wall clock then, to
     /// tell by how much it jumps.
     unset_clock: Option<(Instant, i64)>,
@@ -142,26 +138,11 @@ impl Daemon {
         }
     }
 
-    /// Puts the blind guard up while no session is logged in and takes it down at login (and
-    /// at `stop`). A failure is logged once per change; the guard is not retried in a loop.
+    /// Puts the blind guard up while no session is logged in, the flood guard (if any) while
+    /// one is, and takes both down at `stop`.
     fn sync_guard(&mut self, stop: bool) {
-        let Some(g) = &self.blind else { return };
-        let want = !stop && !self.link.logged_in();
-        if want == self.guard_up {
-            return;
-        }
-        self.guard_up = want;
-        match self.bans.firewall().blind_guard(want.then_some(g)) {
-            Ok(()) if want => info!(
-                "not logged in to AMI: SIP limited to {}/s (burst {}) per untrusted source until the login",
-                g.rate, g.burst
-            ),
-            Ok(()) => info!("SIP limit lifted"),
-            Err(e) => error!(
-                "cannot {} the SIP limit for the time Ampere is blind: {e}",
-                if want { "put up" } else { "take down" }
-            ),
-        }
+        let logged_in = self.link.logged_in();
+        self.sip_guard.sync(self.bans.firewall(), logged_in, stop);
     }
 
     /// Milliseconds until the next timer, rounded up so that it is due when poll returns.
@@ -332,6 +313,8 @@ impl Daemon {
             );
         }
         self.judge.engine.reconfigure(&new);
+        self.sip_guard
+            .reconfigure(&new, self.judge.engine.protected());
         self.hooks.reconfigure(&new);
         self.bans
             .set_audit_interval(Duration::from_secs(new.audit_interval));

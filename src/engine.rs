@@ -232,6 +232,12 @@ impl Engine {
         self.guard.overlaps(net)
     }
 
+    /// Trusted networks, loopback and the AMI host as configured (the firewall's SIP limits
+    /// exempt them).
+    pub fn protected(&self) -> &[IpNet] {
+        self.guard.networks()
+    }
+
     pub fn is_protected(&self, ip: IpAddr) -> bool {
         self.guard.protects(ip).is_some()
     }

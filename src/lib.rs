@@ -27,6 +27,7 @@ pub mod judge;
 pub mod replay;
 pub mod score;
 mod session;
+mod sip_guard;
 mod stats;
 pub mod store;
 mod sys;

@@ -9,6 +9,10 @@ use ampere::table::PenaltyTable;
 use ipnet::IpNet;
 use proptest::prelude::*;
 
+#[path = "common/strategies.rs"]
+mod strategies;
+use strategies::{near_addr, trust_net};
+
 fn kind() -> impl Strategy<Value = EventKind> {
     prop::sample::select(EventKind::ALL.to_vec())
 }
@@ -24,39 +28,6 @@ fn addr() -> impl Strategy<Value = IpAddr> {
         (0u8..8).prop_map(|n| IpAddr::V6(Ipv4Addr::new(192, 168, 0, n).to_ipv6_mapped())),
         Just(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         Just(IpAddr::V6(Ipv6Addr::LOCALHOST)),
-    ]
-}
-
-/// Addresses a few bits apart, so that prefixes of any width take in several of them and
-/// the trusted networks of `trust_net`.
-fn near_addr() -> impl Strategy<Value = IpAddr> {
-    prop_oneof![
-        (0u8..4, 0u8..8).prop_map(|(c, n)| IpAddr::V4(Ipv4Addr::new(203, 0, 112 + c, 70 + n))),
-        (0u16..4, 0u16..8)
-            .prop_map(|(m, n)| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, m, 0, 0, n))),
-        (0u16..4, 0u16..8)
-            .prop_map(|(m, n)| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2, m, 0, 0, 0, n))),
-        Just(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        Just(IpAddr::V6(Ipv6Addr::LOCALHOST)),
-    ]
-}
-
-/// A trusted network among `near_addr`'s addresses, from a single address to a wide one.
-fn trust_net() -> impl Strategy<Value = IpNet> {
-    prop_oneof![
-        (0u8..4, 0u8..8, 20u8..=32).prop_map(|(c, n, len)| {
-            IpNet::new(IpAddr::V4(Ipv4Addr::new(203, 0, 112 + c, 70 + n)), len)
-                .unwrap()
-                .trunc()
-        }),
-        (0u16..4, 0u16..8, 40u8..=128).prop_map(|(m, n, len)| {
-            IpNet::new(
-                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, m, 0, 0, n)),
-                len,
-            )
-            .unwrap()
-            .trunc()
-        }),
     ]
 }
 

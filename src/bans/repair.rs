@@ -55,6 +55,17 @@ impl Bans {
                 return;
             }
         };
+        match self.fw.keep_limit() {
+            Ok(true) => {
+                self.counters.repaired += 1;
+                warn!("audit: the SIP limit was gone from the firewall: put back");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                self.counters.firewall_errors += 1;
+                error!("audit: cannot check or put back the SIP limit: {e}");
+            }
+        }
         let held: std::collections::HashSet<IpNet> = kernel.iter().copied().collect();
         let stored: std::collections::HashSet<IpNet> = active.iter().map(|b| b.net).collect();
         let missing: Vec<Ban> = active

@@ -71,7 +71,10 @@ impl Backend for Fake {
         }
         Ok(k.held.clone())
     }
-    fn blind_guard(&self, _: Option<&crate::firewall::BlindGuard>) -> FwResult<()> {
+    fn keep_limit(&self) -> FwResult<bool> {
+        Ok(false)
+    }
+    fn limit_sip(&self, _: Option<&crate::firewall::SipLimit>) -> FwResult<()> {
         Ok(())
     }
     fn unban(&self, net: &IpNet) -> FwResult<()> {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::key::{list, one, path_opt, Effect, Key};
-use super::value::{boolean, chain_name, command_path, duration, number, rate};
+use super::value::{boolean, chain_name, command_path, duration, number, rate, rate_text};
 use super::{BackendKind, RuleTarget};
 use crate::addr::parse_net;
 use crate::log;
@@ -345,14 +345,19 @@ pub static KEYS: &[Key] = &[
     ),
     key!(
         "blind_guard",
-        Restart,
+        Live,
         "10/s burst 20",
         "5/s burst 10",
         |c, v| c.blind_guard = rate(v)?,
-        |c| match c.blind_guard {
-            Some((r, b)) => format!("{r}/s burst {b}"),
-            None => "off".to_string(),
-        }
+        |c| rate_text(c.blind_guard)
+    ),
+    key!(
+        "flood",
+        Live,
+        "off",
+        "50/s burst 250",
+        |c, v| c.flood = rate(v)?,
+        |c| rate_text(c.flood)
     ),
     key!(
         "audit_interval",

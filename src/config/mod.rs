@@ -121,6 +121,9 @@ pub struct Config {
     /// While Ampere is not logged in to AMI (blind): per-source packets/s and burst allowed
     /// on the SIP ports for untrusted sources; None = off.
     pub blind_guard: Option<(u32, u32)>,
+    /// Always (while logged in, and while blind without a `blind_guard`): per-source
+    /// packets/s and burst on the SIP ports for untrusted sources; None = off.
+    pub flood: Option<(u32, u32)>,
     /// Seconds between audits of the kernel against the database.
     pub audit_interval: u64,
 }
@@ -176,6 +179,7 @@ impl Config {
             weights: Weights::default(),
             ban_unknown_account: false,
             blind_guard: None,
+            flood: None,
             audit_interval: 0,
         }
     }

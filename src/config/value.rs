@@ -62,6 +62,14 @@ pub fn command_path(v: &str) -> Result<PathBuf, String> {
 }
 
 /// `off`, or a per-source rate: `10/s`, `10/s burst 20` (burst defaults to twice the rate).
+/// A rate as `rate` reads it.
+pub fn rate_text(r: Option<(u32, u32)>) -> String {
+    match r {
+        Some((per_sec, burst)) => format!("{per_sec}/s burst {burst}"),
+        None => "off".to_string(),
+    }
+}
+
 pub fn rate(v: &str) -> Result<Option<(u32, u32)>, String> {
     if matches!(v.to_ascii_lowercase().as_str(), "off" | "no" | "0") {
         return Ok(None);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::iptables::Chains;
-use super::{output, run, Backend, BlindGuard, FwError, Result};
+use super::{output, run, Backend, FwError, Result, SipLimit};
 use crate::addr::is_v6;
 use crate::ban::Ban;
 use crate::config::Config;
@@ -268,8 +268,12 @@ impl Backend for Ipset {
         self.apply(&script)
     }
 
-    fn blind_guard(&self, guard: Option<&BlindGuard>) -> Result<()> {
-        self.chains.set_guard(guard)
+    fn limit_sip(&self, limit: Option<&SipLimit>) -> Result<()> {
+        self.chains.set_limit(limit)
+    }
+
+    fn keep_limit(&self) -> Result<bool> {
+        self.chains.keep_limit()
     }
 
     fn list(&self) -> Result<Vec<IpNet>> {

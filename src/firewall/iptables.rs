@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{ipv6_disabled, output, run, Backend, BlindGuard, ErrorKind, FwError, Result};
+use super::{ipv6_disabled, output, run, Backend, ErrorKind, FwError, Result, SipLimit};
 use crate::addr::is_v6;
 use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
@@ -24,8 +24,9 @@ pub(super) struct Chains {
     pub v6: Option<Family>,
     pub chain: String,
     pub target: RuleTarget,
-    /// The blind guard's rules now at the top of the chain, to take them down again.
-    guard: RefCell<Option<BlindGuard>>,
+    /// The SIP limit's rules now at the top of the chain, to take them down again and to
+    /// keep them when the chain is rewritten.
+    limit: RefCell<Option<SipLimit>>,
 }
 
 impl Chains {
@@ -45,34 +46,17 @@ impl Chains {
             }),
             chain: c.chain.clone(),
             target: c.target,
-            guard: RefCell::new(None),
+            limit: RefCell::new(None),
         }
     }
 
-    /// The blind guard as rules of one family, in chain order: trusted sources return, the
-    /// rest is limited per source (per /64 for IPv6) by `hashlimit`.
-    fn guard_rules(fam: &Family, g: &BlindGuard) -> Vec<String> {
-        let mut rules: Vec<String> = g
-            .exempt(fam.v6)
-            .map(|n| format!("-s {n} -j RETURN"))
-            .collect();
-        rules.push(format!(
-            "-m hashlimit --hashlimit-above {}/sec --hashlimit-burst {} --hashlimit-mode srcip{} --hashlimit-name ampere-blind{} -j DROP",
-            g.rate,
-            g.burst,
-            if fam.v6 { " --hashlimit-srcmask 64" } else { "" },
-            if fam.v6 { 6 } else { 4 }
-        ));
-        rules
-    }
-
-    /// Puts the guard's rules at the top of the chain, or takes the ones it put there away.
-    pub fn set_guard(&self, guard: Option<&BlindGuard>) -> Result<()> {
-        let old = self.guard.borrow_mut().take();
+    /// Puts the limit's rules at the top of the chain, or takes the ones it put there away.
+    pub fn set_limit(&self, limit: Option<&SipLimit>) -> Result<()> {
+        let old = self.limit.borrow_mut().take();
         let mut result = Ok(());
         for fam in self.families() {
             if let Some(old) = &old {
-                let rules = Self::guard_rules(fam, old);
+                let rules = old.iptables_rules(fam.v6);
                 let all: String = rules
                     .iter()
                     .map(|r| format!("-D {} {r}\n", self.chain))
@@ -84,8 +68,9 @@ impl Chains {
                     }
                 }
             }
-            if let Some(new) = guard {
-                let add: String = Self::guard_rules(fam, new)
+            if let Some(new) = limit {
+                let add: String = new
+                    .iptables_rules(fam.v6)
                     .iter()
                     .rev()
                     .map(|r| format!("-I {} 1 {r}\n", self.chain))
@@ -96,9 +81,25 @@ impl Chains {
             }
         }
         if result.is_ok() {
-            *self.guard.borrow_mut() = guard.cloned();
+            *self.limit.borrow_mut() = limit.cloned();
         }
         result
+    }
+
+    /// Puts the limit back if a family's chain lost it (`iptables -F`, a firewall reload);
+    /// true if it did.
+    pub fn keep_limit(&self) -> Result<bool> {
+        let Some(limit) = self.limit.borrow().clone() else {
+            return Ok(false);
+        };
+        for fam in self.families() {
+            let name = format!("--hashlimit-name {} ", limit.main_hashlimit_name(fam.v6));
+            if !self.rules_of(fam)?.iter().any(|r| r.contains(&name)) {
+                self.set_limit(Some(&limit))?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     pub fn families(&self) -> impl Iterator<Item = &Family> {
@@ -151,7 +152,7 @@ impl Chains {
     }
 
     /// Rewrites each family's chain as it is minus the rules `-s NET <tail>` for `nets`, in one
-    /// restore transaction: every other rule (a blind guard, a set's match rule) stays, in
+    /// restore transaction: every other rule (a SIP limit, a set's match rule) stays, in
     /// its order.
     pub fn rebuild_without(&self, nets: &[IpNet], tail: &str) -> Result<()> {
         let drop: std::collections::HashSet<&IpNet> = nets.iter().collect();
@@ -197,10 +198,14 @@ impl Chains {
     /// restore transaction: the chain is never seen empty or half-filled, and a failure leaves
     /// it as it was.
     pub fn replace(&self, fam: &Family, rules: impl Iterator<Item = String>) -> Result<()> {
-        // The flush takes a blind guard down with everything else.
-        *self.guard.borrow_mut() = None;
+        // The SIP limit in place stays, at the top.
+        let limit = self
+            .limit
+            .borrow()
+            .as_ref()
+            .map(|l| l.iptables_rules(fam.v6));
         let mut body = format!("-F {}\n", self.chain);
-        for r in rules {
+        for r in limit.into_iter().flatten().chain(rules) {
             body.push_str(&format!("-A {} {r}\n", self.chain));
         }
         self.commit(fam, &body)
@@ -291,8 +296,12 @@ impl Backend for Iptables {
         Ok(())
     }
 
-    fn blind_guard(&self, guard: Option<&BlindGuard>) -> Result<()> {
-        self.chains.set_guard(guard)
+    fn limit_sip(&self, limit: Option<&SipLimit>) -> Result<()> {
+        self.chains.set_limit(limit)
+    }
+
+    fn keep_limit(&self) -> Result<bool> {
+        self.chains.keep_limit()
     }
 
     fn unban_many(&self, nets: &[IpNet]) -> Result<()> {
@@ -368,6 +377,14 @@ mod tests {
         );
         assert_eq!(
             ban_rule("-m hashlimit --hashlimit-above 10/sec -j DROP", "-j DROP"),
+            None
+        );
+        // The SIP limit's rule for IPv6 LAN sources is no ban of the LAN.
+        assert_eq!(
+            ban_rule(
+                "-s fc00::/7 -m hashlimit --hashlimit-above 10/sec --hashlimit-name ampere-bl-0001 -j DROP",
+                "-j DROP"
+            ),
             None
         );
     }

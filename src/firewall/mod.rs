@@ -4,6 +4,7 @@
 
 mod ipset;
 mod iptables;
+mod limit;
 mod nft;
 
 use std::fmt;
@@ -19,6 +20,7 @@ use crate::exec;
 
 pub use ipset::Ipset;
 pub use iptables::Iptables;
+pub use limit::{LimitKind, SipLimit};
 pub use nft::Nft;
 
 /// What went wrong, as far as a caller needs to decide what to do next. The tools say it in
@@ -105,37 +107,13 @@ pub trait Backend {
     fn ensure(&self, ban: &Ban, now: i64) -> Result<()> {
         self.ban(ban, now)
     }
-    /// Puts up (Some) or takes down (None) the guard for the time Ampere is not logged in to
-    /// AMI and so cannot see attacks. Putting it up again replaces it.
-    fn blind_guard(&self, guard: Option<&BlindGuard>) -> Result<()>;
-}
-
-/// While Ampere is blind (not logged in to AMI: Asterisk restarting, AMI unreachable), every
-/// source outside `exempt` may send at most `rate` packets per second (after a `burst`) to
-/// the SIP ports; IPv6 sources are counted per /64.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlindGuard {
-    pub rate: u32,
-    pub burst: u32,
-    /// Trusted networks, loopback and the AMI host, merged where they overlap.
-    pub exempt: Vec<IpNet>,
-}
-
-impl BlindGuard {
-    pub fn new(rate: u32, burst: u32, exempt: &[IpNet]) -> BlindGuard {
-        BlindGuard {
-            rate,
-            burst,
-            exempt: IpNet::aggregate(&exempt.to_vec()),
-        }
-    }
-
-    /// The exempt networks of one family.
-    pub fn exempt(&self, v6: bool) -> impl Iterator<Item = &IpNet> {
-        self.exempt
-            .iter()
-            .filter(move |n| crate::addr::is_v6(n) == v6)
-    }
+    /// Puts up (Some) or takes down (None) the per-source limit on the SIP ports (the blind
+    /// or the flood guard). Putting one up replaces the one in place; the backend keeps it
+    /// through a `restore`, so that an audit that makes the firewall again keeps it too.
+    fn limit_sip(&self, limit: Option<&SipLimit>) -> Result<()>;
+    /// For the audit: puts the limit in place back if the firewall lost it (a flushed chain);
+    /// true if it did.
+    fn keep_limit(&self) -> Result<bool>;
 }
 
 pub fn backend(cfg: &Config) -> Box<dyn Backend> {

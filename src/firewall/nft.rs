@@ -8,11 +8,12 @@
 //! "interval overlaps with an existing one"; a hash set costs the same at any size. A hash
 //! set matches only exact keys, so networks must stay in an interval set.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{ipv6_disabled, output, run, Backend, BlindGuard, ErrorKind, FwError, Result};
+use super::{ipv6_disabled, output, run, Backend, ErrorKind, FwError, Result, SipLimit};
 use crate::addr::{is_host, is_v6, net_text};
 use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
@@ -64,6 +65,8 @@ pub struct Nft {
     ports: String,
     verdict: &'static str,
     ipv6: bool,
+    /// The SIP limit in the `guard` chain, kept when the table is made again.
+    limit: RefCell<Option<SipLimit>>,
 }
 
 impl Nft {
@@ -78,7 +81,17 @@ impl Nft {
                 RuleTarget::Reject => "reject",
             },
             ipv6: c.ipv6,
+            limit: RefCell::new(None),
         }
+    }
+
+    /// The limit's statements, both families (IPv6 only with `ipv6`).
+    fn limit_rules(&self, limit: &SipLimit) -> Vec<String> {
+        let mut rules = limit.nft_rules(false, &self.ports);
+        if self.ipv6 {
+            rules.extend(limit.nft_rules(true, &self.ports));
+        }
+        rules
     }
 
     /// The table's definition, with `elements(set)` in each set (a list, maybe empty).
@@ -106,8 +119,16 @@ impl Nft {
                 v = self.verdict
             ));
         }
+        let limit: String = match &*self.limit.borrow() {
+            Some(l) => self
+                .limit_rules(l)
+                .iter()
+                .map(|r| format!("    {r}\n"))
+                .collect(),
+            None => String::new(),
+        };
         format!(
-            "table inet {t} {{\n{sets}  set blind4 {{ type ipv4_addr; size 65535; flags dynamic,timeout; timeout 1m; }}\n  set blind6 {{ type ipv6_addr; size 65535; flags dynamic,timeout; timeout 1m; }}\n  chain blind {{\n  }}\n  chain input {{\n    type filter hook input priority -10; policy accept;\n    jump blind\n{drops}  }}\n}}\n",
+            "table inet {t} {{\n{sets}  set guard4 {{ type ipv4_addr; size 65535; flags dynamic,timeout; timeout 1m; }}\n  set guard6 {{ type ipv6_addr; size 65535; flags dynamic,timeout; timeout 1m; }}\n  chain guard {{\n{limit}  }}\n  chain input {{\n    type filter hook input priority -10; policy accept;\n    jump guard\n{drops}  }}\n}}\n",
             t = self.table,
         )
     }
@@ -329,32 +350,31 @@ impl Backend for Nft {
         Ok(self.elements()?.into_iter().map(|(n, _)| n).collect())
     }
 
-    fn blind_guard(&self, guard: Option<&BlindGuard>) -> Result<()> {
+    fn limit_sip(&self, limit: Option<&SipLimit>) -> Result<()> {
         let t = &self.table;
-        let mut script = format!("flush chain inet {t} blind\n");
-        if let Some(g) = guard {
-            for (v6, family, mask) in [(false, "ip", ""), (true, "ip6", " & ffff:ffff:ffff:ffff::")]
-            {
-                if v6 && !self.ipv6 {
-                    continue;
-                }
-                let exempt: Vec<String> = g.exempt(v6).map(|n| n.to_string()).collect();
-                if !exempt.is_empty() {
-                    script.push_str(&format!(
-                        "add rule inet {t} blind {family} saddr {{ {} }} return\n",
-                        exempt.join(", ")
-                    ));
-                }
-                script.push_str(&format!(
-                    "add rule inet {t} blind meta l4proto {{ tcp, udp }} th dport {{ {p} }} update @blind{n} {{ {family} saddr{mask} limit rate over {r}/second burst {b} packets }} drop\n",
-                    p = self.ports,
-                    n = if v6 { 6 } else { 4 },
-                    r = g.rate,
-                    b = g.burst
-                ));
-            }
+        // Flushing the meters too: an element keeps the rate it was made with for as long as
+        // its source keeps sending.
+        let mut script = format!(
+            "flush chain inet {t} guard\nflush set inet {t} guard4\nflush set inet {t} guard6\n"
+        );
+        for r in limit.map(|l| self.limit_rules(l)).unwrap_or_default() {
+            script.push_str(&format!("add rule inet {t} guard {r}\n"));
         }
-        run(&self.nft, &["-f", "-"], Some(script.as_bytes()))
+        run(&self.nft, &["-f", "-"], Some(script.as_bytes()))?;
+        *self.limit.borrow_mut() = limit.cloned();
+        Ok(())
+    }
+
+    fn keep_limit(&self) -> Result<bool> {
+        let Some(limit) = self.limit.borrow().clone() else {
+            return Ok(false);
+        };
+        let chain = output(&self.nft, &["list", "chain", "inet", &self.table, "guard"])?;
+        if chain.contains("limit rate over") {
+            return Ok(false);
+        }
+        self.limit_sip(Some(&limit))?;
+        Ok(true)
     }
 
     fn unban(&self, net: &IpNet) -> Result<()> {

@@ -113,3 +113,64 @@ fn a_member_banned_for_longer_than_its_subnet_keeps_its_own_ban() {
     assert_eq!(folded, ["203.0.113.2", "203.0.113.3"]);
     assert_eq!(r.stored(), ["203.0.113.0/24", "203.0.113.1"]);
 }
+
+#[path = "../../../tests/common/strategies.rs"]
+mod strategies;
+
+use proptest::prelude::*;
+
+use crate::engine::{Engine, Verdict};
+use crate::event::SecurityEvent;
+use crate::score::EventKind;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The daemon's path from verdict to kernel, prefixes and subnet escalation together:
+    /// whatever the widths and the trusted networks, nothing the kernel holds ever takes in
+    /// a trusted address, loopback or the AMI host.
+    #[test]
+    fn no_kernel_entry_ever_takes_in_a_protected_address(
+        events in prop::collection::vec(
+            (prop::sample::select(EventKind::ALL.to_vec()), strategies::near_addr(), 0i64..3000),
+            1..200,
+        ),
+        trust in prop::collection::vec(strategies::trust_net(), 0..4),
+        v4_len in 16u8..=32,
+        v6_len in 32u8..=128,
+        subnet_v4 in 8u8..=31,
+        subnet_v6 in 16u8..=127,
+        after in 1usize..4,
+    ) {
+        let mut text = format!(
+            "loyalty = 1\nipv4_prefix = {v4_len}\nipv6_prefix = {v6_len}\nsubnet_after = {after}\nsubnet_v4 = {subnet_v4}\nsubnet_v6 = {subnet_v6}\nbantime = 600\nhost = 203.0.113.77\n"
+        );
+        for n in &trust {
+            text.push_str(&format!("trust = {n}\n"));
+        }
+        let mut r = rig(&text);
+        let cfg = r.cfg.clone();
+        let mut engine = Engine::new(&cfg);
+        let mut protected = trust.clone();
+        protected.extend(["203.0.113.77/32", "127.0.0.0/8", "::1/128"].map(|n| parse_net(n).unwrap()));
+        let mut events = events;
+        events.sort_by_key(|e| e.2);
+        for (kind, ip, t) in events {
+            let now = T0 + t;
+            if let Verdict::Ban(penalty, net) = engine.feed(&SecurityEvent::new(kind, b"PJSIP", b"", ip), t as u64) {
+                r.bans.queue(Ban::new(net, kind.name(), "", penalty, Origin::Daemon, now));
+            }
+            let banned = r.bans.flush(&cfg, || now).banned;
+            r.bans.escalate(&cfg, &banned, &|n| engine.overlaps(n));
+            r.timers(now);
+            for held in r.kernel.0.borrow().held.iter() {
+                for p in &protected {
+                    prop_assert!(
+                        !held.contains(p) && !p.contains(held),
+                        "the kernel holds {held}, which takes in the protected {p}"
+                    );
+                }
+            }
+        }
+    }
+}
