@@ -46,6 +46,8 @@ pub struct Counters {
     pub refused: u64,
     /// Subnet bans made by escalation.
     pub subnets: u64,
+    /// Unix time of the last audit (0: none yet).
+    pub last_audit: i64,
 }
 
 /// Rows per transaction in bulk admin commands: the daemon's writes get in between.
@@ -166,8 +168,8 @@ impl Bans {
         self.fw.as_ref()
     }
 
-    #[cfg(test)]
-    fn store(&self) -> &Store {
+    /// For reading (`status`, `why`); every write goes through `Bans`.
+    pub fn store(&self) -> &Store {
         &self.store
     }
 

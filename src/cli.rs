@@ -11,6 +11,12 @@ pub enum Mode {
     List,
     Test,
     Replay(PathBuf),
+    /// `status` / `-s`; with `keys`, as `key value` lines.
+    Status {
+        keys: bool,
+    },
+    /// `why ADDR` / `-q ADDR`.
+    Why(String),
     Help,
     Version,
 }
@@ -32,6 +38,8 @@ Usage: ampere [-c CONFIG] [-o LOGFILE]          run the filter (in the foregroun
        ampere [-c CONFIG] -l|--list              list the bans
        ampere [-c CONFIG] -t|--test              check the config and print it
        ampere [-c CONFIG] --replay FILE          score a captured AMI stream, print bans
+       ampere [-c CONFIG] status [keys]          ask the running daemon how it is (-s)
+       ampere [-c CONFIG] why ADDR               why ADDR is banned or not (-q ADDR)
 
 Options:
   -c, --config FILE   config file (default /etc/ampere/ampere.cfg)
@@ -41,7 +49,8 @@ Options:
   -V, --version       version and build target
 
 Addresses for -a/-d: `addr` or `addr/len`, IPv4 or IPv6; blank lines and # or ; comments
-are skipped. Exit status: 0 ok, 1 a line or an action failed, 2 bad usage or config.
+are skipped. Exit status: 0 ok, 1 a line or an action failed, 2 bad usage or config,
+3 (status) the daemon is not running.
 ";
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
@@ -72,6 +81,25 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
             Short('d') | Long("del") => set(Mode::Del, &mut mode)?,
             Short('l') | Long("list") => set(Mode::List, &mut mode)?,
             Short('t') | Long("test") => set(Mode::Test, &mut mode)?,
+            Short('s') | Long("status") => set(Mode::Status { keys: false }, &mut mode)?,
+            Short('q') | Long("why") => {
+                let a = p.value().map_err(|e| e.to_string())?;
+                set(Mode::Why(a.to_string_lossy().into_owned()), &mut mode)?
+            }
+            Value(v) if mode.is_none() && v == "status" => {
+                let keys = matches!(
+                    p.try_raw_args().and_then(|r| r.peek().map(|a| a == "keys")),
+                    Some(true)
+                );
+                if keys {
+                    let _ = p.value();
+                }
+                set(Mode::Status { keys }, &mut mode)?
+            }
+            Value(v) if mode.is_none() && v == "why" => {
+                let a = p.value().map_err(|_| "why needs an address".to_string())?;
+                set(Mode::Why(a.to_string_lossy().into_owned()), &mut mode)?
+            }
             Long("replay") => {
                 let file = PathBuf::from(p.value().map_err(|e| e.to_string())?);
                 set(Mode::Replay(file), &mut mode)?
@@ -102,6 +130,8 @@ fn name(m: &Mode) -> &'static str {
         Mode::List => "--list",
         Mode::Test => "--test",
         Mode::Replay(_) => "--replay",
+        Mode::Status { .. } => "status",
+        Mode::Why(_) => "why",
         Mode::Help => "--help",
         Mode::Version => "--version",
     }
@@ -133,6 +163,22 @@ mod tests {
         );
         assert!(p(&["-a", "--force"]).unwrap().force);
         assert_eq!(p(&["--config=/y"]).unwrap().config, Some("/y".into()));
+        assert_eq!(p(&["status"]).unwrap().mode, Mode::Status { keys: false });
+        assert_eq!(p(&["-s"]).unwrap().mode, Mode::Status { keys: false });
+        assert_eq!(
+            p(&["status", "keys"]).unwrap().mode,
+            Mode::Status { keys: true }
+        );
+        assert_eq!(
+            p(&["-c", "/x", "why", "192.0.2.1"]).unwrap().mode,
+            Mode::Why("192.0.2.1".into())
+        );
+        assert_eq!(
+            p(&["-q", "2001:db8::1"]).unwrap().mode,
+            Mode::Why("2001:db8::1".into())
+        );
+        assert!(p(&["why"]).is_err());
+        assert!(p(&["bogus"]).is_err());
     }
 
     #[test]

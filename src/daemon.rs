@@ -11,11 +11,13 @@ use crate::ban::{Ban, Origin};
 use crate::bans::Bans;
 use crate::clock;
 use crate::config::{self, Config};
+use crate::control::Control;
 use crate::engine::Verdict;
 use crate::firewall;
 use crate::hook::Hooks;
 use crate::judge::Judge;
 use crate::log::{self, printable};
+use crate::report::{self, EventRate, Live};
 use crate::score::EventKind;
 use crate::session::{Link, Read, Settings};
 use crate::sip_guard::SipGuard;
@@ -42,6 +44,8 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     // in the pipe instead of killing the process.
     let signals = SignalPipe::install(&[sys::SIGTERM, sys::SIGINT, sys::SIGHUP, sys::SIGUSR1])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    // Before the firewall is touched: a second daemon must not flush the first one's bans.
+    let control = Control::bind(&cfg.socket)?;
     let fw = firewall::backend(&cfg);
     fw.prepare().map_err(|e| e.to_string())?;
     let mut bans = Bans::open(&cfg, fw)?.for_daemon();
@@ -66,6 +70,9 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         cfg_path: cfg_path.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH)),
         log_override: logfile.is_some(),
         started: Instant::now(),
+        started_at: clock::now_epoch(),
+        control: Some(control),
+        rate: EventRate::default(),
         next_stats: cfg.statsfile.as_ref().map(|_| Instant::now()),
         last_event: None,
         unset_clock: (!clock::is_set(now)).then(|| (Instant::now(), now)),
@@ -90,8 +97,13 @@ struct Daemon {
     bans: Bans,
     hooks: Hooks,
     signals: SignalPipe,
-    /// The origin of the monotonic seconds scoring uses.
+    /// The origin of the monotonic seconds scoring uses, and the wall clock then.
     started: Instant,
+    started_at: i64,
+    /// The control socket (taken out while it calls back into the daemon).
+    control: Option<Control>,
+    /// Security events per second, for `status`.
+    rate: EventRate,
     next_stats: Option<Instant>,
     /// Unix time of the latest security event.
     last_event: Option<i64>,
@@ -120,15 +132,24 @@ impl Daemon {
                     revents: 0,
                 });
             }
+            let control_at = fds.len();
+            if let Some(c) = &self.control {
+                c.poll_fds(&mut fds);
+            }
             if let Err(e) = sys::poll(&mut fds, self.poll_timeout()) {
                 error!("poll: {e}");
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
-            if fds.len() > 1 && fds[1].revents != 0 && self.link.dialing() {
+            if let Some(mut c) = self.control.take() {
+                c.ready(&fds[control_at..], &mut |req| self.answer(req));
+                self.control = Some(c);
+            }
+            let ami = if control_at > 1 { fds[1].revents } else { 0 };
+            if ami != 0 && self.link.dialing() {
                 self.link.connect_ready();
-            } else if fds.len() > 1 && fds[1].revents != 0 {
-                self.on_ami(fds[1].revents, &mut buf);
+            } else if ami != 0 {
+                self.on_ami(ami, &mut buf);
                 self.sync_guard(false);
             }
             if fds[0].revents != 0 && self.on_signals() {
@@ -145,6 +166,22 @@ impl Daemon {
         self.sip_guard.sync(self.bans.firewall(), logged_in, stop);
     }
 
+    /// A control-socket request, answered from the daemon's state.
+    fn answer(&mut self, request: &str) -> String {
+        let mut live = Live {
+            cfg: &self.cfg,
+            engine: &self.judge.engine,
+            link: &self.link,
+            bans: &self.bans,
+            started: self.started,
+            started_at: self.started_at,
+            last_event: self.last_event,
+            rate: &mut self.rate,
+            sip_limit: self.sip_guard.describe(),
+        };
+        report::answer(&mut live, request)
+    }
+
     /// Milliseconds until the next timer, rounded up so that it is due when poll returns.
     fn poll_timeout(&self) -> i32 {
         let now = Instant::now();
@@ -152,6 +189,7 @@ impl Daemon {
             self.link.next_timer(),
             self.bans.next_wake(clock::now_epoch_ms),
             self.hooks.next_check(),
+            self.control.as_ref().and_then(Control::next_timer),
             self.next_stats,
         ]
         .into_iter()
@@ -186,6 +224,9 @@ impl Daemon {
             self.next_stats = Some(now + Duration::from_secs(self.cfg.stats_interval));
         }
         self.link.tick(now);
+        if let Some(c) = &mut self.control {
+            c.expire(now);
+        }
         // The AMI host as this connection resolved it is never banned, also when it is a
         // name that did not resolve at start.
         self.judge.engine.set_ami_peer(self.link.peer());
@@ -202,7 +243,7 @@ impl Daemon {
                 Read::Idle | Read::Closed => break,
             };
             total += n;
-            let mut security = false;
+            let mut security = 0u32;
             let open = {
                 let Daemon {
                     link,
@@ -214,11 +255,12 @@ impl Daemon {
                 } = self;
                 let now = started.elapsed().as_secs();
                 link.received(&buf[..n], &mut |m| {
-                    security |= on_event(judge, bans, cfg, m, now);
+                    security += u32::from(on_event(judge, bans, cfg, m, now));
                 })
             };
-            if security {
+            if security > 0 {
                 self.last_event = Some(clock::now_epoch());
+                self.rate.add(self.started.elapsed().as_secs(), security);
             }
             // A read's bans go out together: one transaction, one firewall command.
             let flushed = self.bans.flush(&self.cfg, clock::now_epoch);

@@ -232,6 +232,37 @@ impl Engine {
         self.guard.overlaps(net)
     }
 
+    /// The penalty that bans.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The network `addr` is scored as and its penalty now (None: not tracked, or quiet for
+    /// `findtime`, which starts it from zero).
+    pub fn penalty_of(&self, addr: IpAddr, now: u64) -> (IpNet, Option<u32>) {
+        let (net, _) = self.key_of(addr);
+        let h = self
+            .table
+            .host(net.network())
+            .filter(|h| now.saturating_sub(h.scored) < self.findtime && h.penalty > 0);
+        (net, h.map(|h| h.penalty))
+    }
+
+    /// The `n` highest penalties still below the limit, highest first, as (network scored,
+    /// penalty).
+    pub fn near_limit(&self, now: u64, n: usize) -> Vec<(IpNet, u32)> {
+        let mut v: Vec<(IpNet, u32)> = self
+            .table
+            .iter()
+            .filter(|(_, h)| h.penalty > 0 && h.penalty < self.limit)
+            .filter(|(_, h)| now.saturating_sub(h.scored) < self.findtime)
+            .map(|(ip, h)| (self.key_of(ip).0, h.penalty))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    }
+
     /// Trusted networks, loopback and the AMI host as configured (the firewall's SIP limits
     /// exempt them).
     pub fn protected(&self) -> &[IpNet] {

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use ampere::cli::{self, Mode};
 use ampere::config;
+use ampere::control::client::Asked;
 use ampere::log;
 
 fn main() -> ExitCode {
@@ -68,6 +69,37 @@ fn main() -> ExitCode {
             }
         }
         Mode::Replay(file) => ampere::replay::run(&cfg, file).map(|()| true),
+        Mode::Status { keys } => {
+            let request = if *keys { "status keys" } else { "status" };
+            match ampere::control::client::ask(&cfg.socket, request) {
+                Ok(Asked::Answer(a)) => {
+                    print!("{a}");
+                    Ok(true)
+                }
+                Ok(Asked::NotRunning) => {
+                    print!("{}", ampere::report::status_offline(&cfg, *keys));
+                    return ExitCode::from(3);
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Mode::Why(addr) => {
+            match ampere::control::client::ask(&cfg.socket, &format!("why {addr}")) {
+                Ok(Asked::Answer(a)) => {
+                    print!("{a}");
+                    Ok(!a.starts_with("error"))
+                }
+                Ok(Asked::NotRunning) => ampere::store::Store::open(&cfg.db)
+                    .map_err(|e| e.to_string())
+                    .map(|store| {
+                        let fw = ampere::firewall::backend(&cfg);
+                        let a = ampere::report::why(&cfg, &store, fw.as_ref(), None, addr);
+                        print!("{a}");
+                        !a.contains("error:")
+                    }),
+                Err(e) => Err(e),
+            }
+        }
         Mode::Daemon => ampere::daemon::run(cfg, args.config, args.logfile).map(|()| true),
         Mode::Help | Mode::Version => unreachable!("handled above"),
     };

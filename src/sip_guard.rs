@@ -45,6 +45,14 @@ impl SipGuard {
         }
     }
 
+    /// What is in place, for `status`.
+    pub fn describe(&self) -> String {
+        match &self.tried {
+            Some(l) => format!("SIP limit: {} {}/s burst {}", l.kind, l.rate, l.burst),
+            None => "no SIP limit".to_string(),
+        }
+    }
+
     /// Puts up the limit wanted now in place of what is there, if it differs.
     pub fn sync(&mut self, fw: &dyn Backend, logged_in: bool, stop: bool) {
         let want = self.wanted(logged_in, stop);

@@ -162,6 +162,18 @@ impl PenaltyTable {
         }
     }
 
+    /// Every tracked address with its host, in slot order (for `status`: a scan of the
+    /// fixed array, no allocation).
+    pub fn iter(&self) -> impl Iterator<Item = (IpAddr, Host)> + '_ {
+        self.slots.iter().filter(|s| s.seen != 0).map(|s| {
+            let mut o = [0u8; 16];
+            for (i, w) in s.key.iter().enumerate() {
+                o[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
+            }
+            (std::net::Ipv6Addr::from(o).to_canonical(), s.host())
+        })
+    }
+
     /// Penalty and last-seen time of `ip`, if tracked.
     pub fn get(&self, ip: IpAddr) -> Option<(u32, u64)> {
         let (i, found) = self.find(&key_of(ip));

@@ -17,6 +17,7 @@ impl Bans {
     /// what to run.
     pub fn audit(&mut self, cfg: &Config, now: i64) {
         self.counters.audits += 1;
+        self.counters.last_audit = now;
         self.audit_due = Instant::now() + self.audit_interval;
         let active = match self.store.active() {
             Ok(mut a) => {

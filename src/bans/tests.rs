@@ -74,6 +74,9 @@ impl Backend for Fake {
     fn keep_limit(&self) -> FwResult<bool> {
         Ok(false)
     }
+    fn holds(&self, net: &IpNet) -> FwResult<bool> {
+        Ok(self.0.borrow().held.contains(net))
+    }
     fn limit_sip(&self, _: Option<&crate::firewall::SipLimit>) -> FwResult<()> {
         Ok(())
     }

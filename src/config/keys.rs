@@ -114,6 +114,14 @@ pub static KEYS: &[Key] = &[
         |c| c.db.display()
     ),
     key!(
+        "socket",
+        Restart,
+        "/run/ampere/ampere.sock",
+        "/tmp/ampere-example.sock",
+        |c, v| c.socket = PathBuf::from(v),
+        |c| c.socket.display()
+    ),
+    key!(
         "iptables",
         Restart,
         "/usr/sbin/iptables",

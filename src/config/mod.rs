@@ -71,6 +71,8 @@ pub struct Config {
     pub loyalty: u32,
     pub chain: String,
     pub trust: Vec<IpNet>,
+    /// The line of each `trust` entry in `source` (0: not from a file), for `why`.
+    pub trust_lines: Vec<usize>,
     pub db: PathBuf,
     pub iptables: PathBuf,
     pub ip6tables: PathBuf,
@@ -97,6 +99,8 @@ pub struct Config {
     pub onunban: Option<PathBuf>,
     pub hook_timeout: u64,
     pub statsfile: Option<PathBuf>,
+    /// The control socket (`ampere status`, `ampere why`): a Unix socket, never on the network.
+    pub socket: PathBuf,
     pub stats_interval: u64,
     pub log: Option<log::Target>,
     pub services: Vec<String>,
@@ -140,6 +144,7 @@ impl Config {
             loyalty: 0,
             chain: String::new(),
             trust: Vec::new(),
+            trust_lines: Vec::new(),
             db: PathBuf::new(),
             iptables: PathBuf::new(),
             ip6tables: PathBuf::new(),
@@ -161,6 +166,7 @@ impl Config {
             onunban: None,
             hook_timeout: 0,
             statsfile: None,
+            socket: PathBuf::new(),
             stats_interval: 0,
             log: None,
             services: Vec::new(),
@@ -285,6 +291,7 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Loaded, ConfigError> {
             Some(k) => {
                 (k.set)(&mut config, &lower, &value).map_err(|msg| err(format!("{key}: {msg}")))?;
                 lines.insert(k.name, line);
+                config.trust_lines.resize(config.trust.len(), line);
             }
             None => warnings.push(format!("{file}:{line}: unknown key `{key}` (ignored)")),
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::iptables::Chains;
-use super::{output, run, Backend, FwError, Result, SipLimit};
+use super::{held, output, run, Backend, FwError, Result, SipLimit};
 use crate::addr::is_v6;
 use crate::ban::Ban;
 use crate::config::Config;
@@ -274,6 +274,12 @@ impl Backend for Ipset {
 
     fn keep_limit(&self) -> Result<bool> {
         self.chains.keep_limit()
+    }
+
+    fn holds(&self, net: &IpNet) -> Result<bool> {
+        let fam = self.chains.family_for(net)?;
+        let set = self.set_name(fam.v6);
+        held(run(&self.ipset, &["test", &set, &net.to_string()], None))
     }
 
     fn list(&self) -> Result<Vec<IpNet>> {

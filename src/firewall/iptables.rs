@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{ipv6_disabled, output, run, Backend, ErrorKind, FwError, Result, SipLimit};
+use super::{held, ipv6_disabled, output, run, Backend, ErrorKind, FwError, Result, SipLimit};
 use crate::addr::is_v6;
 use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
@@ -302,6 +302,11 @@ impl Backend for Iptables {
 
     fn keep_limit(&self) -> Result<bool> {
         self.chains.keep_limit()
+    }
+
+    fn holds(&self, net: &IpNet) -> Result<bool> {
+        let fam = self.chains.family_for(net)?;
+        held(run(&fam.cmd, &self.rule("-C", &net.to_string()), None))
     }
 
     fn unban_many(&self, nets: &[IpNet]) -> Result<()> {

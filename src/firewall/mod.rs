@@ -111,6 +111,8 @@ pub trait Backend {
     /// or the flood guard). Putting one up replaces the one in place; the backend keeps it
     /// through a `restore`, so that an audit that makes the firewall again keeps it too.
     fn limit_sip(&self, limit: Option<&SipLimit>) -> Result<()>;
+    /// Whether the kernel holds exactly `net` now (for `why`): one cheap query, no listing.
+    fn holds(&self, net: &IpNet) -> Result<bool>;
     /// For the audit: puts the limit in place back if the firewall lost it (a flushed chain);
     /// true if it did.
     fn keep_limit(&self) -> Result<bool>;
@@ -153,6 +155,7 @@ pub fn classify(stderr: &str) -> ErrorKind {
         "element does not exist",
         "it's not added",
         "does a matching rule exist",
+        "is not in set",
     ]) {
         ErrorKind::NotThere
     } else if has(&[
@@ -173,6 +176,16 @@ pub fn classify(stderr: &str) -> ErrorKind {
 /// 100,000 bans takes about 2 s here; a router may be ten times slower. A command stuck on
 /// a lock is killed then, and the audit retries what it was to do.
 pub const TOOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A query's answer from a command that fails when the answer is no: an entry or its chain,
+/// set or table that is not there is "not held".
+fn held(r: Result<()>) -> Result<bool> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.kind, ErrorKind::NotThere | ErrorKind::MissingChain) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
 
 pub fn run(cmd: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<()> {
     execute(cmd, args, stdin, false).map(|_| ())

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{ipv6_disabled, output, run, Backend, ErrorKind, FwError, Result, SipLimit};
+use super::{held, ipv6_disabled, output, run, Backend, ErrorKind, FwError, Result, SipLimit};
 use crate::addr::{is_host, is_v6, net_text};
 use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
@@ -363,6 +363,16 @@ impl Backend for Nft {
         run(&self.nft, &["-f", "-"], Some(script.as_bytes()))?;
         *self.limit.borrow_mut() = limit.cloned();
         Ok(())
+    }
+
+    fn holds(&self, net: &IpNet) -> Result<bool> {
+        let set = self.set_for(net)?;
+        let elem = format!("{{ {} }}", net_text(net));
+        held(run(
+            &self.nft,
+            &["get", "element", "inet", &self.table, set, &elem],
+            None,
+        ))
     }
 
     fn keep_limit(&self) -> Result<bool> {

@@ -108,6 +108,10 @@ pub struct Link {
     seq: u64,
     settings: Settings,
     counters: Counters,
+    /// Unix time of this session's login.
+    logged_in_at: Option<i64>,
+    /// Why the last connection or attempt ended.
+    last_failure: Option<String>,
 }
 
 /// What a read from the socket gave.
@@ -130,7 +134,25 @@ impl Link {
             seq: 0,
             settings,
             counters: Counters::default(),
+            logged_in_at: None,
+            last_failure: None,
         }
+    }
+
+    /// Where AMI is (`host:port`).
+    pub fn target(&self) -> String {
+        self.settings.target()
+    }
+
+    /// The session's banner and login time, while logged in.
+    pub fn session(&self) -> Option<(&str, i64)> {
+        let (_, s) = self.conn.as_ref()?;
+        Some((s.banner(), self.logged_in_at?))
+    }
+
+    /// Why the last connection or attempt ended, and when the next attempt is due.
+    pub fn last_failure(&self) -> (Option<&str>, Instant) {
+        (self.last_failure.as_deref(), self.next_connect)
     }
 
     /// New settings take effect for the next session; `reconnect` ends the current one now.
@@ -285,6 +307,7 @@ impl Link {
     }
 
     fn retry_later(&mut self, why: &str) {
+        self.last_failure = Some(why.to_string());
         let delay = self.backoff.failed(Instant::now());
         warn!("{why}; retrying in {}", shown(delay));
         self.next_connect = Instant::now() + delay;
@@ -298,8 +321,10 @@ impl Link {
         self.counters.dropped_lines += lines;
         self.counters.dropped_messages += messages;
         self.counters.blind_warnings += s.blind_warnings();
+        self.logged_in_at = None;
         match why {
             Close::Lost(msg) => {
+                self.last_failure = Some(format!("connection lost: {msg}"));
                 let delay = self.backoff.lost(Instant::now());
                 warn!(
                     "AMI connection lost: {msg}; reconnecting in {}",
@@ -371,6 +396,7 @@ impl Link {
         let step = s.received(data, Instant::now(), on_event);
         if step.logged_in {
             self.counters.logins += 1;
+            self.logged_in_at = Some(crate::clock::now_epoch());
             self.backoff.logged_in();
             info!(
                 "logged in to AMI at {} as `{}`{}",

@@ -102,6 +102,8 @@ struct Proto {
     blind_check: Option<Instant>,
     /// Times it said so.
     blind_warnings: u64,
+    /// Asterisk's banner (`Asterisk Call Manager/11.0.0`), escaped and cut short.
+    banner: String,
     settings: Settings,
 }
 
@@ -120,6 +122,7 @@ impl Session {
                 deadline: Some(now + settings.ping_timeout),
                 blind_check: None,
                 blind_warnings: 0,
+                banner: String::new(),
                 settings,
             },
         }
@@ -145,6 +148,10 @@ impl Session {
     }
 
     /// How often this session said that no security event arrives.
+    pub fn banner(&self) -> &str {
+        &self.proto.banner
+    }
+
     pub fn blind_warnings(&self) -> u64 {
         self.proto.blind_warnings
     }
@@ -239,6 +246,7 @@ impl Proto {
                     warn!("unexpected AMI banner `{}`", printable(b));
                 }
                 debug!("banner: {}", printable(b));
+                self.banner = printable(&b[..b.len().min(80)]);
                 let s = &self.settings;
                 self.out
                     .extend_from_slice(&ami::login_action(&s.user, &s.pass, &self.login_id));

@@ -2,6 +2,7 @@
 //! commands. Every value goes in through a bound parameter: AccountID and the like come from
 //! attackers. Addresses go in and come out as `IpNet`; the text form is only the key.
 
+mod queries;
 mod sqlite;
 
 use std::path::Path;
@@ -9,7 +10,8 @@ use std::path::Path;
 use ipnet::IpNet;
 
 use crate::addr;
-use crate::ban::{Ban, Origin};
+use crate::ban::Ban;
+pub use queries::Record;
 use sqlite::{Db, Result};
 pub use sqlite::{ErrorKind, StoreError};
 
@@ -368,32 +370,13 @@ impl Store {
     /// Active bans, oldest first. A row whose address does not parse (edited by hand) is
     /// logged and left out: it cannot become a firewall rule.
     pub fn active(&self) -> Result<Vec<Ban>> {
-        let mut st = self.db.prepare(
-            "SELECT addr, first_ban, last_ban, count, event, account, expires, penalty, origin,
-                    service
-             FROM bans WHERE active = 1 ORDER BY first_ban, addr",
-        )?;
+        let mut st = self.db.prepare(&format!(
+            "SELECT {} FROM bans WHERE active = 1 ORDER BY first_ban, addr",
+            queries::BAN_COLUMNS
+        ))?;
         let mut out = Vec::new();
         while st.step_row()? {
-            let Some(net) = parsed(&self.db.path, &st.column_text(0)) else {
-                continue;
-            };
-            out.push(Ban {
-                net,
-                first: st.column_i64(1),
-                since: st.column_i64(2),
-                count: st.column_i64(3),
-                reason: st.column_text(4),
-                service: st.column_text(9),
-                account: st.column_text(5),
-                expires: st.column_opt_i64(6),
-                penalty: u32::try_from(st.column_i64(7)).unwrap_or(0),
-                origin: if st.column_text(8) == Origin::Manual.as_str() {
-                    Origin::Manual
-                } else {
-                    Origin::Daemon
-                },
-            });
+            out.extend(queries::ban_from(&self.db.path, &st));
         }
         Ok(out)
     }

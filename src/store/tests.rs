@@ -1,4 +1,5 @@
 use super::*;
+use crate::ban::Origin;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 

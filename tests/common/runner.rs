@@ -25,9 +25,11 @@ impl Setup {
         let rec = Recorder::new(dir.path());
         let db = dir.path().join("ampere.db");
         let cfg = dir.path().join("ampere.cfg");
+        // Each daemon its own control socket: tests run side by side.
         let mut text = format!(
-            "# written by the test\npass = 123\ndb = {}\n{}",
+            "# written by the test\npass = 123\ndb = {}\nsocket = {}\n{}",
             db.display(),
+            dir.path().join("ampere.sock").display(),
             rec.config_lines()
         );
         if let Some(a) = ami {
@@ -45,6 +47,10 @@ impl Setup {
         text.push_str(extra);
         fs::write(&cfg, text).unwrap();
         Setup { dir, rec, cfg, db }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("ampere.sock")
     }
 
     pub fn log_path(&self) -> PathBuf {

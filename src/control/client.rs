@@ -1,0 +1,51 @@
+//! The other end of the control socket: `ampere status` and `ampere why` send one line and
+//! print the answer. The answer is bounded too: a daemon (or whatever listens there) that
+//! sends more than `MAX_ANSWER` or takes longer than `TIMEOUT` is an error.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+const MAX_ANSWER: u64 = 1 << 20;
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What asking the daemon gave.
+pub enum Asked {
+    Answer(String),
+    /// Nothing listens at the socket: the daemon is not running.
+    NotRunning,
+}
+
+pub fn ask(path: &Path, request: &str) -> Result<Asked, String> {
+    let shown = path.display();
+    let mut s = match UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(Asked::NotRunning)
+        }
+        Err(e) => return Err(format!("{shown}: {e}")),
+    };
+    let io = |e: io::Error| format!("{shown}: {e}");
+    s.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+    s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
+    s.write_all(format!("{request}\n").as_bytes()).map_err(io)?;
+    let mut answer = Vec::new();
+    s.take(MAX_ANSWER + 1)
+        .read_to_end(&mut answer)
+        .map_err(|e| format!("{shown}: no complete answer: {e}"))?;
+    if answer.is_empty() {
+        return Err(format!(
+            "{shown}: the daemon closed the connection without an answer"
+        ));
+    }
+    if answer.len() as u64 > MAX_ANSWER {
+        return Err(format!("{shown}: the answer is over {MAX_ANSWER} bytes"));
+    }
+    Ok(Asked::Answer(String::from_utf8_lossy(&answer).into_owned()))
+}

@@ -1,0 +1,239 @@
+//! The control socket: a Unix stream socket in the daemon's poll loop that answers one request
+//! line per connection (`status`, `status keys`, `why ADDR`) and closes. Everything a client
+//! sends is hostile until parsed: the request is read into a fixed bound, every client has a
+//! deadline, and there are never more than `MAX_CLIENTS`; a client that sends nothing, sends
+//! megabytes or never reads its answer costs the loop one bounded read or write per wake-up
+//! and is dropped at its deadline (or when a newer client needs its place). Only root and the daemon's own user are answered
+//! (SO_PEERCRED), and the socket file is mode 0600.
+
+pub mod client;
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::sys::{self, PollFd};
+use crate::{debug, warn};
+
+/// Longest request line; a longer one is refused without being read further.
+pub const MAX_REQUEST: usize = 512;
+/// Clients served at once; a newcomer beyond that takes the oldest one's place.
+pub const MAX_CLIENTS: usize = 8;
+/// How long a client has to send its request and read the answer.
+pub const CLIENT_DEADLINE: Duration = Duration::from_secs(3);
+/// Bytes read or written per client per wake-up.
+const CHUNK: usize = 16 * 1024;
+
+struct Client {
+    stream: UnixStream,
+    request: Vec<u8>,
+    /// The answer once the request is complete, and how much of it went out.
+    answer: Option<(Vec<u8>, usize)>,
+    deadline: Instant,
+}
+
+pub struct Control {
+    listener: UnixListener,
+    path: PathBuf,
+    clients: Vec<Client>,
+    /// Refused: too many clients, a foreign user, a request over the bound, a deadline.
+    pub refused: u64,
+}
+
+impl Control {
+    /// Binds `path` (mode 0600, its directory made 0755 if missing). A socket file left by a
+    /// daemon that died is replaced; one that answers belongs to a running daemon, and that
+    /// is an error: two daemons would fight over the firewall.
+    pub fn bind(path: &Path) -> Result<Control, String> {
+        let shown = path.display();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+        }
+        if std::fs::symlink_metadata(path).is_ok() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(format!(
+                    "{shown}: another Ampere is running and answers there (stop it first, or set `socket` to another path)"
+                ));
+            }
+            std::fs::remove_file(path)
+                .map_err(|e| format!("cannot remove the stale socket {shown}: {e}"))?;
+        }
+        // Made 0600 before anyone can connect: bind under a umask that leaves nothing else.
+        let listener = with_umask(0o177, || UnixListener::bind(path))
+            .map_err(|e| format!("cannot listen on {shown}: {e}"))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("{shown}: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("{shown}: {e}"))?;
+        Ok(Control {
+            listener,
+            path: path.to_path_buf(),
+            clients: Vec::new(),
+            refused: 0,
+        })
+    }
+
+    /// The listener and every client, each with what it waits for.
+    pub fn poll_fds(&self, fds: &mut Vec<PollFd>) {
+        fds.push(PollFd {
+            fd: self.listener.as_raw_fd(),
+            events: sys::POLLIN,
+            revents: 0,
+        });
+        for c in &self.clients {
+            fds.push(PollFd {
+                fd: c.stream.as_raw_fd(),
+                events: if c.answer.is_some() {
+                    sys::POLLOUT
+                } else {
+                    sys::POLLIN
+                },
+                revents: 0,
+            });
+        }
+    }
+
+    /// The earliest client deadline.
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.clients.iter().map(|c| c.deadline).min()
+    }
+
+    /// Handles what `poll` reported for the fds `poll_fds` added (in that order); `answer`
+    /// turns a complete request line into the answer's text.
+    pub fn ready(&mut self, fds: &[PollFd], answer: &mut dyn FnMut(&str) -> String) {
+        let now = Instant::now();
+        let mut done = vec![false; self.clients.len()];
+        for (i, fd) in fds.iter().enumerate().skip(1).take(self.clients.len()) {
+            if fd.revents != 0 {
+                done[i - 1] = !self.serve(i - 1, answer);
+            }
+        }
+        let mut i = 0;
+        self.clients.retain(|c| {
+            let keep = !done[i] && c.deadline > now;
+            if !done[i] && c.deadline <= now {
+                debug!("control: a client took longer than {CLIENT_DEADLINE:?}: closed");
+            }
+            i += 1;
+            keep
+        });
+        if fds.first().is_some_and(|l| l.revents != 0) {
+            self.accept(now);
+        }
+    }
+
+    /// Drops clients past their deadline (the loop calls it on every turn).
+    pub fn expire(&mut self, now: Instant) {
+        let before = self.clients.len();
+        self.clients.retain(|c| c.deadline > now);
+        self.refused += (before - self.clients.len()) as u64;
+    }
+
+    fn accept(&mut self, now: Instant) {
+        // A few per wake-up: a connect flood cannot keep the loop here.
+        for _ in 0..MAX_CLIENTS {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!("control: accept: {e}");
+                    return;
+                }
+            };
+            if self.clients.len() >= MAX_CLIENTS {
+                // The oldest goes, not the newcomer: clients that hold a place and say
+                // nothing never lock the admin out.
+                self.refused += 1;
+                let oldest = (0..self.clients.len())
+                    .min_by_key(|&i| self.clients[i].deadline)
+                    .expect("the list is full");
+                self.clients.remove(oldest);
+            }
+            match sys::peer_uid(stream.as_raw_fd()) {
+                Ok(uid) if uid == 0 || uid == sys::euid() => {}
+                Ok(uid) => {
+                    self.refused += 1;
+                    warn!("control: a client of user {uid} refused (only root may ask)");
+                    continue;
+                }
+                Err(e) => {
+                    self.refused += 1;
+                    warn!("control: cannot tell the client's user: {e}");
+                    continue;
+                }
+            }
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            self.clients.push(Client {
+                stream,
+                request: Vec::new(),
+                answer: None,
+                deadline: now + CLIENT_DEADLINE,
+            });
+        }
+    }
+
+    /// One bounded read or write for client `i`; false when it is finished with.
+    fn serve(&mut self, i: usize, answer: &mut dyn FnMut(&str) -> String) -> bool {
+        let c = &mut self.clients[i];
+        if let Some((out, sent)) = &mut c.answer {
+            let end = out.len().min(*sent + CHUNK);
+            return match c.stream.write(&out[*sent..end]) {
+                Ok(n) => {
+                    *sent += n;
+                    *sent < out.len()
+                }
+                Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+            };
+        }
+        let mut buf = [0u8; MAX_REQUEST + 1];
+        let room = MAX_REQUEST + 1 - c.request.len();
+        let n = match c.stream.read(&mut buf[..room]) {
+            Ok(0) => return false,
+            Ok(n) => n,
+            Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
+        };
+        c.request.extend_from_slice(&buf[..n]);
+        let text = match c.request.iter().position(|&b| b == b'\n') {
+            Some(end) => match std::str::from_utf8(&c.request[..end]) {
+                Ok(line) => answer(line.trim_end_matches('\r')),
+                Err(_) => "error: the request is not UTF-8\n".to_string(),
+            },
+            None if c.request.len() > MAX_REQUEST => {
+                self.refused += 1;
+                format!("error: a request is one line of at most {MAX_REQUEST} bytes\n")
+            }
+            None => return true,
+        };
+        let c = &mut self.clients[i];
+        let _ = c.stream.shutdown(std::net::Shutdown::Read);
+        c.answer = Some((text.into_bytes(), 0));
+        // Most answers fit the socket buffer: send at once rather than wait for a wake-up.
+        self.serve(i, answer)
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Runs `f` with the process umask set to `mask`, then restores it.
+fn with_umask<T>(mask: u32, f: impl FnOnce() -> T) -> T {
+    let old = sys::umask(mask);
+    let r = f();
+    sys::umask(old);
+    r
+}

@@ -1,0 +1,446 @@
+//! What `ampere status` and `ampere why ADDR` print: from the running daemon's state through
+//! the control socket, or from the database alone when no daemon runs. Attacker text (the
+//! account) is escaped wherever it is printed.
+
+use std::fmt::Write;
+use std::time::Instant;
+
+use ipnet::IpNet;
+
+use crate::addr::{self, net_text};
+use crate::ban::Origin;
+use crate::bans::Bans;
+use crate::clock::{self, format_time};
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::firewall::Backend;
+use crate::log::printable;
+use crate::session::Link;
+use crate::store::{Record, Store};
+
+/// Security events per second over the last minute: 60 one-second buckets, no allocation.
+pub struct EventRate {
+    buckets: [u32; 60],
+    /// The second (monotonic, since start) the newest bucket stands for.
+    newest: u64,
+    pub total: u64,
+}
+
+impl Default for EventRate {
+    fn default() -> Self {
+        EventRate {
+            buckets: [0; 60],
+            newest: 0,
+            total: 0,
+        }
+    }
+}
+
+impl EventRate {
+    fn advance(&mut self, sec: u64) {
+        if sec > self.newest {
+            for s in (self.newest + 1)..=sec.min(self.newest + 60) {
+                self.buckets[(s % 60) as usize] = 0;
+            }
+            self.newest = sec;
+        }
+    }
+
+    pub fn add(&mut self, sec: u64, n: u32) {
+        self.advance(sec);
+        self.buckets[(sec % 60) as usize] += n;
+        self.total += u64::from(n);
+    }
+
+    /// Events per second over the 60 s up to `sec`.
+    pub fn last_minute(&mut self, sec: u64) -> f64 {
+        self.advance(sec);
+        f64::from(self.buckets.iter().sum::<u32>()) / 60.0
+    }
+}
+
+/// The daemon's state that `status` and `why` read.
+pub struct Live<'a> {
+    pub cfg: &'a Config,
+    pub engine: &'a Engine,
+    pub link: &'a Link,
+    pub bans: &'a Bans,
+    pub started: Instant,
+    /// Unix time of the start, and of the latest security event.
+    pub started_at: i64,
+    pub last_event: Option<i64>,
+    pub rate: &'a mut EventRate,
+    /// The SIP limit in place, as a phrase.
+    pub sip_limit: String,
+}
+
+fn ago(then: i64, now: i64) -> String {
+    let s = (now - then).max(0);
+    match s {
+        0..=119 => format!("{s} s ago"),
+        120..=7199 => format!("{} min ago", s / 60),
+        _ => format!("{} h ago", s / 3600),
+    }
+}
+
+fn origins(by: &[(String, i64)]) -> String {
+    let total: i64 = by.iter().map(|(_, n)| n).sum();
+    let parts: Vec<String> = by.iter().map(|(o, n)| format!("{o} {n}")).collect();
+    if parts.is_empty() {
+        format!("{total} active")
+    } else {
+        format!("{total} active ({})", parts.join(", "))
+    }
+}
+
+/// One ban as a line: when, what, why, who, until when.
+fn ban_line(r: &Record, now: i64) -> String {
+    let b = &r.ban;
+    let who = match b.origin {
+        Origin::Daemon if b.reason == "subnet" => "subnet escalation".to_string(),
+        Origin::Daemon => format!("daemon, penalty {}", b.penalty),
+        Origin::Manual => "ampere -a".to_string(),
+    };
+    let account = if b.account.is_empty() {
+        String::new()
+    } else {
+        format!(" account `{}`", printable(b.account.as_bytes()))
+    };
+    let service = if b.service.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", b.service)
+    };
+    let state = match (&r.folded_into, r.active, b.expires) {
+        (Some(s), _, _) => format!("folded into the subnet ban {s}"),
+        (None, true, None) => "permanent".to_string(),
+        (None, true, Some(e)) => format!("until {}", format_time(e)),
+        (None, false, Some(e)) if e <= now => format!("ended {}", format_time(e)),
+        (None, false, _) => "lifted".to_string(),
+    };
+    format!(
+        "{}  {}  {}{service}{account}  [{who}, ban #{}]  {state}",
+        format_time(b.since),
+        net_text(&b.net),
+        b.reason,
+        b.count
+    )
+}
+
+/// The status as `key value` lines (`keys`) or for a person.
+pub fn status(live: &mut Live, keys: bool) -> String {
+    let now = clock::now_epoch();
+    let sec = live.started.elapsed().as_secs();
+    let per_min = live.rate.last_minute(sec);
+    let overall = live.rate.total as f64 / sec.max(1) as f64;
+    let store = live.bans.store();
+    let by_origin = store.active_by_origin().unwrap_or_default();
+    let latest = store.latest(10).unwrap_or_default();
+    let c = live.bans.counters;
+    let ami = live.link.counters();
+    let t = live.engine.table();
+    let near = live.engine.near_limit(sec, 10);
+    let mut o = String::new();
+    if keys {
+        let _ = writeln!(
+            o,
+            "running 1\npid {}\nstarted {}",
+            std::process::id(),
+            live.started_at
+        );
+        let _ = writeln!(o, "ami_target {}", live.link.target());
+        let _ = writeln!(o, "ami_logged_in {}", u8::from(live.link.logged_in()));
+        if let Some((banner, since)) = live.link.session() {
+            let _ = writeln!(o, "ami_since {since}\nami_banner {banner}");
+        }
+        let _ = writeln!(
+            o,
+            "ami_logins {}\nami_login_failures {}",
+            ami.logins, ami.login_failures
+        );
+        let _ = writeln!(o, "last_event {}", live.last_event.unwrap_or(0));
+        let _ = writeln!(
+            o,
+            "events_total {}\nevents_per_second_1m {per_min:.2}\nevents_per_second {overall:.2}",
+            live.rate.total
+        );
+        let _ = writeln!(
+            o,
+            "bans_active {}",
+            by_origin.iter().map(|(_, n)| n).sum::<i64>()
+        );
+        for (origin, n) in &by_origin {
+            let _ = writeln!(o, "bans_active_{origin} {n}");
+        }
+        let _ = writeln!(
+            o,
+            "table_hosts {}\ntable_capacity {}\ntable_evictions {}",
+            t.len(),
+            t.capacity(),
+            t.evictions()
+        );
+        let _ = writeln!(
+            o,
+            "last_audit {}\naudits {}\nrepaired {}\nstrays_removed {}\nfirewall_errors {}",
+            c.last_audit, c.audits, c.repaired, c.strays_removed, c.firewall_errors
+        );
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "{}: running since {} (pid {})",
+        crate::version(),
+        format_time(live.started_at),
+        std::process::id()
+    );
+    match (live.link.logged_in(), live.link.session()) {
+        (true, Some((banner, since))) => {
+            let _ = writeln!(
+                o,
+                "AMI:      logged in to {} since {} ({banner})",
+                live.link.target(),
+                format_time(since)
+            );
+        }
+        _ => {
+            let (why, next) = live.link.last_failure();
+            let wait = next.saturating_duration_since(Instant::now()).as_millis();
+            let _ = writeln!(
+                o,
+                "AMI:      NOT logged in to {}: {}; next attempt in {wait} ms",
+                live.link.target(),
+                why.unwrap_or("connecting")
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "          last security event {}; {} logins, {} failed",
+        live.last_event.map_or("never".to_string(), |e| ago(e, now)),
+        ami.logins,
+        ami.login_failures
+    );
+    let _ = writeln!(
+        o,
+        "events:   {per_min:.1}/s over the last minute, {overall:.1}/s since start ({} in all)",
+        live.rate.total
+    );
+    let _ = writeln!(
+        o,
+        "bans:     {}; max_bans {}",
+        origins(&by_origin),
+        live.cfg.max_bans
+    );
+    let _ = writeln!(
+        o,
+        "table:    {} of {} hosts tracked, {} evicted",
+        t.len(),
+        t.capacity(),
+        t.evictions()
+    );
+    let _ = writeln!(
+        o,
+        "firewall: {} `{}`; last audit {} ({} audits, {} repaired, {} strays removed, {} errors); {}",
+        live.cfg.backend.as_str(),
+        live.cfg.chain,
+        if c.last_audit == 0 { "not yet".to_string() } else { ago(c.last_audit, now) },
+        c.audits,
+        c.repaired,
+        c.strays_removed,
+        c.firewall_errors,
+        live.sip_limit
+    );
+    let limit = live.engine.limit();
+    let _ = writeln!(
+        o,
+        "near the limit ({limit}):{}",
+        if near.is_empty() { " nobody" } else { "" }
+    );
+    for (net, p) in near {
+        let _ = writeln!(
+            o,
+            "  {:<40} {p:>4}  ({} to a ban)",
+            net_text(&net),
+            limit - p
+        );
+    }
+    latest_lines(&mut o, &latest, now);
+    o
+}
+
+fn latest_lines(o: &mut String, latest: &[Record], now: i64) {
+    let _ = writeln!(
+        o,
+        "last bans:{}",
+        if latest.is_empty() { " none" } else { "" }
+    );
+    for r in latest {
+        let _ = writeln!(o, "  {}", ban_line(r, now));
+    }
+}
+
+/// `status` with no daemon: what the database knows.
+pub fn status_offline(cfg: &Config, keys: bool) -> String {
+    let now = clock::now_epoch();
+    let store = Store::open(&cfg.db);
+    let (by_origin, latest) = match &store {
+        Ok(s) => (
+            s.active_by_origin().unwrap_or_default(),
+            s.latest(10).unwrap_or_default(),
+        ),
+        Err(_) => (Vec::new(), Vec::new()),
+    };
+    let mut o = String::new();
+    if keys {
+        let _ = writeln!(o, "running 0");
+        let _ = writeln!(
+            o,
+            "bans_active {}",
+            by_origin.iter().map(|(_, n)| n).sum::<i64>()
+        );
+        for (origin, n) in &by_origin {
+            let _ = writeln!(o, "bans_active_{origin} {n}");
+        }
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "Ampere is not running (nothing answers at {}).",
+        cfg.socket.display()
+    );
+    match store {
+        Ok(_) => {
+            let _ = writeln!(o, "database {}: {}", cfg.db.display(), origins(&by_origin));
+        }
+        Err(e) => {
+            let _ = writeln!(o, "database {}: {e}", cfg.db.display());
+        }
+    }
+    latest_lines(&mut o, &latest, now);
+    o
+}
+
+/// `addr` and every network that contains it, narrowest first.
+fn containing(net: IpNet) -> Vec<IpNet> {
+    (0..=net.prefix_len())
+        .rev()
+        .filter_map(|len| IpNet::new(net.network(), len).ok().map(|n| n.trunc()))
+        .collect()
+}
+
+/// The trust entries that cover `addr`, with their config lines.
+fn trusted_by(cfg: &Config, net: &IpNet) -> Vec<String> {
+    cfg.trust
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.contains(net))
+        .map(|(i, t)| match cfg.trust_lines.get(i).filter(|&&l| l > 0) {
+            Some(l) => format!("`trust = {t}` ({}:{l})", cfg.source),
+            None => format!("`trust = {t}`"),
+        })
+        .collect()
+}
+
+/// `why ADDR`: the bans of ADDR and of every network containing it, its penalty (when the
+/// daemon is asked), whether it is trusted and by which line, whether the kernel drops it.
+pub fn why(
+    cfg: &Config,
+    store: &Store,
+    fw: &dyn Backend,
+    engine: Option<(&Engine, u64)>,
+    text: &str,
+) -> String {
+    let net = match addr::parse_net(text.trim()) {
+        Ok(n) => n,
+        Err(e) => return format!("error: {e}\n"),
+    };
+    let now = clock::now_epoch();
+    let mut o = format!("{}:\n", net_text(&net));
+    let records = match store.records_of(&containing(net)) {
+        Ok(r) => r,
+        Err(e) => return format!("{o}error: {e}\n"),
+    };
+    if records.is_empty() {
+        let _ = writeln!(o, "  bans: none, now or before");
+    }
+    for r in &records {
+        let _ = writeln!(
+            o,
+            "  {} {}",
+            if r.active { "BANNED:" } else { "was banned:" },
+            ban_line(r, now)
+        );
+    }
+    let single = addr::is_host(&net).then(|| net.network());
+    match (engine, single) {
+        (Some((e, sec)), Some(ip)) => {
+            let (scored, p) = e.penalty_of(ip, sec);
+            let _ = match p {
+                Some(p) => writeln!(
+                    o,
+                    "  penalty now: {p} of {} (scored as {})",
+                    e.limit(),
+                    net_text(&scored)
+                ),
+                None => writeln!(o, "  penalty now: none (scored as {})", net_text(&scored)),
+            };
+            if e.is_protected(ip) {
+                let _ = writeln!(
+                    o,
+                    "  protected: never banned (trust, loopback or the AMI host)"
+                );
+            }
+        }
+        (None, _) => {
+            let _ = writeln!(o, "  penalty now: unknown (the daemon is not running)");
+        }
+        _ => {}
+    }
+    let by = trusted_by(cfg, &net);
+    let _ = if by.is_empty() {
+        writeln!(o, "  trusted: no")
+    } else {
+        writeln!(o, "  trusted: yes, by {}", by.join(", "))
+    };
+    let active: Vec<&IpNet> = records
+        .iter()
+        .filter(|r| r.active)
+        .map(|r| &r.ban.net)
+        .collect();
+    let mut kernel = Vec::new();
+    for n in active {
+        match fw.holds(n) {
+            Ok(true) => kernel.push(format!("drops it ({})", net_text(n))),
+            Ok(false) => kernel.push(format!(
+                "does NOT hold the ban of {} (the audit puts it back)",
+                net_text(n)
+            )),
+            Err(e) => kernel.push(format!("cannot tell for {}: {e}", net_text(n))),
+        }
+    }
+    if kernel.is_empty() {
+        kernel.push("no active ban to hold".to_string());
+    }
+    let _ = writeln!(o, "  kernel: {}", kernel.join("; "));
+    o
+}
+
+/// A request line from the control socket, answered from the daemon's state.
+pub fn answer(live: &mut Live, request: &str) -> String {
+    let mut words = request.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some("status"), None, _) => status(live, false),
+        (Some("status"), Some("keys"), None) => status(live, true),
+        (Some("why"), Some(a), None) => {
+            let sec = live.started.elapsed().as_secs();
+            why(
+                live.cfg,
+                live.bans.store(),
+                live.bans.firewall(),
+                Some((live.engine, sec)),
+                a,
+            )
+        }
+        _ => "error: requests are `status`, `status keys` and `why ADDR`\n".to_string(),
+    }
+}

@@ -1,0 +1,99 @@
+//! Read-only questions for `status` and `why`: what the database knows of some networks, the
+//! latest bans, the active ones by origin. Each is one indexed query (by key, or the latest
+//! few), so the daemon can answer them in its loop.
+
+use ipnet::IpNet;
+
+use super::sqlite::{Result, Stmt};
+use super::{parsed, Store};
+use crate::addr;
+use crate::ban::{Ban, Origin};
+
+/// The columns `ban_from` reads, in its order.
+pub(super) const BAN_COLUMNS: &str =
+    "addr, first_ban, last_ban, count, event, account, expires, penalty, origin, service";
+
+/// A stored row: the latest ban of a network, whether it holds now, and the subnet ban it
+/// was folded into.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub ban: Ban,
+    pub active: bool,
+    pub folded_into: Option<String>,
+}
+
+/// The ban in the first columns of the current row (`BAN_COLUMNS`); None for an address that
+/// does not parse (logged).
+pub(super) fn ban_from(db: &str, st: &Stmt) -> Option<Ban> {
+    let net = parsed(db, &st.column_text(0))?;
+    Some(Ban {
+        net,
+        first: st.column_i64(1),
+        since: st.column_i64(2),
+        count: st.column_i64(3),
+        reason: st.column_text(4),
+        service: st.column_text(9),
+        account: st.column_text(5),
+        expires: st.column_opt_i64(6),
+        penalty: u32::try_from(st.column_i64(7)).unwrap_or(0),
+        origin: if st.column_text(8) == Origin::Manual.as_str() {
+            Origin::Manual
+        } else {
+            Origin::Daemon
+        },
+    })
+}
+
+impl Store {
+    fn records(&self, st: &mut Stmt, out: &mut Vec<Record>) -> Result<()> {
+        while st.step_row()? {
+            if let Some(ban) = ban_from(&self.db.path, st) {
+                let folded = st.column_text(11);
+                out.push(Record {
+                    ban,
+                    active: st.column_i64(10) != 0,
+                    folded_into: (!folded.is_empty()).then_some(folded),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows of `nets` that exist, in the order given.
+    pub fn records_of(&self, nets: &[IpNet]) -> Result<Vec<Record>> {
+        let mut st = self.db.prepare(&format!(
+            "SELECT {BAN_COLUMNS}, active, coalesce(folded_into, '') FROM bans WHERE addr = ?1"
+        ))?;
+        let mut out = Vec::new();
+        for n in nets {
+            st.reset();
+            st.bind_text(1, &addr::net_text(n))?;
+            self.records(&mut st, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The `n` latest bans, newest first, whether they hold now or not.
+    pub fn latest(&self, n: usize) -> Result<Vec<Record>> {
+        let mut st = self.db.prepare(&format!(
+            "SELECT {BAN_COLUMNS}, active, coalesce(folded_into, '') FROM bans
+             ORDER BY last_ban DESC, addr LIMIT ?1"
+        ))?;
+        st.bind_i64(1, n as i64)?;
+        let mut out = Vec::new();
+        self.records(&mut st, &mut out)?;
+        Ok(out)
+    }
+
+    /// Active bans per origin (`daemon`, `manual`).
+    pub fn active_by_origin(&self) -> Result<Vec<(String, i64)>> {
+        let mut st = self.db.prepare(
+            "SELECT origin, count(*) FROM bans WHERE active = 1 GROUP BY origin ORDER BY origin",
+        )?;
+        let mut out = Vec::new();
+        while st.step_row()? {
+            out.push((st.column_text(0), st.column_i64(1)));
+        }
+        Ok(out)
+    }
+}
