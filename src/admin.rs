@@ -165,6 +165,21 @@ pub fn add(
     if nets.is_empty() {
         return Ok(ok);
     }
+    if let Some(answers) = through_daemon(cfg, "add", &nets)? {
+        let (mut added, mut already) = (0, 0);
+        for a in &answers {
+            match a.split_whitespace().nth(2) {
+                Some("banned") if a.starts_with("ok ") => added += 1,
+                Some(_) if a.starts_with("ok ") => already += 1,
+                _ => {
+                    eprintln!("{}", a.strip_prefix("err ").unwrap_or(a));
+                    ok = false;
+                }
+            }
+        }
+        eprintln!("{added} banned, {already} already banned (by the running daemon)");
+        return Ok(ok);
+    }
     fw.prepare().map_err(|e| e.to_string())?;
     let mut bans = Bans::open(cfg, fw)?;
     let now = clock::now_epoch();
@@ -174,7 +189,7 @@ pub fn add(
         .map(|n| Ban::new(*n, "manual", "", 0, Origin::Manual, now))
         .collect();
     let (mut added, mut already, mut permanent) = (0, 0, 0);
-    let outcomes = bans.add(wanted, &mut progress(nets.len()))?;
+    let outcomes = bans.add(wanted, true, &mut progress(nets.len()))?;
     for (net, outcome) in nets.iter().zip(outcomes) {
         let text = net_text(net);
         match outcome {
@@ -236,9 +251,31 @@ pub fn del(cfg: &Config, fw: Box<dyn Backend>, input: impl BufRead) -> Result<bo
     if nets.is_empty() {
         return Ok(ok);
     }
+    if let Some(answers) = through_daemon(cfg, "del", &nets)? {
+        let mut removed = 0;
+        for a in &answers {
+            match a.strip_prefix("ok ") {
+                Some(rest) => {
+                    removed += rest
+                        .rsplit(' ')
+                        .next()
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .unwrap_or(0)
+                }
+                None => {
+                    eprintln!("{}", a.strip_prefix("err ").unwrap_or(a));
+                    ok = false;
+                }
+            }
+        }
+        eprintln!("{removed} unbanned (by the running daemon; their penalties forgotten)");
+        return Ok(ok);
+    }
     let mut bans = Bans::open(cfg, fw)?;
+    // A network lifts every ban inside it, as through the daemon.
+    let (lines, nets) = within(&bans, &lines, &nets)?;
     let mut removed = 0;
-    let outcomes = bans.remove(&nets, &mut progress(nets.len()))?;
+    let outcomes = bans.remove(&nets, true, &mut progress(nets.len()))?;
     for ((line, net), outcome) in lines.iter().zip(&nets).zip(outcomes) {
         let text = net_text(net);
         match outcome {
@@ -261,6 +298,59 @@ pub fn del(cfg: &Config, fw: Box<dyn Backend>, input: impl BufRead) -> Result<bo
     }
     eprintln!("{removed} unbanned");
     Ok(ok)
+}
+
+/// Sends a list to the running daemon in parts; None when no daemon answers (the caller
+/// applies it itself). The answer lines of every part, in order.
+fn through_daemon(cfg: &Config, verb: &str, nets: &[IpNet]) -> Result<Option<Vec<String>>, String> {
+    use crate::control::client::{ask_with, Asked};
+    let mut answers = Vec::new();
+    for (i, part) in nets.chunks(crate::control::LIST_PART).enumerate() {
+        let body: String = part.iter().map(|n| format!("{}\n", net_text(n))).collect();
+        match ask_with(&cfg.socket, verb, Some(&body))? {
+            Asked::NotRunning if i == 0 => return Ok(None),
+            Asked::NotRunning => {
+                return Err(format!(
+                    "the daemon stopped after {} of {} entries; run the command again",
+                    i * crate::control::LIST_PART,
+                    nets.len()
+                ))
+            }
+            Asked::Answer(a) if a.starts_with("error: ") => return Err(a.trim_end().to_string()),
+            Asked::Answer(a) => answers.extend(a.lines().map(String::from)),
+        }
+    }
+    Ok(Some(answers))
+}
+
+/// `-d` of a network: the network's own ban and every active ban inside it, each with the
+/// input line that asked for it.
+fn within(
+    bans: &Bans,
+    lines: &[usize],
+    nets: &[IpNet],
+) -> Result<(Vec<usize>, Vec<IpNet>), String> {
+    if nets.iter().all(crate::addr::is_host) {
+        return Ok((lines.to_vec(), nets.to_vec()));
+    }
+    let active = bans.store().active().map_err(|e| e.to_string())?;
+    let (mut l, mut n) = (Vec::new(), Vec::new());
+    for (line, net) in lines.iter().zip(nets) {
+        let inside: Vec<IpNet> = active
+            .iter()
+            .map(|b| b.net)
+            .filter(|b| net.contains(b) && b != net)
+            .collect();
+        // The network itself unless only bans inside it are active ("not banned" otherwise).
+        let own = active.iter().any(|b| b.net == *net) || inside.is_empty();
+        for b in own.then_some(*net).into_iter().chain(inside) {
+            if !n.contains(&b) {
+                l.push(*line);
+                n.push(b);
+            }
+        }
+    }
+    Ok((l, n))
 }
 
 /// `-l`: aligned columns; AccountID is attacker text and is escaped before it reaches a

@@ -16,6 +16,7 @@ use crate::engine::Verdict;
 use crate::firewall;
 use crate::hook::Hooks;
 use crate::judge::Judge;
+use crate::live_admin;
 use crate::log::{self, printable};
 use crate::report::{self, EventRate, Live};
 use crate::score::EventKind;
@@ -142,7 +143,7 @@ impl Daemon {
                 continue;
             }
             if let Some(mut c) = self.control.take() {
-                c.ready(&fds[control_at..], &mut |req| self.answer(req));
+                c.ready(&fds[control_at..], &mut |req, body| self.answer(req, body));
                 self.control = Some(c);
             }
             let ami = if control_at > 1 { fds[1].revents } else { 0 };
@@ -167,7 +168,12 @@ impl Daemon {
     }
 
     /// A control-socket request, answered from the daemon's state.
-    fn answer(&mut self, request: &str) -> String {
+    fn answer(&mut self, request: &str, body: &str) -> String {
+        match request {
+            "add" => return live_admin::add(&mut self.bans, &self.judge.engine, &self.cfg, body),
+            "del" => return live_admin::del(&mut self.bans, &mut self.judge.engine, body),
+            _ => {}
+        }
         let mut live = Live {
             cfg: &self.cfg,
             engine: &self.judge.engine,

@@ -248,6 +248,23 @@ impl Engine {
         (net, h.map(|h| h.penalty))
     }
 
+    /// Forgets the penalties of `net`: the one its address is scored under, and every one
+    /// inside it (an admin's `-d`: the host starts from zero).
+    pub fn forget(&mut self, net: &IpNet) {
+        let mut keys: Vec<IpAddr> = self
+            .table
+            .iter()
+            .map(|(ip, _)| ip)
+            .filter(|ip| net.contains(ip))
+            .collect();
+        if crate::addr::is_host(net) {
+            keys.push(self.key_of(net.network()).0.network());
+        }
+        for k in keys {
+            self.table.remove(k);
+        }
+    }
+
     /// The `n` highest penalties still below the limit, highest first, as (network scored,
     /// penalty).
     pub fn near_limit(&self, now: u64, n: usize) -> Vec<(IpNet, u32)> {

@@ -25,6 +25,7 @@ mod exec;
 pub mod firewall;
 mod hook;
 pub mod judge;
+mod live_admin;
 pub mod replay;
 pub mod report;
 pub mod score;

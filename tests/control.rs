@@ -285,3 +285,69 @@ fn a_stale_socket_is_replaced_and_a_live_one_stops_a_second_daemon() {
     assert_eq!(code, 0, "the first daemon still answers: {out}");
     assert_eq!(d.stop(), 0);
 }
+
+#[test]
+fn add_and_del_go_through_the_running_daemon() {
+    let (setup, _server, d, tx) = fed("");
+    // 14 of the 15 that ban.
+    for i in 0..14 {
+        tx.send(crf_event(i, "IPV4/UDP/198.51.100.4/5060").into_bytes())
+            .unwrap();
+    }
+    wait_for(10, "the penalty", || {
+        setup
+            .run(&["why", "198.51.100.4"], "")
+            .1
+            .contains("penalty now: 14 of 15")
+    });
+    // `-d` of a host that is not banned: nothing to lift, but it starts from zero.
+    let (code, _, err) = setup.run(&["-d"], "198.51.100.4\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("198.51.100.4 is not banned"), "{err}");
+    let out = setup.run(&["why", "198.51.100.4"], "").1;
+    assert!(out.contains("penalty now: none"), "{out}");
+    tx.send(crf_event(99, "IPV4/UDP/198.51.100.4/5060").into_bytes())
+        .unwrap();
+    wait_for(10, "the next event scored", || {
+        setup
+            .run(&["why", "198.51.100.4"], "")
+            .1
+            .contains("penalty now: 1 of 15")
+    });
+    assert!(setup.stored().is_empty(), "one failure after -d banned it");
+
+    // `-a` through the daemon, and `-d` of a network lifts every ban inside it.
+    let (code, _, err) = setup.run(&["-a"], "192.0.2.9\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("1 banned, 0 already banned (by the running daemon)"),
+        "{err}"
+    );
+    assert!(setup.log().contains("banned 192.0.2.9 (manual, ampere -a)"));
+    for (i, a) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+        .iter()
+        .enumerate()
+    {
+        tx.send(invalid_account_event(i as u64, &format!("IPV4/UDP/{a}/5060")).into_bytes())
+            .unwrap();
+    }
+    wait_for(10, "three bans in one /24", || setup.stored().len() == 4);
+    let (code, _, err) = setup.run(&["-d"], "203.0.113.0/24\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("3 unbanned (by the running daemon"), "{err}");
+    assert_eq!(setup.stored(), ["192.0.2.9"]);
+    let unbans: Vec<String> = setup
+        .rec
+        .calls()
+        .iter()
+        .filter(|c| c.args.iter().any(|a| a == "-D") || c.stdin.contains("-D "))
+        .map(|c| format!("{} {}{}", c.cmd, c.args.join(" "), c.stdin))
+        .collect();
+    for a in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        assert!(
+            unbans.iter().any(|u| u.contains(a)),
+            "{a} not lifted: {unbans:?}"
+        );
+    }
+    assert_eq!(d.stop(), 0);
+}

@@ -6,22 +6,26 @@ use super::{Ban, Bans, Outcome, DB_CHUNK, FW_CHUNK};
 use crate::clock;
 use crate::firewall::FwError;
 
+const BUSY: &str = "another ampere -a or -d is changing the bans; try again";
+
 impl Bans {
     /// An admin's `-a`: in batches of `FW_CHUNK`, each under the kernel lock (the daemon
     /// bans on meanwhile, and stores its bans between batches): recorded (permanent) first,
     /// in transactions of `DB_CHUNK` rows, then put in the firewall (one command per
     /// family). An active temporary ban becomes permanent, in the database and (without its
     /// timeout) in the kernel; an active ban the kernel lost (a killed `-a`) is put back.
-    /// `progress` hears how many are done after each batch.
+    /// `progress` hears how many are done after each batch. `wait` for the kernel lock (an
+    /// admin's process) or fail at once if another process holds it (the daemon's loop).
     pub fn add(
         &mut self,
         mut bans: Vec<Ban>,
+        wait: bool,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Outcome>, String> {
         let now = clock::now_epoch();
         let mut out = Vec::with_capacity(bans.len());
         for chunk in bans.chunks_mut(FW_CHUNK) {
-            let _held = self.lock_kernel(true);
+            let _held = self.lock_kernel(wait).ok_or(BUSY)?;
             let mut fresh = Vec::with_capacity(chunk.len());
             for part in chunk.chunks_mut(DB_CHUNK) {
                 fresh.extend(
@@ -94,11 +98,12 @@ impl Bans {
     pub fn remove(
         &mut self,
         nets: &[IpNet],
+        wait: bool,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Outcome>, String> {
         let mut out = Vec::with_capacity(nets.len());
         for chunk in nets.chunks(FW_CHUNK) {
-            let _held = self.lock_kernel(true);
+            let _held = self.lock_kernel(wait).ok_or(BUSY)?;
             let mut was_active = Vec::with_capacity(chunk.len());
             for part in chunk.chunks(DB_CHUNK) {
                 was_active.extend(self.store.remove_many(part).map_err(|e| e.to_string())?);

@@ -360,6 +360,7 @@ fn admin_add_and_remove_report_each_address() {
         .bans
         .add(
             vec![manual("192.0.2.1"), manual("198.51.100.0/24")],
+            true,
             &mut |_| {},
         )
         .unwrap();
@@ -368,7 +369,10 @@ fn admin_add_and_remove_report_each_address() {
         "{out:?}"
     );
     r.calls();
-    let again = r.bans.add(vec![manual("192.0.2.1")], &mut |_| {}).unwrap();
+    let again = r
+        .bans
+        .add(vec![manual("192.0.2.1")], true, &mut |_| {})
+        .unwrap();
     assert!(matches!(again[..], [Outcome::Unchanged]), "{again:?}");
     assert_eq!(
         r.calls(),
@@ -386,6 +390,7 @@ fn admin_add_and_remove_report_each_address() {
                 parse_net("192.0.2.1").unwrap(),
                 parse_net("203.0.113.1").unwrap(),
             ],
+            true,
             &mut |_| {},
         )
         .unwrap();

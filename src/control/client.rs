@@ -18,6 +18,11 @@ pub enum Asked {
 }
 
 pub fn ask(path: &Path, request: &str) -> Result<Asked, String> {
+    ask_with(path, request, None)
+}
+
+/// A request with a body (`add`/`del` and a list): the body ends at this side's EOF.
+pub fn ask_with(path: &Path, request: &str, body: Option<&str>) -> Result<Asked, String> {
     let shown = path.display();
     let mut s = match UnixStream::connect(path) {
         Ok(s) => s,
@@ -35,6 +40,10 @@ pub fn ask(path: &Path, request: &str) -> Result<Asked, String> {
     s.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
     s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
     s.write_all(format!("{request}\n").as_bytes()).map_err(io)?;
+    if let Some(b) = body {
+        s.write_all(b.as_bytes()).map_err(io)?;
+        s.shutdown(std::net::Shutdown::Write).map_err(io)?;
+    }
     let mut answer = Vec::new();
     s.take(MAX_ANSWER + 1)
         .read_to_end(&mut answer)

@@ -1,5 +1,6 @@
 //! The control socket: a Unix stream socket in the daemon's poll loop that answers one request
-//! line per connection (`status`, `status keys`, `why ADDR`) and closes. Everything a client
+//! per connection and closes: a line (`status`, `status keys`, `why ADDR`), or `add`/`del`
+//! and a list of networks up to the client's EOF. Everything a client
 //! sends is hostile until parsed: the request is read into a fixed bound, every client has a
 //! deadline, and there are never more than `MAX_CLIENTS`; a client that sends nothing, sends
 //! megabytes or never reads its answer costs the loop one bounded read or write per wake-up
@@ -20,6 +21,10 @@ use crate::{debug, warn};
 
 /// Longest request line; a longer one is refused without being read further.
 pub const MAX_REQUEST: usize = 512;
+/// Longest request with a body (`add`/`del` and a list, one network per line, up to the
+/// client's EOF): the CLI sends long lists in parts of at most `LIST_PART` lines.
+pub const MAX_BODY: usize = 512 * 1024;
+pub const LIST_PART: usize = 5_000;
 /// Clients served at once; a newcomer beyond that takes the oldest one's place.
 pub const MAX_CLIENTS: usize = 8;
 /// How long a client has to send its request and read the answer.
@@ -109,8 +114,9 @@ impl Control {
     }
 
     /// Handles what `poll` reported for the fds `poll_fds` added (in that order); `answer`
-    /// turns a complete request line into the answer's text.
-    pub fn ready(&mut self, fds: &[PollFd], answer: &mut dyn FnMut(&str) -> String) {
+    /// turns a complete request (its line and its body, empty but for `add`/`del`) into the
+    /// answer's text.
+    pub fn ready(&mut self, fds: &[PollFd], answer: &mut dyn FnMut(&str, &str) -> String) {
         let now = Instant::now();
         let mut done = vec![false; self.clients.len()];
         for (i, fd) in fds.iter().enumerate().skip(1).take(self.clients.len()) {
@@ -185,7 +191,7 @@ impl Control {
     }
 
     /// One bounded read or write for client `i`; false when it is finished with.
-    fn serve(&mut self, i: usize, answer: &mut dyn FnMut(&str) -> String) -> bool {
+    fn serve(&mut self, i: usize, answer: &mut dyn FnMut(&str, &str) -> String) -> bool {
         let c = &mut self.clients[i];
         if let Some((out, sent)) = &mut c.answer {
             let end = out.len().min(*sent + CHUNK);
@@ -197,17 +203,33 @@ impl Control {
                 Err(e) => e.kind() == io::ErrorKind::WouldBlock,
             };
         }
-        let mut buf = [0u8; MAX_REQUEST + 1];
-        let room = MAX_REQUEST + 1 - c.request.len();
+        // A request line, or for `add`/`del` the line and a body up to the client's EOF.
+        let head_end = c.request.iter().position(|&b| b == b'\n');
+        let with_body = head_end.is_some_and(|e| takes_body(&c.request[..e]));
+        let limit = if with_body { MAX_BODY } else { MAX_REQUEST + 1 };
+        let mut buf = [0u8; CHUNK];
+        let room = (limit + 1).saturating_sub(c.request.len()).min(CHUNK);
         let n = match c.stream.read(&mut buf[..room]) {
+            Ok(0) if with_body => 0,
             Ok(0) => return false,
             Ok(n) => n,
             Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
         };
         c.request.extend_from_slice(&buf[..n]);
-        let text = match c.request.iter().position(|&b| b == b'\n') {
-            Some(end) => match std::str::from_utf8(&c.request[..end]) {
-                Ok(line) => answer(line.trim_end_matches('\r')),
+        let head_end = c.request.iter().position(|&b| b == b'\n');
+        let with_body = head_end.is_some_and(|e| takes_body(&c.request[..e]));
+        let text = match head_end {
+            _ if c.request.len() > if with_body { MAX_BODY } else { MAX_REQUEST + 1 } => {
+                self.refused += 1;
+                if with_body {
+                    format!("error: a list is at most {MAX_BODY} bytes; send it in parts\n")
+                } else {
+                    format!("error: a request is one line of at most {MAX_REQUEST} bytes\n")
+                }
+            }
+            Some(_) if with_body && n > 0 => return true,
+            Some(end) => match std::str::from_utf8(&c.request) {
+                Ok(all) => answer(all[..end].trim_end_matches('\r'), &all[end + 1..]),
                 Err(_) => "error: the request is not UTF-8\n".to_string(),
             },
             None if c.request.len() > MAX_REQUEST => {
@@ -219,9 +241,16 @@ impl Control {
         let c = &mut self.clients[i];
         let _ = c.stream.shutdown(std::net::Shutdown::Read);
         c.answer = Some((text.into_bytes(), 0));
+        // The time to answer (an `add` runs the firewall) is not the client's.
+        c.deadline = c.deadline.max(Instant::now() + CLIENT_DEADLINE);
         // Most answers fit the socket buffer: send at once rather than wait for a wake-up.
         self.serve(i, answer)
     }
+}
+
+/// Whether a request line is one that a body follows.
+fn takes_body(line: &[u8]) -> bool {
+    matches!(line.strip_suffix(b"\r").unwrap_or(line), b"add" | b"del")
 }
 
 impl Drop for Control {

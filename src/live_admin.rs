@@ -1,0 +1,147 @@
+//! An admin's `-a`/`-d` applied by the running daemon, in its loop (the lists come through the
+//! control socket in parts): the penalty table, the expiry schedule and the kernel stay in
+//! step, a `-d`'d host starts from zero, and the import never waits on SQLite's busy handler
+//! while the daemon holds the database. The list is parsed again here: whatever reaches the
+//! socket is untrusted.
+
+use std::fmt::Write;
+
+use ipnet::IpNet;
+
+use crate::addr::{self, net_text};
+use crate::ban::{Ban, Origin};
+use crate::bans::{Bans, Outcome};
+use crate::clock;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::{info, warn};
+
+/// The networks of a list, one per line; a line that is none is answered as an error.
+fn parse(body: &str, out: &mut String) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match addr::parse_net(line) {
+            Ok(n) => nets.push(n.trunc()),
+            Err(e) => {
+                let _ = writeln!(out, "err {} {e}", printable(line));
+            }
+        }
+    }
+    nets
+}
+
+fn printable(s: &str) -> String {
+    crate::log::printable(&s.as_bytes()[..s.len().min(100)])
+}
+
+/// `add`: answers `ok NET banned|already|permanent` or `err NET why`, one line each.
+pub fn add(bans: &mut Bans, engine: &Engine, cfg: &Config, body: &str) -> String {
+    let mut out = String::new();
+    let mut wanted = Vec::new();
+    let now = clock::now_epoch();
+    for net in parse(body, &mut out) {
+        if let Some(t) = engine.overlaps(&net) {
+            let _ = writeln!(
+                out,
+                "err {} is protected (trusted or local: {t}); not banned",
+                net_text(&net)
+            );
+        } else if !cfg.bans_family_of(&net) {
+            let _ = writeln!(out, "err {} IPv6 is disabled (ipv6 = no)", net_text(&net));
+        } else {
+            wanted.push(Ban::new(net, "manual", "", 0, Origin::Manual, now));
+        }
+    }
+    let nets: Vec<IpNet> = wanted.iter().map(|b| b.net).collect();
+    match bans.add(wanted, false, &mut |_| {}) {
+        Ok(outcomes) => {
+            for (net, o) in nets.iter().zip(outcomes) {
+                let text = net_text(net);
+                let _ = match o {
+                    Outcome::Done => {
+                        info!("banned {text} (manual, ampere -a)");
+                        writeln!(out, "ok {text} banned")
+                    }
+                    Outcome::Unchanged => writeln!(out, "ok {text} already"),
+                    Outcome::MadePermanent => {
+                        info!("{text}: temporary ban made permanent (manual, ampere -a)");
+                        writeln!(out, "ok {text} permanent")
+                    }
+                    Outcome::Firewall(e) => {
+                        writeln!(out, "err {text} recorded, but the firewall failed: {e}")
+                    }
+                };
+            }
+        }
+        Err(e) => {
+            warn!("ampere -a through the control socket: {e}");
+            let _ = writeln!(out, "error: {e}");
+        }
+    }
+    out
+}
+
+/// `del`: each network's own ban and every ban inside it are lifted, and the penalties
+/// inside it forgotten. Answers `ok NET unbanned N` or `err NET why`.
+pub fn del(bans: &mut Bans, engine: &mut Engine, body: &str) -> String {
+    let mut out = String::new();
+    let asked = parse(body, &mut out);
+    let active = match bans.store().active() {
+        Ok(a) => a,
+        Err(e) => return format!("{out}error: {e}\n"),
+    };
+    for net in &asked {
+        engine.forget(net);
+    }
+    // Each asked network with the active bans it takes in (itself included).
+    let mut lift: Vec<IpNet> = Vec::new();
+    let per_asked: Vec<Vec<IpNet>> = asked
+        .iter()
+        .map(|n| {
+            active
+                .iter()
+                .filter(|b| n.contains(&b.net))
+                .map(|b| b.net)
+                .collect()
+        })
+        .collect();
+    for inside in &per_asked {
+        for n in inside {
+            if !lift.contains(n) {
+                lift.push(*n);
+            }
+        }
+    }
+    match bans.remove(&lift, false, &mut |_| {}) {
+        Ok(outcomes) => {
+            let failed: Vec<(IpNet, String)> = lift
+                .iter()
+                .zip(outcomes)
+                .filter_map(|(n, o)| match o {
+                    Outcome::Firewall(e) => Some((*n, e.to_string())),
+                    _ => None,
+                })
+                .collect();
+            for (net, inside) in asked.iter().zip(&per_asked) {
+                let text = net_text(net);
+                let _ = match failed.iter().find(|(n, _)| net.contains(n)) {
+                    Some((n, e)) => writeln!(
+                        out,
+                        "err {text} removed from the database, but the firewall failed for {}: {e}",
+                        net_text(n)
+                    ),
+                    None if inside.is_empty() => writeln!(out, "err {text} is not banned"),
+                    None => {
+                        info!("unbanned {text} and {} ban(s) inside it (manual, ampere -d); its penalties forgotten", inside.len());
+                        writeln!(out, "ok {text} unbanned {}", inside.len())
+                    }
+                };
+            }
+        }
+        Err(e) => {
+            warn!("ampere -d through the control socket: {e}");
+            let _ = writeln!(out, "error: {e}");
+        }
+    }
+    out
+}
