@@ -375,6 +375,9 @@ fn refused_connections_back_off_without_burning_cpu() {
     // Not the OS's wording: under qemu-user for MIPS, getsockopt(SO_ERROR) hands back the
     // host's errno untranslated (111, where MIPS's ECONNREFUSED is 146).
     assert!(log.contains("cannot connect to AMI at 127.0.0.1:"), "{log}");
+    // The address once, not `127.0.0.1:5038: 127.0.0.1:5038: …`.
+    let a = server.addr.to_string();
+    assert!(!log.contains(&format!("{a}: {a}")), "{log}");
     // backoff doubled: 1 s, then 2 s (reconnect_max)
     assert!(
         log.contains("retrying in 1s") && log.contains("retrying in 2s"),

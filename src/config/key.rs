@@ -62,3 +62,30 @@ pub(super) fn list(v: &str) -> Vec<&str> {
         .filter(|s| !s.is_empty())
         .collect()
 }
+
+/// The known key nearest to an unknown `key` (at most two edits away), for "did you mean".
+pub(super) fn closest(key: &str) -> Option<&'static str> {
+    super::keys::KEYS
+        .iter()
+        .map(|k| k.name.trim_end_matches('*'))
+        .map(|name| (edits(key, name), name))
+        .filter(|&(d, name)| d <= 2 && d < name.len() / 2 + 1)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance between two short ASCII strings.
+fn edits(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

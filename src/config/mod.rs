@@ -293,7 +293,12 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Loaded, ConfigError> {
                 lines.insert(k.name, line);
                 config.trust_lines.resize(config.trust.len(), line);
             }
-            None => warnings.push(format!("{file}:{line}: unknown key `{key}` (ignored)")),
+            None => warnings.push(match key::closest(&lower) {
+                Some(near) => {
+                    format!("{file}:{line}: unknown key `{key}` (ignored); did you mean `{near}`?")
+                }
+                None => format!("{file}:{line}: unknown key `{key}` (ignored)"),
+            }),
         }
     }
     check(&config, &lines).map_err(|(line, msg)| ConfigError {

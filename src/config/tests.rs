@@ -206,6 +206,16 @@ fn unknown_key_is_a_warning_with_line() {
         l.warnings,
         vec!["t.cfg:3: unknown key `frobnicate` (ignored)"]
     );
+    // A typo gets the key it is nearest to.
+    let l = ok("loyality = 3\nbantim = 1h\nPING_INTERVL = 5\n");
+    assert_eq!(
+        l.warnings,
+        vec![
+            "t.cfg:1: unknown key `loyality` (ignored); did you mean `loyalty`?",
+            "t.cfg:2: unknown key `bantim` (ignored); did you mean `bantime`?",
+            "t.cfg:3: unknown key `PING_INTERVL` (ignored); did you mean `ping_interval`?",
+        ]
+    );
 }
 
 #[test]

@@ -218,12 +218,14 @@ impl Link {
     /// Connects when it is time, sends a Ping or ends a dead session.
     pub fn tick(&mut self, now: Instant) {
         if let Some(d) = self.dialing.take_if(|d| now >= d.deadline) {
-            let why = format!(
-                "{}: no answer within {}s",
-                d.addr,
-                self.settings.connect_timeout.as_secs()
+            let why = std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "no answer within {}s",
+                    self.settings.connect_timeout.as_secs()
+                ),
             );
-            self.dial(d.rest, why);
+            self.dial(d.rest, Some((d.addr, why)));
             return;
         }
         let Some((_, s)) = &mut self.conn else {
@@ -253,11 +255,15 @@ impl Link {
                 return;
             }
         };
-        self.dial(addrs.into_iter(), String::from("no address"));
+        self.dial(addrs.into_iter(), None);
     }
 
     /// Starts a connect to the next of `rest`; when none is left, the attempt failed.
-    fn dial(&mut self, mut rest: std::vec::IntoIter<SocketAddr>, mut last_err: String) {
+    fn dial(
+        &mut self,
+        mut rest: std::vec::IntoIter<SocketAddr>,
+        mut last_err: Option<(SocketAddr, std::io::Error)>,
+    ) {
         while let Some(addr) = rest.next() {
             match crate::sys::connect_start(&addr) {
                 Ok((stream, true)) => return self.established(stream, addr),
@@ -270,12 +276,18 @@ impl Link {
                     });
                     return;
                 }
-                Err(e) => last_err = format!("{addr}: {e}"),
+                Err(e) => last_err = Some((addr, e)),
             }
         }
         self.counters.connect_failures += 1;
         let target = self.settings.target();
-        self.retry_later(&format!("cannot connect to AMI at {target}: {last_err}"));
+        // The address only where it says more than the target (a name, several addresses).
+        let why = match last_err {
+            Some((addr, e)) if addr.to_string() == target => e.to_string(),
+            Some((addr, e)) => format!("{addr}: {e}"),
+            None => "no address".to_string(),
+        };
+        self.retry_later(&format!("cannot connect to AMI at {target}: {why}"));
     }
 
     /// The socket of a connect under way is ready: connected, or on to the next address.
@@ -289,7 +301,7 @@ impl Link {
         };
         match result {
             Ok(()) => self.established(d.stream, d.addr),
-            Err(e) => self.dial(d.rest, format!("{}: {e}", d.addr)),
+            Err(e) => self.dial(d.rest, Some((d.addr, e))),
         }
     }
 
