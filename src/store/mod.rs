@@ -16,10 +16,10 @@ use sqlite::{Db, Result};
 pub use sqlite::{ErrorKind, StoreError};
 
 /// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Each step takes the schema from version N to N + 1.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     "
 CREATE TABLE IF NOT EXISTS bans (
     addr      TEXT PRIMARY KEY NOT NULL, -- canonical: 192.0.2.1, 2001:db8::1, 198.51.100.0/24
@@ -41,6 +41,9 @@ UPDATE bans SET origin = 'manual' WHERE event = 'manual';
 ",
     "
 ALTER TABLE bans ADD COLUMN folded_into TEXT; -- the subnet ban that took this one's place
+",
+    "
+CREATE INDEX IF NOT EXISTS bans_last ON bans(last_ban); -- `status`: the latest bans
 ",
 ];
 
