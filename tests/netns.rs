@@ -1722,12 +1722,21 @@ fn repair_scenario(backend: &str) {
     };
     attack(&pbx);
     wait_for(5, "the ban", || in_kernel(backend, ATK4));
+    // `why` asks the real kernel: held, then not.
+    let why = || pbx.setup.run(&["why", ATK4], "").1;
+    let out = why();
+    assert!(out.contains(&format!("kernel: drops it ({ATK4})")), "{out}");
     // The kernel forgets the ban and the attacker's guesses reach Asterisk again: the first
     // event from it puts the ban back, long before any audit (an hour). The events Asterisk
     // had queued at the ban are not re-applied for a second (REAPPLY_EVERY): wait that out.
     std::thread::sleep(Duration::from_millis(1200));
     empty_firewall(backend);
     assert!(!in_kernel(backend, ATK4));
+    let out = why();
+    assert!(
+        out.contains(&format!("kernel: does NOT hold the ban of {ATK4}")),
+        "{out}"
+    );
     let emptied = Instant::now();
     attack(&pbx);
     wait_for(5, "the ban put back on the attacker's next event", || {
