@@ -28,6 +28,17 @@ man -w ampere >/dev/null || fail "man page not installed"
 
 ip netns add "$ns"
 in_ns ip link set lo up
+
+# Start tells the truth: without the chain it fails, with the daemon's own error on the
+# terminal, and nothing runs; a config typo is one clean error.
+if out=$(in_ns /etc/init.d/ampere start 2>&1); then fail "start succeeded without the chain: $out"; fi
+echo "$out" | grep -q 'chain .ampere. not usable' || fail "start did not show the daemon's error: $out"
+if in_ns /etc/init.d/ampere status >/dev/null; then fail "status: running after a failed start"; fi
+echo 'loyalty = lots' >> /etc/ampere/ampere.cfg
+if out=$(in_ns /etc/init.d/ampere start 2>&1); then fail "start succeeded with a bad config: $out"; fi
+[ "$(echo "$out" | grep -c 'ampere.cfg:[0-9]*: loyalty')" = 1 ] || fail "the config error is not shown once: $out"
+sed -i '/^loyalty = lots$/d' /etc/ampere/ampere.cfg
+
 for t in iptables ip6tables; do in_ns "$t" -w -N ampere; done
 
 # The test AMI server inside the namespace, on its loopback.
@@ -62,4 +73,4 @@ for f in /usr/sbin/ampere /etc/ampere /etc/init.d/ampere /etc/default/ampere /et
     [ -e "$f" ] && fail "$f is left after purge"
 done
 ls /etc/rc?.d/*ampere >/dev/null 2>&1 && fail "rc links are left after purge"
-echo "test-deb: install, start, status, ban, reload, stop, purge ok"
+echo "test-deb: install, failed starts shown, start, status, ban, reload, stop, purge ok"

@@ -22,9 +22,10 @@ use crate::{debug, warn};
 /// Longest request line; a longer one is refused without being read further.
 pub const MAX_REQUEST: usize = 512;
 /// Longest request with a body (`add`/`del` and a list, one network per line, up to the
-/// client's EOF): the CLI sends long lists in parts of at most `LIST_PART` lines.
-pub const MAX_BODY: usize = 512 * 1024;
-pub const LIST_PART: usize = 5_000;
+/// client's EOF). The CLI hands the daemon lists of at most `LIST_PART` networks and applies
+/// longer ones itself.
+pub const MAX_BODY: usize = 64 * 1024;
+pub const LIST_PART: usize = 1_000;
 /// Clients served at once; a newcomer beyond that takes the oldest one's place.
 pub const MAX_CLIENTS: usize = 8;
 /// How long a client has to send its request and read the answer.
