@@ -93,6 +93,14 @@ fn origins(by: &[(String, i64)]) -> String {
     }
 }
 
+/// `bans_active N` and one `bans_active_ORIGIN N` line per origin.
+fn origin_keys(o: &mut String, by: &[(String, i64)]) {
+    let _ = writeln!(o, "bans_active {}", by.iter().map(|(_, n)| n).sum::<i64>());
+    for (origin, n) in by {
+        let _ = writeln!(o, "bans_active_{origin} {n}");
+    }
+}
+
 /// One ban as a line: when, what, why, who, until when.
 fn ban_line(r: &Record, now: i64) -> String {
     let b = &r.ban;
@@ -164,14 +172,7 @@ pub fn status(live: &mut Live, keys: bool) -> String {
             "events_total {}\nevents_per_second_1m {per_min:.2}\nevents_per_second {overall:.2}",
             live.rate.total
         );
-        let _ = writeln!(
-            o,
-            "bans_active {}",
-            by_origin.iter().map(|(_, n)| n).sum::<i64>()
-        );
-        for (origin, n) in &by_origin {
-            let _ = writeln!(o, "bans_active_{origin} {n}");
-        }
+        origin_keys(&mut o, &by_origin);
         let _ = writeln!(
             o,
             "table_hosts {}\ntable_capacity {}\ntable_evictions {}",
@@ -293,14 +294,7 @@ pub fn status_offline(cfg: &Config, keys: bool) -> String {
     let mut o = String::new();
     if keys {
         let _ = writeln!(o, "running 0");
-        let _ = writeln!(
-            o,
-            "bans_active {}",
-            by_origin.iter().map(|(_, n)| n).sum::<i64>()
-        );
-        for (origin, n) in &by_origin {
-            let _ = writeln!(o, "bans_active_{origin} {n}");
-        }
+        origin_keys(&mut o, &by_origin);
         return o;
     }
     let _ = writeln!(
