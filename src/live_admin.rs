@@ -14,6 +14,7 @@ use crate::bans::{Bans, Outcome};
 use crate::clock;
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::firewall::ErrorKind;
 use crate::{info, warn};
 
 /// The networks of a list, one per line; a line that is none is answered as an error.
@@ -54,7 +55,19 @@ pub fn add(bans: &mut Bans, engine: &Engine, cfg: &Config, body: &str) -> String
     }
     let nets: Vec<IpNet> = wanted.iter().map(|b| b.net).collect();
     match bans.add(wanted, false, &mut |_| {}) {
-        Ok(outcomes) => {
+        Ok(mut outcomes) => {
+            // The chain, sets or table were gone: the audit makes them again with every
+            // stored ban (these ones are stored), as `ampere -a` alone would have made them
+            // before adding.
+            let gone = |o: &Outcome| matches!(o, Outcome::Firewall(e) if e.kind == ErrorKind::MissingChain);
+            if outcomes.iter().any(gone) {
+                bans.audit(cfg, now);
+                for (net, o) in nets.iter().zip(outcomes.iter_mut()) {
+                    if gone(o) && bans.firewall().holds(net).unwrap_or(false) {
+                        *o = Outcome::Done;
+                    }
+                }
+            }
             for (net, o) in nets.iter().zip(outcomes) {
                 let text = net_text(net);
                 let _ = match o {

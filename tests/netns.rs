@@ -1769,6 +1769,16 @@ fn repair_scenario(backend: &str) {
         pbx.setup.log().contains("audit: ")
     });
     assert_eq!(pbx.setup.stored(), [ATK4]);
+    // An admin's `-a` through the daemon while the firewall is broken: it is made again, as
+    // `ampere -a` alone makes it.
+    break_firewall(backend);
+    let (code, _, err) = pbx.setup.run(&["-a"], "192.0.2.77\n");
+    assert_eq!(code, 0, "{err}\n{}", pbx.setup.log());
+    assert!(err.contains("by the running daemon"), "{err}");
+    assert!(in_kernel(backend, "192.0.2.77"));
+    wait_for(10, "the audit's repair of the rest", || {
+        in_kernel(backend, ATK4)
+    });
     assert_eq!(d.stop(), 0);
 }
 
