@@ -328,18 +328,18 @@ fn within(
     if nets.iter().all(crate::addr::is_host) {
         return Ok((lines.to_vec(), nets.to_vec()));
     }
-    let active = bans.store().active().map_err(|e| e.to_string())?;
+    let per_net = bans.active_within(nets)?;
     let (mut l, mut n) = (Vec::new(), Vec::new());
-    for (line, net) in lines.iter().zip(nets) {
-        let inside: Vec<IpNet> = active
-            .iter()
-            .map(|b| b.net)
-            .filter(|b| net.contains(b) && b != net)
-            .collect();
-        // The network itself unless only bans inside it are active ("not banned" otherwise).
-        let own = active.iter().any(|b| b.net == *net) || inside.is_empty();
-        for b in own.then_some(*net).into_iter().chain(inside) {
-            if !n.contains(&b) {
+    let mut seen = std::collections::HashSet::new();
+    for ((line, net), inside) in lines.iter().zip(nets).zip(per_net) {
+        // Nothing active inside: the network itself, to be reported "not banned".
+        let entries = if inside.is_empty() {
+            vec![*net]
+        } else {
+            inside
+        };
+        for b in entries {
+            if seen.insert(b) {
                 l.push(*line);
                 n.push(b);
             }

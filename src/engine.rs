@@ -248,17 +248,24 @@ impl Engine {
         (net, h.map(|h| h.penalty))
     }
 
-    /// Forgets the penalties of `net`: the one its address is scored under, and every one
-    /// inside it (an admin's `-d`: the host starts from zero).
-    pub fn forget(&mut self, net: &IpNet) {
-        let mut keys: Vec<IpAddr> = self
-            .table
-            .iter()
-            .map(|(ip, _)| ip)
-            .filter(|ip| net.contains(ip))
-            .collect();
-        if crate::addr::is_host(net) {
-            keys.push(self.key_of(net.network()).0.network());
+    /// Forgets the penalties of `nets`: the one each address is scored under, and every one
+    /// inside each network (an admin's `-d`: the host starts from zero). Addresses by key;
+    /// one scan of the table for all networks, and only when one is asked.
+    pub fn forget(&mut self, nets: &[IpNet]) {
+        let (hosts, networks): (Vec<&IpNet>, Vec<&IpNet>) =
+            nets.iter().partition(|n| crate::addr::is_host(n));
+        let mut keys: Vec<IpAddr> = Vec::new();
+        if !networks.is_empty() {
+            keys.extend(
+                self.table
+                    .iter()
+                    .map(|(ip, _)| ip)
+                    .filter(|ip| networks.iter().any(|n| n.contains(ip))),
+            );
+        }
+        for h in hosts {
+            keys.push(h.network());
+            keys.push(self.key_of(h.network()).0.network());
         }
         for k in keys {
             self.table.remove(k);

@@ -4,6 +4,7 @@
 //! while the daemon holds the database. The list is parsed again here: whatever reaches the
 //! socket is untrusted.
 
+use std::collections::HashSet;
 use std::fmt::Write;
 
 use ipnet::IpNet;
@@ -99,32 +100,19 @@ pub fn add(bans: &mut Bans, engine: &Engine, cfg: &Config, body: &str) -> String
 pub fn del(bans: &mut Bans, engine: &mut Engine, body: &str) -> String {
     let mut out = String::new();
     let asked = parse(body, &mut out);
-    let active = match bans.store().active() {
-        Ok(a) => a,
+    engine.forget(&asked);
+    // Each asked network with the active bans it takes in (itself included), each lifted once.
+    let per_asked = match bans.active_within(&asked) {
+        Ok(p) => p,
         Err(e) => return format!("{out}error: {e}\n"),
     };
-    for net in &asked {
-        engine.forget(net);
-    }
-    // Each asked network with the active bans it takes in (itself included).
-    let mut lift: Vec<IpNet> = Vec::new();
-    let per_asked: Vec<Vec<IpNet>> = asked
+    let mut seen = HashSet::new();
+    let lift: Vec<IpNet> = per_asked
         .iter()
-        .map(|n| {
-            active
-                .iter()
-                .filter(|b| n.contains(&b.net))
-                .map(|b| b.net)
-                .collect()
-        })
+        .flatten()
+        .filter(|n| seen.insert(**n))
+        .copied()
         .collect();
-    for inside in &per_asked {
-        for n in inside {
-            if !lift.contains(n) {
-                lift.push(*n);
-            }
-        }
-    }
     match bans.remove(&lift, false, &mut |_| {}) {
         Ok(outcomes) => {
             let failed: Vec<(IpNet, String)> = lift

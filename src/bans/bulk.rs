@@ -129,6 +129,33 @@ impl Bans {
         Ok(out)
     }
 
+    /// For each of `nets`, the active bans it takes in: its own first, then those inside it.
+    /// Addresses are looked up by key; the active bans are read once, and only when a
+    /// network is asked.
+    pub fn active_within(&self, nets: &[IpNet]) -> Result<Vec<Vec<IpNet>>, String> {
+        let err = |e: crate::store::StoreError| e.to_string();
+        let active = if nets.iter().all(crate::addr::is_host) {
+            Vec::new()
+        } else {
+            self.store.active().map_err(err)?
+        };
+        nets.iter()
+            .map(|net| {
+                let mut inside = Vec::new();
+                if self.store.is_banned(net).map_err(err)? {
+                    inside.push(*net);
+                }
+                inside.extend(
+                    active
+                        .iter()
+                        .map(|b| b.net)
+                        .filter(|b| b != net && net.contains(b)),
+                );
+                Ok(inside)
+            })
+            .collect()
+    }
+
     /// Takes `nets` out of the firewall in one command per family where the tool allows,
     /// each on its own when that fails.
     fn unapply(&self, nets: &[IpNet]) -> Vec<Result<(), FwError>> {

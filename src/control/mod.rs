@@ -205,38 +205,32 @@ impl Control {
             };
         }
         // A request line, or for `add`/`del` the line and a body up to the client's EOF.
-        let head_end = c.request.iter().position(|&b| b == b'\n');
-        let with_body = head_end.is_some_and(|e| takes_body(&c.request[..e]));
-        let limit = if with_body { MAX_BODY } else { MAX_REQUEST + 1 };
+        let (_, limit) = shape(&c.request);
         let mut buf = [0u8; CHUNK];
         let room = (limit + 1).saturating_sub(c.request.len()).min(CHUNK);
         let n = match c.stream.read(&mut buf[..room]) {
-            Ok(0) if with_body => 0,
+            Ok(0) if limit == MAX_BODY => 0,
             Ok(0) => return false,
             Ok(n) => n,
             Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
         };
         c.request.extend_from_slice(&buf[..n]);
-        let head_end = c.request.iter().position(|&b| b == b'\n');
-        let with_body = head_end.is_some_and(|e| takes_body(&c.request[..e]));
+        let (head_end, limit) = shape(&c.request);
+        let len = c.request.len();
         let text = match head_end {
-            _ if c.request.len() > if with_body { MAX_BODY } else { MAX_REQUEST + 1 } => {
+            _ if len > limit || (head_end.is_none() && len > MAX_REQUEST) => {
                 self.refused += 1;
-                if with_body {
+                if limit == MAX_BODY {
                     format!("error: a list is at most {MAX_BODY} bytes; send it in parts\n")
                 } else {
                     format!("error: a request is one line of at most {MAX_REQUEST} bytes\n")
                 }
             }
-            Some(_) if with_body && n > 0 => return true,
+            Some(_) if limit == MAX_BODY && n > 0 => return true,
             Some(end) => match std::str::from_utf8(&c.request) {
                 Ok(all) => answer(all[..end].trim_end_matches('\r'), &all[end + 1..]),
                 Err(_) => "error: the request is not UTF-8\n".to_string(),
             },
-            None if c.request.len() > MAX_REQUEST => {
-                self.refused += 1;
-                format!("error: a request is one line of at most {MAX_REQUEST} bytes\n")
-            }
             None => return true,
         };
         let c = &mut self.clients[i];
@@ -249,9 +243,13 @@ impl Control {
     }
 }
 
-/// Whether a request line is one that a body follows.
-fn takes_body(line: &[u8]) -> bool {
-    matches!(line.strip_suffix(b"\r").unwrap_or(line), b"add" | b"del")
+/// Where the request line ends (if it has yet), and how long the request may grow: a line
+/// of `MAX_REQUEST` bytes, or `add`/`del` and a body up to `MAX_BODY`.
+fn shape(request: &[u8]) -> (Option<usize>, usize) {
+    let end = request.iter().position(|&b| b == b'\n');
+    let line = end.map(|e| &request[..e]);
+    let body = line.is_some_and(|l| matches!(l.strip_suffix(b"\r").unwrap_or(l), b"add" | b"del"));
+    (end, if body { MAX_BODY } else { MAX_REQUEST + 1 })
 }
 
 impl Drop for Control {
