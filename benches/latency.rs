@@ -12,8 +12,9 @@
 //! Baseline in the same run: the same backend's bare command, exec'd N times from here
 //! (`iptables -w -I`, `ipset add`, `nft add element`): the floor any exec-per-ban tool pays.
 //!
-//! Then the same N bans again while an admin imports all along: `ampere -a` of M addresses,
-//! then `-d` of them, over and over (M = 100,000; 2,000 in the smoke round).
+//! Then M more bans while an admin imports all along: `ampere -a` of 100,000 addresses, then
+//! `-d` of them, over and over (2,000 in the smoke round); and M more with hostile clients
+//! of the control socket attached all along (`load.rs`).
 //!
 //!   make bench-latency        (cargo bench --bench latency; root, iproute2, iptables, ipset, nft)
 //!
@@ -22,16 +23,19 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "latency/load.rs"]
+mod load;
 
 use std::io::{BufRead, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
+use load::{Hostiles, Importer};
 
 const PBX: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const ATK: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
@@ -260,78 +264,32 @@ fn figures(mut ms: Vec<f64>) -> Figures {
     }
 }
 
-/// An admin's `ampere -a` of `m` addresses (192.168.0.0/16 and up, never an attacker's)
-/// and then `-d` of them, over and over until dropped. Each run's wall time is kept.
-struct Importer {
-    stop: Arc<AtomicBool>,
-    runs: Option<thread::JoinHandle<Vec<(&'static str, f64)>>>,
+/// What runs beside the daemon while the bans are timed.
+#[derive(Clone, Copy, PartialEq)]
+enum Beside {
+    Nothing,
+    /// An admin imports and removes this many addresses all along.
+    Import(usize),
+    /// Hostile control-socket clients stay attached all along.
+    Hostiles,
 }
 
-impl Importer {
-    fn start(cfg: &std::path::Path, m: usize) -> Importer {
-        let list: String = (0..m)
-            .map(|i| format!("{}\n", Ipv4Addr::from(0xc0a8_0000u32 + i as u32)))
-            .collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (cfg, flag) = (cfg.to_path_buf(), stop.clone());
-        let runs = thread::spawn(move || {
-            let mut runs = Vec::new();
-            while !flag.load(Ordering::SeqCst) {
-                for op in ["-a", "-d"] {
-                    let t = Instant::now();
-                    let mut child = ampere()
-                        .arg("-c")
-                        .arg(&cfg)
-                        .arg(op)
-                        .stdin(Stdio::piped())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .unwrap();
-                    child
-                        .stdin
-                        .take()
-                        .unwrap()
-                        .write_all(list.as_bytes())
-                        .unwrap();
-                    assert!(child.wait().unwrap().success(), "ampere {op} failed");
-                    runs.push((op, t.elapsed().as_secs_f64() * 1000.0));
-                }
-            }
-            runs
-        });
-        Importer {
-            stop,
-            runs: Some(runs),
-        }
-    }
-
-    /// Stops after the running import; the wall time of each `-a` and `-d`.
-    fn finish(mut self) -> Vec<(&'static str, f64)> {
-        self.stop.store(true, Ordering::SeqCst);
-        self.runs.take().unwrap().join().unwrap()
-    }
+/// What the loaded rounds did: each import's wall time, or how many hostile trios came.
+#[derive(Default)]
+struct Done {
+    imports: Vec<(&'static str, f64)>,
+    trios: usize,
 }
 
-impl Drop for Importer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(r) = self.runs.take() {
-            let _ = r.join();
-        }
-    }
-}
-
-/// Time to ban of `n` attackers with `backend`, in ms; with `import` addresses imported and
-/// removed by an admin all along, also each import's wall time.
+/// Time to ban of `n` attackers with `backend`, in ms, with `beside` running all along.
 fn time_to_ban(
     backend: &str,
     n: usize,
     ears: &Ears,
     prober: &mut Prober,
     offset: usize,
-    import: Option<usize>,
-) -> (Vec<f64>, Vec<(&'static str, f64)>) {
+    beside: Beside,
+) -> (Vec<f64>, Done) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let setup = Setup::new(
@@ -345,9 +303,14 @@ fn time_to_ban(
     let d = setup.spawn();
     let mut ami = Ami::accept(&listener);
     wait_for(10, "login", || setup.log().contains("logged in"));
+    let import = match beside {
+        Beside::Import(m) => Some(m),
+        _ => None,
+    };
     let importer = import.map(|m| Importer::start(&setup.cfg, m));
-    if import.is_some() {
-        // The first import under way.
+    let hostiles = (beside == Beside::Hostiles).then(|| Hostiles::start(setup.socket()));
+    if beside != Beside::Nothing {
+        // The first import or the first hostile clients under way.
         thread::sleep(Duration::from_millis(200));
     }
     let mut out = Vec::with_capacity(n);
@@ -378,11 +341,14 @@ fn time_to_ban(
         }
         out.push(ears.last(i).saturating_sub(t0) as f64 / 1e6);
     }
-    let runs = importer.map(Importer::finish).unwrap_or_default();
+    let done = Done {
+        imports: importer.map(Importer::finish).unwrap_or_default(),
+        trios: hostiles.map_or(0, Hostiles::finish),
+    };
     // Bans the daemon made while an import held the lock are stored once it is free.
     wait_for(10, "every ban stored", || setup.stored().len() == n);
     assert_eq!(d.stop(), 0);
-    (out, runs)
+    (out, done)
 }
 
 /// The bare command of `backend` for one ban, exec'd `n` times: ms each.
@@ -442,7 +408,7 @@ fn per_backend(smoke: bool) -> (usize, usize) {
 fn inside(smoke: bool) {
     let (n, m) = per_backend(smoke);
     setup_chain();
-    let ears = Ears::start(3 * (n + m) + 1);
+    let ears = Ears::start(3 * (n + 2 * m) + 1);
     let atk = std::env::var("AMPERE_BENCH_INSIDE").unwrap();
     let mut prober = Prober::start(&atk);
     println!(
@@ -456,8 +422,9 @@ fn inside(smoke: bool) {
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     let import = if smoke { 2_000 } else { 100_000 };
     let mut during = Vec::new();
+    let mut hostile = Vec::new();
     for (b, backend) in ["iptables", "ipset", "nft"].into_iter().enumerate() {
-        let t = figures(time_to_ban(backend, n, &ears, &mut prober, b * n, None).0);
+        let t = figures(time_to_ban(backend, n, &ears, &mut prober, b * n, Beside::Nothing).0);
         prepare_floor(backend);
         let f = figures(floor(backend, n, b * n));
         println!(
@@ -470,8 +437,11 @@ fn inside(smoke: bool) {
             t.p99 / f.p99
         );
         let at = 3 * n + b * m;
-        let (ms, runs) = time_to_ban(backend, m, &ears, &mut prober, at, Some(import));
-        during.push((backend, figures(ms), t.p99, runs));
+        let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, Beside::Import(import));
+        during.push((backend, figures(ms), t.p99, done.imports));
+        let at = 3 * (n + m) + b * m;
+        let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, Beside::Hostiles);
+        hostile.push((backend, figures(ms), t.p99, done.trios));
     }
     println!();
     println!("{m} more bans per backend while `ampere -a` and `-d` of {import} addresses run one after the other all along");
@@ -493,6 +463,20 @@ fn inside(smoke: bool) {
             t.p99 / alone
         );
     }
+    println!();
+    println!("{m} more bans per backend with hostile control-socket clients attached all along (each 200 ms: a silent one, one that asks `status` and never reads, one that sends without a newline)");
+    println!();
+    println!("| backend | time to ban p50 | p99 | max | p99 vs p99 without them | hostile trios |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (backend, t, alone, trios) in hostile {
+        println!(
+            "| {backend} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2}x | {trios} |",
+            t.p50,
+            t.p99,
+            t.max,
+            t.p99 / alone
+        );
+    }
 }
 
 fn main() {
@@ -506,7 +490,7 @@ fn main() {
         return;
     }
     let (n, m) = per_backend(!bench);
-    let net = Net::create(3 * (n + m) + 1);
+    let net = Net::create(3 * (n + 2 * m) + 1);
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &net.pbx])
         .arg(std::env::current_exe().unwrap())

@@ -129,7 +129,15 @@ pub fn add(
     input: impl BufRead,
     force: bool,
 ) -> Result<bool, String> {
-    let guard = Guard::new(&cfg.trust, &cfg.host);
+    let mut guard = Guard::new(&cfg.trust, &cfg.host);
+    let named = crate::resolver::lookup_all(&cfg.trust_names);
+    for (n, err) in &named {
+        if let Some(e) = err {
+            eprintln!("ampere: warning: trust {} does not resolve ({e}): its address is not protected from this list", n.name);
+        }
+    }
+    let named: Vec<_> = named.into_iter().map(|(n, _)| n).collect();
+    guard.set_named(&crate::resolver::networks(&named));
     let me = ssh_client();
     let mut ok = true;
     let mut nets = Vec::new();

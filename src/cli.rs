@@ -17,6 +17,8 @@ pub enum Mode {
     },
     /// `why ADDR` / `-q ADDR`.
     Why(String),
+    /// `--resolve NAME...` (not in the usage: the daemon's own name lookup, `resolver`).
+    Resolve(Vec<String>),
     Help,
     Version,
 }
@@ -100,6 +102,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
                 let a = p.value().map_err(|_| "why needs an address".to_string())?;
                 set(Mode::Why(a.to_string_lossy().into_owned()), &mut mode)?
             }
+            Long("resolve") => {
+                let names = p.raw_args().map_err(|e| e.to_string())?;
+                let names = names.map(|n| n.to_string_lossy().into_owned()).collect();
+                set(Mode::Resolve(names), &mut mode)?
+            }
             Long("replay") => {
                 let file = PathBuf::from(p.value().map_err(|e| e.to_string())?);
                 set(Mode::Replay(file), &mut mode)?
@@ -132,6 +139,7 @@ fn name(m: &Mode) -> &'static str {
         Mode::Replay(_) => "--replay",
         Mode::Status { .. } => "status",
         Mode::Why(_) => "why",
+        Mode::Resolve(_) => "--resolve",
         Mode::Help => "--help",
         Mode::Version => "--version",
     }
@@ -178,6 +186,10 @@ mod tests {
             Mode::Why("2001:db8::1".into())
         );
         assert!(p(&["why"]).is_err());
+        assert_eq!(
+            p(&["--resolve", "a.example", "b.example"]).unwrap().mode,
+            Mode::Resolve(vec!["a.example".into(), "b.example".into()])
+        );
         assert!(p(&["bogus"]).is_err());
     }
 

@@ -3,12 +3,14 @@
 //! session in `session`, message to verdict in `judge`, database and firewall in `bans`.
 
 use std::path::PathBuf;
+
+use ipnet::IpNet;
 use std::time::{Duration, Instant};
 
 use crate::addr::net_text;
 use crate::ami::Message;
 use crate::ban::{Ban, Origin};
-use crate::bans::Bans;
+use crate::bans::{Bans, Outcome};
 use crate::clock;
 use crate::config::{self, Config};
 use crate::control::Control;
@@ -19,6 +21,7 @@ use crate::judge::Judge;
 use crate::live_admin;
 use crate::log::{self, printable};
 use crate::report::{self, EventRate, Live};
+use crate::resolver::{self, Resolver};
 use crate::score::EventKind;
 use crate::session::{Link, Read, Settings};
 use crate::sip_guard::SipGuard;
@@ -47,6 +50,10 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     // Before the firewall is touched: a second daemon must not flush the first one's bans.
     let control = Control::bind(&cfg.socket)?;
+    // The trusted names are looked up while the bans are restored, and waited for (at most
+    // `resolver::LIMIT`) before the first event is read.
+    let mut resolver = Resolver::new(&cfg);
+    resolver.tick(Instant::now());
     let fw = firewall::backend(&cfg);
     fw.prepare().map_err(|e| e.to_string())?;
     let mut bans = Bans::open(&cfg, fw)?.for_daemon();
@@ -60,8 +67,14 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     }
     let restored = bans.restore(now)?;
     info!("chain flushed, {restored} stored ban(s) restored");
-    let judge = Judge::new(&cfg);
+    resolver.wait();
+    let mut judge = Judge::new(&cfg);
+    judge
+        .engine
+        .set_trusted_names(&resolver::networks(resolver.names()));
     let mut d = Daemon {
+        resolver,
+        lift_retry: None,
         sip_guard: SipGuard::new(&cfg, judge.engine.protected()),
         judge,
         link: Link::new(Settings::from(&cfg)),
@@ -80,6 +93,8 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         signals,
         cfg,
     };
+    // A stored ban of an address trusted since is lifted now.
+    d.lift_protected();
     d.run();
     d.sync_guard(true);
     d.write_stats();
@@ -113,6 +128,11 @@ struct Daemon {
     /// While the wall clock is not set: a monotonic instant and the wall clock then, to
     /// tell by how much it jumps.
     unset_clock: Option<(Instant, i64)>,
+    /// The addresses of the `trust = NAME` entries.
+    resolver: Resolver,
+    /// When to try again to lift the bans of newly protected addresses (the kernel lock
+    /// was held by an `ampere -a`).
+    lift_retry: Option<Instant>,
 }
 
 impl Daemon {
@@ -133,6 +153,8 @@ impl Daemon {
                     revents: 0,
                 });
             }
+            let resolver_at = fds.len();
+            self.resolver.poll_fd(&mut fds);
             let control_at = fds.len();
             if let Some(c) = &self.control {
                 c.poll_fds(&mut fds);
@@ -146,7 +168,10 @@ impl Daemon {
                 c.ready(&fds[control_at..], &mut |req, body| self.answer(req, body));
                 self.control = Some(c);
             }
-            let ami = if control_at > 1 { fds[1].revents } else { 0 };
+            if control_at > resolver_at && fds[resolver_at].revents != 0 && self.resolver.ready() {
+                self.trust_changed();
+            }
+            let ami = if resolver_at > 1 { fds[1].revents } else { 0 };
             if ami != 0 && self.link.dialing() {
                 self.link.connect_ready();
             } else if ami != 0 {
@@ -167,6 +192,55 @@ impl Daemon {
         self.sip_guard.sync(self.bans.firewall(), logged_in, stop);
     }
 
+    /// The trusted names resolve to other addresses: the engine and the SIP limit take them,
+    /// and a ban of an address trusted now is lifted.
+    fn trust_changed(&mut self) {
+        self.judge
+            .engine
+            .set_trusted_names(&resolver::networks(self.resolver.names()));
+        self.sip_guard
+            .reconfigure(&self.cfg, self.judge.engine.protected());
+        self.lift_protected();
+    }
+
+    /// Lifts every active ban that takes in a protected address (trusted, loopback, the AMI
+    /// host): protection that came after the ban wins.
+    fn lift_protected(&mut self) {
+        self.lift_retry = None;
+        let active = match self.bans.store().active() {
+            Ok(a) => a,
+            Err(e) => {
+                error!("cannot read the active bans to lift those of trusted addresses: {e}");
+                return;
+            }
+        };
+        let engine = &self.judge.engine;
+        let (nets, by): (Vec<IpNet>, Vec<IpNet>) = active
+            .iter()
+            .filter_map(|b| engine.overlaps(&b.net).map(|p| (b.net, p)))
+            .unzip();
+        if nets.is_empty() {
+            return;
+        }
+        match self.bans.remove(&nets, false, &mut |_| {}) {
+            Ok(outcomes) => {
+                for ((net, p), o) in nets.iter().zip(&by).zip(outcomes) {
+                    let text = net_text(net);
+                    if let Outcome::Firewall(e) = o {
+                        error!("unbanning {text} (protected by {p}): {e}");
+                    } else {
+                        info!("unbanned {text}: it is protected now (trust, loopback or the AMI host: {p})");
+                        self.hooks.unbanned(&text, "trusted");
+                    }
+                }
+            }
+            Err(e) => {
+                warn!("cannot lift the bans of protected addresses yet: {e}; trying again in 1 s");
+                self.lift_retry = Some(Instant::now() + Duration::from_secs(1));
+            }
+        }
+    }
+
     /// A control-socket request, answered from the daemon's state.
     fn answer(&mut self, request: &str, body: &str) -> String {
         match request {
@@ -184,6 +258,7 @@ impl Daemon {
             last_event: self.last_event,
             rate: &mut self.rate,
             sip_limit: self.sip_guard.describe(),
+            names: self.resolver.names(),
         };
         report::answer(&mut live, request)
     }
@@ -197,6 +272,8 @@ impl Daemon {
             self.hooks.next_check(),
             self.control.as_ref().and_then(Control::next_timer),
             self.next_stats,
+            self.resolver.next_timer(),
+            self.lift_retry,
         ]
         .into_iter()
         .flatten()
@@ -232,6 +309,10 @@ impl Daemon {
         self.link.tick(now);
         if let Some(c) = &mut self.control {
             c.expire(now);
+        }
+        self.resolver.tick(now);
+        if self.lift_retry.is_some_and(|t| now >= t) {
+            self.lift_protected();
         }
         // The AMI host as this connection resolved it is never banned, also when it is a
         // name that did not resolve at start.
@@ -360,7 +441,11 @@ impl Daemon {
                 changes.kept.join(", ")
             );
         }
+        self.resolver.reconfigure(&new);
         self.judge.engine.reconfigure(&new);
+        self.judge
+            .engine
+            .set_trusted_names(&resolver::networks(self.resolver.names()));
         self.sip_guard
             .reconfigure(&new, self.judge.engine.protected());
         self.hooks.reconfigure(&new);
@@ -373,8 +458,12 @@ impl Daemon {
         }
         self.link
             .reconfigure(Settings::from(&new), !changes.reconnect.is_empty());
+        let trust_changed = changes.live.contains(&"trust");
         self.cfg = new;
         info!("config reloaded from {}", self.cfg.source);
+        if trust_changed {
+            self.lift_protected();
+        }
     }
 }
 

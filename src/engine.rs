@@ -149,8 +149,10 @@ impl Engine {
         self.findtime = cfg.findtime;
         self.services = cfg.services.clone();
         let peer = self.ami_peer;
+        let named = self.guard.named().to_vec();
         self.guard = Guard::new(&cfg.trust, &cfg.host);
         self.guard.set_peer(peer);
+        self.guard.set_named(&named);
         self.ban_unknown_account = cfg.ban_unknown_account;
         self.prefix_v4 = cfg.ipv4_prefix;
         self.prefix_v6 = cfg.ipv6_prefix;
@@ -221,6 +223,11 @@ impl Engine {
             self.ami_peer = peer;
             self.guard.set_peer(peer);
         }
+    }
+
+    /// The addresses the `trust = NAME` entries resolve to now.
+    pub fn set_trusted_names(&mut self, nets: &[IpNet]) {
+        self.guard.set_named(nets);
     }
 
     pub fn table(&self) -> &PenaltyTable {

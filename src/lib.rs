@@ -28,6 +28,7 @@ pub mod judge;
 mod live_admin;
 pub mod replay;
 pub mod report;
+pub mod resolver;
 pub mod score;
 mod session;
 mod sip_guard;

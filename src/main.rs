@@ -15,7 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match args.mode {
+    match &args.mode {
         Mode::Help => {
             print!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
@@ -23,6 +23,12 @@ fn main() -> ExitCode {
         Mode::Version => {
             println!("{}", ampere::version());
             return ExitCode::SUCCESS;
+        }
+        Mode::Resolve(names) => {
+            return match ampere::resolver::child(names) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            };
         }
         _ => {}
     }
@@ -51,7 +57,18 @@ fn main() -> ExitCode {
     }
     let result = match &args.mode {
         Mode::Test => {
+            // Warnings first, then the config; the names are looked up before either.
+            let named = ampere::resolver::lookup_all(&cfg.trust_names);
+            for (n, err) in &named {
+                if let Some(e) = err {
+                    ampere::warn!("trust {} does not resolve: {e}", n.name);
+                }
+            }
             print!("{}", cfg.describe());
+            for (n, _) in named.iter().filter(|(n, _)| !n.addrs.is_empty()) {
+                let addrs: Vec<String> = n.addrs.iter().map(|a| a.to_string()).collect();
+                println!("# trust {} resolves to {}", n.name, addrs.join(" "));
+            }
             Ok(true)
         }
         Mode::List => ampere::admin::list(&cfg, &mut std::io::stdout().lock()).map(|()| true),
@@ -93,7 +110,9 @@ fn main() -> ExitCode {
                     .map_err(|e| e.to_string())
                     .map(|store| {
                         let fw = ampere::firewall::backend(&cfg);
-                        let a = ampere::report::why(&cfg, &store, fw.as_ref(), None, addr);
+                        let names = ampere::resolver::lookup_all(&cfg.trust_names);
+                        let names: Vec<_> = names.into_iter().map(|(n, _)| n).collect();
+                        let a = ampere::report::why(&cfg, &store, fw.as_ref(), None, &names, addr);
                         print!("{a}");
                         !a.contains("error:")
                     }),
@@ -101,7 +120,7 @@ fn main() -> ExitCode {
             }
         }
         Mode::Daemon => ampere::daemon::run(cfg, args.config, args.logfile).map(|()| true),
-        Mode::Help | Mode::Version => unreachable!("handled above"),
+        Mode::Help | Mode::Version | Mode::Resolve(_) => unreachable!("handled above"),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

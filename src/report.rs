@@ -3,6 +3,7 @@
 //! account) is escaped wherever it is printed.
 
 use std::fmt::Write;
+use std::net::IpAddr;
 use std::time::Instant;
 
 use ipnet::IpNet;
@@ -15,6 +16,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::firewall::Backend;
 use crate::log::printable;
+use crate::resolver::Named;
 use crate::session::Link;
 use crate::store::{Record, Store};
 
@@ -72,6 +74,20 @@ pub struct Live<'a> {
     pub rate: &'a mut EventRate,
     /// The SIP limit in place, as a phrase.
     pub sip_limit: String,
+    /// The trusted names and what they resolve to now.
+    pub names: &'a [Named],
+}
+
+/// A trusted name's addresses, or why it has none.
+fn addr_list(n: &Named) -> String {
+    let mut text: Vec<String> = n.addrs.iter().map(IpAddr::to_string).collect();
+    if n.addrs.is_empty() {
+        text.push("(no address yet)".to_string());
+    }
+    if n.failing {
+        text.push("(the last lookup failed)".to_string());
+    }
+    text.join(" ")
 }
 
 fn ago(then: i64, now: i64) -> String {
@@ -163,9 +179,14 @@ pub fn status(live: &mut Live, keys: bool) -> String {
         }
         let _ = writeln!(
             o,
-            "ami_logins {}\nami_login_failures {}",
-            ami.logins, ami.login_failures
+            "ami_logins {}\nami_reconnects {}\nami_login_failures {}",
+            ami.logins,
+            ami.logins.saturating_sub(1),
+            ami.login_failures
         );
+        for n in live.names {
+            let _ = writeln!(o, "trust_name {} {}", n.name, addr_list(n));
+        }
         let _ = writeln!(o, "last_event {}", live.last_event.unwrap_or(0));
         let _ = writeln!(
             o,
@@ -216,11 +237,20 @@ pub fn status(live: &mut Live, keys: bool) -> String {
     }
     let _ = writeln!(
         o,
-        "          last security event {}; {} logins, {} failed",
+        "          last security event {}; {} logins ({} reconnects), {} failed",
         live.last_event.map_or("never".to_string(), |e| ago(e, now)),
         ami.logins,
+        ami.logins.saturating_sub(1),
         ami.login_failures
     );
+    if !live.names.is_empty() {
+        let names: Vec<String> = live
+            .names
+            .iter()
+            .map(|n| format!("{} {}", n.name, addr_list(n)))
+            .collect();
+        let _ = writeln!(o, "trust:    {}", names.join("; "));
+    }
     let _ = writeln!(
         o,
         "events:   {per_min:.1}/s over the last minute, {overall:.1}/s since start ({} in all)",
@@ -322,17 +352,32 @@ fn containing(net: IpNet) -> Vec<IpNet> {
         .collect()
 }
 
-/// The trust entries that cover `addr`, with their config lines.
-fn trusted_by(cfg: &Config, net: &IpNet) -> Vec<String> {
-    cfg.trust
+/// The trust entries that cover `addr`, with their config lines; a name with what it
+/// resolves to now.
+fn trusted_by(cfg: &Config, names: &[Named], net: &IpNet) -> Vec<String> {
+    let at = |line: usize| match line {
+        0 => String::new(),
+        l => format!(" ({}:{l})", cfg.source),
+    };
+    let nets = cfg
+        .trust
         .iter()
         .enumerate()
         .filter(|(_, t)| t.contains(net))
-        .map(|(i, t)| match cfg.trust_lines.get(i).filter(|&&l| l > 0) {
-            Some(l) => format!("`trust = {t}` ({}:{l})", cfg.source),
-            None => format!("`trust = {t}`"),
-        })
-        .collect()
+        .map(|(i, t)| format!("`trust = {t}`{}", at(*cfg.trust_lines.get(i).unwrap_or(&0))));
+    let named = names
+        .iter()
+        .filter(|n| n.addrs.iter().any(|a| IpNet::from(*a).contains(net)))
+        .map(|n| {
+            let addrs: Vec<String> = n.addrs.iter().map(IpAddr::to_string).collect();
+            format!(
+                "`trust = {}`{}, which resolves to {}",
+                n.name,
+                at(n.line),
+                addrs.join(" ")
+            )
+        });
+    nets.chain(named).collect()
 }
 
 /// `why ADDR`: the bans of ADDR and of every network containing it, its penalty (when the
@@ -342,6 +387,7 @@ pub fn why(
     store: &Store,
     fw: &dyn Backend,
     engine: Option<(&Engine, u64)>,
+    names: &[Named],
     text: &str,
 ) -> String {
     let net = match addr::parse_net(text.trim()) {
@@ -390,7 +436,7 @@ pub fn why(
         }
         _ => {}
     }
-    let by = trusted_by(cfg, &net);
+    let by = trusted_by(cfg, names, &net);
     let _ = if by.is_empty() {
         writeln!(o, "  trusted: no")
     } else {
@@ -432,6 +478,7 @@ pub fn answer(live: &mut Live, request: &str) -> String {
                 live.bans.store(),
                 live.bans.firewall(),
                 Some((live.engine, sec)),
+                live.names,
                 a,
             )
         }

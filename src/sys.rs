@@ -142,6 +142,21 @@ pub fn kill_group(pgid: u32) {
     }
 }
 
+/// Makes reads and writes on `fd` return WouldBlock instead of waiting (a child's pipe read
+/// in the poll loop).
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl(2) on a descriptor the caller owns; F_GETFL/F_SETFL take no pointers.
+    let ok = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Starts a TCP connect without waiting for it: a non-blocking socket whose connect is
 /// under way (poll it for POLLOUT, then `TcpStream::take_error`) or already done (true).
 pub fn connect_start(addr: &std::net::SocketAddr) -> io::Result<(std::net::TcpStream, bool)> {

@@ -7,7 +7,10 @@ use ipnet::IpNet;
 use crate::addr::canonical;
 
 pub struct Guard {
+    /// Loopback, the `trust` networks and the AMI host, then (from `fixed` on) the
+    /// addresses of the trusted names as last resolved.
     nets: Vec<IpNet>,
+    fixed: usize,
     /// The address Ampere is connected to for AMI now: never banned, even when the AMI host
     /// is a name that did not resolve when the guard was made.
     peer: Option<IpAddr>,
@@ -26,7 +29,21 @@ impl Guard {
         if let Ok(addrs) = (ami_host, 0).to_socket_addrs() {
             nets.extend(addrs.map(|a| IpNet::from(canonical(a.ip()))));
         }
-        Guard { nets, peer: None }
+        Guard {
+            fixed: nets.len(),
+            nets,
+            peer: None,
+        }
+    }
+
+    /// The addresses of the `trust = NAME` entries, in place of those before.
+    pub fn set_named(&mut self, named: &[IpNet]) {
+        self.nets.truncate(self.fixed);
+        self.nets.extend_from_slice(named);
+    }
+
+    pub fn named(&self) -> &[IpNet] {
+        &self.nets[self.fixed..]
     }
 
     pub fn set_peer(&mut self, peer: Option<IpAddr>) {
@@ -93,6 +110,20 @@ mod tests {
         for p in ["10.10.64.1", "203.0.113.2", "2001:db8:98::2", "fd99:1::2"] {
             assert!(g.protects(ip(p)).is_none(), "{p}");
         }
+    }
+
+    #[test]
+    fn named_addresses_are_replaced_not_added_up() {
+        let mut g = Guard::new(&["192.168.0.0/24".parse().unwrap()], "127.0.0.1");
+        g.set_named(&["203.0.113.7/32".parse().unwrap()]);
+        assert!(g.protects(ip("203.0.113.7")).is_some());
+        g.set_named(&["203.0.113.9/32".parse().unwrap()]);
+        assert!(g.protects(ip("203.0.113.7")).is_none());
+        assert!(g.protects(ip("203.0.113.9")).is_some());
+        assert!(g.protects(ip("192.168.0.4")).is_some());
+        g.set_named(&[]);
+        assert!(g.named().is_empty());
+        assert!(g.protects(ip("192.168.0.4")).is_some());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `max_bans`: a ceiling on the daemon's active bans, so that the database, the kernel's
 //! chain or set, and every listing of them stay bounded whatever an attacker sends (200,000
-//! distinct addresses make 200,000 bans otherwise). At the ceiling the temporary ban closest
+//! distinct addresses make 200,000 bans otherwise). An admin's `-a` bans are not counted:
+//! the admin bounds those, and an imported blocklist must not stop the daemon's own bans. At the ceiling the temporary ban closest
 //! to its end makes room: it would have been lifted soonest anyway, and a repeat offender's
 //! long escalated ban outlives a first offender's. Permanent bans never make room; when
 //! every ban is permanent, new bans are refused, counted and logged.
@@ -29,7 +30,7 @@ impl Bans {
         if cfg.max_bans == 0 || pending.is_empty() {
             return Vec::new();
         }
-        let active = match self.store.active_count() {
+        let active = match self.store.active_daemon_count() {
             Ok(n) => n as usize + self.unstored.len(),
             Err(e) => {
                 error!("{e}");

@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 
 use super::key::{list, one, path_opt, Effect, Key};
-use super::value::{boolean, chain_name, command_path, duration, number, rate, rate_text};
-use super::{BackendKind, RuleTarget};
+use super::value::{
+    boolean, chain_name, command_path, duration, host_name, number, rate, rate_text,
+};
+use super::{BackendKind, RuleTarget, TrustName};
 use crate::addr::parse_net;
 use crate::log;
 use crate::score::{EventKind, Weight};
@@ -95,16 +97,31 @@ pub static KEYS: &[Key] = &[
         secret: false,
         repeat: true,
         set: |c, _, v| {
-            c.trust.push(parse_net(v)?);
+            match (parse_net(v), host_name(v)) {
+                (Ok(net), _) => c.trust.push(net),
+                (Err(_), Some(name)) => c.trust_names.push(TrustName { name, line: 0 }),
+                (Err(_), None) => {
+                    return Err(format!("`{v}` is not an address, a network or a host name"))
+                }
+            }
             Ok(())
         },
         show: |c| {
-            c.trust
-                .iter()
-                .map(|t| ("trust".to_string(), t.to_string()))
+            let nets = c.trust.iter().map(|t| t.to_string());
+            let names = c.trust_names.iter().map(|n| n.name.clone());
+            nets.chain(names)
+                .map(|t| ("trust".to_string(), t))
                 .collect()
         },
     },
+    key!(
+        "trust_refresh",
+        Live,
+        "5m",
+        "1h",
+        |c, v| c.trust_refresh = duration(v, 1)?,
+        |c| c.trust_refresh
+    ),
     key!(
         "db",
         Restart,

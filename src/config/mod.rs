@@ -59,6 +59,13 @@ impl BackendKind {
     }
 }
 
+/// A `trust` entry that is a host name, and its line in the config (0: not from a file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustName {
+    pub name: String,
+    pub line: usize,
+}
+
 /// The settings; what each one means is in `etc/ampere.cfg`, its default in `keys.rs`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -73,6 +80,10 @@ pub struct Config {
     pub trust: Vec<IpNet>,
     /// The line of each `trust` entry in `source` (0: not from a file), for `why`.
     pub trust_lines: Vec<usize>,
+    /// `trust = NAME`: host names whose addresses are trusted, resolved by the daemon at
+    /// start and every `trust_refresh` seconds (`resolver`).
+    pub trust_names: Vec<TrustName>,
+    pub trust_refresh: u64,
     pub db: PathBuf,
     pub iptables: PathBuf,
     pub ip6tables: PathBuf,
@@ -145,6 +156,8 @@ impl Config {
             chain: String::new(),
             trust: Vec::new(),
             trust_lines: Vec::new(),
+            trust_names: Vec::new(),
+            trust_refresh: 0,
             db: PathBuf::new(),
             iptables: PathBuf::new(),
             ip6tables: PathBuf::new(),
@@ -292,6 +305,9 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Loaded, ConfigError> {
                 (k.set)(&mut config, &lower, &value).map_err(|msg| err(format!("{key}: {msg}")))?;
                 lines.insert(k.name, line);
                 config.trust_lines.resize(config.trust.len(), line);
+                for n in config.trust_names.iter_mut().filter(|n| n.line == 0) {
+                    n.line = line;
+                }
             }
             None => warnings.push(match key::closest(&lower) {
                 Some(near) => {

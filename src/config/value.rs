@@ -28,6 +28,26 @@ pub fn duration(v: &str, min: u64) -> Result<u64, String> {
         .ok_or_else(|| format!("expected a duration such as 90, 90s, 10m, 2h or 1d, not `{v}`"))
 }
 
+/// A DNS host name as `trust` takes it, lower-cased: at least two labels of letters, digits
+/// and `-`, the last one with a letter, so that a mistyped address (`192.168.1.300`) or a
+/// stray word is an error rather than a name that never resolves.
+pub fn host_name(v: &str) -> Option<String> {
+    let v = v.strip_suffix('.').unwrap_or(v);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let last = v.rsplit('.').next()?;
+    let ok = v.len() <= 253
+        && v.contains('.')
+        && v.split('.').all(label_ok)
+        && last.bytes().any(|b| b.is_ascii_alphabetic());
+    ok.then(|| v.to_ascii_lowercase())
+}
+
 pub fn boolean(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "yes" | "true" | "on" | "1" => Ok(true),

@@ -16,10 +16,10 @@ use sqlite::{Db, Result};
 pub use sqlite::{ErrorKind, StoreError};
 
 /// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Each step takes the schema from version N to N + 1.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     "
 CREATE TABLE IF NOT EXISTS bans (
     addr      TEXT PRIMARY KEY NOT NULL, -- canonical: 192.0.2.1, 2001:db8::1, 198.51.100.0/24
@@ -44,6 +44,9 @@ ALTER TABLE bans ADD COLUMN folded_into TEXT; -- the subnet ban that took this o
 ",
     "
 CREATE INDEX IF NOT EXISTS bans_last ON bans(last_ban); -- `status`: the latest bans
+",
+    "
+CREATE INDEX IF NOT EXISTS bans_origin ON bans(active, origin); -- `max_bans` counts the daemon's
 ",
 ];
 
@@ -304,6 +307,12 @@ impl Store {
     pub fn active_count(&self) -> Result<i64> {
         self.db
             .query_i64("SELECT count(*) FROM bans WHERE active = 1")
+    }
+
+    /// The active bans the daemon made (what `max_bans` bounds), from the index alone.
+    pub fn active_daemon_count(&self) -> Result<i64> {
+        self.db
+            .query_i64("SELECT count(*) FROM bans WHERE active = 1 AND origin = 'daemon'")
     }
 
     /// Moves the times of the bans made while the wall clock was not set (before `unset`) by

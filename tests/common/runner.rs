@@ -62,12 +62,17 @@ impl Setup {
     }
 
     pub fn spawn(&self) -> Daemon {
+        self.spawn_in(ampere())
+    }
+
+    /// The daemon started by `cmd` (the binary, or a wrapper that execs it in place so that
+    /// the pid is the daemon's).
+    pub fn spawn_in(&self, mut cmd: Command) -> Daemon {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let mut cmd = ampere();
         cmd.arg("-c")
             .arg(&self.cfg)
             .stdin(Stdio::null())
@@ -87,7 +92,11 @@ impl Setup {
 
     /// Runs the binary with `args`, stdin from `input`; returns (status, stdout, stderr).
     pub fn run(&self, args: &[&str], input: &str) -> (i32, String, String) {
-        let mut cmd = ampere();
+        self.run_in(ampere(), args, input)
+    }
+
+    /// `run` through `cmd`, as `spawn_in`.
+    pub fn run_in(&self, mut cmd: Command, args: &[&str], input: &str) -> (i32, String, String) {
         cmd.arg("-c")
             .arg(&self.cfg)
             .args(args)

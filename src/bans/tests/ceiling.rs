@@ -75,3 +75,27 @@ fn a_flood_of_distinct_bans_stays_at_the_ceiling() {
     assert_eq!(r.stored(), r.held());
     assert_eq!(r.bans.counters.made_room, 900);
 }
+
+#[test]
+fn an_admins_bans_never_take_the_daemons_room() {
+    // Found by the latency benchmark: after `ampere -a` of 100,000 addresses (permanent,
+    // manual) every ban the daemon made was refused at the default ceiling.
+    let mut r = rig("max_bans = 2\n");
+    let mut manual: Vec<Ban> = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .iter()
+        .map(|a| Ban {
+            origin: Origin::Manual,
+            ..ban_at(a, T0)
+        })
+        .collect();
+    r.bans.store.record(&mut manual, &|_| None).unwrap();
+    assert_eq!(
+        r.flush(&["192.0.2.1", "192.0.2.2"], T0 + 1),
+        ["192.0.2.1", "192.0.2.2"]
+    );
+    assert_eq!(r.bans.counters.refused, 0);
+    // The daemon's own bans still stop at the ceiling.
+    assert!(r.flush(&["192.0.2.3"], T0 + 2).is_empty());
+    assert_eq!(r.bans.counters.refused, 1);
+    assert_eq!(r.stored().len(), 5);
+}

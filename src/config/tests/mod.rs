@@ -3,6 +3,8 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 
 use super::*;
+
+mod names;
 use crate::score::{EventKind, Weight};
 
 fn ok(text: &str) -> Loaded {
