@@ -35,7 +35,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use load::{Hostiles, Importer};
+use load::{hostiles, importer};
 
 const PBX: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const ATK: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
@@ -307,8 +307,8 @@ fn time_to_ban(
         Beside::Import(m) => Some(m),
         _ => None,
     };
-    let importer = import.map(|m| Importer::start(&setup.cfg, m));
-    let hostiles = (beside == Beside::Hostiles).then(|| Hostiles::start(setup.socket()));
+    let admin = import.map(|m| importer(&setup.cfg, m));
+    let attached = (beside == Beside::Hostiles).then(|| hostiles(setup.socket()));
     if beside != Beside::Nothing {
         // The first import or the first hostile clients under way.
         thread::sleep(Duration::from_millis(200));
@@ -342,8 +342,8 @@ fn time_to_ban(
         out.push(ears.last(i).saturating_sub(t0) as f64 / 1e6);
     }
     let done = Done {
-        imports: importer.map(Importer::finish).unwrap_or_default(),
-        trios: hostiles.map_or(0, Hostiles::finish),
+        imports: admin.map(load::Background::finish).unwrap_or_default(),
+        trios: attached.map_or(0, load::Background::finish),
     };
     // Bans the daemon made while an import held the lock are stored once it is free.
     wait_for(10, "every ban stored", || setup.stored().len() == n);

@@ -31,6 +31,8 @@ export "CARGO_TARGET_${upper}_RUSTFLAGS=$flags"
 export "CARGO_TARGET_${upper}_RUNNER=$qemu -cpu $cpu"
 export AMPERE_TEST_RUNNER="$qemu -cpu $cpu"
 export PCRE2_SYS_STATIC=1
+# PCRE2 without its Unicode tables: see cross/pcre2-no-unicode.h.
+export "CFLAGS_${triple//-/_}=-include $PWD/cross/pcre2-no-unicode.h"
 # SQLite without what Ampere never uses (full-text search, R-Tree, JSON, extensions, ...).
 export LIBSQLITE3_FLAGS="-USQLITE_ENABLE_FTS3 -USQLITE_ENABLE_FTS3_PARENTHESIS -USQLITE_ENABLE_FTS5 \
  -USQLITE_ENABLE_RTREE -USQLITE_ENABLE_JSON1 -USQLITE_ENABLE_STAT4 -USQLITE_ENABLE_DBSTAT_VTAB \

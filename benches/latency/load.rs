@@ -14,132 +14,110 @@ use std::time::{Duration, Instant};
 
 use super::common::ampere;
 
-/// An admin's `ampere -a` of `m` addresses (192.168.0.0/16 and up, never an attacker's)
-/// and then `-d` of them, over and over until dropped. Each run's wall time is kept.
-pub struct Importer {
+/// A thread that works until told to stop, then hands back what it counted; stopped and
+/// joined when dropped too (a failing bench cleans up).
+pub struct Background<T: Send + 'static> {
     stop: Arc<AtomicBool>,
-    runs: Option<thread::JoinHandle<Vec<(&'static str, f64)>>>,
+    work: Option<thread::JoinHandle<T>>,
 }
 
-impl Importer {
-    pub fn start(cfg: &Path, m: usize) -> Importer {
-        let list: String = (0..m)
-            .map(|i| format!("{}\n", Ipv4Addr::from(0xc0a8_0000u32 + i as u32)))
-            .collect();
+impl<T: Send + 'static> Background<T> {
+    fn start(work: impl FnOnce(&AtomicBool) -> T + Send + 'static) -> Background<T> {
         let stop = Arc::new(AtomicBool::new(false));
-        let (cfg, flag) = (cfg.to_path_buf(), stop.clone());
-        let runs = thread::spawn(move || {
-            let mut runs = Vec::new();
-            while !flag.load(Ordering::SeqCst) {
-                for op in ["-a", "-d"] {
-                    let t = Instant::now();
-                    let mut child = ampere()
-                        .arg("-c")
-                        .arg(&cfg)
-                        .arg(op)
-                        .stdin(Stdio::piped())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .unwrap();
-                    child
-                        .stdin
-                        .take()
-                        .unwrap()
-                        .write_all(list.as_bytes())
-                        .unwrap();
-                    assert!(child.wait().unwrap().success(), "ampere {op} failed");
-                    runs.push((op, t.elapsed().as_secs_f64() * 1000.0));
-                }
-            }
-            runs
-        });
-        Importer {
+        let flag = stop.clone();
+        Background {
             stop,
-            runs: Some(runs),
+            work: Some(thread::spawn(move || work(&flag))),
         }
     }
 
-    /// Stops after the running import; the wall time of each `-a` and `-d`.
-    pub fn finish(mut self) -> Vec<(&'static str, f64)> {
+    /// Stops after the round under way; what it counted.
+    pub fn finish(mut self) -> T {
         self.stop.store(true, Ordering::SeqCst);
-        self.runs.take().unwrap().join().unwrap()
+        self.work.take().unwrap().join().unwrap()
     }
 }
 
-impl Drop for Importer {
+impl<T: Send + 'static> Drop for Background<T> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(r) = self.runs.take() {
-            let _ = r.join();
+        if let Some(w) = self.work.take() {
+            let _ = w.join();
         }
     }
+}
+
+/// An admin's `ampere -a` of `m` addresses (192.168.0.0/16 and up, never an attacker's)
+/// and then `-d` of them, over and over; the wall time of each run.
+pub fn importer(cfg: &Path, m: usize) -> Background<Vec<(&'static str, f64)>> {
+    let list: String = (0..m)
+        .map(|i| format!("{}\n", Ipv4Addr::from(0xc0a8_0000u32 + i as u32)))
+        .collect();
+    let cfg = cfg.to_path_buf();
+    Background::start(move |stop| {
+        let mut runs = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            for op in ["-a", "-d"] {
+                let t = Instant::now();
+                let mut child = ampere()
+                    .arg("-c")
+                    .arg(&cfg)
+                    .arg(op)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(list.as_bytes())
+                    .unwrap();
+                assert!(child.wait().unwrap().success(), "ampere {op} failed");
+                runs.push((op, t.elapsed().as_secs_f64() * 1000.0));
+            }
+        }
+        runs
+    })
 }
 
 /// Hostile clients of the control socket, kept attached all along: each 200 ms a new one
 /// that connects and says nothing, one that asks for `status` and never reads the answer,
 /// and one that sends without end and never a newline. Each is dropped after 5 s (the
-/// daemon gives a client 3 s and keeps 8, the newest).
-pub struct Hostiles {
-    stop: Arc<AtomicBool>,
-    runs: Option<thread::JoinHandle<usize>>,
-}
-
-impl Hostiles {
-    pub fn start(socket: PathBuf) -> Hostiles {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let runs = thread::spawn(move || {
-            let junk = vec![b'x'; 16 * 1024];
-            let mut held: VecDeque<(Instant, bool, UnixStream)> = VecDeque::new();
-            let mut trios = 0;
-            while !flag.load(Ordering::SeqCst) {
-                for kind in 0..3 {
-                    let Ok(mut s) = UnixStream::connect(&socket) else {
-                        continue;
-                    };
-                    s.set_nonblocking(true).unwrap();
-                    if kind == 1 {
-                        let _ = s.write(b"status\n");
-                    }
-                    held.push_back((Instant::now(), kind == 2, s));
+/// daemon gives a client 3 s and keeps 8, the newest). Counts the trios.
+pub fn hostiles(socket: PathBuf) -> Background<usize> {
+    Background::start(move |stop| {
+        let junk = vec![b'x'; 16 * 1024];
+        let mut held: VecDeque<(Instant, bool, UnixStream)> = VecDeque::new();
+        let mut trios = 0;
+        while !stop.load(Ordering::SeqCst) {
+            for kind in 0..3 {
+                let Ok(mut s) = UnixStream::connect(&socket) else {
+                    continue;
+                };
+                s.set_nonblocking(true).unwrap();
+                if kind == 1 {
+                    let _ = s.write(b"status\n");
                 }
-                trios += 1;
-                for _ in 0..20 {
-                    for (_, flooding, s) in held.iter_mut().filter(|h| h.1) {
-                        if s.write(&junk).is_err() {
-                            *flooding = false;
-                        }
-                    }
-                    thread::sleep(Duration::from_millis(10));
-                }
-                while held
-                    .front()
-                    .is_some_and(|h| h.0.elapsed() > Duration::from_secs(5))
-                {
-                    held.pop_front();
-                }
+                held.push_back((Instant::now(), kind == 2, s));
             }
-            trios
-        });
-        Hostiles {
-            stop,
-            runs: Some(runs),
+            trios += 1;
+            for _ in 0..20 {
+                for (_, flooding, s) in held.iter_mut().filter(|h| h.1) {
+                    if s.write(&junk).is_err() {
+                        *flooding = false;
+                    }
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            while held
+                .front()
+                .is_some_and(|h| h.0.elapsed() > Duration::from_secs(5))
+            {
+                held.pop_front();
+            }
         }
-    }
-
-    /// Stops them; how many trios were sent.
-    pub fn finish(mut self) -> usize {
-        self.stop.store(true, Ordering::SeqCst);
-        self.runs.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Hostiles {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(r) = self.runs.take() {
-            let _ = r.join();
-        }
-    }
+        trios
+    })
 }
