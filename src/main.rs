@@ -66,8 +66,8 @@ fn main() -> ExitCode {
             }
             print!("{}", cfg.describe());
             for (n, _) in named.iter().filter(|(n, _)| !n.addrs.is_empty()) {
-                let addrs: Vec<String> = n.addrs.iter().map(|a| a.to_string()).collect();
-                println!("# trust {} resolves to {}", n.name, addrs.join(" "));
+                let addrs = ampere::resolver::joined(&n.addrs);
+                println!("# trust {} resolves to {addrs}", n.name);
             }
             Ok(true)
         }

@@ -3,7 +3,6 @@
 //! account) is escaped wherever it is printed.
 
 use std::fmt::Write;
-use std::net::IpAddr;
 use std::time::Instant;
 
 use ipnet::IpNet;
@@ -16,7 +15,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::firewall::Backend;
 use crate::log::printable;
-use crate::resolver::Named;
+use crate::resolver::{self, Named};
 use crate::session::Link;
 use crate::store::{Record, Store};
 
@@ -80,14 +79,14 @@ pub struct Live<'a> {
 
 /// A trusted name's addresses, or why it has none.
 fn addr_list(n: &Named) -> String {
-    let mut text: Vec<String> = n.addrs.iter().map(IpAddr::to_string).collect();
+    let mut text = resolver::joined(&n.addrs);
     if n.addrs.is_empty() {
-        text.push("(no address yet)".to_string());
+        text.push_str("(no address yet)");
     }
     if n.failing {
-        text.push("(the last lookup failed)".to_string());
+        text.push_str(" (the last lookup failed)");
     }
-    text.join(" ")
+    text
 }
 
 fn ago(then: i64, now: i64) -> String {
@@ -369,12 +368,11 @@ fn trusted_by(cfg: &Config, names: &[Named], net: &IpNet) -> Vec<String> {
         .iter()
         .filter(|n| n.addrs.iter().any(|a| IpNet::from(*a).contains(net)))
         .map(|n| {
-            let addrs: Vec<String> = n.addrs.iter().map(IpAddr::to_string).collect();
             format!(
                 "`trust = {}`{}, which resolves to {}",
                 n.name,
                 at(n.line),
-                addrs.join(" ")
+                resolver::joined(&n.addrs)
             )
         });
     nets.chain(named).collect()

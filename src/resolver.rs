@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,7 +54,8 @@ pub fn lookup(name: &str) -> Result<Vec<IpAddr>, String> {
     Ok(addrs)
 }
 
-fn joined(addrs: &[IpAddr]) -> String {
+/// Addresses as the log, `-t`, `status` and `why` show them: separated by spaces.
+pub fn joined(addrs: &[IpAddr]) -> String {
     let texts: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
     texts.join(" ")
 }
@@ -133,11 +134,9 @@ impl Resolver {
     }
 
     /// Takes the names of a (re)loaded config. A name kept keeps its addresses; when a name
-    /// is new, all are looked up now. Returns whether the trusted addresses changed (a
-    /// name was dropped).
-    pub fn reconfigure(&mut self, cfg: &Config) -> bool {
+    /// is new, all are looked up now.
+    pub fn reconfigure(&mut self, cfg: &Config) {
         self.every = Duration::from_secs(cfg.trust_refresh.max(1));
-        let before = networks(&self.names);
         let mut fresh = false;
         let old = std::mem::take(&mut self.names);
         for t in &cfg.trust_names {
@@ -168,7 +167,6 @@ impl Resolver {
             (false, true, _) | (false, false, None) => Some(Instant::now()),
             (false, false, Some(t)) => Some(t.min(Instant::now() + self.every)),
         };
-        networks(&self.names) != before
     }
 
     pub fn names(&self) -> &[Named] {
@@ -185,10 +183,6 @@ impl Resolver {
         }
     }
 
-    pub fn fd(&self) -> Option<RawFd> {
-        self.running.as_ref().map(|l| l.out.as_raw_fd())
-    }
-
     pub fn next_timer(&self) -> Option<Instant> {
         match &self.running {
             Some(l) => Some(l.deadline),
@@ -196,21 +190,17 @@ impl Resolver {
         }
     }
 
-    /// Starts a lookup when one is due and gives up on one past its time. Returns whether
-    /// the trusted addresses changed.
-    pub fn tick(&mut self, now: Instant) -> bool {
+    /// Starts a lookup when one is due and gives up on one past its time (its unanswered
+    /// names keep what they had: nothing changes).
+    pub fn tick(&mut self, now: Instant) {
         match &self.running {
             Some(l) if now >= l.deadline => {
                 self.gave_up(&format!("within {}s (DNS down?)", LIMIT.as_secs()));
                 self.stop();
-                false
             }
-            Some(_) => false,
-            None if self.next.is_some_and(|t| now >= t) => {
-                self.start(now);
-                false
-            }
-            None => false,
+            Some(_) => {}
+            None if self.next.is_some_and(|t| now >= t) => self.start(now),
+            None => {}
         }
     }
 
@@ -303,15 +293,12 @@ impl Resolver {
             return false;
         }
         l.buf.extend_from_slice(&chunk[..n]);
+        // The complete lines; a partial one waits for the rest.
+        let complete = l.buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let lines: Vec<u8> = l.buf.drain(..complete).collect();
         let mut changed = false;
-        while let Some(end) = self
-            .running
-            .as_ref()
-            .and_then(|l| l.buf.iter().position(|&b| b == b'\n'))
-        {
-            let l = self.running.as_mut().expect("checked above");
-            let line: Vec<u8> = l.buf.drain(..=end).collect();
-            changed |= self.answer(&String::from_utf8_lossy(&line[..end]));
+        for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            changed |= self.answer(&String::from_utf8_lossy(line));
         }
         if eof {
             self.gave_up("(the lookup ended early)");
@@ -388,23 +375,24 @@ impl Resolver {
         }
     }
 
-    /// At start: waits for the first lookup, at most `LIMIT`. Returns whether any name
-    /// gained addresses.
-    pub fn wait(&mut self) -> bool {
-        let mut changed = self.tick(Instant::now());
-        while let Some(fd) = self.fd() {
+    /// At start: waits for the first lookup, at most `LIMIT`.
+    pub fn wait(&mut self) {
+        self.tick(Instant::now());
+        loop {
+            let mut fds = Vec::with_capacity(1);
+            self.poll_fd(&mut fds);
+            if fds.is_empty() {
+                return;
+            }
             let left = self.next_timer().map_or(Duration::ZERO, |t| {
                 t.saturating_duration_since(Instant::now())
             });
-            let mut fds = [PollFd {
-                fd,
-                events: sys::POLLIN,
-                revents: 0,
-            }];
             let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
             match sys::poll(&mut fds, ms) {
-                Ok(0) => changed |= self.tick(Instant::now()),
-                Ok(_) => changed |= self.ready(),
+                Ok(0) => self.tick(Instant::now()),
+                Ok(_) => {
+                    self.ready();
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     error!("trust: {e}");
@@ -412,7 +400,6 @@ impl Resolver {
                 }
             }
         }
-        changed
     }
 }
 
