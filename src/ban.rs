@@ -11,6 +11,8 @@ pub enum Origin {
     Daemon,
     /// An admin's `ampere -a`.
     Manual,
+    /// A decision pulled from CrowdSec's Local API (`crowdsec`).
+    Crowdsec,
 }
 
 impl Origin {
@@ -18,6 +20,16 @@ impl Origin {
         match self {
             Origin::Daemon => "daemon",
             Origin::Manual => "manual",
+            Origin::Crowdsec => "crowdsec",
+        }
+    }
+
+    /// The origin a stored row names (an unknown one is the daemon's, as before origins).
+    pub fn parse(s: &str) -> Origin {
+        match s {
+            "manual" => Origin::Manual,
+            "crowdsec" => Origin::Crowdsec,
+            _ => Origin::Daemon,
         }
     }
 }
@@ -33,6 +45,8 @@ pub struct Ban {
     pub account: String,
     /// The penalty reached (0 for a manual ban).
     pub penalty: u32,
+    /// The events that raised it (0 where there were none); not stored.
+    pub events: u32,
     pub origin: Origin,
     /// Unix seconds of this ban and of the first ban of this network ever.
     pub since: i64,
@@ -59,6 +73,7 @@ impl Ban {
             service: String::new(),
             account: account.to_string(),
             penalty,
+            events: 0,
             origin,
             since: now,
             first: now,

@@ -473,6 +473,7 @@ mod bulk;
 mod ceiling;
 mod lock;
 mod outage;
+mod pulled;
 mod repair;
 mod subnet;
 

@@ -49,6 +49,27 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC), as CrowdSec's API takes times; the inverse of
+/// `days_from_civil` (Howard Hinnant's civil-from-days).
+pub fn utc_rfc3339(epoch: i64) -> String {
+    let (days, secs) = (epoch.div_euclid(86_400), epoch.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// Seconds a ban ending at `expires` has left at `now` (at least one; None = permanent).
 pub fn remaining(expires: Option<i64>, now: i64) -> Option<u64> {
     expires.map(|e| (e - now).max(1) as u64)
@@ -63,6 +84,17 @@ mod tests {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 2, 29) * 86_400, 951_782_400);
         assert_eq!(days_from_civil(2026, 11, 23), 20_780);
+        assert_eq!(utc_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_rfc3339(951_782_400 + 3723), "2000-02-29T01:02:03Z");
+        assert_eq!(utc_rfc3339(1_795_491_445), "2026-11-24T03:37:25Z");
+        for d in [-1000i64, 0, 11_016, 20_780, 100_000] {
+            let t = utc_rfc3339(d * 86_400);
+            let (y, m, day) = (&t[0..4], &t[5..7], &t[8..10]);
+            assert_eq!(
+                days_from_civil(y.parse().unwrap(), m.parse().unwrap(), day.parse().unwrap()),
+                d
+            );
+        }
     }
 
     #[test]

@@ -4,16 +4,16 @@
 
 use std::path::PathBuf;
 
-use ipnet::IpNet;
 use std::time::{Duration, Instant};
 
 use crate::addr::net_text;
 use crate::ami::Message;
 use crate::ban::{Ban, Origin};
-use crate::bans::{Bans, Outcome};
+use crate::bans::Bans;
 use crate::clock;
 use crate::config::{self, Config};
 use crate::control::Control;
+use crate::crowdsec::Lapi;
 use crate::engine::Verdict;
 use crate::firewall;
 use crate::hook::Hooks;
@@ -28,6 +28,8 @@ use crate::sip_guard::SipGuard;
 use crate::stats::{self, Stats};
 use crate::sys::{self, PollFd, SignalPipe};
 use crate::{debug, error, info, warn};
+
+mod protect;
 
 /// Bytes read per poll turn at most, so that signals are looked at between bursts.
 const READ_PER_TURN: usize = 1 << 18;
@@ -74,6 +76,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         .set_trusted_names(&resolver::networks(resolver.names()));
     let mut d = Daemon {
         resolver,
+        lapi: Lapi::new(&cfg),
         lift_retry: None,
         sip_guard: SipGuard::new(&cfg, judge.engine.protected()),
         judge,
@@ -130,6 +133,8 @@ struct Daemon {
     unset_clock: Option<(Instant, i64)>,
     /// The addresses of the `trust = NAME` entries.
     resolver: Resolver,
+    /// CrowdSec's Local API, as watcher and bouncer.
+    lapi: Lapi,
     /// When to try again to lift the bans of newly protected addresses (the kernel lock
     /// was held by an `ampere -a`).
     lift_retry: Option<Instant>,
@@ -155,6 +160,8 @@ impl Daemon {
             }
             let resolver_at = fds.len();
             self.resolver.poll_fd(&mut fds);
+            let lapi_at = fds.len();
+            self.lapi.poll_fds(&mut fds);
             let control_at = fds.len();
             if let Some(c) = &self.control {
                 c.poll_fds(&mut fds);
@@ -168,9 +175,14 @@ impl Daemon {
                 c.ready(&fds[control_at..], &mut |req, body| self.answer(req, body));
                 self.control = Some(c);
             }
-            if control_at > resolver_at && fds[resolver_at].revents != 0 && self.resolver.ready() {
+            if lapi_at > resolver_at && fds[resolver_at].revents != 0 && self.resolver.ready() {
                 self.trust_changed();
             }
+            self.lapi.ready(
+                &fds[lapi_at..control_at],
+                &mut self.bans,
+                &self.judge.engine,
+            );
             let ami = if resolver_at > 1 { fds[1].revents } else { 0 };
             if ami != 0 && self.link.dialing() {
                 self.link.connect_ready();
@@ -192,55 +204,6 @@ impl Daemon {
         self.sip_guard.sync(self.bans.firewall(), logged_in, stop);
     }
 
-    /// The trusted names resolve to other addresses: the engine and the SIP limit take them,
-    /// and a ban of an address trusted now is lifted.
-    fn trust_changed(&mut self) {
-        self.judge
-            .engine
-            .set_trusted_names(&resolver::networks(self.resolver.names()));
-        self.sip_guard
-            .reconfigure(&self.cfg, self.judge.engine.protected());
-        self.lift_protected();
-    }
-
-    /// Lifts every active ban that takes in a protected address (trusted, loopback, the AMI
-    /// host): protection that came after the ban wins.
-    fn lift_protected(&mut self) {
-        self.lift_retry = None;
-        let active = match self.bans.store().active() {
-            Ok(a) => a,
-            Err(e) => {
-                error!("cannot read the active bans to lift those of trusted addresses: {e}");
-                return;
-            }
-        };
-        let engine = &self.judge.engine;
-        let (nets, by): (Vec<IpNet>, Vec<IpNet>) = active
-            .iter()
-            .filter_map(|b| engine.overlaps(&b.net).map(|p| (b.net, p)))
-            .unzip();
-        if nets.is_empty() {
-            return;
-        }
-        match self.bans.remove(&nets, false, &mut |_| {}) {
-            Ok(outcomes) => {
-                for ((net, p), o) in nets.iter().zip(&by).zip(outcomes) {
-                    let text = net_text(net);
-                    if let Outcome::Firewall(e) = o {
-                        error!("unbanning {text} (protected by {p}): {e}");
-                    } else {
-                        info!("unbanned {text}: it is protected now (trust, loopback or the AMI host: {p})");
-                        self.hooks.unbanned(&text, "trusted");
-                    }
-                }
-            }
-            Err(e) => {
-                warn!("cannot lift the bans of protected addresses yet: {e}; trying again in 1 s");
-                self.lift_retry = Some(Instant::now() + Duration::from_secs(1));
-            }
-        }
-    }
-
     /// A control-socket request, answered from the daemon's state.
     fn answer(&mut self, request: &str, body: &str) -> String {
         match request {
@@ -259,6 +222,11 @@ impl Daemon {
             rate: &mut self.rate,
             sip_limit: self.sip_guard.describe(),
             names: self.resolver.names(),
+            crowdsec: {
+                let mut lines = String::new();
+                self.lapi.describe(&mut lines);
+                lines
+            },
         };
         report::answer(&mut live, request)
     }
@@ -274,6 +242,7 @@ impl Daemon {
             self.next_stats,
             self.resolver.next_timer(),
             self.lift_retry,
+            self.lapi.next_timer(),
         ]
         .into_iter()
         .flatten()
@@ -311,6 +280,7 @@ impl Daemon {
             c.expire(now);
         }
         self.resolver.tick(now);
+        self.lapi.tick(now);
         if self.lift_retry.is_some_and(|t| now >= t) {
             self.lift_protected();
         }
@@ -364,6 +334,7 @@ impl Daemon {
             for b in flushed.banned.iter().chain(&subnets.banned) {
                 let account = printable(b.account.as_bytes());
                 self.hooks.banned(&net_text(&b.net), &b.reason, &account);
+                self.lapi.banned(b);
             }
             if !open {
                 return;
@@ -449,6 +420,7 @@ impl Daemon {
         self.sip_guard
             .reconfigure(&new, self.judge.engine.protected());
         self.hooks.reconfigure(&new);
+        self.lapi.reconfigure(&new);
         self.bans
             .set_audit_interval(Duration::from_secs(new.audit_interval));
         if new.statsfile.is_none() {
@@ -474,7 +446,7 @@ fn on_event(judge: &mut Judge, bans: &mut Bans, cfg: &Config, m: &Message, now: 
         return false;
     };
     let (addr, account) = (ev.addr(), ev.account);
-    if let Verdict::Ban(penalty, net) = verdict {
+    if let Verdict::Ban(penalty, net, events) = verdict {
         if !cfg.bans_family_of(&net) {
             warn!(
                 "{} reached the limit ({penalty}) but ipv6 = no: not banned",
@@ -492,6 +464,7 @@ fn on_event(judge: &mut Judge, bans: &mut Bans, cfg: &Config, m: &Message, now: 
             clock::now_epoch(),
         );
         ban.service = printable(ev.service);
+        ban.events = events;
         bans.queue(ban);
     } else if ev.service == b"AMI" && ev.kind != EventKind::SuccessfulAuth {
         // Failed AMI logins are worth a line even from loopback.

@@ -24,8 +24,9 @@ pub enum Verdict {
     /// A legitimate event reset the host.
     Cleared,
     /// The limit was reached with this penalty; the network (the address's prefix, or the
-    /// address alone: `Engine::key_of`) is out of the table and is to be banned.
-    Ban(u32, IpNet),
+    /// address alone: `Engine::key_of`) is out of the table and is to be banned; the
+    /// number of events that raised the penalty.
+    Ban(u32, IpNet, u32),
 }
 
 /// Distinct service names counted separately; more (there are only a handful in Asterisk)
@@ -385,11 +386,12 @@ impl Engine {
                     h.acct_penalty = h.acct_penalty.saturating_add(next - h.penalty);
                 }
                 h.penalty = next;
+                h.events = h.events.saturating_add(1);
                 h.scored = now;
                 if next >= self.limit {
                     self.table.remove(key);
                     self.counters.ban_decisions += 1;
-                    Verdict::Ban(next, net)
+                    Verdict::Ban(next, net, h.events)
                 } else {
                     self.table.put(key, h, now);
                     Verdict::Scored(next)

@@ -117,7 +117,7 @@ mod tests {
             [
                 Verdict::Scored(5),
                 Verdict::Scored(10),
-                Verdict::Ban(15, "203.0.113.2/32".parse().unwrap())
+                Verdict::Ban(15, "203.0.113.2/32".parse().unwrap(), 3)
             ]
         );
         assert_eq!(bad, 2);

@@ -83,7 +83,7 @@ pub fn replay_from(
             if let Some(t) = m.get("EventTV").and_then(event_tv) {
                 now = t;
             }
-            if let Some((ev, Verdict::Ban(p, net))) = judge.judge(m, now) {
+            if let Some((ev, Verdict::Ban(p, net, _))) = judge.judge(m, now) {
                 // The daemon records a ban once; later events still in flight find it
                 // already stored. Print each network once, as the daemon bans it once.
                 if banned.insert(net) {

@@ -75,6 +75,8 @@ pub struct Live<'a> {
     pub sip_limit: String,
     /// The trusted names and what they resolve to now.
     pub names: &'a [Named],
+    /// What the CrowdSec roles did (`crowdsec::Lapi::describe`): lines, or empty.
+    pub crowdsec: String,
 }
 
 /// A trusted name's addresses, or why it has none.
@@ -123,6 +125,7 @@ fn ban_line(r: &Record, now: i64) -> String {
         Origin::Daemon if b.reason == "subnet" => "subnet escalation".to_string(),
         Origin::Daemon => format!("daemon, penalty {}", b.penalty),
         Origin::Manual => "ampere -a".to_string(),
+        Origin::Crowdsec => format!("CrowdSec, scenario {}", printable(b.reason.as_bytes())),
     };
     let account = if b.account.is_empty() {
         String::new()
@@ -261,6 +264,7 @@ pub fn status(live: &mut Live, keys: bool) -> String {
         origins(&by_origin),
         live.cfg.max_bans
     );
+    o.push_str(&live.crowdsec);
     let _ = writeln!(
         o,
         "table:    {} of {} hosts tracked, {} evicted",

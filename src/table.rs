@@ -21,6 +21,8 @@ pub struct Host {
     /// hashes, two bits each (`Host::logged_in`), so a phone with several lines is
     /// remembered for each.
     pub ok_accts: u32,
+    /// Events that raised the penalty since it last started from zero (pushed to CrowdSec).
+    pub events: u32,
 }
 
 impl Host {
@@ -57,6 +59,7 @@ struct Slot {
     acct: u32,
     acct_penalty: u32,
     ok_accts: u32,
+    events: u32,
 }
 
 impl Slot {
@@ -72,6 +75,7 @@ impl Slot {
             acct: self.acct,
             acct_penalty: self.acct_penalty,
             ok_accts: self.ok_accts,
+            events: self.events,
         }
     }
 }
@@ -226,6 +230,7 @@ impl PenaltyTable {
             acct: host.acct,
             acct_penalty: host.acct_penalty,
             ok_accts: host.ok_accts,
+            events: host.events,
         };
     }
 
@@ -344,13 +349,14 @@ mod tests {
             acct: 7,
             acct_penalty: 5,
             ok_accts: 3,
+            events: 2,
         };
         t.put(a, h, 41);
         assert_eq!(t.host(a), Some(h));
         t.touch(a, 99);
         assert_eq!(t.host(a), Some(h));
         assert_eq!(t.get(a), Some((9, 99)));
-        assert_eq!(std::mem::size_of::<Slot>(), 40);
+        assert_eq!(std::mem::size_of::<Slot>(), 44);
     }
 
     #[test]

@@ -843,8 +843,7 @@ fn a_reload_names_every_restart_only_key_and_the_daemon_keeps_its_firewall() {
     wait_for(10, "login", || setup.log().contains("logged in"));
     // Every restart-only key changed at once, to the table's example values: the backend
     // (nft) and the tool paths among them, which would break bans if taken over live.
-    let restart: Vec<&ampere::config::Key> = ampere::config::KEYS
-        .iter()
+    let restart: Vec<&ampere::config::Key> = ampere::config::all_keys()
         .filter(|k| k.effect == ampere::config::Effect::Restart)
         .collect();
     let good = std::fs::read_to_string(&setup.cfg).unwrap();

@@ -83,7 +83,7 @@ proptest! {
         protected.extend(["203.0.113.77/32", "127.0.0.0/8", "::1/128"].map(|n| n.parse::<IpNet>().unwrap()));
         let mut e = Engine::new(&cfg);
         for (k, ip, t) in events {
-            if let Verdict::Ban(_, net) = e.feed(&SecurityEvent::new(k, b"PJSIP", b"", ip), t) {
+            if let Verdict::Ban(_, net, _) = e.feed(&SecurityEvent::new(k, b"PJSIP", b"", ip), t) {
                 prop_assert!(net.contains(&ampere::addr::canonical(ip)), "{net} does not cover {ip}");
                 for p in &protected {
                     prop_assert!(

@@ -158,7 +158,7 @@ impl Bans {
 
     /// Takes `nets` out of the firewall in one command per family where the tool allows,
     /// each on its own when that fails.
-    fn unapply(&self, nets: &[IpNet]) -> Vec<Result<(), FwError>> {
+    pub(super) fn unapply(&self, nets: &[IpNet]) -> Vec<Result<(), FwError>> {
         if nets.len() > 1 && self.fw.unban_many(nets).is_ok() {
             return nets.iter().map(|_| Ok(())).collect();
         }

@@ -16,6 +16,26 @@ pub enum Effect {
     Restart,
 }
 
+/// One row of a key table: `key!(name, effect, default, example, |config, value| set,
+/// |config| shown)`.
+macro_rules! key {
+    ($name:literal, $effect:expr, $default:literal, $example:literal, |$c:ident, $v:ident| $set:expr, |$s:ident| $show:expr) => {
+        Key {
+            name: $name,
+            effect: $effect,
+            default: $default,
+            example: $example,
+            secret: false,
+            repeat: false,
+            set: |$c, _, $v| {
+                $set;
+                Ok(())
+            },
+            show: |$s| one($name, $show),
+        }
+    };
+}
+
 pub struct Key {
     /// As written in a file (lowercase); `weight.*` stands for one key per event kind.
     pub name: &'static str,
@@ -65,8 +85,7 @@ pub(super) fn list(v: &str) -> Vec<&str> {
 
 /// The known key nearest to an unknown `key` (at most two edits away), for "did you mean".
 pub(super) fn closest(key: &str) -> Option<&'static str> {
-    super::keys::KEYS
-        .iter()
+    super::keys::all()
         .map(|k| k.name.trim_end_matches('*'))
         .map(|name| (edits(key, name), name))
         .filter(|&(d, name)| d <= 2 && d < name.len() / 2 + 1)

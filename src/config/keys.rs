@@ -14,30 +14,17 @@ use crate::log;
 use crate::score::{EventKind, Weight};
 
 pub fn find(key: &str) -> Option<&'static Key> {
-    KEYS.iter().find(|k| k.matches(key))
+    all().find(|k| k.matches(key))
+}
+
+/// Every key: this table, then CrowdSec's (`crowdsec.rs`).
+pub fn all() -> impl Iterator<Item = &'static Key> {
+    KEYS.iter().chain(super::crowdsec::KEYS)
 }
 
 use Effect::{Live, Reconnect, Restart};
 
-macro_rules! key {
-    ($name:literal, $effect:expr, $default:literal, $example:literal, |$c:ident, $v:ident| $set:expr, |$s:ident| $show:expr) => {
-        Key {
-            name: $name,
-            effect: $effect,
-            default: $default,
-            example: $example,
-            secret: false,
-            repeat: false,
-            set: |$c, _, $v| {
-                $set;
-                Ok(())
-            },
-            show: |$s| one($name, $show),
-        }
-    };
-}
-
-pub static KEYS: &[Key] = &[
+static KEYS: &[Key] = &[
     key!(
         "host",
         Reconnect,

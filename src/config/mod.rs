@@ -4,7 +4,9 @@
 //! Every problem is reported with file, line and the offending text. An invalid `trust` line is
 //! an error, never skipped: a skipped trust line would lock the admin out.
 
+#[macro_use]
 mod key;
+mod crowdsec;
 mod keys;
 mod value;
 
@@ -14,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
+pub use crowdsec::Crowdsec;
 pub use key::{Effect, Key};
-pub use keys::KEYS;
+pub use keys::all as all_keys;
 
 use crate::log;
 use crate::score::Weights;
@@ -141,6 +144,8 @@ pub struct Config {
     pub flood: Option<(u32, u32)>,
     /// Seconds between audits of the kernel against the database.
     pub audit_interval: u64,
+    /// CrowdSec's Local API (`crowdsec.rs`).
+    pub crowdsec: Crowdsec,
 }
 
 impl Config {
@@ -200,6 +205,7 @@ impl Config {
             blind_guard: None,
             flood: None,
             audit_interval: 0,
+            crowdsec: Crowdsec::blank(),
         }
     }
 }
@@ -207,7 +213,7 @@ impl Config {
 impl Default for Config {
     fn default() -> Config {
         let mut c = Config::blank();
-        for k in KEYS.iter().filter(|k| !k.default.is_empty()) {
+        for k in all_keys().filter(|k| !k.default.is_empty()) {
             (k.set)(&mut c, k.name, k.default).expect("the key table's defaults are valid");
         }
         c
@@ -317,6 +323,10 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Loaded, ConfigError> {
             }),
         }
     }
+    if let Err((key, msg)) = config.crowdsec.check() {
+        let line = lines.get(key).copied().unwrap_or(0);
+        warnings.push(format!("{file}:{line}: {msg}"));
+    }
     check(&config, &lines).map_err(|(line, msg)| ConfigError {
         file: file.to_string(),
         line,
@@ -405,7 +415,7 @@ impl Config {
     /// The effective settings, one per line, for `ampere -t`; the AMI secret is masked.
     pub fn describe(&self) -> String {
         let mut out = format!("{:<18} = {}\n", "# from", self.source);
-        for k in KEYS {
+        for k in all_keys() {
             for (name, value) in k.values(self) {
                 let value = if k.secret && !value.is_empty() {
                     "*".repeat(8)
@@ -425,7 +435,7 @@ impl Config {
     /// and the result says which keys changed, by effect.
     pub fn reload_into(&self, new: &mut Config) -> Changes {
         let mut changes = Changes::default();
-        for k in KEYS {
+        for k in all_keys() {
             let old_values = k.values(self);
             if old_values == k.values(new) {
                 continue;

@@ -50,7 +50,7 @@ fn wrong_password_sequence_bans_on_third_failure() {
             Scored(9),
             Scored(10),
             Scored(14),
-            Ban(15, host("10.99.1.2"))
+            Ban(15, host("10.99.1.2"), 6)
         ]
     );
     assert!(e.table().is_empty());
@@ -138,7 +138,7 @@ fn a_success_never_clears_failures_against_another_account() {
             Scored(14),
             Scored(10),
             Scored(14),
-            Ban(15, host("10.99.1.2"))
+            Ban(15, host("10.99.1.2"), 7)
         ]
     );
     // Also when the success comes without a challenge of its own first.
@@ -213,7 +213,7 @@ fn keepalive_challenges_of_a_logged_in_phone_are_free_but_failures_count() {
     );
     assert_eq!(
         feed_acct(&mut e, ChallengeSent, "1001", b, 0),
-        Verdict::Ban(24, host("10.99.1.9"))
+        Verdict::Ban(24, host("10.99.1.9"), 3)
     );
 }
 
@@ -222,7 +222,7 @@ fn an_unknown_account_bans_a_host_that_never_logged_in() {
     let mut e = engine("");
     assert_eq!(
         feed_acct(&mut e, InvalidAccountID, "100", ip("203.0.113.2"), 0),
-        Verdict::Ban(15, host("203.0.113.2"))
+        Verdict::Ban(15, host("203.0.113.2"), 1)
     );
     // A host that logged in before is scored as the weight says.
     let a = ip("10.99.1.2");
@@ -244,7 +244,7 @@ fn loyalty_and_weights_from_config() {
     let mut e = engine("loyalty = 1\nweight.InvalidPassword = 5\n");
     assert_eq!(
         e.feed_as(InvalidPassword, b"SIP", ip("198.51.100.1"), 0),
-        Verdict::Ban(5, host("198.51.100.1"))
+        Verdict::Ban(5, host("198.51.100.1"), 1)
     );
     let mut e = engine("weight.ChallengeSent = 0\n");
     assert_eq!(
@@ -297,7 +297,7 @@ fn addresses_of_one_64_are_one_attacker() {
             Scored(9),
             Scored(10),
             Scored(14),
-            Ban(15, net),
+            Ban(15, net, 6),
             Scored(4),
             Scored(5)
         ]
@@ -328,7 +328,7 @@ fn a_prefix_with_a_protected_address_in_it_is_scored_per_address() {
     // A third guess bans that one address, never the /64.
     e.feed_as(ChallengeSent, b"PJSIP", nth_of_64(1), 0);
     let v = e.feed_as(ChallengeResponseFailed, b"PJSIP", nth_of_64(1), 0);
-    assert_eq!(v, Verdict::Ban(15, IpNet::from(nth_of_64(1))));
+    assert_eq!(v, Verdict::Ban(15, IpNet::from(nth_of_64(1)), 6));
     // The key says which protected network narrowed it.
     assert_eq!(
         e.key_of(nth_of_64(9)),

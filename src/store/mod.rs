@@ -315,6 +315,34 @@ impl Store {
             .query_i64("SELECT count(*) FROM bans WHERE active = 1 AND origin = 'daemon'")
     }
 
+    /// The active bans pulled from CrowdSec (what `crowdsec_max` bounds).
+    pub fn active_crowdsec_count(&self) -> Result<i64> {
+        self.db
+            .query_i64("SELECT count(*) FROM bans WHERE active = 1 AND origin = 'crowdsec'")
+    }
+
+    /// Ends the active bans among `nets` that came from CrowdSec (a decision LAPI deleted);
+    /// a ban of any other origin stays. The rows stay, as after an expiry. Returns the
+    /// networks ended, for the firewall.
+    pub fn end_crowdsec(&mut self, nets: &[IpNet]) -> Result<Vec<IpNet>> {
+        self.in_transaction(|db| {
+            let mut st = db.prepare(
+                "UPDATE bans SET active = 0
+                 WHERE addr = ?1 AND active = 1 AND origin = 'crowdsec' RETURNING addr",
+            )?;
+            let mut out = Vec::new();
+            for net in nets {
+                st.reset();
+                st.bind_text(1, &addr::net_text(net))?;
+                if st.step_row()? {
+                    out.push(*net);
+                }
+                while st.step_row()? {}
+            }
+            Ok(out)
+        })
+    }
+
     /// Moves the times of the bans made while the wall clock was not set (before `unset`) by
     /// `delta` seconds, now that it is. Returns how many.
     pub fn shift_times_before(&mut self, unset: i64, delta: i64) -> Result<usize> {

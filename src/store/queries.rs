@@ -36,11 +36,8 @@ pub(super) fn ban_from(db: &str, st: &Stmt) -> Option<Ban> {
         account: st.column_text(5),
         expires: st.column_opt_i64(6),
         penalty: u32::try_from(st.column_i64(7)).unwrap_or(0),
-        origin: if st.column_text(8) == Origin::Manual.as_str() {
-            Origin::Manual
-        } else {
-            Origin::Daemon
-        },
+        events: 0,
+        origin: Origin::parse(&st.column_text(8)),
     })
 }
 

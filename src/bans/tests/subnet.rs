@@ -157,7 +157,7 @@ proptest! {
         events.sort_by_key(|e| e.2);
         for (kind, ip, t) in events {
             let now = T0 + t;
-            if let Verdict::Ban(penalty, net) = engine.feed(&SecurityEvent::new(kind, b"PJSIP", b"", ip), t as u64) {
+            if let Verdict::Ban(penalty, net, _) = engine.feed(&SecurityEvent::new(kind, b"PJSIP", b"", ip), t as u64) {
                 r.bans.queue(Ban::new(net, kind.name(), "", penalty, Origin::Daemon, now));
             }
             let banned = r.bans.flush(&cfg, || now).banned;

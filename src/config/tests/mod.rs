@@ -310,7 +310,7 @@ fn keys_that_compare_are_checked_after_the_whole_file() {
 
 #[test]
 fn every_key_in_the_table_parses_its_default_and_its_example() {
-    for k in KEYS {
+    for k in all_keys() {
         let mut c = Config::default();
         if !k.default.is_empty() {
             (k.set)(&mut c, k.name, k.default).unwrap_or_else(|e| panic!("{}: {e}", k.name));
@@ -349,10 +349,7 @@ fn example_line(k: &Key) -> String {
 #[test]
 fn a_reload_keeps_every_restart_only_key_and_names_it() {
     let old = Config::default();
-    let restart: Vec<&Key> = KEYS
-        .iter()
-        .filter(|k| k.effect == Effect::Restart)
-        .collect();
+    let restart: Vec<&Key> = all_keys().filter(|k| k.effect == Effect::Restart).collect();
     for name in [
         "db",
         "chain",
@@ -395,7 +392,7 @@ fn a_reload_keeps_every_restart_only_key_and_names_it() {
 #[test]
 fn a_reload_applies_live_keys_and_asks_for_a_new_login_for_ami_keys() {
     let old = Config::default();
-    for k in KEYS.iter().filter(|k| k.effect != Effect::Restart) {
+    for k in all_keys().filter(|k| k.effect != Effect::Restart) {
         let mut new = ok(&example_line(k)).config;
         let wanted = k.values(&new);
         let changes = old.reload_into(&mut new);
@@ -463,7 +460,7 @@ fn documented(file: &str) -> Vec<String> {
 fn the_documentation_names_every_key_and_no_other() {
     for file in ["etc/ampere.cfg", "cross/openwrt/ampere.cfg", "doc/ampere.8"] {
         let names = documented(file);
-        for k in KEYS {
+        for k in all_keys() {
             assert!(
                 names.iter().any(|n| n == k.name),
                 "{file} does not document `{}`",

@@ -1,0 +1,153 @@
+//! CrowdSec's Local API (LAPI): Ampere as a watcher (it pushes its own bans as alerts,
+//! `push`) and as a bouncer (it applies the decisions LAPI holds, `pull`). Each is at most
+//! one HTTP exchange at a time, one more fd in the daemon's `poll`; neither ever makes the
+//! loop wait (`http`).
+
+pub mod decisions;
+pub mod pull;
+pub mod push;
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use crate::ban::{Ban, Origin};
+use crate::bans::Bans;
+use crate::clock;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::info;
+use crate::sys::PollFd;
+
+use pull::Pull;
+use push::{Alert, Push};
+
+pub struct Lapi {
+    pull: Option<Pull>,
+    push: Option<Push>,
+    /// `crowdsec_duration`: what a permanent ban is pushed as.
+    permanent: u64,
+}
+
+impl Lapi {
+    pub fn new(cfg: &Config) -> Lapi {
+        let mut l = Lapi {
+            pull: None,
+            push: None,
+            permanent: cfg.crowdsec.duration,
+        };
+        l.reconfigure(cfg);
+        l
+    }
+
+    /// Takes new settings: a role whose address or credentials changed starts afresh (the
+    /// alerts waiting are kept); one that is no longer set stops.
+    pub fn reconfigure(&mut self, cfg: &Config) {
+        let c = &cfg.crowdsec;
+        self.permanent = c.duration;
+        let every = Duration::from_secs(c.poll);
+        match (c.url.filter(|_| c.pulls()), &mut self.pull) {
+            (Some(url), Some(p)) if p.same_settings(url, &c.bouncer_key) => {
+                p.set_limits(every, c.max)
+            }
+            (Some(url), _) => {
+                info!(
+                    "pulling CrowdSec decisions from http://{url} every {}s",
+                    c.poll
+                );
+                self.pull = Some(Pull::new(url, &c.bouncer_key, every, c.max));
+            }
+            (None, _) => self.pull = None,
+        }
+        match (c.url.filter(|_| c.pushes()), &mut self.push) {
+            (Some(url), Some(p)) if p.same_settings(url, &c.login, &c.password) => {}
+            (Some(url), old) => {
+                info!("pushing bans to CrowdSec at http://{url} as `{}`", c.login);
+                let mut p = Push::new(url, &c.login, &c.password);
+                if let Some(old) = old {
+                    old.take_queue().into_iter().for_each(|a| p.queue(a));
+                }
+                self.push = Some(p);
+            }
+            (None, _) => self.push = None,
+        }
+    }
+
+    /// A ban the daemon decided (never one that came from LAPI): pushed when it can be.
+    pub fn banned(&mut self, b: &Ban) {
+        if let Some(p) = self.push.as_mut().filter(|_| b.origin == Origin::Daemon) {
+            p.queue(Alert::of(b, self.permanent, clock::now_epoch()));
+        }
+    }
+
+    pub fn next_timer(&self) -> Option<Instant> {
+        let pull = self.pull.as_ref().map(Pull::next_timer);
+        let push = self.push.as_ref().and_then(Push::next_timer);
+        pull.into_iter().chain(push).min()
+    }
+
+    pub fn tick(&mut self, now: Instant) {
+        if let Some(p) = &mut self.pull {
+            p.tick(now);
+        }
+        if let Some(p) = &mut self.push {
+            p.tick(now);
+        }
+    }
+
+    /// The sockets of the exchanges under way: the pull's first, then the push's.
+    pub fn poll_fds(&self, fds: &mut Vec<PollFd>) {
+        fds.extend(self.pull.as_ref().and_then(Pull::poll_fd));
+        fds.extend(self.push.as_ref().and_then(Push::poll_fd));
+    }
+
+    /// `fds` as `poll_fds` gave them, after `poll`.
+    pub fn ready(&mut self, fds: &[PollFd], bans: &mut Bans, engine: &Engine) {
+        let mut fds = fds.iter();
+        if let Some(p) = &mut self.pull {
+            if p.poll_fd().is_some() && fds.next().is_some_and(|f| f.revents != 0) {
+                p.ready(bans, engine);
+            }
+        }
+        if let Some(p) = &mut self.push {
+            if p.poll_fd().is_some() && fds.next().is_some_and(|f| f.revents != 0) {
+                p.ready();
+            }
+        }
+    }
+
+    /// `status` lines: what each role did, and whether it works now.
+    pub fn describe(&self, o: &mut String) {
+        if let Some(p) = &self.pull {
+            let c = &p.counters;
+            let _ = writeln!(
+                o,
+                "crowdsec pull: {} pulls ({} failed), last {}; {} banned, {} lifted, {} refused, {} skipped, {} over crowdsec_max",
+                c.pulls,
+                c.failures,
+                if c.last_ok == 0 {
+                    "never".to_string()
+                } else {
+                    clock::format_time(c.last_ok)
+                },
+                c.banned,
+                c.lifted,
+                c.refused,
+                c.skipped,
+                c.over_max
+            );
+        }
+        if let Some(p) = &self.push {
+            let c = &p.counters;
+            let _ = writeln!(
+                o,
+                "crowdsec push: {} pushed, {} waiting, {} dropped (queue full), {} refused by LAPI, {} logins, {} failures",
+                c.pushed,
+                p.queued(),
+                c.dropped,
+                c.rejected,
+                c.logins,
+                c.failures
+            );
+        }
+    }
+}

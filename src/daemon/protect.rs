@@ -1,0 +1,63 @@
+//! Keeping protected addresses unbanned: when the trusted names resolve anew, or a reload
+//! changes `trust`, every active ban that takes in a protected address is lifted.
+
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use super::Daemon;
+use crate::addr::net_text;
+use crate::bans::Outcome;
+use crate::resolver;
+use crate::{error, info, warn};
+
+impl Daemon {
+    /// The trusted names resolve to other addresses: the engine and the SIP limit take them,
+    /// and a ban of an address trusted now is lifted.
+    pub(super) fn trust_changed(&mut self) {
+        self.judge
+            .engine
+            .set_trusted_names(&resolver::networks(self.resolver.names()));
+        self.sip_guard
+            .reconfigure(&self.cfg, self.judge.engine.protected());
+        self.lift_protected();
+    }
+
+    /// Lifts every active ban that takes in a protected address (trusted, loopback, the AMI
+    /// host): protection that came after the ban wins.
+    pub(super) fn lift_protected(&mut self) {
+        self.lift_retry = None;
+        let active = match self.bans.store().active() {
+            Ok(a) => a,
+            Err(e) => {
+                error!("cannot read the active bans to lift those of trusted addresses: {e}");
+                return;
+            }
+        };
+        let engine = &self.judge.engine;
+        let (nets, by): (Vec<IpNet>, Vec<IpNet>) = active
+            .iter()
+            .filter_map(|b| engine.overlaps(&b.net).map(|p| (b.net, p)))
+            .unzip();
+        if nets.is_empty() {
+            return;
+        }
+        match self.bans.remove(&nets, false, &mut |_| {}) {
+            Ok(outcomes) => {
+                for ((net, p), o) in nets.iter().zip(&by).zip(outcomes) {
+                    let text = net_text(net);
+                    if let Outcome::Firewall(e) = o {
+                        error!("unbanning {text} (protected by {p}): {e}");
+                    } else {
+                        info!("unbanned {text}: it is protected now (trust, loopback or the AMI host: {p})");
+                        self.hooks.unbanned(&text, "trusted");
+                    }
+                }
+            }
+            Err(e) => {
+                warn!("cannot lift the bans of protected addresses yet: {e}; trying again in 1 s");
+                self.lift_retry = Some(Instant::now() + Duration::from_secs(1));
+            }
+        }
+    }
+}
