@@ -364,7 +364,13 @@ pub fn list(cfg: &Config, out: &mut dyn std::io::Write) -> Result<(), String> {
     let rows: Vec<[String; 5]> = bans
         .iter()
         .map(|b| {
-            let reason = if b.reason == "subnet" {
+            let reason = if b.origin == Origin::Crowdsec {
+                format!(
+                    "CrowdSec {} (from {})",
+                    printable(b.reason.as_bytes()),
+                    printable(b.service.as_bytes())
+                )
+            } else if b.reason == "subnet" {
                 let n = store.folded_count(&b.net).unwrap_or(0);
                 format!("subnet ({n} bans folded in)")
             } else if b.account.is_empty() {
