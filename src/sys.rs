@@ -291,8 +291,9 @@ pub fn local_time(epoch_secs: i64) -> LocalTime {
     }
 }
 
-/// UTC fallback computed without libc (Howard Hinnant's civil-from-days).
-fn utc_time(epoch_secs: i64) -> LocalTime {
+/// UTC computed without libc (Howard Hinnant's civil-from-days): the fallback of
+/// `local_time`, and the times CrowdSec's API takes.
+pub fn utc_time(epoch_secs: i64) -> LocalTime {
     let days = epoch_secs.div_euclid(86_400);
     let secs = epoch_secs.rem_euclid(86_400) as u32;
     let z = days + 719_468;

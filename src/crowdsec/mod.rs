@@ -21,6 +21,50 @@ use crate::sys::PollFd;
 use pull::Pull;
 use push::{Alert, Push};
 
+/// After a failed exchange: the first retry, doubling up to the last. A refused connect to
+/// a LAPI on the host or its network costs microseconds, so the last stays short.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// When a role tries again after failures, and whether it is in an outage (logged once,
+/// at its start, and at its end by the caller).
+struct Retry {
+    delay: Duration,
+    failing: bool,
+}
+
+impl Retry {
+    fn new() -> Retry {
+        Retry {
+            delay: RETRY_FIRST,
+            failing: false,
+        }
+    }
+
+    /// A failure: `msg` is logged (as `error`, or `warn` when `mild`) at the first of an
+    /// outage, at debug level after; the delay before the next try.
+    fn failed(&mut self, msg: &str, mild: bool) -> Duration {
+        let delay = self.delay;
+        let line = format!("{msg}; next try in {}s", delay.as_secs());
+        if self.failing {
+            crate::debug!("{line}");
+        } else if mild {
+            crate::warn!("{line}");
+        } else {
+            crate::error!("{line}");
+        }
+        self.failing = true;
+        self.delay = (self.delay * 2).min(RETRY_MAX);
+        delay
+    }
+
+    /// A success: true when it ends an outage.
+    fn succeeded(&mut self) -> bool {
+        self.delay = RETRY_FIRST;
+        std::mem::replace(&mut self.failing, false)
+    }
+}
+
 pub struct Lapi {
     pull: Option<Pull>,
     push: Option<Push>,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::decisions::{Decision, Item, List, StreamReader};
+use super::Retry;
 use crate::addr::net_text;
 use crate::ban::{Ban, Origin};
 use crate::bans::Bans;
@@ -17,7 +18,7 @@ use crate::engine::Engine;
 use crate::http::{Exchange, Request, Step};
 use crate::log::printable;
 use crate::sys::PollFd;
-use crate::{debug, error, info, warn};
+use crate::{debug, info, warn};
 
 /// Decisions applied together (one transaction, one firewall command): the batch is what
 /// memory holds of a stream, whatever its length.
@@ -31,9 +32,6 @@ const MIN_PREFIX_V4: u8 = 8;
 const MIN_PREFIX_V6: u8 = 16;
 /// Refusals and skipped entries logged one by one per answer; the rest are counted.
 const LOG_EACH: u32 = 10;
-/// After a failed pull: the first retry, doubling up to the last.
-const RETRY_FIRST: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -73,8 +71,7 @@ pub struct Pull {
     max: usize,
     startup: bool,
     next: Instant,
-    retry: Duration,
-    failing: bool,
+    retry: Retry,
     current: Option<Current>,
     pub counters: Counters,
 }
@@ -88,8 +85,7 @@ impl Pull {
             max,
             startup: true,
             next: Instant::now(),
-            retry: RETRY_FIRST,
-            failing: false,
+            retry: Retry::new(),
             current: None,
             counters: Counters::default(),
         }
@@ -242,9 +238,8 @@ impl Pull {
             Step::Done(200) => {
                 self.counters.pulls += 1;
                 self.counters.last_ok = clock::now_epoch();
-                if self.failing {
+                if self.retry.succeeded() {
                     info!("CrowdSec LAPI at {} answers again", self.peer);
-                    self.failing = false;
                 }
                 let changed =
                     c.banned + c.lifted + c.known + c.over_max > 0 || c.refused + c.skipped > 0;
@@ -257,7 +252,6 @@ impl Pull {
                     debug!("CrowdSec decisions: nothing new");
                 }
                 self.startup = false;
-                self.retry = RETRY_FIRST;
                 self.next = now + self.every;
             }
             Step::Done(status) => {
@@ -286,19 +280,8 @@ impl Pull {
     fn failed(&mut self, why: &str, now: Instant) {
         self.counters.failures += 1;
         self.startup = true;
-        let msg = format!(
-            "CrowdSec LAPI at {}: {why}; pulling again in {}s",
-            self.peer,
-            self.retry.as_secs()
-        );
-        if self.failing {
-            debug!("{msg}");
-        } else {
-            error!("{msg}");
-            self.failing = true;
-        }
-        self.next = now + self.retry;
-        self.retry = (self.retry * 2).min(RETRY_MAX);
+        let msg = format!("CrowdSec LAPI at {}: {why}", self.peer);
+        self.next = now + self.retry.failed(&msg, false);
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
+use super::Retry;
 use crate::addr::{is_host, net_text};
 use crate::ban::Ban;
 use crate::clock;
@@ -17,7 +18,7 @@ use crate::http::{Exchange, Request, Step};
 use crate::json::{quoted, Reader, Token};
 use crate::log::printable;
 use crate::sys::PollFd;
-use crate::{debug, error, info, warn};
+use crate::{debug, error, info};
 
 /// Alerts kept while LAPI cannot take them.
 pub const MAX_QUEUE: usize = 1000;
@@ -28,8 +29,6 @@ const MAX_BODY: u64 = 64 * 1024;
 const LIMIT: Duration = Duration::from_secs(30);
 /// Tokens last an hour; a new one is asked for before that.
 const TOKEN_LIFE: Duration = Duration::from_secs(50 * 60);
-const RETRY_FIRST: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// What is pushed of one ban.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,8 +122,7 @@ pub struct Push {
     queue: VecDeque<Alert>,
     current: Option<(Exchange, Sending, Vec<u8>)>,
     next: Instant,
-    retry: Duration,
-    failing: bool,
+    retry: Retry,
     /// A 401 right after a fresh login is not retried at once.
     fresh_token: bool,
     pub counters: Counters,
@@ -140,8 +138,7 @@ impl Push {
             queue: VecDeque::new(),
             current: None,
             next: Instant::now(),
-            retry: RETRY_FIRST,
-            failing: false,
+            retry: Retry::new(),
             fresh_token: false,
             counters: Counters::default(),
         }
@@ -285,11 +282,9 @@ impl Push {
                 self.queue.drain(..n.min(self.queue.len()));
                 self.counters.pushed += n as u64;
                 self.fresh_token = false;
-                if self.failing {
+                if self.retry.succeeded() {
                     info!("CrowdSec LAPI at {} takes alerts again", self.peer);
-                    self.failing = false;
                 }
-                self.retry = RETRY_FIRST;
                 self.next = now;
             }
             (Sending::Alerts(_), 401) if !self.fresh_token => {
@@ -320,19 +315,11 @@ impl Push {
     fn failed(&mut self, why: &str, now: Instant) {
         self.counters.failures += 1;
         let msg = format!(
-            "CrowdSec LAPI at {}: {why}; {} alert(s) wait, next try in {}s",
+            "CrowdSec LAPI at {}: {why}; {} alert(s) wait",
             self.peer,
-            self.queue.len(),
-            self.retry.as_secs()
+            self.queue.len()
         );
-        if self.failing {
-            debug!("{msg}");
-        } else {
-            warn!("{msg}");
-            self.failing = true;
-        }
-        self.next = now + self.retry;
-        self.retry = (self.retry * 2).min(RETRY_MAX);
+        self.next = now + self.retry.failed(&msg, true);
     }
 }
 
