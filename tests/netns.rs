@@ -52,31 +52,14 @@ const REAL_TOOLS: &str = "iptables = /usr/sbin/iptables\nip6tables = /usr/sbin/i
 // Outer side: prerequisites and the network
 
 fn require_root_and_tools() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().next().map(String::from))
-        .unwrap_or_default();
-    let mut missing = Vec::new();
-    if uid != "0" {
-        missing.push("root (run `make test` as root)".to_string());
-    }
-    for t in [
+    let missing = lacking(&[
         "ip",
         "iptables",
         "ip6tables",
         "iptables-restore",
         "ip6tables-restore",
         "conntrack",
-    ] {
-        if !["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-            .iter()
-            .any(|d| Path::new(d).join(t).exists())
-        {
-            missing.push(format!("`{t}`"));
-        }
-    }
+    ]);
     assert!(
         missing.is_empty(),
         "the network-namespace end-to-end tests need {}: apt-get install iproute2 iptables conntrack ipset nftables, and run as root",

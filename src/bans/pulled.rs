@@ -20,7 +20,7 @@ pub struct Pulled {
     /// Left out: `crowdsec_max` active bans from CrowdSec already.
     pub over_max: usize,
     /// Bans from CrowdSec that a deletion lifted.
-    pub lifted: Vec<IpNet>,
+    pub lifted: usize,
 }
 
 impl Bans {
@@ -60,7 +60,7 @@ impl Bans {
                     }
                 }
             }
-            out.lifted = ended;
+            out.lifted = ended.len();
         }
         if max > 0 && !new.is_empty() {
             let active = self

@@ -123,36 +123,41 @@ impl Partial {
         }
     }
 
-    fn finish(self, list: List) -> Item {
-        let value = self.value.clone().unwrap_or_default();
+    fn finish(mut self, list: List) -> Item {
         match self.check(list) {
             Ok(d) => Item::Decision(d),
-            Err(why) => Item::Skipped { list, value, why },
+            Err(why) => Item::Skipped {
+                list,
+                value: self.value.unwrap_or_default(),
+                why,
+            },
         }
     }
 
-    fn check(self, list: List) -> Result<Decision, String> {
+    /// The decision, its origin and scenario taken out; the value stays for the log line
+    /// of an entry left out.
+    fn check(&mut self, list: List) -> Result<Decision, String> {
         if let Some(f) = self.wrong {
             return Err(format!("its `{}` is not a string", f.name()));
         }
-        let kind = self.kind.ok_or("it has no `type`")?;
+        let kind = self.kind.as_deref().ok_or("it has no `type`")?;
         if kind != "ban" {
             return Err(format!("type `{kind}` (only `ban` is applied)"));
         }
-        let value = self.value.ok_or("it has no `value`")?;
-        let scope = self.scope.ok_or("it has no `scope`")?;
+        let value = self.value.as_deref().ok_or("it has no `value`")?;
+        let scope = self.scope.as_deref().ok_or("it has no `scope`")?;
         let net = if scope.eq_ignore_ascii_case("ip") {
-            IpAddr::from_str(&value)
+            IpAddr::from_str(value)
                 .map(IpNet::from)
                 .map_err(|_| "scope Ip with a value that is not an address".to_string())?
         } else if scope.eq_ignore_ascii_case("range") {
-            IpNet::from_str(&value)
+            IpNet::from_str(value)
                 .map_err(|_| "scope Range with a value that is not a network".to_string())?
         } else {
             return Err(format!("scope `{scope}` (only Ip and Range are applied)"));
         };
-        let duration = self.duration.ok_or("it has no `duration`")?;
-        let seconds = go_duration(&duration)?;
+        let duration = self.duration.as_deref().ok_or("it has no `duration`")?;
+        let seconds = go_duration(duration)?;
         let seconds = if list == List::New {
             if seconds <= 0.0 {
                 return Err(format!(
@@ -167,8 +172,8 @@ impl Partial {
             list,
             net: crate::addr::canonical_net(net.trunc()),
             seconds,
-            origin: self.origin.unwrap_or_default(),
-            scenario: self.scenario.unwrap_or_default(),
+            origin: self.origin.take().unwrap_or_default(),
+            scenario: self.scenario.take().unwrap_or_default(),
         })
     }
 }

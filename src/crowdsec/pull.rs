@@ -169,11 +169,13 @@ impl Pull {
             error_body,
             ..
         } = c;
+        // One clock read per turn: each decision's expiry and kernel timeout count from it.
+        let now = clock::now_epoch();
         let mut apply = |new: &mut Vec<Ban>, deleted: &mut Vec<IpNet>| -> Result<(), String> {
-            let p = bans.pulled(new, deleted, max, clock::now_epoch())?;
+            let p = bans.pulled(new, deleted, max, now)?;
             *banned += p.banned;
             *known += p.known;
-            *lifted += p.lifted.len();
+            *lifted += p.lifted;
             *over_max += p.over_max;
             new.clear();
             deleted.clear();
@@ -188,7 +190,7 @@ impl Pull {
             let mut full = false;
             reader
                 .feed(bytes, &mut |item| {
-                    admit(item, engine, new, deleted, refused, skipped);
+                    admit(item, engine, now, new, deleted, refused, skipped);
                     full |= new.len() + deleted.len() >= BATCH;
                 })
                 .map_err(|e| format!("not a decision stream: {e}"))?;
@@ -289,6 +291,7 @@ impl Pull {
 fn admit(
     item: Item,
     engine: &Engine,
+    now: i64,
     new: &mut Vec<Ban>,
     deleted: &mut Vec<IpNet>,
     refused: &mut u32,
@@ -344,7 +347,6 @@ fn admit(
         }
         return;
     }
-    let now = clock::now_epoch();
     let mut ban = Ban::new(d.net, &d.scenario, "", 0, Origin::Crowdsec, now);
     ban.service = d.origin;
     ban.expires = Some(now.saturating_add(d.seconds));

@@ -53,3 +53,26 @@ pub fn veth_pair(a: &str, b: &str, dev_a: &str, dev_b: &str, addrs_a: &[&str], a
         must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
     }
 }
+
+/// What of root and `tools` this machine lacks, for a test that fails loudly without them.
+pub fn lacking(tools: &[&str]) -> Vec<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next().map(String::from))
+        .unwrap_or_default();
+    let mut missing = Vec::new();
+    if uid != "0" {
+        missing.push("root (run `make test` as root)".to_string());
+    }
+    for t in tools {
+        if !["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+            .iter()
+            .any(|d| std::path::Path::new(d).join(t).exists())
+        {
+            missing.push(format!("`{t}`"));
+        }
+    }
+    missing
+}

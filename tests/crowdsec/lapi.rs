@@ -13,24 +13,7 @@ pub const PORT: u16 = 8080;
 
 /// Fails loudly when something the tests need is missing.
 pub fn require() {
-    let uid = fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().next().map(String::from))
-        .unwrap_or_default();
-    let mut missing = Vec::new();
-    if uid != "0" {
-        missing.push("root".to_string());
-    }
-    for t in ["crowdsec", "cscli", "nft", "ip"] {
-        if !["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-            .iter()
-            .any(|d| Path::new(d).join(t).exists())
-        {
-            missing.push(format!("`{t}`"));
-        }
-    }
+    let missing = lacking(&["crowdsec", "cscli", "nft", "ip"]);
     assert!(
         missing.is_empty(),
         "the CrowdSec tests need {}: as root, `tests/install-deps.sh` (Debian's crowdsec installed offline, nftables, iproute2)",
