@@ -280,7 +280,7 @@ impl Daemon {
             c.expire(now);
         }
         self.resolver.tick(now);
-        self.lapi.tick(now);
+        self.lapi.tick(now, &mut self.bans);
         if self.lift_retry.is_some_and(|t| now >= t) {
             self.lift_protected();
         }

@@ -2,6 +2,12 @@
 //! the database first, then the kernel, under the kernel lock. Applying one twice changes
 //! nothing (a stream read again from its start is harmless), a deleted decision lifts only
 //! a ban that came from CrowdSec, and `crowdsec_max` bounds how many LAPI can hold at once.
+//!
+//! Each pull has a number, stored with the bans it lists (`pulled`): a deletion ends only a
+//! ban listed by an earlier pull, so no order of the lists within one answer undoes a newer
+//! decision, and after a whole list (`startup=true`) the bans it did not hold are ended.
+
+use std::collections::HashSet;
 
 use ipnet::IpNet;
 
@@ -24,15 +30,23 @@ pub struct Pulled {
 }
 
 impl Bans {
-    /// Applies a batch: `deleted` first, then `new` (each with its origin `Crowdsec` and its
-    /// expiry set). Fails without changing anything when the kernel lock is held by an
-    /// admin's `-a` or the database refuses writes: the caller reads the stream again later.
+    /// The number of the latest pull that listed a ban: the next pull's is higher.
+    pub fn last_pull(&self) -> Result<i64, String> {
+        self.store.last_pull().map_err(|e| e.to_string())
+    }
+
+    /// Applies a batch of pull number `pull`: `deleted` first, then `new` (each with its
+    /// origin `Crowdsec` and its expiry set). A network in both stays banned: a list's order
+    /// says nothing of which decision is newer. Fails without changing anything when the
+    /// kernel lock is held by an admin's `-a` or the database refuses writes: the caller
+    /// reads the stream again later.
     pub fn pulled(
         &mut self,
         new: &mut Vec<Ban>,
         deleted: &[IpNet],
         max: usize,
         now: i64,
+        pull: i64,
     ) -> Result<Pulled, String> {
         let Some(_held) = self.lock_kernel(false) else {
             return Err("another ampere holds the kernel lock".into());
@@ -42,24 +56,27 @@ impl Bans {
         }
         self.wrote();
         let mut out = Pulled::default();
+        // Known already from CrowdSec: listed again, so not ended as unlisted.
+        let nets: Vec<IpNet> = new.iter().map(|b| b.net).collect();
+        let listed = self.store.mark_pulled(&nets, pull).map_err(|e| {
+            self.store_failed(&e);
+            e.to_string()
+        })?;
+        let mut listed = listed.into_iter();
+        new.retain(|_| !listed.next().unwrap_or(false));
+        out.known = nets.len() - new.len();
+        let nets: HashSet<IpNet> = nets.into_iter().collect();
+        let deleted: Vec<IpNet> = deleted
+            .iter()
+            .filter(|n| !nets.contains(n))
+            .copied()
+            .collect();
         if !deleted.is_empty() {
-            let ended = self.store.end_crowdsec(deleted).map_err(|e| {
+            let ended = self.store.end_crowdsec(&deleted, pull).map_err(|e| {
                 self.store_failed(&e);
                 e.to_string()
             })?;
-            for (net, r) in ended.iter().zip(self.unapply(&ended)) {
-                match r {
-                    Ok(()) => {
-                        self.counters.unbans += 1;
-                        info!("unban {}: CrowdSec deleted its decision", net_text(net));
-                    }
-                    Err(e) => {
-                        self.counters.firewall_errors += 1;
-                        error!("unban {} (deleted by CrowdSec): {e}", net_text(net));
-                        self.retry_soon();
-                    }
-                }
-            }
+            self.lift_pulled(&ended, "CrowdSec deleted its decision");
             out.lifted = ended.len();
         }
         if max > 0 && !new.is_empty() {
@@ -80,12 +97,17 @@ impl Bans {
             self.store_failed(&e);
             e.to_string()
         })?;
-        out.known = fresh.iter().filter(|f| !**f).count();
+        out.known += fresh.iter().filter(|f| !**f).count();
         let todo: Vec<Ban> = new
             .drain(..)
             .zip(fresh)
             .filter_map(|(b, f)| f.then_some(b))
             .collect();
+        let nets: Vec<IpNet> = todo.iter().map(|b| b.net).collect();
+        self.store.mark_pulled(&nets, pull).map_err(|e| {
+            self.store_failed(&e);
+            e.to_string()
+        })?;
         for (b, r) in todo.iter().zip(self.apply(&todo, now)) {
             if let Some(e) = b.expires {
                 self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
@@ -108,5 +130,40 @@ impl Bans {
             }
         }
         Ok(out)
+    }
+
+    /// Ends up to `n` bans from CrowdSec that pull `pull`, a whole list, did not hold.
+    /// Returns how many; fewer than `n` means none is left.
+    pub fn unlisted(&mut self, pull: i64, n: usize) -> Result<usize, String> {
+        let Some(_held) = self.lock_kernel(false) else {
+            return Err("another ampere holds the kernel lock".into());
+        };
+        if !self.store_writable() {
+            return Err("the database refuses writes".into());
+        }
+        self.wrote();
+        let ended = self.store.end_unlisted(pull, n).map_err(|e| {
+            self.store_failed(&e);
+            e.to_string()
+        })?;
+        self.lift_pulled(&ended, "no longer in CrowdSec's list");
+        Ok(ended.len())
+    }
+
+    /// Takes out of the kernel the CrowdSec bans the database just ended.
+    fn lift_pulled(&mut self, ended: &[IpNet], why: &str) {
+        for (net, r) in ended.iter().zip(self.unapply(ended)) {
+            match r {
+                Ok(()) => {
+                    self.counters.unbans += 1;
+                    info!("unban {}: {why}", net_text(net));
+                }
+                Err(e) => {
+                    self.counters.firewall_errors += 1;
+                    error!("unban {} ({why}): {e}", net_text(net));
+                    self.retry_soon();
+                }
+            }
+        }
     }
 }

@@ -462,4 +462,5 @@ fn a_failed_firewall_step_is_retried_soon() {
 mod ceiling;
 mod lock;
 mod outage;
+mod pulled;
 mod subnet;

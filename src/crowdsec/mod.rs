@@ -129,9 +129,9 @@ impl Lapi {
         pull.into_iter().chain(push).min()
     }
 
-    pub fn tick(&mut self, now: Instant) {
+    pub fn tick(&mut self, now: Instant, bans: &mut Bans) {
         if let Some(p) = &mut self.pull {
-            p.tick(now);
+            p.tick(now, bans);
         }
         if let Some(p) = &mut self.push {
             p.tick(now);

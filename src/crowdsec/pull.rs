@@ -2,6 +2,8 @@
 //! (`startup=true`) and then the changes. The answer is read as it arrives and applied in
 //! batches through `Bans::pulled`; a decision that would ban a protected address (trust,
 //! loopback, the AMI host) or a network wider than any one attacker holds is refused.
+//! After a whole list, the bans from CrowdSec it no longer holds are ended, a batch per
+//! turn of the loop.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -46,22 +48,40 @@ pub struct Counters {
     pub last_ok: i64,
 }
 
+/// The decisions of an answer not applied yet, and what was left out of them.
+#[derive(Default)]
+struct Batch {
+    /// A whole list: its `deleted` are not needed (what it does not hold is ended after it).
+    startup: bool,
+    new: Vec<Ban>,
+    deleted: Vec<IpNet>,
+    refused: u32,
+    skipped: u32,
+}
+
 /// One answer being read.
 struct Current {
     ex: Exchange,
     reader: StreamReader,
-    startup: bool,
-    new: Vec<Ban>,
-    deleted: Vec<IpNet>,
+    /// This pull's number (`Bans::pulled`).
+    number: i64,
+    batch: Batch,
     /// What this answer did so far.
     banned: usize,
     known: usize,
     lifted: usize,
-    refused: u32,
-    skipped: u32,
     over_max: usize,
     /// The start of a body that is not a 200 answer, for the log line.
     error_body: Vec<u8>,
+}
+
+/// A whole list read: the bans from CrowdSec that it did not hold are being ended.
+struct Unlisting {
+    number: i64,
+    lifted: usize,
+    /// Decisions the list held that `crowdsec_max` left out: when ending the others made
+    /// room, the list is read again.
+    over_max: usize,
 }
 
 pub struct Pull {
@@ -73,6 +93,9 @@ pub struct Pull {
     next: Instant,
     retry: Retry,
     current: Option<Current>,
+    /// The latest pull's number; None until read from the database.
+    number: Option<i64>,
+    unlisting: Option<Unlisting>,
     pub counters: Counters,
 }
 
@@ -87,6 +110,8 @@ impl Pull {
             next: Instant::now(),
             retry: Retry::new(),
             current: None,
+            number: None,
+            unlisting: None,
             counters: Counters::default(),
         }
     }
@@ -102,6 +127,9 @@ impl Pull {
     }
 
     pub fn next_timer(&self) -> Instant {
+        if self.unlisting.is_some() {
+            return Instant::now();
+        }
         self.current.as_ref().map_or(self.next, |c| c.ex.deadline())
     }
 
@@ -109,8 +137,13 @@ impl Pull {
         self.current.as_ref().map(|c| c.ex.poll_fd())
     }
 
-    /// Starts a pull when one is due; gives up one that ran out of time.
-    pub fn tick(&mut self, now: Instant) {
+    /// Starts a pull when one is due; gives up one that ran out of time; ends a batch of
+    /// the bans a whole list did not hold.
+    pub fn tick(&mut self, now: Instant, bans: &mut Bans) {
+        if self.unlisting.is_some() {
+            self.unlist(bans, now);
+            return;
+        }
         if let Some(c) = &self.current {
             if now >= c.ex.deadline() {
                 let step = c.ex.timed_out();
@@ -121,6 +154,11 @@ impl Pull {
         if now < self.next {
             return;
         }
+        let number = match self.number.map_or_else(|| bans.last_pull(), Ok) {
+            Ok(n) => n + 1,
+            Err(e) => return self.failed(&format!("cannot number the pull: {e}"), now),
+        };
+        self.number = Some(number);
         let target = format!("/v1/decisions/stream?startup={}", self.startup);
         let req = Request {
             method: "GET",
@@ -133,14 +171,14 @@ impl Pull {
                 self.current = Some(Current {
                     ex,
                     reader: StreamReader::new(),
-                    startup: self.startup,
-                    new: Vec::new(),
-                    deleted: Vec::new(),
+                    number,
+                    batch: Batch {
+                        startup: self.startup,
+                        ..Batch::default()
+                    },
                     banned: 0,
                     known: 0,
                     lifted: 0,
-                    refused: 0,
-                    skipped: 0,
                     over_max: 0,
                     error_body: Vec::new(),
                 })
@@ -158,27 +196,24 @@ impl Pull {
         let Current {
             ex,
             reader,
-            new,
-            deleted,
+            number,
+            batch,
             banned,
             known,
             lifted,
-            refused,
-            skipped,
             over_max,
             error_body,
-            ..
         } = c;
         // One clock read per turn: each decision's expiry and kernel timeout count from it.
         let now = clock::now_epoch();
-        let mut apply = |new: &mut Vec<Ban>, deleted: &mut Vec<IpNet>| -> Result<(), String> {
-            let p = bans.pulled(new, deleted, max, now)?;
+        let mut apply = |batch: &mut Batch| -> Result<(), String> {
+            let p = bans.pulled(&mut batch.new, &batch.deleted, max, now, *number)?;
             *banned += p.banned;
             *known += p.known;
             *lifted += p.lifted;
             *over_max += p.over_max;
-            new.clear();
-            deleted.clear();
+            batch.new.clear();
+            batch.deleted.clear();
             Ok(())
         };
         let step = ex.ready(&mut |status, bytes| {
@@ -190,18 +225,18 @@ impl Pull {
             let mut full = false;
             reader
                 .feed(bytes, &mut |item| {
-                    admit(item, engine, now, new, deleted, refused, skipped);
-                    full |= new.len() + deleted.len() >= BATCH;
+                    admit(item, engine, now, batch);
+                    full |= batch.new.len() + batch.deleted.len() >= BATCH;
                 })
                 .map_err(|e| format!("not a decision stream: {e}"))?;
             if full {
-                apply(new, deleted)?;
+                apply(batch)?;
             }
             Ok(())
         });
         let step = match step {
             Step::Done(200) => match reader.finish() {
-                Ok(()) => match apply(new, deleted) {
+                Ok(()) => match apply(batch) {
                     Ok(()) => Step::Done(200),
                     Err(e) => Step::Failed(e),
                 },
@@ -218,18 +253,18 @@ impl Pull {
         let Some(c) = self.current.take() else {
             return;
         };
+        let startup = c.batch.startup;
+        let (refused, skipped) = (c.batch.refused, c.batch.skipped);
         self.counters.banned += c.banned as u64;
         self.counters.lifted += c.lifted as u64;
-        self.counters.refused += u64::from(c.refused);
-        self.counters.skipped += u64::from(c.skipped);
+        self.counters.refused += u64::from(refused);
+        self.counters.skipped += u64::from(skipped);
         self.counters.over_max += c.over_max as u64;
         let what = format!(
-            "{} new ban(s), {} lifted, {} known already, {} refused, {} skipped{}",
+            "{} new ban(s), {} lifted, {} known already, {refused} refused, {skipped} skipped{}",
             c.banned,
             c.lifted,
             c.known,
-            c.refused,
-            c.skipped,
             if c.over_max > 0 {
                 format!(", {} over crowdsec_max ({})", c.over_max, self.max)
             } else {
@@ -244,17 +279,24 @@ impl Pull {
                     info!("CrowdSec LAPI at {} answers again", self.peer);
                 }
                 let changed =
-                    c.banned + c.lifted + c.known + c.over_max > 0 || c.refused + c.skipped > 0;
-                if changed || c.startup {
+                    c.banned + c.lifted + c.known + c.over_max > 0 || refused + skipped > 0;
+                if changed || startup {
                     info!(
                         "CrowdSec decisions{}: {what}",
-                        if c.startup { " (all)" } else { "" }
+                        if startup { " (all)" } else { "" }
                     );
                 } else {
                     debug!("CrowdSec decisions: nothing new");
                 }
                 self.startup = false;
                 self.next = now + self.every;
+                if startup {
+                    self.unlisting = Some(Unlisting {
+                        number: c.number,
+                        lifted: 0,
+                        over_max: c.over_max,
+                    });
+                }
             }
             Step::Done(status) => {
                 let body = printable(&c.error_body);
@@ -277,6 +319,42 @@ impl Pull {
         }
     }
 
+    /// Ends a batch of the bans from CrowdSec that the latest whole list did not hold.
+    fn unlist(&mut self, bans: &mut Bans, now: Instant) {
+        let Some(u) = &mut self.unlisting else {
+            return;
+        };
+        match bans.unlisted(u.number, BATCH) {
+            Ok(n) => {
+                u.lifted += n;
+                self.counters.lifted += n as u64;
+                if n == BATCH {
+                    return;
+                }
+            }
+            Err(e) => {
+                // Read the whole list again later: ending the rest needs one.
+                self.unlisting = None;
+                return self.failed(&format!("cannot end what it no longer lists: {e}"), now);
+            }
+        }
+        let Some(u) = self.unlisting.take() else {
+            return;
+        };
+        if u.lifted > 0 {
+            info!(
+                "CrowdSec no longer lists {} ban(s): lifted{}",
+                u.lifted,
+                if u.over_max > 0 {
+                    "; the list is read again for those left out over crowdsec_max"
+                } else {
+                    ""
+                }
+            );
+            self.startup |= u.over_max > 0;
+        }
+    }
+
     /// A pull failed: the next one reads the whole list again (LAPI may count the changes
     /// it sent as delivered), after a delay that grows while it keeps failing.
     fn failed(&mut self, why: &str, now: Instant) {
@@ -288,20 +366,12 @@ impl Pull {
 }
 
 /// One entry of the stream: a ban or deletion for the batch, or logged and counted.
-fn admit(
-    item: Item,
-    engine: &Engine,
-    now: i64,
-    new: &mut Vec<Ban>,
-    deleted: &mut Vec<IpNet>,
-    refused: &mut u32,
-    skipped: &mut u32,
-) {
+fn admit(item: Item, engine: &Engine, now: i64, batch: &mut Batch) {
     let d: Decision = match item {
         Item::Decision(d) => d,
         Item::Skipped { list, value, why } => {
-            *skipped += 1;
-            if *skipped <= LOG_EACH {
+            batch.skipped += 1;
+            if batch.skipped <= LOG_EACH {
                 warn!(
                     "CrowdSec decision for `{}` in `{}` left out: {why}",
                     printable(value.as_bytes()),
@@ -312,7 +382,9 @@ fn admit(
         }
     };
     if d.list == List::Deleted {
-        deleted.push(d.net);
+        if !batch.startup {
+            batch.deleted.push(d.net);
+        }
         return;
     }
     let wide = match d.net {
@@ -329,8 +401,8 @@ fn admit(
         None => None,
     };
     if let Some(why) = why {
-        *refused += 1;
-        if *refused <= LOG_EACH {
+        batch.refused += 1;
+        if batch.refused <= LOG_EACH {
             let from = if d.scenario.is_empty() && d.origin.is_empty() {
                 String::new()
             } else {
@@ -350,5 +422,5 @@ fn admit(
     let mut ban = Ban::new(d.net, &d.scenario, "", 0, Origin::Crowdsec, now);
     ban.service = d.origin;
     ban.expires = Some(now.saturating_add(d.seconds));
-    new.push(ban);
+    batch.new.push(ban);
 }

@@ -2,6 +2,7 @@
 //! commands. Every value goes in through a bound parameter: AccountID and the like come from
 //! attackers. Addresses go in and come out as `IpNet`; the text form is only the key.
 
+mod pulled;
 mod queries;
 mod sqlite;
 
@@ -16,10 +17,10 @@ use sqlite::{Db, Result};
 pub use sqlite::{ErrorKind, StoreError};
 
 /// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// Each step takes the schema from version N to N + 1.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     "
 CREATE TABLE IF NOT EXISTS bans (
     addr      TEXT PRIMARY KEY NOT NULL, -- canonical: 192.0.2.1, 2001:db8::1, 198.51.100.0/24
@@ -47,6 +48,9 @@ CREATE INDEX IF NOT EXISTS bans_last ON bans(last_ban); -- `status`: the latest 
 ",
     "
 CREATE INDEX IF NOT EXISTS bans_origin ON bans(active, origin); -- `max_bans` counts the daemon's
+",
+    "
+ALTER TABLE bans ADD COLUMN pulled INTEGER; -- the latest pull from CrowdSec that listed it
 ",
 ];
 
@@ -315,34 +319,6 @@ impl Store {
             .query_i64("SELECT count(*) FROM bans WHERE active = 1 AND origin = 'daemon'")
     }
 
-    /// The active bans pulled from CrowdSec (what `crowdsec_max` bounds).
-    pub fn active_crowdsec_count(&self) -> Result<i64> {
-        self.db
-            .query_i64("SELECT count(*) FROM bans WHERE active = 1 AND origin = 'crowdsec'")
-    }
-
-    /// Ends the active bans among `nets` that came from CrowdSec (a decision LAPI deleted);
-    /// a ban of any other origin stays. The rows stay, as after an expiry. Returns the
-    /// networks ended, for the firewall.
-    pub fn end_crowdsec(&mut self, nets: &[IpNet]) -> Result<Vec<IpNet>> {
-        self.in_transaction(|db| {
-            let mut st = db.prepare(
-                "UPDATE bans SET active = 0
-                 WHERE addr = ?1 AND active = 1 AND origin = 'crowdsec' RETURNING addr",
-            )?;
-            let mut out = Vec::new();
-            for net in nets {
-                st.reset();
-                st.bind_text(1, &addr::net_text(net))?;
-                if st.step_row()? {
-                    out.push(*net);
-                }
-                while st.step_row()? {}
-            }
-            Ok(out)
-        })
-    }
-
     /// Moves the times of the bans made while the wall clock was not set (before `unset`) by
     /// `delta` seconds, now that it is. Returns how many.
     pub fn shift_times_before(&mut self, unset: i64, delta: i64) -> Result<usize> {
@@ -370,24 +346,33 @@ impl Store {
             "UPDATE bans SET expires = NULL, origin = 'manual'
              WHERE addr = ?1 AND active = 1 AND expires IS NOT NULL RETURNING 1",
             nets,
+            None,
         )
     }
 
     /// Forgets networks entirely (an admin's `-d`). Returns, per network, whether it was an
     /// active ban.
     pub fn remove_many(&mut self, nets: &[IpNet]) -> Result<Vec<bool>> {
-        self.per_net("DELETE FROM bans WHERE addr = ?1 RETURNING active", nets)
+        self.per_net(
+            "DELETE FROM bans WHERE addr = ?1 RETURNING active",
+            nets,
+            None,
+        )
     }
 
-    /// Runs `sql` (`?1` is the network's key; it returns one number) once per network, all
-    /// in one transaction. Returns, per network, whether a returned number was not zero.
-    fn per_net(&mut self, sql: &str, nets: &[IpNet]) -> Result<Vec<bool>> {
+    /// Runs `sql` (`?1` is the network's key, `?2` the number `also` if given; it returns
+    /// one number) once per network, all in one transaction. Returns, per network, whether
+    /// a returned number was not zero.
+    fn per_net(&mut self, sql: &str, nets: &[IpNet], also: Option<i64>) -> Result<Vec<bool>> {
         self.in_transaction(|db| {
             let mut st = db.prepare(sql)?;
             let mut out = Vec::with_capacity(nets.len());
             for n in nets {
                 st.reset();
                 st.bind_text(1, &addr::net_text(n))?;
+                if let Some(v) = also {
+                    st.bind_i64(2, v)?;
+                }
                 let mut any = false;
                 while st.step_row()? {
                     any |= st.column_i64(0) != 0;

@@ -59,6 +59,8 @@ pub struct ServerLog {
     /// Bytes received from the client, per connection.
     pub received: Vec<Vec<u8>>,
     pub accepted: usize,
+    /// Fed events an older connection took after its client went away, for the newest.
+    carried: Vec<u8>,
     /// Connections whose plan was played to the end.
     pub finished: usize,
     pub paced: Option<PacedReport>,
@@ -311,20 +313,38 @@ fn serve(
                     return;
                 }
                 let mut batch = Vec::new();
-                {
+                let gone = {
                     let rx = rx.lock().unwrap();
-                    match rx.recv_timeout(Duration::from_millis(20)) {
-                        Ok(bytes) => batch.extend_from_slice(&bytes),
-                        Err(mpsc::RecvTimeoutError::Timeout) => {}
-                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                    }
+                    // What an older connection took and could not write goes first.
+                    batch.append(&mut log.lock().unwrap().carried);
+                    let gone = match rx.recv_timeout(Duration::from_millis(20)) {
+                        Ok(bytes) => {
+                            batch.extend_from_slice(&bytes);
+                            false
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => false,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => true,
+                    };
                     // Everything already queued goes out in one write.
                     while let Ok(bytes) = rx.try_recv() {
                         batch.extend_from_slice(&bytes);
                     }
-                }
+                    // A newer connection means this client went away (a restart) and this
+                    // thread has not read its end yet. Written here, the events were lost
+                    // in the dead socket (on a loaded machine the property test's attack
+                    // after a restart was never seen): the newest connection writes them.
+                    let mut l = log.lock().unwrap();
+                    if l.received.len() > idx + 1 {
+                        l.carried.append(&mut batch);
+                        return;
+                    }
+                    gone
+                };
                 if !batch.is_empty() && s.write_all(&batch).is_err() {
                     return;
+                }
+                if gone {
+                    break;
                 }
                 // Notice a client that went away (killed) without blocking the feed.
                 match s.read(&mut buf) {

@@ -1,0 +1,116 @@
+//! Decisions from CrowdSec: numbered pulls, deletions that never undo a newer decision, and
+//! the end of the bans a whole list no longer holds.
+
+use super::super::pulled::Pulled;
+use super::*;
+
+fn decision(addr: &str) -> Ban {
+    let mut b = Ban::new(
+        parse_net(addr).unwrap(),
+        "test/scan",
+        "",
+        0,
+        Origin::Crowdsec,
+        T0,
+    );
+    b.service = "CAPI".into();
+    b.expires = Some(T0 + 3600);
+    b
+}
+
+/// A batch of pull number `n`.
+fn pull(r: &mut Rig, new: &[&str], deleted: &[&str], n: i64) -> Pulled {
+    let mut new: Vec<Ban> = new.iter().map(|a| decision(a)).collect();
+    let deleted: Vec<IpNet> = deleted.iter().map(|a| parse_net(a).unwrap()).collect();
+    r.bans.pulled(&mut new, &deleted, 0, T0, n).unwrap()
+}
+
+#[test]
+fn a_deletion_ends_only_a_ban_an_earlier_pull_listed() {
+    let mut r = rig("");
+    assert_eq!(pull(&mut r, &["192.0.2.1"], &[], 1).banned, 1);
+    // A later batch of the same answer: its deletion is no newer than the decision.
+    assert_eq!(pull(&mut r, &[], &["192.0.2.1"], 1), Pulled::default());
+    assert_eq!(r.held(), ["192.0.2.1"]);
+    assert_eq!(pull(&mut r, &[], &["192.0.2.1"], 2).lifted, 1);
+    assert!(r.held().is_empty());
+    assert_eq!(r.stored(), r.held());
+}
+
+#[test]
+fn a_network_deleted_and_new_in_one_batch_stays_without_a_firewall_call() {
+    let mut r = rig("");
+    pull(&mut r, &["192.0.2.1"], &[], 1);
+    r.calls();
+    assert_eq!(
+        pull(&mut r, &["192.0.2.1"], &["192.0.2.1"], 2),
+        Pulled {
+            known: 1,
+            ..Pulled::default()
+        }
+    );
+    assert!(r.calls().is_empty());
+    assert_eq!(r.held(), ["192.0.2.1"]);
+}
+
+#[test]
+fn after_a_whole_list_only_the_crowdsec_bans_it_did_not_hold_end() {
+    let mut r = rig("");
+    pull(&mut r, &["192.0.2.1", "192.0.2.2", "192.0.2.3"], &[], 1);
+    // Stored before pulls had numbers (schema 5): counts as listed by none.
+    r.bans
+        .store
+        .record(&mut [decision("192.0.2.4")], &|b| b.expires)
+        .unwrap();
+    r.flush(&["198.51.100.1"], T0);
+    // The admin made one permanent: it is the admin's ban now.
+    r.bans
+        .store
+        .make_permanent(&[parse_net("192.0.2.3").unwrap()])
+        .unwrap();
+    r.audit(T0);
+    assert_eq!(r.bans.last_pull().unwrap(), 1);
+    // The daemon's own ban coming back from LAPI is known, and stays the daemon's.
+    assert_eq!(
+        pull(&mut r, &["192.0.2.2", "198.51.100.1"], &[], 2).known,
+        2
+    );
+    r.calls();
+    assert_eq!(r.bans.unlisted(2, 250), Ok(2));
+    assert_eq!(r.calls(), ["unban 192.0.2.1", "unban 192.0.2.4"]);
+    assert_eq!(r.held(), ["192.0.2.2", "192.0.2.3", "198.51.100.1"]);
+    assert_eq!(r.stored(), r.held());
+    assert_eq!(r.bans.unlisted(2, 250), Ok(0));
+    assert_eq!(r.bans.last_pull().unwrap(), 2);
+}
+
+#[test]
+fn the_unlisted_end_a_batch_at_a_time() {
+    let mut r = rig("");
+    let addrs = [
+        "192.0.2.1",
+        "192.0.2.2",
+        "192.0.2.3",
+        "192.0.2.4",
+        "192.0.2.5",
+    ];
+    pull(&mut r, &addrs, &[], 1);
+    let ended: Vec<usize> = (0..4).map(|_| r.bans.unlisted(2, 2).unwrap()).collect();
+    assert_eq!(ended, [2, 2, 1, 0]);
+    assert!(r.held().is_empty());
+    assert_eq!(r.stored(), r.held());
+}
+
+#[test]
+fn nothing_is_ended_while_an_admin_holds_the_kernel_lock() {
+    let mut r = rig("");
+    pull(&mut r, &["192.0.2.1"], &[], 1);
+    let path = format!("{}.lock", r.cfg.db.display());
+    let admin = crate::sys::FileLock::take(std::path::Path::new(&path), false)
+        .unwrap()
+        .expect("nobody else holds the lock");
+    assert!(r.bans.unlisted(2, 250).is_err());
+    drop(admin);
+    assert_eq!(r.held(), ["192.0.2.1"]);
+    assert_eq!(r.stored(), r.held());
+}
