@@ -5,11 +5,14 @@
 //! before either runs; Ampere's figure is the best of three runs, fail2ban's a single run.
 //!
 //! The events are the captures' own messages (one template per kind, taken from
-//! tests/fixtures/ami), from many addresses (one in four IPv6), in the mix a scan produces:
-//! ChallengeSent before most failures, wrong passwords, unknown accounts, ACL failures, and
-//! a successful login now and then.
+//! tests/fixtures/ami), from many addresses (one in four IPv6), in four mixes (`Mix`): a
+//! scan (ChallengeSent before most failures, wrong passwords, unknown accounts, ACL
+//! failures, a successful login now and then, about 20 events per address), challenge
+//! pairs (each new attacker sends three ChallengeSent + ChallengeResponseFailed pairs),
+//! one-off addresses (every event from an address never seen before: the penalty table's
+//! worst case) and a flood (99 of 100 events from one host).
 //!
-//!   make bench-fail2ban       (cargo bench --bench fail2ban: 100k and 1M events)
+//!   make bench-fail2ban       (cargo bench --bench fail2ban: every mix, 100k to 1M events)
 //!
 //! fail2ban comes from apt (benches/install-fail2ban.sh; its service is never started).
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 2,000-event smoke
@@ -50,6 +53,58 @@ const MIX: [&str; 10] = [
     "FailedACL",
     "ChallengeResponseFailed",
 ];
+
+#[derive(Clone, Copy, Debug)]
+enum Mix {
+    Scan,
+    Pairs,
+    OneOff,
+    Flood,
+}
+
+impl Mix {
+    fn name(self) -> &'static str {
+        match self {
+            Mix::Scan => "scan",
+            Mix::Pairs => "challenge pairs",
+            Mix::OneOff => "one-off addresses",
+            Mix::Flood => "one flooding host",
+        }
+    }
+
+    /// For `AMPERE_BENCH_MIX` and file names.
+    fn tag(self) -> &'static str {
+        match self {
+            Mix::Scan => "scan",
+            Mix::Pairs => "pairs",
+            Mix::OneOff => "one-off",
+            Mix::Flood => "flood",
+        }
+    }
+
+    /// The kind of event `i` of `n` and the number of its address.
+    fn event(self, i: u64, n: u64) -> (&'static str, u64) {
+        let scan_kind = if i % 100 == 99 {
+            "SuccessfulAuth"
+        } else {
+            MIX[(i % 10) as usize]
+        };
+        match self {
+            // About 20 events per address, interleaved as concurrent scanners are.
+            Mix::Scan => (scan_kind, i.wrapping_mul(7919) % (n / 20).max(1)),
+            Mix::Pairs => (
+                if i % 2 == 0 {
+                    "ChallengeSent"
+                } else {
+                    "ChallengeResponseFailed"
+                },
+                i / 6,
+            ),
+            Mix::OneOff => (scan_kind, i),
+            Mix::Flood => (scan_kind, if i % 100 == 50 { 1 + i / 100 } else { 0 }),
+        }
+    }
+}
 
 /// The first message of each kind (PJSIP where there is one) in the captures, as header pairs.
 fn templates() -> BTreeMap<String, Vec<(String, String)>> {
@@ -96,23 +151,16 @@ fn templates() -> BTreeMap<String, Vec<(String, String)>> {
     out.into_iter().map(|(k, (_, h))| (k, h)).collect()
 }
 
-/// Writes `n` events to `ami` (an AMI stream) and `log` (Asterisk's security log); returns
-/// how many of them fail2ban's filter should match.
-fn generate(n: u64, ami: &Path, log: &Path) -> u64 {
+/// Writes `n` events of `mix` to `ami` (an AMI stream) and `log` (Asterisk's security log);
+/// returns how many of them fail2ban's filter should match.
+fn generate(n: u64, mix: Mix, ami: &Path, log: &Path) -> u64 {
     let t = templates();
     let mut a = BufWriter::new(File::create(ami).unwrap());
     let mut l = BufWriter::new(File::create(log).unwrap());
     a.write_all(b"Asterisk Call Manager/11.0.0\r\n").unwrap();
-    // About 20 events per address, interleaved as concurrent scanners are.
-    let addresses = (n / 20).max(1);
     let mut matched = 0;
     for i in 0..n {
-        let kind = if i % 100 == 99 {
-            "SuccessfulAuth"
-        } else {
-            MIX[(i % 10) as usize]
-        };
-        let k = i.wrapping_mul(7919) % addresses;
+        let (kind, k) = mix.event(i, n);
         let mut line = format!(
             "[2026-11-23 08:41:22] SECURITY[1234] res_security_log.c: SecurityEvent=\"{kind}\""
         );
@@ -211,20 +259,37 @@ fn main() {
         FILTER
     );
     println!();
-    println!("| events | ampere --replay | fail2ban-regex | ratio | ampere peak RSS | fail2ban peak RSS |");
-    println!("| --- | --- | --- | --- | --- | --- |");
-    // AMPERE_BENCH_EVENTS=N runs that size only.
-    let sizes: Vec<u64> = match std::env::var("AMPERE_BENCH_EVENTS") {
-        Ok(v) => vec![v.parse().expect("AMPERE_BENCH_EVENTS must be a number")],
-        Err(_) if bench => vec![100_000, 1_000_000],
-        Err(_) => vec![2_000],
-    };
-    for n in sizes {
+    println!("| mix | events | ampere --replay | fail2ban-regex | ratio | ampere peak RSS | fail2ban peak RSS |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let all = [
+        (Mix::Scan, 100_000),
+        (Mix::Scan, 1_000_000),
+        (Mix::Pairs, 600_000),
+        (Mix::OneOff, 300_000),
+        (Mix::Flood, 300_000),
+    ];
+    // AMPERE_BENCH_EVENTS=N runs every mix at that size; AMPERE_BENCH_MIX=scan|pairs|
+    // one-off|flood one mix only.
+    let only = std::env::var("AMPERE_BENCH_MIX").ok();
+    let size = std::env::var("AMPERE_BENCH_EVENTS").ok().map(|v| {
+        v.parse::<u64>()
+            .expect("AMPERE_BENCH_EVENTS must be a number")
+    });
+    let mut runs: Vec<(Mix, u64)> = Vec::new();
+    for (mix, n) in all {
+        let n = size.unwrap_or(if bench { n } else { 2_000 });
+        let wanted = only.as_deref().is_none_or(|o| o == mix.tag());
+        if wanted && !runs.iter().any(|&(m, r)| m.tag() == mix.tag() && r == n) {
+            runs.push((mix, n));
+        }
+    }
+    for (mix, n) in runs {
+        let tag = mix.tag();
         let (ami, log) = (
-            dir.join(format!("events-{n}.ami")),
-            dir.join(format!("security-{n}.log")),
+            dir.join(format!("events-{tag}-{n}.ami")),
+            dir.join(format!("security-{tag}-{n}.log")),
         );
-        let matched = generate(n, &ami, &log);
+        let matched = generate(n, mix, &ami, &log);
         // The files were just written: get them to disk first, so that neither tool's run
         // competes with the writeback of the other's input.
         assert!(Command::new("sync").status().unwrap().success());
@@ -267,7 +332,8 @@ fn main() {
         );
         let (ra, rf) = (n as f64 / a.secs, n as f64 / f.secs);
         println!(
-            "| {n} | {:.0} events/s ({:.2} s) | {:.0} events/s ({:.2} s) | {:.0}x | {} KiB | {} KiB |",
+            "| {} | {n} | {:.0} events/s ({:.2} s) | {:.0} events/s ({:.2} s) | {:.0}x | {} KiB | {} KiB |",
+            mix.name(),
             ra,
             a.secs,
             rf,
