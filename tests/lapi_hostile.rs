@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -44,13 +44,8 @@ fn hostile(answer: Answer) -> (SocketAddr, Arc<AtomicU64>) {
 }
 
 fn serve(mut s: TcpStream, answer: Answer, seen: &AtomicU64) {
-    let mut req = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => req.extend_from_slice(&buf[..n]),
-        }
+    if request_head(&mut s).is_none() {
+        return;
     }
     seen.fetch_add(1, Ordering::SeqCst);
     let head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n";

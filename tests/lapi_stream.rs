@@ -6,7 +6,7 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -54,14 +54,9 @@ impl Script {
 }
 
 fn answer(mut s: TcpStream, answers: &[String], gate: &AtomicUsize, seen: &Mutex<Vec<String>>) {
-    let mut req = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => req.extend_from_slice(&buf[..n]),
-        }
-    }
+    let Some(req) = request_head(&mut s) else {
+        return;
+    };
     let line = String::from_utf8_lossy(&req);
     let i = {
         let mut seen = seen.lock().unwrap();
