@@ -131,11 +131,7 @@ impl TestNet {
             .env("AMPERE_NETNS_ATK", &self.atk)
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = printed(&out);
         assert!(
             out.status.success() && text.contains("1 passed"),
             "{name} inside {}:\n{text}",

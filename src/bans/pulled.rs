@@ -65,13 +65,13 @@ impl Bans {
         let mut listed = listed.into_iter();
         new.retain(|_| !listed.next().unwrap_or(false));
         out.known = nets.len() - new.len();
-        let nets: HashSet<IpNet> = nets.into_iter().collect();
-        let deleted: Vec<IpNet> = deleted
-            .iter()
-            .filter(|n| !nets.contains(n))
-            .copied()
-            .collect();
         if !deleted.is_empty() {
+            let nets: HashSet<IpNet> = nets.into_iter().collect();
+            let deleted: Vec<IpNet> = deleted
+                .iter()
+                .filter(|n| !nets.contains(n))
+                .copied()
+                .collect();
             let ended = self.store.end_crowdsec(&deleted, pull).map_err(|e| {
                 self.store_failed(&e);
                 e.to_string()

@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use crate::addr;
 use crate::ban::Ban;
 pub use queries::Record;
-use sqlite::{Db, Result};
+use sqlite::{Db, Result, Stmt};
 pub use sqlite::{ErrorKind, StoreError};
 
 /// Schema version stored in `PRAGMA user_version`.
@@ -222,13 +222,7 @@ impl Store {
                  WHERE active = 1 AND expires IS NOT NULL AND expires <= ?1 RETURNING addr",
             )?;
             st.bind_i64(1, now)?;
-            let mut out = Vec::new();
-            while st.step_row()? {
-                if let Some(net) = parsed(&db.path, &st.column_text(0)) {
-                    out.push(net);
-                }
-            }
-            Ok(out)
+            returned_nets(&db.path, &mut st)
         })
     }
 
@@ -244,13 +238,7 @@ impl Store {
                  RETURNING addr",
             )?;
             st.bind_i64(1, i64::try_from(n).unwrap_or(i64::MAX))?;
-            let mut out = Vec::new();
-            while st.step_row()? {
-                if let Some(net) = parsed(&db.path, &st.column_text(0)) {
-                    out.push(net);
-                }
-            }
-            Ok(out)
+            returned_nets(&db.path, &mut st)
         })
     }
 
@@ -444,6 +432,15 @@ impl Store {
             }
         }
     }
+}
+
+/// The networks a statement gives back (`RETURNING addr`), each parsed.
+fn returned_nets(db: &str, st: &mut Stmt) -> Result<Vec<IpNet>> {
+    let mut out = Vec::new();
+    while st.step_row()? {
+        out.extend(parsed(db, &st.column_text(0)));
+    }
+    Ok(out)
 }
 
 /// A stored address as a network; an unparsable one is logged (it is never silently lost).

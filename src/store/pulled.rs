@@ -4,7 +4,7 @@
 use ipnet::IpNet;
 
 use super::sqlite::Result;
-use super::{parsed, Store};
+use super::{returned_nets, Store};
 
 impl Store {
     /// The active bans pulled from CrowdSec (what `crowdsec_max` bounds).
@@ -63,13 +63,7 @@ impl Store {
             )?;
             st.bind_i64(1, pull)?;
             st.bind_i64(2, i64::try_from(n).unwrap_or(i64::MAX))?;
-            let mut out = Vec::new();
-            while st.step_row()? {
-                if let Some(net) = parsed(&db.path, &st.column_text(0)) {
-                    out.push(net);
-                }
-            }
-            Ok(out)
+            returned_nets(&db.path, &mut st)
         })
     }
 }

@@ -73,6 +73,15 @@ pub fn exec_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What a finished command printed: its stdout, then its stderr.
+pub fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// An HTTP request's head, read from a test server's client (None: it went away first).
 pub fn request_head(s: &mut impl std::io::Read) -> Option<Vec<u8>> {
     let mut req = Vec::new();

@@ -194,11 +194,7 @@ prometheus:\n  enabled: false\n"
             .args(args)
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = printed(&out);
         assert!(out.status.success(), "cscli {}: {text}", args.join(" "));
         text
     }
