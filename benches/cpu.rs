@@ -1,6 +1,7 @@
 //! CPU per event at a steady attack rate: the daemon connected to a test AMI server on
-//! loopback that sends 5,000 events/s (ChallengeResponseFailed, each from a new address, so
-//! every event is parsed, matched and scored, and the penalty table keeps evicting), for 20 s.
+//! loopback that sends 5,000 events/s for 20 s, then 50,000 events/s for 10 s
+//! (ChallengeResponseFailed, each from a new address, so every event is parsed, matched and
+//! scored, and the penalty table keeps evicting).
 //! CPU time comes from /proc/PID/schedstat (nanoseconds, not clock ticks).
 //!
 //! Baseline in the same run: a plain reader (this program in `drain` mode) that logs in and
@@ -8,7 +9,8 @@
 //!
 //!   make bench-cpu            (cargo bench --bench cpu)
 //!
-//! Without `--bench` (as `cargo test --all-targets` runs it) it does a 2 s smoke round.
+//! Without `--bench` (as `cargo test --all-targets` runs it) it does a smoke round of 2 s and
+//! 1 s.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -21,7 +23,8 @@ use std::time::Duration;
 
 use common::*;
 
-const RATE: u64 = 5_000;
+/// Events per second, and for how long (s): as measured, and in the smoke round.
+const RATES: [(u64, u64, u64); 2] = [(5_000, 20, 2), (50_000, 10, 1)];
 
 /// CPU time a process has used, in ns.
 fn cpu_ns(pid: u32) -> u64 {
@@ -37,10 +40,10 @@ fn stream(n: u64) -> Arc<Vec<Vec<u8>>> {
     )
 }
 
-fn server(n: u64) -> AmiServer {
+fn server(n: u64, rate: u64) -> AmiServer {
     AmiServer::start(vec![Plan::Paced {
         events: stream(n),
-        per_sec: RATE,
+        per_sec: rate,
         write_timeout: Duration::from_secs(10),
     }])
 }
@@ -80,11 +83,24 @@ fn main() {
         return;
     }
     let bench = std::env::args().any(|a| a == "--bench");
-    let secs = if bench { 20 } else { 2 };
-    let n = RATE * secs;
+    println!(
+        "machine: {} cores, {}; events each from a new address",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model()
+    );
+    println!();
+    println!("| events/s | process | CPU | CPU per event | vs plain reader |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (rate, long, short) in RATES {
+        measure(rate, if bench { long } else { short });
+    }
+}
 
+/// The plain reader, then ampere, each through `secs` s of `rate` events/s; prints both rows.
+fn measure(rate: u64, secs: u64) {
+    let n = rate * secs;
     // baseline: a plain reader of the same stream
-    let srv = server(n);
+    let srv = server(n, rate);
     let reader = Reader(
         Command::new(std::env::current_exe().unwrap())
             .env("AMPERE_BENCH_DRAIN", srv.addr.to_string())
@@ -95,7 +111,7 @@ fn main() {
     drop(reader);
     drop(srv);
 
-    let srv = server(n);
+    let srv = server(n, rate);
     let setup = Setup::new(Some(srv.addr), "ping_interval = 1h\n");
     let d = setup.spawn();
     wait_for(10, "login", || setup.log().contains("logged in"));
@@ -107,21 +123,12 @@ fn main() {
         stats.contains(&format!("ChallengeResponseFailed={n}")),
         "ampere did not score every event:\n{stats}"
     );
-
-    println!(
-        "machine: {} cores, {}; {n} events at {RATE}/s, each from a new address",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        cpu_model()
-    );
-    println!();
-    println!("| process | CPU | CPU per event | vs plain reader |");
-    println!("| --- | --- | --- | --- |");
     for (name, c, w) in [
         ("plain reader (baseline)", base_cpu, base_wall),
         ("ampere", cpu, wall),
     ] {
         println!(
-            "| {name} | {:.2} % | {:.2} µs | {:.2}x |",
+            "| {rate} | {name} | {:.2} % | {:.2} µs | {:.2}x |",
             100.0 * c / w,
             c * 1e6 / n as f64,
             c / base_cpu

@@ -63,6 +63,36 @@ pub fn remaining(expires: Option<i64>, now: i64) -> Option<u64> {
     expires.map(|e| (e - now).max(1) as u64)
 }
 
+/// Seconds since the epoch of an AMI `EventTV` such as `2026-11-23T08:41:22.264+0000`
+/// (the fraction is dropped; an optional UTC offset is applied). Read digit by digit:
+/// `--replay` calls it for every event.
+pub fn event_tv(v: &[u8]) -> Option<u64> {
+    let head: &[u8; 19] = v.get(..19)?.try_into().ok()?;
+    let two = |i: usize| two_digits(head[i], head[i + 1]);
+    let (y, mo, d) = (two(0)? * 100 + two(2)?, two(5)?, two(8)?);
+    let (h, mi, se) = (two(11)?, two(14)?, two(17)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut t = days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + se;
+    if let Some(pos) = v[19..].iter().position(|&c| c == b'+' || c == b'-') {
+        let off = &v[19 + pos..];
+        let sign = if off[0] == b'-' { -1 } else { 1 };
+        let (oh, om) = match off {
+            [_, a, b, c, d, ..] => (two_digits(*a, *b)?, two_digits(*c, *d)?),
+            _ => return None,
+        };
+        t -= sign * (oh * 3600 + om * 60);
+    }
+    u64::try_from(t).ok()
+}
+
+/// Two ASCII digits as a number; None if either is something else.
+fn two_digits(a: u8, b: u8) -> Option<i64> {
+    let (a, b) = (a.wrapping_sub(b'0'), b.wrapping_sub(b'0'));
+    (a < 10 && b < 10).then(|| i64::from(a * 10 + b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +127,25 @@ mod tests {
         assert_eq!(remaining(None, 5), None);
         assert_eq!(remaining(Some(100), 40), Some(60));
         assert_eq!(remaining(Some(100), 400), Some(1));
+    }
+
+    #[test]
+    fn event_tv_parses_with_offset() {
+        assert_eq!(event_tv(b"1970-01-01T00:00:00.000+0000"), Some(0));
+        assert_eq!(
+            event_tv(b"2026-11-23T08:41:22.264+0000"),
+            Some(1_795_423_282)
+        );
+        assert_eq!(
+            event_tv(b"2026-11-23T09:41:22.264+0100"),
+            Some(1_795_423_282)
+        );
+        assert_eq!(event_tv(b"2026-11-23T08:41:22"), Some(1_795_423_282));
+        assert_eq!(event_tv(b"2026-13-23T08:41:22.264+0000"), None);
+        assert_eq!(event_tv(b"garbage"), None);
+        assert_eq!(event_tv(b"\xff\xfe"), None);
+        // Signs where digits belong are not numbers.
+        assert_eq!(event_tv(b"2026-+1-23T08:41:22.264+0000"), None);
+        assert_eq!(event_tv(b"2026-11-23T08:41:22.264+0x00"), None);
     }
 }

@@ -29,6 +29,7 @@ use crate::stats::{self, Stats};
 use crate::sys::{self, PollFd, SignalPipe};
 use crate::{debug, error, info, warn};
 
+mod pace;
 mod protect;
 
 /// Bytes read per poll turn at most, so that signals are looked at between bursts.
@@ -78,6 +79,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         resolver,
         lapi: Lapi::new(&cfg),
         lift_retry: None,
+        pace: pace::Pace::default(),
         sip_guard: SipGuard::new(&cfg, judge.engine.protected()),
         judge,
         link: Link::new(Settings::from(&cfg)),
@@ -138,20 +140,29 @@ struct Daemon {
     /// When to try again to lift the bans of newly protected addresses (the kernel lock
     /// was held by an `ampere -a`).
     lift_retry: Option<Instant>,
+    /// Reads the AMI socket in batches under a flood.
+    pace: pace::Pace,
 }
 
 impl Daemon {
     fn run(&mut self) {
         let mut buf = vec![0u8; 65536];
+        // Kept from turn to turn: at a steady event rate the loop turns thousands of times a
+        // second, and each turn's allocation showed in its CPU.
+        let mut fds: Vec<PollFd> = Vec::with_capacity(8);
         loop {
             self.timers();
             self.sync_guard(false);
-            let mut fds = vec![PollFd {
+            fds.clear();
+            fds.push(PollFd {
                 fd: self.signals.fd(),
                 events: sys::POLLIN,
                 revents: 0,
-            }];
-            if let Some((fd, events)) = self.link.poll_fd() {
+            });
+            if let Some((fd, mut events)) = self.link.poll_fd() {
+                if self.pace.holding(Instant::now()) {
+                    events &= !sys::POLLIN;
+                }
                 fds.push(PollFd {
                     fd,
                     events,
@@ -243,6 +254,7 @@ impl Daemon {
             self.resolver.next_timer(),
             self.lift_retry,
             self.lapi.next_timer(),
+            self.pace.next_timer(),
         ]
         .into_iter()
         .flatten()
@@ -300,6 +312,7 @@ impl Daemon {
                 Read::Idle | Read::Closed => break,
             };
             total += n;
+            self.pace.read(Instant::now());
             let mut security = 0u32;
             let open = {
                 let Daemon {
@@ -336,7 +349,10 @@ impl Daemon {
                 self.hooks.banned(&net_text(&b.net), &b.reason, &account);
                 self.lapi.banned(b);
             }
-            if !open {
+            // A read that did not fill the buffer took all there was: asking again would
+            // only hear EAGAIN (a third syscall per wake-up at a steady event rate); poll
+            // reports what comes next.
+            if !open || n < buf.len() {
                 return;
             }
         }

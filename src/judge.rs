@@ -36,7 +36,13 @@ impl Judge {
 
     /// Scores `m` at `now` (seconds, any monotonic origin). None for anything that is not a
     /// security event with a usable address.
-    pub fn judge<'a>(&mut self, m: &'a Message, now: u64) -> Option<(SecurityEvent<'a>, Verdict)> {
+    pub fn judge<'a>(&mut self, m: &Message<'a>, now: u64) -> Option<(SecurityEvent<'a>, Verdict)> {
+        let ev = self.security_event(m)?;
+        Some((ev, self.engine.feed(&ev, now)))
+    }
+
+    /// The security event in `m`; what is not one is counted (and warned about once).
+    fn security_event<'a>(&mut self, m: &Message<'a>) -> Option<SecurityEvent<'a>> {
         match self.matcher.parse(m) {
             Parsed::Other => None,
             Parsed::Duplicate => {
@@ -50,11 +56,22 @@ impl Judge {
                 self.bad_address(kind, raw);
                 None
             }
-            Parsed::Security(ev) => {
-                let verdict = self.engine.feed(&ev, now);
-                Some((ev, verdict))
-            }
+            Parsed::Security(ev) => Some(ev),
         }
+    }
+
+    /// `judge` at the time the event itself gives (`EventTV`), for `--replay`: `now` is
+    /// set from it and stays for events without one.
+    pub fn judge_by_event_time<'a>(
+        &mut self,
+        m: &Message<'a>,
+        now: &mut u64,
+    ) -> Option<(SecurityEvent<'a>, Verdict)> {
+        let ev = self.security_event(m)?;
+        if let Some(t) = ev.tv.and_then(crate::clock::event_tv) {
+            *now = t;
+        }
+        Some((ev, self.engine.feed(&ev, *now)))
     }
 
     fn bad_address(&mut self, kind: EventKind, raw: &[u8]) {
@@ -84,7 +101,7 @@ mod tests {
         framer.push(b"Asterisk Call Manager/9.0.0\r\n", &mut |_| {});
         framer.push(stream.as_bytes(), &mut |item| {
             if let Item::Message(m) = item {
-                if let Some((_, v)) = j.judge(m, 0) {
+                if let Some((_, v)) = j.judge(&m, 0) {
                     out.push(v);
                 }
             }

@@ -26,6 +26,7 @@ mod exec;
 pub mod firewall;
 mod hook;
 mod http;
+pub mod ip_text;
 pub mod json;
 pub mod judge;
 mod live_admin;

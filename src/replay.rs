@@ -10,32 +10,10 @@ use ipnet::IpNet;
 
 use crate::addr::net_text;
 use crate::ami::{Framer, Item};
-use crate::clock::days_from_civil;
 use crate::config::Config;
 use crate::engine::Verdict;
 use crate::judge::Judge;
 use crate::log::printable;
-
-/// Seconds since the epoch of an `EventTV` such as `2026-11-23T08:41:22.264+0000`.
-pub fn event_tv(v: &[u8]) -> Option<u64> {
-    let s = std::str::from_utf8(v).ok()?;
-    let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (h, mi, se) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut t = days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + se;
-    // An optional UTC offset (`+0000`, `-0130`) after the fraction.
-    if let Some(pos) = s[19..].find(['+', '-']) {
-        let off = &s[19 + pos..];
-        let sign = if off.starts_with('-') { -1 } else { 1 };
-        let oh = off.get(1..3)?.parse::<i64>().ok()?;
-        let om = off.get(3..5)?.parse::<i64>().ok()?;
-        t -= sign * (oh * 3600 + om * 60);
-    }
-    u64::try_from(t).ok()
-}
 
 /// What a replay decided.
 pub struct Outcome {
@@ -66,6 +44,7 @@ pub fn replay_from(
     let mut result = Ok(());
     let mut buf = vec![0u8; 1 << 16];
     let mut first = true;
+    let mut line = Vec::with_capacity(128);
     loop {
         let n = match input.read(&mut buf) {
             Ok(0) => break,
@@ -80,28 +59,14 @@ pub fn replay_from(
         framer.push(&buf[..n], &mut |item| {
             let Item::Message(m) = item else { return };
             messages += 1;
-            if let Some(t) = m.get("EventTV").and_then(event_tv) {
-                now = t;
-            }
-            if let Some((ev, Verdict::Ban(p, net, _))) = judge.judge(m, now) {
+            if let Some((ev, Verdict::Ban(p, net, _))) = judge.judge_by_event_time(&m, &mut now) {
                 // The daemon records a ban once; later events still in flight find it
                 // already stored. Print each network once, as the daemon bans it once.
                 if banned.insert(net) {
                     bans.push(net);
-                    let account = if ev.account.is_empty() {
-                        "-".to_string()
-                    } else {
-                        printable(ev.account)
-                    };
                     if result.is_ok() {
-                        result = writeln!(
-                            out,
-                            "ban {} {} {} {}",
-                            net_text(&net),
-                            ev.kind.name(),
-                            account,
-                            p
-                        );
+                        ban_line(&mut line, &net, ev.kind.name(), ev.account, p);
+                        result = out.write_all(&line);
                     }
                 }
             }
@@ -119,6 +84,50 @@ pub fn replay_from(
         messages,
         summary,
     })
+}
+
+/// `ban ADDRESS|NETWORK EVENT ACCOUNT PENALTY` and a newline, in `line`. An IPv4 address
+/// is written by hand: a replay of a scan prints tens of thousands of lines, and the
+/// formatting machinery cost more per line than judging the events that led to it.
+fn ban_line(line: &mut Vec<u8>, net: &IpNet, kind: &str, account: &[u8], penalty: u32) {
+    line.clear();
+    line.extend_from_slice(b"ban ");
+    match net {
+        IpNet::V4(n) if n.prefix_len() == 32 => {
+            for (i, o) in n.addr().octets().into_iter().enumerate() {
+                if i > 0 {
+                    line.push(b'.');
+                }
+                decimal(line, u32::from(o));
+            }
+        }
+        _ => line.extend_from_slice(net_text(net).as_bytes()),
+    }
+    line.push(b' ');
+    line.extend_from_slice(kind.as_bytes());
+    line.push(b' ');
+    if account.is_empty() {
+        line.push(b'-');
+    } else {
+        line.extend_from_slice(printable(account).as_bytes());
+    }
+    line.push(b' ');
+    decimal(line, penalty);
+    line.push(b'\n');
+}
+
+fn decimal(line: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    line.extend_from_slice(&digits[i..]);
 }
 
 pub fn run(cfg: &Config, file: &Path) -> Result<(), String> {
@@ -206,19 +215,25 @@ mod tests {
     }
 
     #[test]
-    fn event_tv_parses_with_offset() {
-        assert_eq!(event_tv(b"1970-01-01T00:00:00.000+0000"), Some(0));
-        assert_eq!(
-            event_tv(b"2026-11-23T08:41:22.264+0000"),
-            Some(1_795_423_282)
-        );
-        assert_eq!(
-            event_tv(b"2026-11-23T09:41:22.264+0100"),
-            Some(1_795_423_282)
-        );
-        assert_eq!(event_tv(b"2026-11-23T08:41:22"), Some(1_795_423_282));
-        assert_eq!(event_tv(b"2026-13-23T08:41:22.264+0000"), None);
-        assert_eq!(event_tv(b"garbage"), None);
-        assert_eq!(event_tv(b"\xff\xfe"), None);
+    fn ban_lines_read_as_the_formatter_writes_them() {
+        let mut line = Vec::new();
+        for (net, account, penalty) in [
+            ("203.0.113.2/32", &b"1001"[..], 15u32),
+            ("0.0.0.0/32", b"", 0),
+            ("255.255.255.255/32", b"a b\xff", 4_294_967_295),
+            ("10.9.0.0/16", b"x", 100),
+            ("2001:db8::1/128", b"x", 7),
+            ("2001:db8::/64", b"x", 7),
+        ] {
+            let net: IpNet = net.parse().unwrap();
+            ban_line(&mut line, &net, "FailedACL", account, penalty);
+            let account = if account.is_empty() {
+                "-".to_string()
+            } else {
+                printable(account)
+            };
+            let want = format!("ban {} FailedACL {account} {penalty}\n", net_text(&net));
+            assert_eq!(String::from_utf8_lossy(&line), want);
+        }
     }
 }

@@ -48,12 +48,11 @@ impl Host {
     }
 }
 
-/// 40 bytes: the address as IPv4-mapped IPv6 words, when it was last seen (`seen == 0` marks
-/// an empty slot; times are stored plus one), and its `Host`.
+/// 40 bytes: the address as IPv4-mapped IPv6 words and its `Host`. When it was last seen
+/// is in the table's `ranks`.
 #[derive(Clone, Copy, Default)]
 struct Slot {
     key: [u32; 4],
-    seen: u32,
     penalty: u32,
     scored: u32,
     acct: u32,
@@ -63,11 +62,6 @@ struct Slot {
 }
 
 impl Slot {
-    /// Eviction order: the smallest goes first (see `evict_one`).
-    fn rank(&self) -> (bool, u32, u32) {
-        (self.ok_accts != 0, self.penalty, self.seen)
-    }
-
     fn host(&self) -> Host {
         Host {
             penalty: self.penalty,
@@ -80,17 +74,33 @@ impl Slot {
     }
 }
 
-/// How many occupied slots the eviction clock looks at to pick its victim.
+/// Eviction order of a slot seen at `seen` (stored plus one, so never 0): the smallest goes
+/// first (see `evict_one`). A host no account logged in from, then the lowest penalty, then
+/// the least recently seen, as one number (penalties past 2^31 count as equal).
+fn rank(s: &Slot, seen: u32) -> u64 {
+    (u64::from(s.ok_accts != 0) << 63)
+        | (u64::from(s.penalty.min(i32::MAX as u32)) << 32)
+        | u64::from(seen)
+}
+
+/// How many hosts the eviction clock looks at, at least, to pick its victim...
 const EVICTION_SAMPLE: usize = 16;
+/// ...in windows of this many slots (16 hosts at the load a full table has with the
+/// default size: half its slots).
+const EVICTION_WINDOW: usize = 32;
 
 pub struct PenaltyTable {
     slots: Box<[Slot]>,
+    /// Each slot's `rank`, 0 for an empty slot: the eviction clock walks these 8 bytes a
+    /// slot and never the slots themselves (that walk was a fifth of the time of a scan
+    /// from one-off addresses, nearly all of it waiting for memory).
+    ranks: Box<[u64]>,
     mask: usize,
     len: usize,
     max_len: usize,
     hand: usize,
     // Keyed per process: an attacker who picks addresses cannot aim them at one probe run.
-    hasher: RandomState,
+    keys: [u64; 3],
     evictions: u64,
 }
 
@@ -105,6 +115,13 @@ fn key_of(ip: IpAddr) -> [u32; 4] {
     })
 }
 
+/// The 128-bit product of `a` and `b`, its halves XORed: every bit of each input reaches the
+/// low bits.
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
 fn stamp(now: u64) -> u32 {
     now.saturating_add(1).min(u64::from(u32::MAX)) as u32
 }
@@ -117,11 +134,19 @@ impl PenaltyTable {
         let slots = (hosts + hosts / 3 + 1).next_power_of_two();
         PenaltyTable {
             slots: vec![Slot::default(); slots].into_boxed_slice(),
+            ranks: vec![0; slots].into_boxed_slice(),
             mask: slots - 1,
             len: 0,
             max_len: hosts.min(slots - 1),
             hand: 0,
-            hasher: RandomState::new(),
+            keys: {
+                let seed = RandomState::new();
+                [
+                    seed.hash_one(0u8),
+                    seed.hash_one(1u8),
+                    seed.hash_one(2u8) | 1,
+                ]
+            },
             evictions: 0,
         }
     }
@@ -143,23 +168,24 @@ impl PenaltyTable {
         self.evictions
     }
 
+    /// Two folded multiplications with the process's random keys (as foldhash and aHash
+    /// hash integers): SipHash, the standard library's, was a fifth of the table's cost,
+    /// and with a key the attacker cannot read, addresses cannot be aimed at one run.
     fn home(&self, key: &[u32; 4]) -> usize {
-        // One u128 rather than the array: a single hasher write instead of five.
-        let k = key
-            .iter()
-            .fold(0u128, |acc, &w| (acc << 32) | u128::from(w));
-        (self.hasher.hash_one(k) as usize) & self.mask
+        let hi = (u64::from(key[0]) << 32) | u64::from(key[1]);
+        let lo = (u64::from(key[2]) << 32) | u64::from(key[3]);
+        let h = fold_mul(lo ^ self.keys[0], hi ^ self.keys[1]);
+        (fold_mul(h, self.keys[2]) as usize) & self.mask
     }
 
     /// Slot holding `key`, or the empty slot where it would go.
     fn find(&self, key: &[u32; 4]) -> (usize, bool) {
         let mut i = self.home(key);
         loop {
-            let s = &self.slots[i];
-            if s.seen == 0 {
+            if self.ranks[i] == 0 {
                 return (i, false);
             }
-            if s.key == *key {
+            if self.slots[i].key == *key {
                 return (i, true);
             }
             i = (i + 1) & self.mask;
@@ -169,7 +195,8 @@ impl PenaltyTable {
     /// Every tracked address with its host, in slot order (for `status`: a scan of the
     /// fixed array, no allocation).
     pub fn iter(&self) -> impl Iterator<Item = (IpAddr, Host)> + '_ {
-        self.slots.iter().filter(|s| s.seen != 0).map(|s| {
+        let occupied = self.slots.iter().zip(self.ranks.iter());
+        occupied.filter(|(_, r)| **r != 0).map(|(s, _)| {
             let mut o = [0u8; 16];
             for (i, w) in s.key.iter().enumerate() {
                 o[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
@@ -181,7 +208,7 @@ impl PenaltyTable {
     /// Penalty and last-seen time of `ip`, if tracked.
     pub fn get(&self, ip: IpAddr) -> Option<(u32, u64)> {
         let (i, found) = self.find(&key_of(ip));
-        found.then(|| (self.slots[i].penalty, u64::from(self.slots[i].seen - 1)))
+        found.then(|| (self.slots[i].penalty, u64::from(self.ranks[i] as u32 - 1)))
     }
 
     /// Stores `penalty` for `ip`, scored and seen at `now`.
@@ -207,7 +234,7 @@ impl PenaltyTable {
     pub fn touch(&mut self, ip: IpAddr, now: u64) {
         let (i, found) = self.find(&key_of(ip));
         if found {
-            self.slots[i].seen = stamp(now);
+            self.ranks[i] = rank(&self.slots[i], stamp(now));
         }
     }
 
@@ -224,7 +251,6 @@ impl PenaltyTable {
         }
         self.slots[i] = Slot {
             key,
-            seen: stamp(now),
             penalty: host.penalty,
             scored: stamp(host.scored),
             acct: host.acct,
@@ -232,6 +258,7 @@ impl PenaltyTable {
             ok_accts: host.ok_accts,
             events: host.events,
         };
+        self.ranks[i] = rank(&self.slots[i], stamp(now));
     }
 
     pub fn remove(&mut self, ip: IpAddr) -> bool {
@@ -248,65 +275,61 @@ impl PenaltyTable {
         let mut j = hole;
         loop {
             j = (j + 1) & self.mask;
-            let s = self.slots[j];
-            if s.seen == 0 {
+            if self.ranks[j] == 0 {
                 break;
             }
+            let s = self.slots[j];
             let home = self.home(&s.key);
             // Move s into the hole unless its home lies cyclically in (hole, j].
             let dist_home = j.wrapping_sub(home) & self.mask;
             let dist_hole = j.wrapping_sub(hole) & self.mask;
             if dist_home >= dist_hole {
                 self.slots[hole] = s;
+                self.ranks[hole] = self.ranks[j];
                 hole = j;
             }
         }
         self.slots[hole] = Slot::default();
+        self.ranks[hole] = 0;
         self.len -= 1;
     }
 
-    /// A clock hand walks the slots; among the next few occupied ones the least valuable
+    /// A clock hand walks the slots; among the next `EVICTION_SAMPLE` hosts or more the least valuable
     /// goes: a host no account ever logged in from before one that did (a phone's memory of
     /// its login keeps its keepalives free), then the lowest penalty (a guesser one step
     /// from a ban outlives any amount of one-off noise), then the least recently seen.
     /// Decay is not looked at: a decayed host keeps its rank until it is seen again.
     fn evict_one(&mut self) {
-        let mut victim: Option<usize> = None;
-        let mut seen_occupied = 0;
-        let mut i = self.hand;
-        for _ in 0..self.slots.len() {
-            let s = &self.slots[i];
-            if s.seen != 0 {
-                let better = match victim {
-                    None => true,
-                    Some(v) => {
-                        let b = &self.slots[v];
-                        s.rank() < b.rank()
-                    }
-                };
-                if better {
-                    victim = Some(i);
-                }
-                seen_occupied += 1;
-                if seen_occupied == EVICTION_SAMPLE {
-                    break;
+        // Empty slots rank 0: one less wraps them to the largest, so a host is always the
+        // smallest, and the inner loop has no branch to mispredict (whether a slot is taken
+        // is a coin toss at the table's load). Whole windows until enough hosts were seen.
+        let mut best = (u64::MAX, self.hand);
+        let mut hosts = 0;
+        while hosts < EVICTION_SAMPLE {
+            let start = self.hand;
+            for k in 0..EVICTION_WINDOW.min(self.ranks.len()) {
+                let i = (start + k) & self.mask;
+                let r = self.ranks[i].wrapping_sub(1);
+                hosts += usize::from(r != u64::MAX);
+                if r < best.0 {
+                    best = (r, i);
                 }
             }
-            i = (i + 1) & self.mask;
+            self.hand = (start + EVICTION_WINDOW) & self.mask;
+            // A table smaller than the sample has been seen whole.
+            if self.ranks.len() <= EVICTION_WINDOW {
+                break;
+            }
         }
-        self.hand = (i + 1) & self.mask;
-        if let Some(v) = victim {
-            self.remove_at(v);
-            self.evictions += 1;
-        }
+        self.remove_at(best.1);
+        self.evictions += 1;
     }
 
-    /// Memory held by the slot array, for the counters.
+    /// Memory held by the slot array and the ranks, for the counters.
     pub fn bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.slots)
+        std::mem::size_of_val(&*self.slots) + std::mem::size_of_val(&*self.ranks)
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,7 +379,7 @@ mod tests {
         t.touch(a, 99);
         assert_eq!(t.host(a), Some(h));
         assert_eq!(t.get(a), Some((9, 99)));
-        assert_eq!(std::mem::size_of::<Slot>(), 44);
+        assert_eq!(std::mem::size_of::<Slot>(), 40);
     }
 
     #[test]

@@ -10,6 +10,9 @@ pub struct Guard {
     /// Loopback, the `trust` networks and the AMI host, then (from `fixed` on) the
     /// addresses of the trusted names as last resolved.
     nets: Vec<IpNet>,
+    /// `nets` as (IPv6, network, mask) over the address's bits: `protects` runs on every
+    /// event, and `IpNet::contains` computed its mask each time.
+    masks: Vec<(bool, u128, u128)>,
     fixed: usize,
     /// The address Ampere is connected to for AMI now: never banned, even when the AMI host
     /// is a name that did not resolve when the guard was made.
@@ -29,17 +32,33 @@ impl Guard {
         if let Ok(addrs) = (ami_host, 0).to_socket_addrs() {
             nets.extend(addrs.map(|a| IpNet::from(canonical(a.ip()))));
         }
-        Guard {
+        let mut g = Guard {
             fixed: nets.len(),
             nets,
+            masks: Vec::new(),
             peer: None,
-        }
+        };
+        g.compile();
+        g
+    }
+
+    fn compile(&mut self) {
+        self.masks = self
+            .nets
+            .iter()
+            .map(|n| {
+                let (v6, bits, _) = bits_of(n.network());
+                let mask = mask_of(n);
+                (v6, bits & mask, mask)
+            })
+            .collect();
     }
 
     /// The addresses of the `trust = NAME` entries, in place of those before.
     pub fn set_named(&mut self, named: &[IpNet]) {
         self.nets.truncate(self.fixed);
         self.nets.extend_from_slice(named);
+        self.compile();
     }
 
     pub fn named(&self) -> &[IpNet] {
@@ -60,7 +79,12 @@ impl Guard {
         if self.peer == Some(ip) {
             return Some(IpNet::from(ip));
         }
-        self.nets.iter().find(|n| n.contains(&ip)).copied()
+        let (v6, bits, _) = bits_of(ip);
+        let i = self
+            .masks
+            .iter()
+            .position(|&(f, net, mask)| f == v6 && bits & mask == net)?;
+        Some(self.nets[i])
     }
 
     /// A protected network that overlaps `net` (banning `net` would ban part of it).
@@ -68,10 +92,31 @@ impl Guard {
         if let Some(peer) = self.peer.filter(|p| net.contains(p)) {
             return Some(IpNet::from(peer));
         }
-        self.nets
+        // Two networks overlap when they agree on the bits of the shorter prefix.
+        let (v6, bits, _) = bits_of(net.network());
+        let own = mask_of(net);
+        let i = self
+            .masks
             .iter()
-            .find(|n| n.contains(net) || net.contains(*n))
-            .copied()
+            .position(|&(f, n, mask)| f == v6 && (bits ^ n) & (mask & own) == 0)?;
+        Some(self.nets[i])
+    }
+}
+
+/// The prefix of `net` as a mask over `bits_of` (an IPv4 mask also covers the 96 bits
+/// above the address, which are zero on both sides).
+fn mask_of(net: &IpNet) -> u128 {
+    let len = if matches!(net, IpNet::V4(_)) { 32 } else { 128 };
+    u128::MAX
+        .checked_shl(len - u32::from(net.prefix_len()))
+        .unwrap_or(0)
+}
+
+/// An address's family, its bits (an IPv4 address in the low 32) and how many there are.
+fn bits_of(ip: IpAddr) -> (bool, u128, u32) {
+    match ip {
+        IpAddr::V4(a) => (false, u128::from(u32::from(a)), 32),
+        IpAddr::V6(a) => (true, u128::from(a), 128),
     }
 }
 
@@ -134,5 +179,48 @@ mod tests {
         assert!(g.overlaps(&"0.0.0.0/0".parse().unwrap()).is_some());
         assert!(g.overlaps(&"::/0".parse().unwrap()).is_some());
         assert!(g.overlaps(&"192.168.1.0/24".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn protects_agrees_with_ipnet_at_every_prefix_length() {
+        let mut seed = 0x9e37_79b9u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        for _ in 0..2_000 {
+            let base = [next(), next(), next(), next()];
+            let v4 = IpAddr::V4(Ipv4Addr::from(base[0]));
+            let v6 = IpAddr::V6(Ipv6Addr::from(
+                (u128::from(base[0]) << 96) | (u128::from(base[1]) << 64) | u128::from(base[2]),
+            ));
+            let nets = [
+                IpNet::new(v4, (next() % 33) as u8).unwrap().trunc(),
+                IpNet::new(v6, (next() % 129) as u8).unwrap().trunc(),
+            ];
+            let g = Guard::new(&nets, "127.0.0.1");
+            for probe in [v4, v6] {
+                // Near the network (a few low or high bits flipped) and far from it.
+                let flip = 1u128 << (next() % 128);
+                let near = match probe {
+                    IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) ^ flip as u32)),
+                    IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) ^ flip)),
+                };
+                for a in [probe, near, IpAddr::V4(Ipv4Addr::from(next()))] {
+                    let want = g.nets.iter().find(|n| n.contains(&a)).copied();
+                    assert_eq!(g.protects(a), want, "{a} in {nets:?}");
+                    let max = if a.is_ipv4() { 33 } else { 129 };
+                    let net = IpNet::new(a, (next() % max) as u8).unwrap().trunc();
+                    let want = g
+                        .nets
+                        .iter()
+                        .find(|n| n.contains(&net) || net.contains(*n))
+                        .copied();
+                    assert_eq!(g.overlaps(&net), want, "{net} against {nets:?}");
+                }
+            }
+        }
     }
 }

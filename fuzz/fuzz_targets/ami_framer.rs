@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
             framer.push(chunk, &mut |item| {
                 if let Item::Message(m) = item {
                     let _ = m.is_response();
-                    let _ = judge.judge(m, 0);
+                    let _ = judge.judge(&m, 0);
                 }
             });
         }

@@ -1,8 +1,9 @@
 //! RemoteAddress values: whatever parses must be an address that prints back and parses
-//! again to itself (it goes onto an iptables command line).
+//! again to itself (it goes onto an iptables command line), and the hand-read plain form
+//! must never disagree with the PCRE2 pattern.
 #![no_main]
 
-use ampere::event::Matcher;
+use ampere::event::{plain_remote, Matcher, Plain};
 use libfuzzer_sys::fuzz_target;
 
 thread_local! {
@@ -10,7 +11,16 @@ thread_local! {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let parsed = MATCHER.with(|m| m.borrow_mut().remote_address(data));
+    let (parsed, by_pattern) = MATCHER.with(|m| {
+        let mut m = m.borrow_mut();
+        (m.remote_address(data), m.remote_address_by_pattern(data))
+    });
+    assert_eq!(parsed, by_pattern);
+    match plain_remote(data) {
+        Plain::Addr(ip) => assert_eq!(Some(ip), by_pattern),
+        Plain::Invalid => assert_eq!(None, by_pattern),
+        Plain::Unread => {}
+    }
     if let Some(ip) = parsed {
         let text = ip.to_string();
         assert!(text

@@ -255,6 +255,7 @@ impl Proto {
             }
             Item::Message(m) => m,
         };
+        let m = &m;
         if log::enabled(log::Level::Debug) {
             let text: Vec<String> = m
                 .headers()
