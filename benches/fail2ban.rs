@@ -259,8 +259,16 @@ fn main() {
         FILTER
     );
     println!();
-    println!("| mix | events | ampere --replay | fail2ban-regex | ratio | ampere peak RSS | fail2ban peak RSS |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    // AMPERE_BENCH_BEFORE=BINARY also times an earlier build on the same files, against the
+    // same fail2ban run: the before/after of a change in one table.
+    let before = std::env::var("AMPERE_BENCH_BEFORE").ok();
+    if before.is_some() {
+        println!("| mix | events | ampere --replay | fail2ban-regex | ratio | ampere peak RSS | fail2ban peak RSS | before: ampere --replay, ratio, peak RSS |");
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    } else {
+        println!("| mix | events | ampere --replay | fail2ban-regex | ratio | ampere peak RSS | fail2ban peak RSS |");
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
+    }
     let all = [
         (Mix::Scan, 100_000),
         (Mix::Scan, 1_000_000),
@@ -294,18 +302,22 @@ fn main() {
         // competes with the writeback of the other's input.
         assert!(Command::new("sync").status().unwrap().success());
         // Ampere's run is short, so the best of three (fail2ban's takes a minute at 1M).
-        let a = (0..3)
-            .map(|_| {
-                measure(
-                    Command::new(bin())
-                        .arg("-c")
-                        .arg(&cfg)
-                        .arg("--replay")
-                        .arg(&ami),
-                )
-            })
-            .min_by(|x, y| x.secs.total_cmp(&y.secs))
-            .unwrap();
+        let best_of_three = |program: &str| {
+            (0..3)
+                .map(|_| {
+                    measure(
+                        Command::new(program)
+                            .arg("-c")
+                            .arg(&cfg)
+                            .arg("--replay")
+                            .arg(&ami),
+                    )
+                })
+                .min_by(|x, y| x.secs.total_cmp(&y.secs))
+                .unwrap()
+        };
+        let a = best_of_three(&bin());
+        let earlier = before.as_deref().map(best_of_three);
         let summary = a
             .stdout
             .lines()
@@ -331,8 +343,12 @@ fn main() {
             "fail2ban-regex did not match what its filter should ({matched} of {n}): {lines}"
         );
         let (ra, rf) = (n as f64 / a.secs, n as f64 / f.secs);
+        let earlier = earlier.map_or(String::new(), |b| {
+            let rb = n as f64 / b.secs;
+            format!(" {:.0} events/s, {:.0}x, {} KiB |", rb, rb / rf, b.peak_kib)
+        });
         println!(
-            "| {} | {n} | {:.0} events/s ({:.2} s) | {:.0} events/s ({:.2} s) | {:.0}x | {} KiB | {} KiB |",
+            "| {} | {n} | {:.0} events/s ({:.2} s) | {:.0} events/s ({:.2} s) | {:.0}x | {} KiB | {} KiB |{earlier}",
             mix.name(),
             ra,
             a.secs,

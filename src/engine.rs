@@ -46,11 +46,7 @@ pub struct Counters {
 
 impl Counters {
     fn count(&mut self, service: &[u8], kind: EventKind) {
-        let i = match self
-            .events
-            .iter()
-            .position(|(s, _)| s.as_bytes().eq_ignore_ascii_case(service))
-        {
+        let i = match self.events.iter().position(|(s, _)| same_name(s, service)) {
             Some(i) => i,
             None => {
                 let name = if self.events.len() < MAX_SERVICES {
@@ -314,11 +310,7 @@ impl Engine {
     pub fn feed(&mut self, ev: &SecurityEvent<'_>, now: u64) -> Verdict {
         let (kind, service, addr) = (ev.kind, ev.service, ev.addr());
         self.counters.count(service, kind);
-        if !self
-            .services
-            .iter()
-            .any(|s| s.as_bytes().eq_ignore_ascii_case(service))
-        {
+        if !self.services.iter().any(|s| same_name(s, service)) {
             self.counters.ignored_service += 1;
             return Verdict::IgnoredService;
         }
@@ -331,7 +323,8 @@ impl Engine {
         // address narrows or none does, so a prefix and a single address never share a key.
         let key = net.network();
         let weight = self.weights.get(kind);
-        let mut h = self.table.host(key).unwrap_or_default();
+        let (entry, known) = self.table.entry(key);
+        let mut h = known.unwrap_or_default();
         if now.saturating_sub(h.scored) >= self.findtime {
             // Quiet for `findtime`: the penalty starts from zero; a success is remembered.
             h = Host {
@@ -356,7 +349,7 @@ impl Engine {
                     h.acct_penalty = 0;
                 }
                 h.note_login(acct);
-                self.table.put(key, h, now);
+                self.table.put_entry(entry, h, now);
                 if h.penalty == 0 {
                     Verdict::Cleared
                 } else {
@@ -367,7 +360,7 @@ impl Engine {
             _ if kind == EventKind::ChallengeSent && h.logged_in(acct) => {
                 // How digest authentication starts, for an account this host has logged in
                 // to: a phone's keepalive OPTIONS or its next REGISTER, not an attack.
-                self.table.touch(key, now);
+                self.table.touch_entry(&entry, now);
                 Verdict::Scored(h.penalty)
             }
             w => {
@@ -390,16 +383,22 @@ impl Engine {
                 h.events = h.events.saturating_add(1);
                 h.scored = now;
                 if next >= self.limit {
-                    self.table.remove(key);
+                    self.table.remove_entry(entry);
                     self.counters.ban_decisions += 1;
                     Verdict::Ban(next, net, h.events)
                 } else {
-                    self.table.put(key, h, now);
+                    self.table.put_entry(entry, h, now);
                     Verdict::Scored(next)
                 }
             }
         }
     }
+}
+
+/// A service name as configured against one from an event, in any case; Asterisk's own
+/// spelling (the same as the config's, as a rule) is compared first, in words.
+fn same_name(configured: &str, name: &[u8]) -> bool {
+    configured.as_bytes() == name || configured.as_bytes().eq_ignore_ascii_case(name)
 }
 
 #[cfg(test)]

@@ -89,6 +89,13 @@ const EVICTION_SAMPLE: usize = 16;
 /// default size: half its slots).
 const EVICTION_WINDOW: usize = 32;
 
+/// A slot `PenaltyTable::entry` found for an address (see there).
+pub struct Entry {
+    key: [u32; 4],
+    i: usize,
+    found: bool,
+}
+
 pub struct PenaltyTable {
     slots: Box<[Slot]>,
     /// Each slot's `rank`, 0 for an empty slot: the eviction clock walks these 8 bytes a
@@ -117,7 +124,7 @@ fn key_of(ip: IpAddr) -> [u32; 4] {
 
 /// The 128-bit product of `a` and `b`, its halves XORed: every bit of each input reaches the
 /// low bits.
-fn fold_mul(a: u64, b: u64) -> u64 {
+pub(crate) fn fold_mul(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
     (p as u64) ^ ((p >> 64) as u64)
 }
@@ -226,31 +233,48 @@ impl PenaltyTable {
 
     /// What is remembered of `ip`, if anything.
     pub fn host(&self, ip: IpAddr) -> Option<Host> {
-        let (i, found) = self.find(&key_of(ip));
-        found.then(|| self.slots[i].host())
+        self.entry(ip).1
+    }
+
+    /// Where `ip` is or would go, and what is remembered of it: for one `put_entry`,
+    /// `touch_entry` or `remove_entry` with nothing else changing the table in between, so
+    /// that an event costs one probe, not two.
+    pub fn entry(&self, ip: IpAddr) -> (Entry, Option<Host>) {
+        let key = key_of(ip);
+        let (i, found) = self.find(&key);
+        (Entry { key, i, found }, found.then(|| self.slots[i].host()))
     }
 
     /// Marks `ip` as seen at `now` (it is evicted last), changing nothing else.
     pub fn touch(&mut self, ip: IpAddr, now: u64) {
-        let (i, found) = self.find(&key_of(ip));
-        if found {
-            self.ranks[i] = rank(&self.slots[i], stamp(now));
+        let e = self.entry(ip).0;
+        self.touch_entry(&e, now);
+    }
+
+    pub fn touch_entry(&mut self, e: &Entry, now: u64) {
+        if e.found {
+            self.ranks[e.i] = rank(&self.slots[e.i], stamp(now));
         }
     }
 
     /// Stores `host` for `ip`, seen at `now`, evicting another host if the table is full.
     pub fn put(&mut self, ip: IpAddr, host: Host, now: u64) {
-        let key = key_of(ip);
-        let (mut i, found) = self.find(&key);
-        if !found {
+        let e = self.entry(ip).0;
+        self.put_entry(e, host, now);
+    }
+
+    pub fn put_entry(&mut self, e: Entry, host: Host, now: u64) {
+        let mut i = e.i;
+        if !e.found {
             if self.len >= self.max_len {
+                // Eviction moves hosts about: where the key goes is looked up again.
                 self.evict_one();
-                i = self.find(&key).0;
+                i = self.find(&e.key).0;
             }
             self.len += 1;
         }
         self.slots[i] = Slot {
-            key,
+            key: e.key,
             penalty: host.penalty,
             scored: stamp(host.scored),
             acct: host.acct,
@@ -262,11 +286,15 @@ impl PenaltyTable {
     }
 
     pub fn remove(&mut self, ip: IpAddr) -> bool {
-        let (i, found) = self.find(&key_of(ip));
-        if found {
-            self.remove_at(i);
+        let e = self.entry(ip).0;
+        self.remove_entry(e)
+    }
+
+    pub fn remove_entry(&mut self, e: Entry) -> bool {
+        if e.found {
+            self.remove_at(e.i);
         }
-        found
+        e.found
     }
 
     /// Backward-shift deletion: pulls later members of the probe run into the hole, so that
