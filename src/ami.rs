@@ -121,6 +121,13 @@ impl Framer {
 
     /// Feeds received bytes; calls `f` for the banner and for each complete message.
     pub fn push(&mut self, data: &[u8], f: &mut dyn FnMut(Item<'_>)) {
+        // Header offsets are u32: a caller's slice past 4 GiB goes in pieces.
+        for part in data.chunks(1 << 31) {
+            self.push_part(part, f);
+        }
+    }
+
+    fn push_part(&mut self, data: &[u8], f: &mut dyn FnMut(Item<'_>)) {
         let mut pos = 0;
         while pos < data.len() {
             let Some(i) = find_byte(&data[pos..], b'\n') else {
