@@ -287,6 +287,28 @@ fn a_stale_socket_is_replaced_and_a_live_one_stops_a_second_daemon() {
 }
 
 #[test]
+fn a_socket_held_by_something_that_never_answers_does_not_stop_a_restart() {
+    // A daemon killed with -9 while a firewall tool it started was between fork and exec:
+    // the orphan holds a copy of the listening socket for a while (seen under load in the
+    // SIGKILL test), so a connect succeeds, but nothing will ever answer there.
+    let (_tx, rx) = mpsc::channel::<Vec<u8>>();
+    let server = AmiServer::start(vec![Plan::Feed(Arc::new(Mutex::new(rx))); 2]);
+    let setup = Setup::new(Some(server.addr), "");
+    let orphan = UnixListener::bind(setup.socket()).unwrap();
+    let d = setup.spawn();
+    wait_for(15, "AMI login", || setup.log().contains("logged in to AMI"));
+    assert!(
+        setup.log().contains("does not answer"),
+        "the silent socket is named in the log:\n{}",
+        setup.log()
+    );
+    let (code, out, _) = setup.run(&["status"], "");
+    assert_eq!(code, 0, "the new daemon answers at the path: {out}");
+    drop(orphan);
+    assert_eq!(d.stop(), 0);
+}
+
+#[test]
 fn add_and_del_go_through_the_running_daemon() {
     let (setup, _server, d, tx) = fed("");
     // 14 of the 15 that ban.

@@ -789,12 +789,16 @@ fn inner_crash() {
             .unwrap();
         let mut err = BufReader::new(check.stderr.take().unwrap());
         let mut line = String::new();
+        let mut said = String::new();
         loop {
             line.clear();
             assert!(
                 err.read_line(&mut line).unwrap() > 0,
-                "round {round}: check instance died"
+                "round {round}: check instance died ({:?}); it said:\n{said}\nthe killed daemon's log:\n{}",
+                check.wait(),
+                pbx.setup.log()
             );
+            said.push_str(&line);
             if line.contains("stored ban(s) restored") {
                 break;
             }

@@ -32,6 +32,10 @@ pub const MAX_CLIENTS: usize = 8;
 pub const CLIENT_DEADLINE: Duration = Duration::from_secs(3);
 /// Bytes read or written per client per wake-up.
 const CHUNK: usize = 16 * 1024;
+/// How long a daemon already at the socket has to answer before the socket counts as stale.
+/// A running daemon answers within a turn of its loop; an orphaned child of a killed daemon
+/// that still holds a copy of the listener (between its fork and its exec) never does.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 struct Client {
     stream: UnixStream,
@@ -47,6 +51,16 @@ pub struct Control {
     clients: Vec<Client>,
     /// Refused: too many clients, a foreign user, a request over the bound, a deadline.
     pub refused: u64,
+}
+
+/// Whether what listens at the other end of `s` answers a request: a running Ampere does
+/// (an unknown request gets its one-line error), a process that only holds the listener
+/// does not.
+fn answers(mut s: UnixStream) -> bool {
+    let bounded = s.set_read_timeout(Some(PROBE_TIMEOUT)).is_ok()
+        && s.set_write_timeout(Some(PROBE_TIMEOUT)).is_ok();
+    let mut byte = [0u8; 1];
+    bounded && s.write_all(b"ping\n").is_ok() && s.read(&mut byte).is_ok_and(|n| n > 0)
 }
 
 impl Control {
@@ -65,10 +79,16 @@ impl Control {
             }
         }
         if std::fs::symlink_metadata(path).is_ok() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "{shown}: another Ampere is running and answers there (stop it first, or set `socket` to another path)"
-                ));
+            if let Ok(s) = UnixStream::connect(path) {
+                if answers(s) {
+                    return Err(format!(
+                        "{shown}: another Ampere is running and answers there (stop it first, or set `socket` to another path)"
+                    ));
+                }
+                warn!(
+                    "{shown}: something holds the socket but does not answer within {}s (a child of a daemon that was killed, before its exec): replaced",
+                    PROBE_TIMEOUT.as_secs()
+                );
             }
             std::fs::remove_file(path)
                 .map_err(|e| format!("cannot remove the stale socket {shown}: {e}"))?;
