@@ -61,6 +61,14 @@ impl<'a> Message<'a> {
     }
 }
 
+/// Two names equal in any ASCII case, as Asterisk compares header names. The exact match
+/// (Asterisk's own spelling, as a rule) is tried first: against a constant, a few word
+/// compares.
+#[inline]
+pub fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a == b || a.eq_ignore_ascii_case(b)
+}
+
 /// Copies a header into `buf`, its offsets into `headers`.
 fn push_header(buf: &mut Vec<u8>, headers: &mut Vec<[u32; 4]>, name: &[u8], value: &[u8]) {
     headers.push(copy_header(buf, name, value));

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::ami::same_name;
 use crate::config::Config;
 use crate::event::SecurityEvent;
 use crate::score::{EventKind, Weight, Weights};
@@ -46,7 +47,11 @@ pub struct Counters {
 
 impl Counters {
     fn count(&mut self, service: &[u8], kind: EventKind) {
-        let i = match self.events.iter().position(|(s, _)| same_name(s, service)) {
+        let i = match self
+            .events
+            .iter()
+            .position(|(s, _)| same_name(s.as_bytes(), service))
+        {
             Some(i) => i,
             None => {
                 let name = if self.events.len() < MAX_SERVICES {
@@ -310,7 +315,11 @@ impl Engine {
     pub fn feed(&mut self, ev: &SecurityEvent<'_>, now: u64) -> Verdict {
         let (kind, service, addr) = (ev.kind, ev.service, ev.addr());
         self.counters.count(service, kind);
-        if !self.services.iter().any(|s| same_name(s, service)) {
+        if !self
+            .services
+            .iter()
+            .any(|s| same_name(s.as_bytes(), service))
+        {
             self.counters.ignored_service += 1;
             return Verdict::IgnoredService;
         }
@@ -393,12 +402,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// A service name as configured against one from an event, in any case; Asterisk's own
-/// spelling (the same as the config's, as a rule) is compared first, in words.
-fn same_name(configured: &str, name: &[u8]) -> bool {
-    configured.as_bytes() == name || configured.as_bytes().eq_ignore_ascii_case(name)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use pcre2::bytes::{CaptureLocations, Regex, RegexBuilder};
 
 use crate::addr::canonical;
-use crate::ami::Message;
+use crate::ami::{same_name, Message};
 use crate::score::EventKind;
 
 /// Asterisk's address format: `IPV4|IPV6 / [UDP|TCP|TLS|WS|WSS /] address / port`. IPv6 comes
@@ -123,20 +123,14 @@ fn read_index(name: &[u8]) -> Option<usize> {
         _ => return None,
     };
     let i = match (name.len(), first, last) {
-        (5, b'e', b't') if is(name, b"Event") => 0,
-        (7, b's', b'e') if is(name, b"Service") => 1,
-        (9, b'a', b'd') if is(name, b"AccountID") => 2,
-        (13, b'r', b's') if is(name, b"RemoteAddress") => 3,
-        (7, b'e', b'v') if is(name, b"EventTV") => 4,
+        (5, b'e', b't') if same_name(name, b"Event") => 0,
+        (7, b's', b'e') if same_name(name, b"Service") => 1,
+        (9, b'a', b'd') if same_name(name, b"AccountID") => 2,
+        (13, b'r', b's') if same_name(name, b"RemoteAddress") => 3,
+        (7, b'e', b'v') if same_name(name, b"EventTV") => 4,
         _ => return None,
     };
     Some(i)
-}
-
-/// `name` is `want` in any case; Asterisk's own spelling is tried first, as a few word
-/// compares (the length is a constant).
-fn is<const N: usize>(name: &[u8], want: &[u8; N]) -> bool {
-    name == want || name.eq_ignore_ascii_case(want)
 }
 
 pub struct Matcher {

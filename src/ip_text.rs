@@ -27,33 +27,19 @@ impl Cursor<'_> {
         (self.peek()? == c).then(|| self.pos += 1)
     }
 
-    /// A number of at most `max_digits` digits that fits `limit`; no leading zero unless
-    /// `zero_prefix` (or the number is 0 itself).
-    fn number(
-        &mut self,
-        radix: u32,
-        max_digits: usize,
-        limit: u32,
-        zero_prefix: bool,
-    ) -> Option<u32> {
+    /// One group: one to four hex digits, leading zeros allowed.
+    fn hex_group(&mut self) -> Option<u16> {
         let start = self.pos;
         let mut value = 0u32;
-        let mut digits = 0;
-        while let Some(d) = self.peek().and_then(|c| char::from(c).to_digit(radix)) {
+        while let Some(d) = self.peek().and_then(|c| char::from(c).to_digit(16)) {
             self.pos += 1;
-            value = value * radix + d;
-            digits += 1;
-            if digits > max_digits || value > limit {
+            if self.pos - start > 4 {
                 self.pos = start;
                 return None;
             }
+            value = value * 16 + d;
         }
-        let leading_zero = digits > 1 && self.s[start] == b'0';
-        if digits == 0 || (leading_zero && !zero_prefix) {
-            self.pos = start;
-            return None;
-        }
-        Some(value)
+        (self.pos > start).then_some(value as u16)
     }
 
     /// `sep` first unless this is the first item, then `item`; all or nothing.
@@ -77,18 +63,9 @@ impl Cursor<'_> {
     }
 
     fn v4(&mut self) -> Option<Ipv4Addr> {
-        let start = self.pos;
-        let mut octets = [0u8; 4];
-        for (i, o) in octets.iter_mut().enumerate() {
-            match self.separated(b'.', i == 0, |c| c.number(10, 3, 255, false)) {
-                Some(n) => *o = n as u8,
-                None => {
-                    self.pos = start;
-                    return None;
-                }
-            }
-        }
-        Some(Ipv4Addr::from(octets))
+        let (a, end) = v4_at(self.s, self.pos)?;
+        self.pos = end;
+        Some(a)
     }
 
     /// Groups into `groups` until one does not read: how many, and whether the last two
@@ -104,8 +81,8 @@ impl Cursor<'_> {
                     return (i + 2, true);
                 }
             }
-            match self.separated(b':', i == 0, |c| c.number(16, 4, 0xffff, true)) {
-                Some(g) => groups[i] = g as u16,
+            match self.separated(b':', i == 0, Cursor::hex_group) {
+                Some(g) => groups[i] = g,
                 None => return (i, false),
             }
         }
@@ -131,12 +108,15 @@ impl Cursor<'_> {
     }
 }
 
-/// The whole of `s` as an IPv4 address, as `str::parse::<Ipv4Addr>` reads it: four
-/// octets of one to three digits, at most 255, no leading zero. (`Cursor::v4` is the same
-/// grammar where an IPv6 text may embed it; this one runs on every IPv4 event.)
+/// The whole of `s` as an IPv4 address, as `str::parse::<Ipv4Addr>` reads it.
 pub fn v4(s: &[u8]) -> Option<Ipv4Addr> {
+    v4_at(s, 0).and_then(|(a, end)| (end == s.len()).then_some(a))
+}
+
+/// An IPv4 address at `s[i..]`, alone or embedded in an IPv6 text: four octets of one to
+/// three digits, at most 255, no leading zero; and where it ends.
+fn v4_at(s: &[u8], mut i: usize) -> Option<(Ipv4Addr, usize)> {
     let mut octets = [0u8; 4];
-    let mut i = 0;
     for (n, o) in octets.iter_mut().enumerate() {
         if n > 0 {
             if s.get(i) != Some(&b'.') {
@@ -158,7 +138,7 @@ pub fn v4(s: &[u8]) -> Option<Ipv4Addr> {
         }
         *o = value as u8;
     }
-    (i == s.len()).then_some(Ipv4Addr::from(octets))
+    Some((Ipv4Addr::from(octets), i))
 }
 
 /// The whole of `s` as an IPv6 address, as `str::parse::<Ipv6Addr>` reads it.

@@ -3,7 +3,6 @@
 //! fail2ban-regex) and for seeing Ampere work without an Asterisk.
 
 use std::collections::HashSet;
-use std::hash::BuildHasher as _;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -24,8 +23,8 @@ struct FoldState([u64; 2]);
 
 impl FoldState {
     fn new() -> FoldState {
-        let seed = std::collections::hash_map::RandomState::new();
-        FoldState([seed.hash_one(0u8), seed.hash_one(1u8) | 1])
+        let [k0, _, k2] = crate::table::process_keys();
+        FoldState([k0, k2])
     }
 }
 

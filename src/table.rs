@@ -122,6 +122,16 @@ fn key_of(ip: IpAddr) -> [u32; 4] {
     })
 }
 
+/// Three random keys for `fold_mul` hashing, new in every process (the last one odd).
+pub(crate) fn process_keys() -> [u64; 3] {
+    let seed = RandomState::new();
+    [
+        seed.hash_one(0u8),
+        seed.hash_one(1u8),
+        seed.hash_one(2u8) | 1,
+    ]
+}
+
 /// The 128-bit product of `a` and `b`, its halves XORed: every bit of each input reaches the
 /// low bits.
 pub(crate) fn fold_mul(a: u64, b: u64) -> u64 {
@@ -146,14 +156,7 @@ impl PenaltyTable {
             len: 0,
             max_len: hosts.min(slots - 1),
             hand: 0,
-            keys: {
-                let seed = RandomState::new();
-                [
-                    seed.hash_one(0u8),
-                    seed.hash_one(1u8),
-                    seed.hash_one(2u8) | 1,
-                ]
-            },
+            keys: process_keys(),
             evictions: 0,
         }
     }
