@@ -471,6 +471,7 @@ fn until(at: i64, epoch_ms: i64) -> Duration {
 
 mod bulk;
 mod ceiling;
+mod known;
 mod lock;
 mod outage;
 mod pulled;

@@ -37,6 +37,16 @@ pub fn format_time(epoch: i64) -> String {
     )
 }
 
+/// A length of time as a person writes it in the config: `28d`, `6h`, `10m`, `90s`.
+pub fn span(secs: u64) -> String {
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// Days since the epoch of a UTC civil date (Howard Hinnant's days-from-civil), used to
 /// read Asterisk's `EventTV` in replays.
 pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {

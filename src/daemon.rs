@@ -29,6 +29,7 @@ use crate::stats::{self, Stats};
 use crate::sys::{self, PollFd, SignalPipe};
 use crate::{debug, error, info, warn};
 
+mod known;
 mod pace;
 mod protect;
 
@@ -75,6 +76,11 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     judge
         .engine
         .set_trusted_names(&resolver::networks(resolver.names()));
+    let started = Instant::now();
+    let started_at = clock::now_epoch();
+    judge.engine.set_wall_base(started_at);
+    // Before the first event: a phone's keepalive right after a restart is its own.
+    known::load(&mut judge, &mut bans, &cfg, started_at);
     let mut d = Daemon {
         resolver,
         lapi: Lapi::new(&cfg),
@@ -88,8 +94,9 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         cfg_explicit: cfg_path.is_some(),
         cfg_path: cfg_path.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH)),
         log_override: logfile.is_some(),
-        started: Instant::now(),
-        started_at: clock::now_epoch(),
+        started,
+        started_at,
+        next_forget: started + known::FORGET_EVERY,
         control: Some(control),
         rate: EventRate::default(),
         next_stats: cfg.statsfile.as_ref().map(|_| Instant::now()),
@@ -142,6 +149,8 @@ struct Daemon {
     lift_retry: Option<Instant>,
     /// Reads the AMI socket in batches under a flood.
     pace: pace::Pace,
+    /// When known hosts not seen for `known_forget` are next forgotten.
+    next_forget: Instant,
 }
 
 impl Daemon {
@@ -255,6 +264,7 @@ impl Daemon {
             self.lift_retry,
             self.lapi.next_timer(),
             self.pace.next_timer(),
+            Some(self.next_forget),
         ]
         .into_iter()
         .flatten()
@@ -296,6 +306,16 @@ impl Daemon {
         if self.lift_retry.is_some_and(|t| now >= t) {
             self.lift_protected();
         }
+        if now >= self.next_forget {
+            let sec = self.started.elapsed().as_secs();
+            self.next_forget = known::forget(
+                &mut self.judge,
+                &mut self.bans,
+                &self.cfg,
+                clock::now_epoch(),
+                sec,
+            );
+        }
         // The AMI host as this connection resolved it is never banned, also when it is a
         // name that did not resolve at start.
         self.judge.engine.set_ami_peer(self.link.peer());
@@ -334,6 +354,7 @@ impl Daemon {
             }
             // A read's bans go out together: one transaction, one firewall command.
             let flushed = self.bans.flush(&self.cfg, clock::now_epoch);
+            known::store(&mut self.judge, &mut self.bans, &self.cfg);
             let engine = &self.judge.engine;
             let subnets = self
                 .bans

@@ -6,9 +6,12 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::account;
 use crate::ami::same_name;
 use crate::config::Config;
 use crate::event::SecurityEvent;
+use crate::facts::{Fact, Source};
+use crate::known::{Known, Mark};
 use crate::score::{EventKind, Weight, Weights};
 use crate::table::{Host, PenaltyTable};
 use crate::trust::Guard;
@@ -29,80 +32,8 @@ pub enum Verdict {
     Ban(u32, IpNet, u32),
 }
 
-/// Distinct service names counted separately; more (there are only a handful in Asterisk)
-/// go to `other`.
-const MAX_SERVICES: usize = 16;
-
-#[derive(Clone, Debug, Default)]
-pub struct Counters {
-    /// Security events by service and kind.
-    pub events: Vec<(String, [u64; EventKind::ALL.len()])>,
-    pub ban_decisions: u64,
-    pub protected: u64,
-    pub ignored_service: u64,
-    pub bad_address: u64,
-    /// Messages dropped for a header Ampere reads given twice.
-    pub duplicate_headers: u64,
-}
-
-impl Counters {
-    fn count(&mut self, service: &[u8], kind: EventKind) {
-        let i = match self
-            .events
-            .iter()
-            .position(|(s, _)| same_name(s.as_bytes(), service))
-        {
-            Some(i) => i,
-            None => {
-                let name = if self.events.len() < MAX_SERVICES {
-                    crate::log::printable(service)
-                } else {
-                    "other".to_string()
-                };
-                match self.events.iter().position(|(s, _)| *s == name) {
-                    Some(i) => i,
-                    None => {
-                        self.events.push((name, [0; EventKind::ALL.len()]));
-                        self.events.len() - 1
-                    }
-                }
-            }
-        };
-        self.events[i].1[kind.index()] += 1;
-    }
-
-    pub fn by_kind(&self) -> [u64; EventKind::ALL.len()] {
-        let mut total = [0; EventKind::ALL.len()];
-        for (_, by_kind) in &self.events {
-            for (t, n) in total.iter_mut().zip(by_kind) {
-                *t += n;
-            }
-        }
-        total
-    }
-
-    pub fn summary(&self) -> String {
-        let kinds: Vec<String> = EventKind::ALL
-            .iter()
-            .zip(self.by_kind())
-            .filter(|(_, n)| *n > 0)
-            .map(|(k, n)| format!("{}={n}", k.name()))
-            .collect();
-        format!(
-            "events: {}; ban decisions {}, protected {}, other service {}, bad address {}, duplicate headers {}",
-            if kinds.is_empty() {
-                "none".to_string()
-            } else {
-                kinds.join(" ")
-            },
-            self.ban_decisions,
-            self.protected,
-            self.ignored_service,
-            self.bad_address,
-            self.duplicate_headers
-        )
-    }
-}
+mod counters;
+pub use counters::Counters;
 
 pub struct Engine {
     table: PenaltyTable,
@@ -120,6 +51,12 @@ pub struct Engine {
     /// Protected networks already named in the log for narrowing a prefix (at most one
     /// entry per protected network).
     warned_overlap: Vec<IpNet>,
+    /// Who authenticated (or is registered) from where: survives restarts through the
+    /// database (`known.rs`).
+    known: Known,
+    /// The wall clock (unix seconds) at `feed`'s time 0: the known hosts are stored with
+    /// wall-clock times, scoring runs on the monotonic clock.
+    wall_base: i64,
     pub counters: Counters,
 }
 
@@ -137,6 +74,8 @@ impl Engine {
             prefix_v4: 32,
             prefix_v6: 128,
             warned_overlap: Vec::new(),
+            known: Known::new(cfg.known_max),
+            wall_base: 0,
             counters: Counters::default(),
         };
         e.reconfigure(cfg);
@@ -158,6 +97,18 @@ impl Engine {
         self.prefix_v4 = cfg.ipv4_prefix;
         self.prefix_v6 = cfg.ipv6_prefix;
         self.warned_overlap.clear();
+        self.known.set_max(cfg.known_max);
+    }
+
+    /// The wall clock at time 0 of `feed`'s `now` (the daemon's start; 0 for `--replay`,
+    /// whose times are the events' own).
+    pub fn set_wall_base(&mut self, base: i64) {
+        self.wall_base = base;
+    }
+
+    fn wall(&self, now: u64) -> i64 {
+        self.wall_base
+            .saturating_add(now.min(i64::MAX as u64) as i64)
     }
 
     /// The `ipv4_prefix`/`ipv6_prefix` network of `addr`; a LAN address stays single
@@ -202,22 +153,6 @@ impl Engine {
             );
         }
         key
-    }
-
-    /// An account as the table keeps it: a hash, 0 for none. The same in every process, so
-    /// that the Bloom filter's false positives (`Host::logged_in`) fall on the same accounts
-    /// in every run and `--replay` judges a capture as the daemon does. A secret key would
-    /// buy little: a collision only makes challenges free for accounts of the same source
-    /// address, never its failed passwords.
-    fn account_key(&self, account: &[u8]) -> u32 {
-        if account.is_empty() {
-            return 0;
-        }
-        // FNV-1a: short names, and SipHash cost as much as the rest of scoring.
-        let h = account.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        ((h ^ (h >> 32)) as u32).max(1)
     }
 
     /// The address Ampere is connected to for AMI (resolved anew at each connect).
@@ -311,6 +246,85 @@ impl Engine {
         self.counters.bad_address += 1;
     }
 
+    /// A fact Asterisk reported (a registration, a trunk) at `now` (`feed`'s clock). An
+    /// address is made known for its account; a trunk's network marks every host in it.
+    pub fn learn(&mut self, fact: &Fact<'_>, now: u64) {
+        self.counters.facts += 1;
+        let user = account::user(fact.account);
+        let acct = account::hash(user);
+        if acct == 0 {
+            return;
+        }
+        if !crate::addr::is_host(&fact.net) {
+            self.known.add_net(fact.net, acct);
+            return;
+        }
+        let addr = fact.net.network();
+        if self.guard.protects(addr).is_some() {
+            return;
+        }
+        let key = self.key_of(addr).0.network();
+        let wall = self.wall(now);
+        if let Some(mark) = self.known.learn(key, addr, user, acct, fact.source, wall) {
+            self.refresh_cached(key, mark, now);
+        }
+    }
+
+    /// The penalty table's copy of a host's accounts, when it holds the host.
+    fn refresh_cached(&mut self, key: IpAddr, mark: Mark, now: u64) {
+        let (entry, tracked) = self.table.entry(key);
+        if let Some(mut h) = tracked {
+            h.ok_accts = mark.accts;
+            self.table.put_entry(entry, h, now);
+        }
+    }
+
+    /// Rows from the database at start (before the AMI login): each as it was stored, keyed
+    /// as this config scores its address.
+    pub fn load_known(&mut self, rows: &[crate::known::Learned]) {
+        for r in rows {
+            if self.guard.protects(r.addr).is_some() {
+                continue;
+            }
+            let key = self.key_of(r.addr).0.network();
+            self.known
+                .load(key, account::hash(&r.account), r.source, r.last);
+        }
+    }
+
+    /// Forgets the known hosts not seen since `before` (wall clock); the table's copies
+    /// follow.
+    pub fn forget_known(&mut self, before: i64, now: u64) -> usize {
+        let changed = self.known.forget(before);
+        for (key, mark) in &changed {
+            self.refresh_cached(*key, *mark, now);
+        }
+        changed.len()
+    }
+
+    /// What was learned since the last call, for the database.
+    pub fn take_learned(&mut self) -> Vec<crate::known::Learned> {
+        self.known.take_learned()
+    }
+
+    /// Where nothing is stored (`--replay`): what was learned is dropped.
+    pub fn discard_learned(&mut self) {
+        self.known.discard_learned();
+    }
+
+    /// Rows the database did not take: written again at their hosts' next sighting.
+    pub fn not_stored(&mut self, rows: &[crate::known::Learned]) {
+        let keys: Vec<(IpAddr, u32)> = rows
+            .iter()
+            .map(|r| (self.key_of(r.addr).0.network(), account::hash(&r.account)))
+            .collect();
+        self.known.unwritten(&keys);
+    }
+
+    pub fn known(&self) -> &Known {
+        &self.known
+    }
+
     /// Scores one event at time `now` (seconds, any monotonic origin).
     pub fn feed(&mut self, ev: &SecurityEvent<'_>, now: u64) -> Verdict {
         let (kind, service, addr) = (ev.kind, ev.service, ev.addr());
@@ -332,8 +346,16 @@ impl Engine {
         // address narrows or none does, so a prefix and a single address never share a key.
         let key = net.network();
         let weight = self.weights.get(kind);
-        let (entry, known) = self.table.entry(key);
-        let mut h = known.unwrap_or_default();
+        let (entry, tracked) = self.table.entry(key);
+        let mut h = match tracked {
+            Some(h) => h,
+            // New to the table: it starts with what Ampere knows of it (`known.rs`), which
+            // outlives eviction and restarts.
+            None => Host {
+                ok_accts: self.known.mark(key).map_or(0, |m| m.accts),
+                ..Host::default()
+            },
+        };
         if now.saturating_sub(h.scored) >= self.findtime {
             // Quiet for `findtime`: the penalty starts from zero; a success is remembered.
             h = Host {
@@ -341,9 +363,16 @@ impl Engine {
                 ..Host::default()
             };
         }
-        // Only a success and credential events look at the account: hash it for those.
+        // Only a success and credential events look at the account: hash it for those, by
+        // its user part (chan_sip challenges a call as `sip:1001@pbx` and registers it as
+        // `1001`). The session only a success and a challenge look at.
         let acct = if weight == Weight::Clear || kind.is_credential() {
-            self.account_key(ev.account)
+            account::key(ev.account)
+        } else {
+            0
+        };
+        let sess = if weight == Weight::Clear || kind == EventKind::ChallengeSent {
+            account::session(ev.session)
         } else {
             0
         };
@@ -356,9 +385,30 @@ impl Engine {
                     h.penalty = h.penalty.saturating_sub(h.acct_penalty);
                     h.acct = 0;
                     h.acct_penalty = 0;
+                    h.sess_penalty = 0;
+                } else if sess != 0 && h.sess == sess {
+                    // It answers the challenges of its own session, whatever account it
+                    // names (chan_sip's call succeeds as the dialled extension). Only
+                    // challenges: a session with a failed answer has nothing left to take
+                    // back, so reusing a Call-ID never forgives a guess.
+                    let back = u32::from(h.sess_penalty).min(h.penalty);
+                    h.penalty -= back;
+                    h.acct_penalty = h.acct_penalty.saturating_sub(back);
+                    h.sess_penalty = 0;
                 }
                 h.note_login(acct);
                 self.table.put_entry(entry, h, now);
+                if acct != 0 {
+                    let wall = self.wall(now);
+                    self.known.learn(
+                        key,
+                        addr,
+                        account::user(ev.account),
+                        acct,
+                        Source::Login,
+                        wall,
+                    );
+                }
                 if h.penalty == 0 {
                     Verdict::Cleared
                 } else {
@@ -388,13 +438,27 @@ impl Engine {
                     }
                     h.acct_penalty = h.acct_penalty.saturating_add(next - h.penalty);
                 }
+                if kind == EventKind::ChallengeSent {
+                    if h.sess != sess {
+                        h.sess = sess;
+                        h.sess_penalty = 0;
+                    }
+                    if sess != 0 {
+                        let added = u16::try_from(next - h.penalty).unwrap_or(u16::MAX);
+                        h.sess_penalty = h.sess_penalty.saturating_add(added);
+                    }
+                } else if kind.is_credential() {
+                    // A failed answer (in any session: comparing sessions here would cost a
+                    // hash per guess): the challenges before it stand.
+                    h.sess_penalty = 0;
+                }
                 h.penalty = next;
                 h.events = h.events.saturating_add(1);
                 h.scored = now;
                 if next >= self.limit {
                     self.table.remove_entry(entry);
                     self.counters.ban_decisions += 1;
-                    Verdict::Ban(next, net, h.events)
+                    Verdict::Ban(next, net, u32::from(h.events))
                 } else {
                     self.table.put_entry(entry, h, now);
                     Verdict::Scored(next)

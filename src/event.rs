@@ -24,6 +24,9 @@ pub struct SecurityEvent<'a> {
     pub kind: EventKind,
     pub service: &'a [u8],
     pub account: &'a [u8],
+    /// `SessionID`: chan_sip's dialog (Asterisk's own value), PJSIP's Call-ID (the
+    /// client's): a success answers the challenges of its own session.
+    pub session: &'a [u8],
     addr: IpAddr,
     /// The `EventTV` header, if the message had one (`--replay` scores by it).
     pub tv: Option<&'a [u8]>,
@@ -35,6 +38,7 @@ impl<'a> SecurityEvent<'a> {
             kind,
             service,
             account,
+            session: b"",
             addr: canonical(addr),
             tv: None,
         }
@@ -97,8 +101,12 @@ pub fn plain_remote(v: &[u8]) -> Plain {
 }
 
 pub enum Parsed<'a> {
-    /// Not one of the scored security events (FullyBooted, Shutdown, PeerStatus, ...).
+    /// Not one of the scored security events, nor one that tells who is registered
+    /// (FullyBooted, Shutdown, Reload, ...).
     Other,
+    /// Who is registered or configured where (`facts.rs`): PeerStatus, PeerEntry,
+    /// ContactList, IdentifyDetail.
+    Facts(Vec<crate::facts::Fact<'a>>),
     Security(SecurityEvent<'a>),
     /// A scored event whose RemoteAddress is missing or not an address.
     BadAddress {
@@ -114,7 +122,8 @@ pub enum Parsed<'a> {
 /// Which of the headers Ampere reads a name is: 0 to 3 are Event, Service, AccountID and
 /// RemoteAddress, in `Matcher::parse`'s order; 4 is EventTV, when Asterisk wrote the event
 /// (`--replay` scores by it; not a header the daemon judges by, so a second one is no
-/// reason to drop the message: the first counts). By length and first and last letters
+/// reason to drop the message: the first counts); 5 is SessionID (a second one could only
+/// make a success forgive less, never more: the first counts). By length and first and last letters
 /// first: a message has a dozen headers and most are none of these (Privilege, SessionID
 /// and Challenge are as long as AccountID), so most names cost no comparison.
 fn read_index(name: &[u8]) -> Option<usize> {
@@ -128,6 +137,7 @@ fn read_index(name: &[u8]) -> Option<usize> {
         (9, b'a', b'd') if same_name(name, b"AccountID") => 2,
         (13, b'r', b's') if same_name(name, b"RemoteAddress") => 3,
         (7, b'e', b'v') if same_name(name, b"EventTV") => 4,
+        (9, b's', b'd') if same_name(name, b"SessionID") => 5,
         _ => return None,
     };
     Some(i)
@@ -177,22 +187,30 @@ impl Matcher {
         // One pass over the headers for the four Ampere reads, noticing any twice.
         let mut found: [Option<&[u8]>; 4] = [None; 4];
         let mut tv = None;
+        let mut session = None;
         for (name, value) in m.headers() {
             match read_index(name) {
                 None => {}
                 Some(4) => tv = tv.or(Some(value)),
+                Some(5) => session = session.or(Some(value)),
                 Some(i) if found[i].replace(value).is_some() => return Parsed::Duplicate,
                 Some(_) => {}
             }
         }
         let [event, service, account, remote] = found;
         let Some(kind) = event.and_then(EventKind::from_event) else {
-            return Parsed::Other;
+            return match event {
+                Some(name) if crate::facts::is_fact_event(name) => {
+                    Parsed::Facts(crate::facts::read(name, m))
+                }
+                _ => Parsed::Other,
+            };
         };
         let raw = remote.unwrap_or(b"");
         match self.remote_address(raw) {
             Some(addr) => Parsed::Security(SecurityEvent {
                 tv,
+                session: session.unwrap_or(b""),
                 ..SecurityEvent::new(kind, service.unwrap_or(b""), account.unwrap_or(b""), addr)
             }),
             None => Parsed::BadAddress { kind, raw },

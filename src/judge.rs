@@ -35,16 +35,24 @@ impl Judge {
     }
 
     /// Scores `m` at `now` (seconds, any monotonic origin). None for anything that is not a
-    /// security event with a usable address.
+    /// security event with a usable address; what Asterisk says about registrations and
+    /// trunks (`facts.rs`) is learned on the way.
     pub fn judge<'a>(&mut self, m: &Message<'a>, now: u64) -> Option<(SecurityEvent<'a>, Verdict)> {
-        let ev = self.security_event(m)?;
+        let ev = self.security_event(m, now)?;
         Some((ev, self.engine.feed(&ev, now)))
     }
 
-    /// The security event in `m`; what is not one is counted (and warned about once).
-    fn security_event<'a>(&mut self, m: &Message<'a>) -> Option<SecurityEvent<'a>> {
+    /// The security event in `m`; what is not one is counted (and warned about once), or
+    /// learned from.
+    fn security_event<'a>(&mut self, m: &Message<'a>, now: u64) -> Option<SecurityEvent<'a>> {
         match self.matcher.parse(m) {
             Parsed::Other => None,
+            Parsed::Facts(facts) => {
+                for f in &facts {
+                    self.engine.learn(f, now);
+                }
+                None
+            }
             Parsed::Duplicate => {
                 self.engine.counters.duplicate_headers += 1;
                 if !std::mem::replace(&mut self.warned_duplicate, true) {
@@ -67,7 +75,7 @@ impl Judge {
         m: &Message<'a>,
         now: &mut u64,
     ) -> Option<(SecurityEvent<'a>, Verdict)> {
-        let ev = self.security_event(m)?;
+        let ev = self.security_event(m, *now)?;
         if let Some(t) = ev.tv.and_then(crate::clock::event_tv) {
             *now = t;
         }

@@ -9,6 +9,7 @@
 
 pub mod log;
 
+pub mod account;
 pub mod addr;
 pub mod admin;
 pub mod ami;
@@ -23,12 +24,14 @@ pub mod daemon;
 pub mod engine;
 pub mod event;
 mod exec;
+pub mod facts;
 pub mod firewall;
 mod hook;
 mod http;
 pub mod ip_text;
 pub mod json;
 pub mod judge;
+pub mod known;
 mod live_admin;
 pub mod replay;
 pub mod report;

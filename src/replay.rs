@@ -14,43 +14,7 @@ use crate::config::Config;
 use crate::engine::Verdict;
 use crate::judge::Judge;
 use crate::log::printable;
-
-/// The networks a replay printed are looked up once per ban: with SipHash that was a
-/// twentieth of replaying a scan of one-off attackers. A folded multiplication keyed per
-/// process instead (as the penalty table hashes), so a capture cannot be made to collide.
-#[derive(Clone)]
-struct FoldState([u64; 2]);
-
-impl FoldState {
-    fn new() -> FoldState {
-        let [k0, _, k2] = crate::table::process_keys();
-        FoldState([k0, k2])
-    }
-}
-
-impl std::hash::BuildHasher for FoldState {
-    type Hasher = FoldHasher;
-
-    fn build_hasher(&self) -> FoldHasher {
-        FoldHasher(self.0[0], self.0[1])
-    }
-}
-
-struct FoldHasher(u64, u64);
-
-impl std::hash::Hasher for FoldHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = crate::table::fold_mul(self.0 ^ u64::from_le_bytes(word), self.1);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        crate::table::fold_mul(self.0, self.1)
-    }
-}
+use crate::table::FoldState;
 
 /// What a replay decided.
 pub struct Outcome {
@@ -109,6 +73,8 @@ pub fn replay_from(
             }
         });
         std::mem::replace(&mut result, Ok(()))?;
+        // The daemon stores what it learned of legitimate hosts; a replay keeps nothing.
+        judge.engine.discard_learned();
     }
     let summary = format!(
         "{} messages; {}; {} address(es) banned",

@@ -5,15 +5,12 @@
 use std::fmt::Write;
 use std::time::Instant;
 
-use ipnet::IpNet;
-
-use crate::addr::{self, net_text};
+use crate::addr::net_text;
 use crate::ban::Origin;
 use crate::bans::Bans;
 use crate::clock::{self, format_time};
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::firewall::Backend;
 use crate::log::printable;
 use crate::resolver::{self, Named};
 use crate::session::Link;
@@ -203,6 +200,14 @@ pub fn status(live: &mut Live, keys: bool) -> String {
             t.capacity(),
             t.evictions()
         );
+        let k = live.engine.known();
+        let _ = writeln!(
+            o,
+            "known_rows {}\nknown_trunk_networks {}\nknown_stored {}",
+            k.len(),
+            k.networks(),
+            store.known_count().unwrap_or(-1)
+        );
         let _ = writeln!(
             o,
             "last_audit {}\naudits {}\nrepaired {}\nstrays_removed {}\nfirewall_errors {}",
@@ -271,6 +276,18 @@ pub fn status(live: &mut Live, keys: bool) -> String {
         t.len(),
         t.capacity(),
         t.evictions()
+    );
+    let k = live.engine.known();
+    let _ = writeln!(
+        o,
+        "known:    {} host(s) and account(s) that logged in or are registered (of {} kept{}), {} stored",
+        k.len(),
+        live.cfg.known_max,
+        match k.networks() {
+            0 => String::new(),
+            n => format!("; {n} trunk network(s)"),
+        },
+        store.known_count().unwrap_or(-1)
     );
     let _ = writeln!(
         o,
@@ -347,125 +364,8 @@ pub fn status_offline(cfg: &Config, keys: bool) -> String {
     o
 }
 
-/// `addr` and every network that contains it, narrowest first.
-fn containing(net: IpNet) -> Vec<IpNet> {
-    (0..=net.prefix_len())
-        .rev()
-        .filter_map(|len| IpNet::new(net.network(), len).ok().map(|n| n.trunc()))
-        .collect()
-}
-
-/// The trust entries that cover `addr`, with their config lines; a name with what it
-/// resolves to now.
-fn trusted_by(cfg: &Config, names: &[Named], net: &IpNet) -> Vec<String> {
-    let at = |line: usize| match line {
-        0 => String::new(),
-        l => format!(" ({}:{l})", cfg.source),
-    };
-    let nets = cfg
-        .trust
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.contains(net))
-        .map(|(i, t)| format!("`trust = {t}`{}", at(*cfg.trust_lines.get(i).unwrap_or(&0))));
-    let named = names
-        .iter()
-        .filter(|n| n.addrs.iter().any(|a| IpNet::from(*a).contains(net)))
-        .map(|n| {
-            format!(
-                "`trust = {}`{}, which resolves to {}",
-                n.name,
-                at(n.line),
-                resolver::joined(&n.addrs)
-            )
-        });
-    nets.chain(named).collect()
-}
-
-/// `why ADDR`: the bans of ADDR and of every network containing it, its penalty (when the
-/// daemon is asked), whether it is trusted and by which line, whether the kernel drops it.
-pub fn why(
-    cfg: &Config,
-    store: &Store,
-    fw: &dyn Backend,
-    engine: Option<(&Engine, u64)>,
-    names: &[Named],
-    text: &str,
-) -> String {
-    let net = match addr::parse_net(text.trim()) {
-        Ok(n) => n,
-        Err(e) => return format!("error: {e}\n"),
-    };
-    let now = clock::now_epoch();
-    let mut o = format!("{}:\n", net_text(&net));
-    let records = match store.records_of(&containing(net)) {
-        Ok(r) => r,
-        Err(e) => return format!("{o}error: {e}\n"),
-    };
-    if records.is_empty() {
-        let _ = writeln!(o, "  bans: none, now or before");
-    }
-    for r in &records {
-        let _ = writeln!(
-            o,
-            "  {} {}",
-            if r.active { "BANNED:" } else { "was banned:" },
-            ban_line(r, now)
-        );
-    }
-    let single = addr::is_host(&net).then(|| net.network());
-    match (engine, single) {
-        (Some((e, sec)), Some(ip)) => {
-            let (scored, p) = e.penalty_of(ip, sec);
-            let _ = match p {
-                Some(p) => writeln!(
-                    o,
-                    "  penalty now: {p} of {} (scored as {})",
-                    e.limit(),
-                    net_text(&scored)
-                ),
-                None => writeln!(o, "  penalty now: none (scored as {})", net_text(&scored)),
-            };
-            if e.is_protected(ip) {
-                let _ = writeln!(
-                    o,
-                    "  protected: never banned (trust, loopback or the AMI host)"
-                );
-            }
-        }
-        (None, _) => {
-            let _ = writeln!(o, "  penalty now: unknown (the daemon is not running)");
-        }
-        _ => {}
-    }
-    let by = trusted_by(cfg, names, &net);
-    let _ = if by.is_empty() {
-        writeln!(o, "  trusted: no")
-    } else {
-        writeln!(o, "  trusted: yes, by {}", by.join(", "))
-    };
-    let active: Vec<&IpNet> = records
-        .iter()
-        .filter(|r| r.active)
-        .map(|r| &r.ban.net)
-        .collect();
-    let mut kernel = Vec::new();
-    for n in active {
-        match fw.holds(n) {
-            Ok(true) => kernel.push(format!("drops it ({})", net_text(n))),
-            Ok(false) => kernel.push(format!(
-                "does NOT hold the ban of {} (the audit puts it back)",
-                net_text(n)
-            )),
-            Err(e) => kernel.push(format!("cannot tell for {}: {e}", net_text(n))),
-        }
-    }
-    if kernel.is_empty() {
-        kernel.push("no active ban to hold".to_string());
-    }
-    let _ = writeln!(o, "  kernel: {}", kernel.join("; "));
-    o
-}
+mod why;
+pub use why::why;
 
 /// A request line from the control socket, answered from the daemon's state.
 pub fn answer(live: &mut Live, request: &str) -> String {

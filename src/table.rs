@@ -21,13 +21,20 @@ pub struct Host {
     /// hashes, two bits each (`Host::logged_in`), so a phone with several lines is
     /// remembered for each.
     pub ok_accts: u32,
-    /// Events that raised the penalty since it last started from zero (pushed to CrowdSec).
-    pub events: u32,
+    /// Events that raised the penalty since it last started from zero (pushed to CrowdSec;
+    /// counts past 65,535 read as that).
+    pub events: u16,
+    /// The session (a hash of `SessionID`, 0 = none) of the latest challenge, and what the
+    /// challenges of that session added while none of its answers failed: what a success in
+    /// that same session takes back (chan_sip's call: challenged as `sip:1001@pbx`,
+    /// successful as the dialled `600`).
+    pub sess: u32,
+    pub sess_penalty: u16,
 }
 
 impl Host {
     /// Bloom bits of an account hash: two of 32, from independent parts of the hash.
-    fn bits(acct: u32) -> u32 {
+    pub fn bits(acct: u32) -> u32 {
         (1 << (acct & 31)) | (1 << ((acct >> 5) & 31))
     }
 
@@ -48,7 +55,7 @@ impl Host {
     }
 }
 
-/// 40 bytes: the address as IPv4-mapped IPv6 words and its `Host`. When it was last seen
+/// 44 bytes: the address as IPv4-mapped IPv6 words and its `Host`. When it was last seen
 /// is in the table's `ranks`.
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -58,7 +65,9 @@ struct Slot {
     acct: u32,
     acct_penalty: u32,
     ok_accts: u32,
-    events: u32,
+    events: u16,
+    sess_penalty: u16,
+    sess: u32,
 }
 
 impl Slot {
@@ -70,6 +79,8 @@ impl Slot {
             acct_penalty: self.acct_penalty,
             ok_accts: self.ok_accts,
             events: self.events,
+            sess: self.sess,
+            sess_penalty: self.sess_penalty,
         }
     }
 }
@@ -111,7 +122,8 @@ pub struct PenaltyTable {
     evictions: u64,
 }
 
-fn key_of(ip: IpAddr) -> [u32; 4] {
+/// An address as the table keys it: IPv4-mapped IPv6, in four words.
+pub(crate) fn key_of(ip: IpAddr) -> [u32; 4] {
     let v6 = match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped(),
         IpAddr::V6(v6) => v6,
@@ -137,6 +149,50 @@ pub(crate) fn process_keys() -> [u64; 3] {
 pub(crate) fn fold_mul(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
     (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// A hasher for the maps of addresses (the networks a replay printed, the known hosts): a
+/// folded multiplication keyed per process, as the penalty table hashes, so that input
+/// cannot be made to collide. With SipHash the replay's lookup was a twentieth of replaying
+/// a scan of one-off attackers.
+#[derive(Clone)]
+pub struct FoldState([u64; 2]);
+
+impl FoldState {
+    pub fn new() -> FoldState {
+        let [k0, _, k2] = process_keys();
+        FoldState([k0, k2])
+    }
+}
+
+impl std::hash::BuildHasher for FoldState {
+    type Hasher = FoldHasher;
+
+    fn build_hasher(&self) -> FoldHasher {
+        FoldHasher(self.0[0], self.0[1])
+    }
+}
+
+pub struct FoldHasher(u64, u64);
+
+impl std::hash::Hasher for FoldHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = fold_mul(self.0 ^ u64::from_le_bytes(word), self.1);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        fold_mul(self.0, self.1)
+    }
+}
+
+impl Default for FoldState {
+    fn default() -> FoldState {
+        FoldState::new()
+    }
 }
 
 fn stamp(now: u64) -> u32 {
@@ -242,6 +298,7 @@ impl PenaltyTable {
     /// Where `ip` is or would go, and what is remembered of it: for one `put_entry`,
     /// `touch_entry` or `remove_entry` with nothing else changing the table in between, so
     /// that an event costs one probe, not two.
+    #[inline]
     pub fn entry(&self, ip: IpAddr) -> (Entry, Option<Host>) {
         let key = key_of(ip);
         let (i, found) = self.find(&key);
@@ -284,6 +341,8 @@ impl PenaltyTable {
             acct_penalty: host.acct_penalty,
             ok_accts: host.ok_accts,
             events: host.events,
+            sess: host.sess,
+            sess_penalty: host.sess_penalty,
         };
         self.ranks[i] = rank(&self.slots[i], stamp(now));
     }

@@ -179,3 +179,146 @@ proptest! {
         }
     }
 }
+
+/// One moment of a day at an office PBX: the phone registers, keeps its NAT binding alive,
+/// calls (PJSIP, or chan_sip with its URI forms and a success that names the dialled
+/// extension, or none at all from another port), Ampere restarts, or an attacker on another
+/// address guesses a password.
+#[derive(Clone, Debug)]
+enum Moment {
+    Register(u8),
+    Keepalive(u8),
+    Call { form: u8, answered: bool },
+    Restart,
+    Guess(u8),
+}
+
+fn moments() -> impl Strategy<Value = Vec<(Moment, u64)>> {
+    prop::collection::vec(
+        (
+            prop_oneof![
+                3 => (0u8..2).prop_map(Moment::Register),
+                6 => (0u8..2).prop_map(Moment::Keepalive),
+                3 => (0u8..3, any::<bool>()).prop_map(|(form, answered)| Moment::Call { form, answered }),
+                1 => Just(Moment::Restart),
+                4 => (0u8..4).prop_map(Moment::Guess),
+            ],
+            0u64..10,
+        ),
+        1..200,
+    )
+}
+
+/// The message Asterisk would send, as bytes for the framer.
+fn ami_event(kind: &str, service: &str, account: &str, session: &str, addr: &str) -> String {
+    format!(
+        "Event: {kind}\r\nService: {service}\r\nAccountID: {account}\r\nSessionID: {session}\r\nRemoteAddress: IPV4/UDP/{addr}/5060\r\n\r\n"
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Through the daemon's own path (framer, judge, the store's file across restarts): the
+    /// phone is never banned; every attacker is banned exactly at its third guess since the
+    /// last restart (penalties live in memory, as before).
+    #[test]
+    fn a_phone_is_never_banned_whatever_the_restarts(moments in moments()) {
+        use ampere::ami::{Framer, Item};
+        use ampere::judge::Judge;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("ampere.db");
+        let cfg = ampere::config::Config::default();
+        let start = |stored: &ampere::store::Store| {
+            let mut j = Judge::new(&cfg);
+            j.engine.set_wall_base(1_800_000_000);
+            j.engine.load_known(&stored.known_since(0, cfg.known_max).unwrap());
+            j
+        };
+        let mut store = ampere::store::Store::open(&db).unwrap();
+        let mut judge = start(&store);
+        let phone = "10.99.1.2";
+        let accounts = ["1001", "1002"];
+        let mut registered = [false; 2];
+        let mut guesses = [0u32; 4];
+        let mut banned = [false; 4];
+        let (mut now, mut n) = (0u64, 0u32);
+        for (m, gap) in moments {
+            now += gap;
+            n += 1;
+            let s = format!("s{n}");
+            let text = match m {
+                Moment::Restart => {
+                    store.record_known(&judge.engine.take_learned(), cfg.known_max).unwrap();
+                    drop(store);
+                    store = ampere::store::Store::open(&db).unwrap();
+                    judge = start(&store);
+                    guesses = [0; 4];
+                    banned = [false; 4];
+                    continue;
+                }
+                Moment::Register(a) => {
+                    registered[usize::from(a)] = true;
+                    let acct = accounts[usize::from(a)];
+                    ami_event("ChallengeSent", "PJSIP", acct, &s, phone)
+                        + &ami_event("SuccessfulAuth", "PJSIP", acct, &s, phone)
+                }
+                // A phone keeps alive only an account it registered.
+                Moment::Keepalive(a) if registered[usize::from(a)] => {
+                    ami_event("ChallengeSent", "PJSIP", accounts[usize::from(a)], &s, phone)
+                }
+                Moment::Keepalive(_) => continue,
+                Moment::Call { form, answered } => {
+                    let from = match form {
+                        0 => "1001".to_string(),
+                        1 => "sip:1001@10.99.1.1".to_string(),
+                        _ => "\"Desk\" <sip:1001@10.99.1.1>".to_string(),
+                    };
+                    // A call that is not answered by a success comes from another source
+                    // port of a phone that registered (chan_sip sends no success then).
+                    if !answered && !registered[0] {
+                        continue;
+                    }
+                    let mut t = ami_event("ChallengeSent", "SIP", &from, &s, phone);
+                    if answered {
+                        t += &ami_event("SuccessfulAuth", "SIP", if form == 0 { "1001" } else { "600" }, &s, phone);
+                    }
+                    t
+                }
+                Moment::Guess(k) if banned[usize::from(k)] => continue,
+                Moment::Guess(k) => {
+                    let atk = format!("203.0.113.{}", 10 + k);
+                    ami_event("ChallengeSent", "PJSIP", "1001", &s, &atk)
+                        + &ami_event("ChallengeResponseFailed", "PJSIP", "1001", &s, &atk)
+                }
+            };
+            let mut framer = Framer::new();
+            framer.push(b"Asterisk Call Manager/11.0.0\r\n", &mut |_| {});
+            let mut verdicts = Vec::new();
+            framer.push(text.as_bytes(), &mut |item| {
+                if let Item::Message(msg) = item {
+                    if let Some((ev, v)) = judge.judge(&msg, now) {
+                        verdicts.push((ev.addr().to_string(), v));
+                    }
+                }
+            });
+            for (addr, v) in verdicts {
+                let ban = matches!(v, Verdict::Ban(..));
+                prop_assert!(!(ban && addr == phone), "the phone was banned at {now}: {v:?}");
+                if let Some(k) = addr.strip_prefix("203.0.113.").and_then(|x| x.parse::<usize>().ok()) {
+                    let k = k - 10;
+                    if ban {
+                        banned[k] = true;
+                    }
+                }
+            }
+            if let Moment::Guess(k) = m {
+                let k = usize::from(k);
+                guesses[k] += 1;
+                prop_assert_eq!(banned[k], guesses[k] >= 3, "attacker {} after {} guesses", k, guesses[k]);
+            }
+            // What the daemon writes after each read.
+            store.record_known(&judge.engine.take_learned(), cfg.known_max).unwrap();
+        }
+    }
+}

@@ -444,6 +444,22 @@ static KEYS: &[Key] = &[
         |c| c.table_size
     ),
     key!(
+        "known_max",
+        Live,
+        "4096",
+        "1000",
+        |c, v| c.known_max = number(v, 16, 1 << 20)? as usize,
+        |c| c.known_max
+    ),
+    key!(
+        "known_forget",
+        Live,
+        "28d",
+        "7d",
+        |c, v| c.known_forget = duration(v, 3600)?,
+        |c| c.known_forget
+    ),
+    key!(
         "connect_timeout",
         Live,
         "5",

@@ -128,6 +128,10 @@ pub struct Config {
     pub subnet_v4: u8,
     pub subnet_v6: u8,
     pub table_size: usize,
+    /// Rows of the memory of known hosts (host and account, `known.rs`) at most, and how
+    /// long one is kept without being seen again (seconds).
+    pub known_max: usize,
+    pub known_forget: u64,
     pub connect_timeout: u64,
     pub ping_interval: u64,
     pub ping_timeout: u64,
@@ -195,6 +199,8 @@ impl Config {
             subnet_v4: 24,
             subnet_v6: 48,
             table_size: 0,
+            known_max: 0,
+            known_forget: 0,
             connect_timeout: 0,
             ping_interval: 0,
             ping_timeout: 0,

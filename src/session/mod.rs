@@ -3,6 +3,7 @@
 //! in, bytes out, what happened as a returned value), so it is tested without a socket;
 //! `Link` owns the TCP stream and the reconnect schedule around it.
 
+mod ask;
 mod link;
 
 use std::time::{Duration, Instant};
@@ -104,6 +105,8 @@ struct Proto {
     blind_warnings: u64,
     /// Asterisk's banner (`Asterisk Call Manager/11.0.0`), escaped and cut short.
     banner: String,
+    /// The questions asked after the login (who is registered, which trunks).
+    ask: ask::Ask,
     settings: Settings,
 }
 
@@ -123,6 +126,7 @@ impl Session {
                 blind_check: None,
                 blind_warnings: 0,
                 banner: String::new(),
+                ask: ask::Ask::new(seq),
                 settings,
             },
         }
@@ -299,6 +303,9 @@ impl Proto {
             self.deadline = None;
             self.blind_check = Some(self.last_rx + SECURITY_GRACE);
             step.logged_in = true;
+            // Who is registered now: a phone that registered while Ampere was away is
+            // known before its first keepalive.
+            self.out.extend_from_slice(&self.ask.actions());
             return;
         }
         let why = printable(m.get("Message").unwrap_or(b"no reason given"));
@@ -314,6 +321,7 @@ impl Proto {
 
     /// Messages about the session itself; None for everything else.
     fn on_ready(&mut self, m: &Message) -> Option<Close> {
+        self.ask.on_message(m, &mut self.out);
         if m.is_response() {
             if m.get("ActionID") == Some(self.ping_id.as_bytes()) {
                 debug!("Pong");

@@ -52,6 +52,18 @@ fn ready(t0: Instant) -> Session {
         }
     );
     assert!(s.is_ready());
+    // After the login: who is registered, which endpoints are trunks (`ask.rs`).
+    let out = String::from_utf8(s.output().to_vec()).unwrap();
+    for action in [
+        "PJSIPShowContacts",
+        "SIPpeers",
+        "IAXpeers",
+        "PJSIPShowEndpoints",
+    ] {
+        assert!(out.contains(&format!("Action: {action}\r\n")), "{out}");
+    }
+    let n = s.output().len();
+    s.sent(n);
     s
 }
 

@@ -2,6 +2,7 @@
 //! commands. Every value goes in through a bound parameter: AccountID and the like come from
 //! attackers. Addresses go in and come out as `IpNet`; the text form is only the key.
 
+mod known;
 mod pulled;
 mod queries;
 mod sqlite;
@@ -17,10 +18,10 @@ use sqlite::{Db, Result, Stmt};
 pub use sqlite::{ErrorKind, StoreError};
 
 /// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 /// Each step takes the schema from version N to N + 1.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     "
 CREATE TABLE IF NOT EXISTS bans (
     addr      TEXT PRIMARY KEY NOT NULL, -- canonical: 192.0.2.1, 2001:db8::1, 198.51.100.0/24
@@ -51,6 +52,17 @@ CREATE INDEX IF NOT EXISTS bans_origin ON bans(active, origin); -- `max_bans` co
 ",
     "
 ALTER TABLE bans ADD COLUMN pulled INTEGER; -- the latest pull from CrowdSec that listed it
+",
+    "
+CREATE TABLE IF NOT EXISTS known (  -- who authenticated or is registered from where
+    addr    TEXT NOT NULL,            -- the address as Asterisk reported it (canonical)
+    account TEXT NOT NULL,            -- the account's user part
+    source  TEXT NOT NULL,            -- login | sip-registration | pjsip-contact | ...
+    first   INTEGER NOT NULL,         -- unix seconds first seen
+    last    INTEGER NOT NULL,         -- and last seen
+    PRIMARY KEY (addr, account)
+);
+CREATE INDEX IF NOT EXISTS known_last ON known(last);
 ",
 ];
 

@@ -371,3 +371,52 @@ fn connections_opening_a_new_database_at_once_all_succeed() {
         }
     }
 }
+
+#[test]
+fn known_hosts_are_kept_bounded_and_forgotten() {
+    use crate::facts::Source;
+    use crate::known::Learned;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let row = |a: &str, acct: &str, source, last| Learned {
+        addr: a.parse().unwrap(),
+        account: crate::account::Name::new(acct.as_bytes()),
+        source,
+        last,
+    };
+    s.record_known(
+        &[
+            row("10.99.1.2", "1001", Source::Contact, 100),
+            row("10.99.1.2", "1002", Source::Login, 200),
+            row("2001:db8::2", "1001", Source::Sip, 300),
+        ],
+        10,
+    )
+    .unwrap();
+    // Seen again: the later time and the better proof stay, the first time too.
+    s.record_known(&[row("10.99.1.2", "1001", Source::Login, 400)], 10)
+        .unwrap();
+    s.record_known(&[row("10.99.1.2", "1001", Source::Contact, 350)], 10)
+        .unwrap();
+    let rows = s.known_since(0, 10).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0], row("10.99.1.2", "1001", Source::Login, 400));
+    assert_eq!(
+        s.known_of("10.99.1.2".parse().unwrap()).unwrap()[0],
+        ("1001".to_string(), "login".to_string(), 100, 400)
+    );
+    // Loaded newest first, at most `max`, none older than `since`.
+    assert_eq!(s.known_since(250, 10).unwrap().len(), 2);
+    assert_eq!(s.known_since(0, 1).unwrap()[0].last, 400);
+    // The bound: the longest unseen go first.
+    s.record_known(&[row("192.0.2.9", "x", Source::Login, 500)], 3)
+        .unwrap();
+    assert_eq!(s.known_count().unwrap(), 3);
+    assert!(s.known_of("10.99.1.2".parse().unwrap()).unwrap().len() == 1);
+    // Forgotten in time.
+    assert_eq!(s.forget_known(450).unwrap(), 2);
+    assert_eq!(
+        s.known_since(0, 10).unwrap(),
+        [row("192.0.2.9", "x", Source::Login, 500)]
+    );
+}

@@ -39,13 +39,16 @@ fn a_host_keeps_every_field_and_touch_changes_only_recency() {
         acct_penalty: 5,
         ok_accts: 3,
         events: 2,
+        sess: 7,
+        sess_penalty: 4,
     };
     t.put(a, h, 41);
     assert_eq!(t.host(a), Some(h));
     t.touch(a, 99);
     assert_eq!(t.host(a), Some(h));
     assert_eq!(t.get(a), Some((9, 99)));
-    assert_eq!(std::mem::size_of::<Slot>(), 40);
+    assert_eq!(std::mem::size_of::<Slot>(), 44);
+    assert_eq!(std::mem::size_of::<Option<Host>>(), 40);
 }
 
 #[test]

@@ -64,6 +64,9 @@ pub struct ServerLog {
     /// Connections whose plan was played to the end.
     pub finished: usize,
     pub paced: Option<PacedReport>,
+    /// What the server answers to an action (by its `Action:` name, case-insensitive):
+    /// bytes with `{ACTIONID}` replaced by the action's ActionID. Ping is always answered.
+    pub answers: Vec<(String, Vec<u8>)>,
 }
 
 pub struct AmiServer {
@@ -209,7 +212,52 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Answers Pings (and notes what arrives) until the client goes away or `stop` is set.
+/// Answers the complete actions in `acc` (Ping, and those the test gave answers for),
+/// draining them; false when the client went away.
+fn answer_actions(
+    s: &mut TcpStream,
+    acc: &mut Vec<u8>,
+    log: &Arc<Mutex<ServerLog>>,
+    pings: bool,
+) -> bool {
+    while let Some(end) = find(acc, b"\r\n\r\n") {
+        let action = String::from_utf8_lossy(&acc[..end]).into_owned();
+        acc.drain(..end + 4);
+        let id = action_id(&action).unwrap_or_default();
+        let name = action
+            .lines()
+            .find_map(|l| l.strip_prefix("Action: "))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let reply = if name.eq_ignore_ascii_case("Ping") {
+            if !pings {
+                continue;
+            }
+            format!("Response: Success\r\nActionID: {id}\r\nPing: Pong\r\nTimestamp: 1.0\r\n\r\n")
+                .into_bytes()
+        } else {
+            let l = log.lock().unwrap();
+            match l
+                .answers
+                .iter()
+                .find(|(a, _)| a.eq_ignore_ascii_case(&name))
+            {
+                Some((_, t)) => String::from_utf8_lossy(t)
+                    .replace("{ACTIONID}", &id)
+                    .into_bytes(),
+                None => continue,
+            }
+        };
+        if s.write_all(&reply).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Answers Pings and the actions the test gave answers for (and notes what arrives) until
+/// the client goes away or `stop` is set.
 fn serve_pings(
     s: &mut TcpStream,
     log: &Arc<Mutex<ServerLog>>,
@@ -230,18 +278,8 @@ fn serve_pings(
             Ok(n) => {
                 acc.extend_from_slice(&buf[..n]);
                 log.lock().unwrap().received[idx].extend_from_slice(&buf[..n]);
-                while let Some(end) = find(&acc, b"\r\n\r\n") {
-                    let action = String::from_utf8_lossy(&acc[..end]).into_owned();
-                    acc.drain(..end + 4);
-                    if answer && action.contains("Action: Ping") {
-                        let id = action_id(&action).unwrap_or_default();
-                        let pong = format!(
-                            "Response: Success\r\nActionID: {id}\r\nPing: Pong\r\nTimestamp: 1.0\r\n\r\n"
-                        );
-                        if s.write_all(pong.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
+                if !answer_actions(s, &mut acc, log, answer) {
+                    return;
                 }
             }
             Err(e)
@@ -308,6 +346,7 @@ fn serve(
             }
             s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
             let mut buf = [0u8; 1024];
+            let mut acc = Vec::new();
             loop {
                 if *stop.lock().unwrap() {
                     return;
@@ -346,10 +385,17 @@ fn serve(
                 if gone {
                     break;
                 }
-                // Notice a client that went away (killed) without blocking the feed.
+                // Notice a client that went away (killed) without blocking the feed; answer
+                // what it asks.
                 match s.read(&mut buf) {
                     Ok(0) => return,
-                    Ok(n) => log.lock().unwrap().received[idx].extend_from_slice(&buf[..n]),
+                    Ok(n) => {
+                        log.lock().unwrap().received[idx].extend_from_slice(&buf[..n]);
+                        acc.extend_from_slice(&buf[..n]);
+                        if !answer_actions(&mut s, &mut acc, log, true) {
+                            return;
+                        }
+                    }
                     Err(_) => {}
                 }
             }
@@ -561,6 +607,15 @@ impl AmiServer {
         self.log.lock().unwrap().finished
     }
 
+    /// From now on, `action` is answered with `reply` (`{ACTIONID}` replaced).
+    pub fn answer(&self, action: &str, reply: &[u8]) {
+        self.log
+            .lock()
+            .unwrap()
+            .answers
+            .push((action.to_string(), reply.to_vec()));
+    }
+
     pub fn paced(&self) -> Option<PacedReport> {
         self.log.lock().unwrap().paced.clone()
     }
@@ -578,6 +633,31 @@ impl Drop for AmiServer {
             let _ = t.join();
         }
     }
+}
+
+/// The answer a capture holds to the action it sent with ActionID `id` (the response and
+/// the events that carry that ActionID, or that follow it up to the list's end), with the
+/// ActionID made `{ACTIONID}`: for `AmiServer::answer`.
+pub fn capture_answer(file: &str, id: &str) -> Vec<u8> {
+    let data = String::from_utf8(fixture(file)).expect("captures are ASCII");
+    let tag = format!("ActionID: {id}\r\n");
+    let mut out = String::new();
+    let mut inside = false;
+    for block in data.split_inclusive("\r\n\r\n") {
+        let ours = block.contains(&tag);
+        if block.starts_with("Response: ") {
+            inside = ours;
+        }
+        // IAXpeers' PeerEntry events carry no ActionID: they belong to the list they are in.
+        if inside || ours {
+            out.push_str(&block.replace(&tag, "ActionID: {ACTIONID}\r\n"));
+            if block.contains("EventList: Complete") {
+                inside = false;
+            }
+        }
+    }
+    assert!(!out.is_empty(), "{file} has no answer to ActionID {id}");
+    out.into_bytes()
 }
 
 /// The messages of a capture after its login answer, each ending in its blank line, with

@@ -1,0 +1,171 @@
+//! `ampere why ADDR`: everything Ampere knows of an address, from the database, the
+//! engine (when the daemon is asked) and the kernel: its bans and those of every network
+//! containing it, its penalty, whether it is trusted (and by which line), whether it logged
+//! in before, and whether the kernel drops it.
+
+use std::fmt::Write;
+
+use ipnet::IpNet;
+
+use super::{ago, ban_line};
+use crate::addr::{self, net_text};
+use crate::clock::{self, format_time};
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::firewall::Backend;
+use crate::log::printable;
+use crate::resolver::{self, Named};
+use crate::store::Store;
+
+/// `addr` and every network that contains it, narrowest first.
+fn containing(net: IpNet) -> Vec<IpNet> {
+    (0..=net.prefix_len())
+        .rev()
+        .filter_map(|len| IpNet::new(net.network(), len).ok().map(|n| n.trunc()))
+        .collect()
+}
+
+/// The trust entries that cover `addr`, with their config lines; a name with what it
+/// resolves to now.
+fn trusted_by(cfg: &Config, names: &[Named], net: &IpNet) -> Vec<String> {
+    let at = |line: usize| match line {
+        0 => String::new(),
+        l => format!(" ({}:{l})", cfg.source),
+    };
+    let nets = cfg
+        .trust
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.contains(net))
+        .map(|(i, t)| format!("`trust = {t}`{}", at(*cfg.trust_lines.get(i).unwrap_or(&0))));
+    let named = names
+        .iter()
+        .filter(|n| n.addrs.iter().any(|a| IpNet::from(*a).contains(net)))
+        .map(|n| {
+            format!(
+                "`trust = {}`{}, which resolves to {}",
+                n.name,
+                at(n.line),
+                resolver::joined(&n.addrs)
+            )
+        });
+    nets.chain(named).collect()
+}
+
+/// `why ADDR`: the bans of ADDR and of every network containing it, its penalty (when the
+/// daemon is asked), whether it is trusted and by which line, whether the kernel drops it.
+pub fn why(
+    cfg: &Config,
+    store: &Store,
+    fw: &dyn Backend,
+    engine: Option<(&Engine, u64)>,
+    names: &[Named],
+    text: &str,
+) -> String {
+    let net = match addr::parse_net(text.trim()) {
+        Ok(n) => n,
+        Err(e) => return format!("error: {e}\n"),
+    };
+    let now = clock::now_epoch();
+    let mut o = format!("{}:\n", net_text(&net));
+    let records = match store.records_of(&containing(net)) {
+        Ok(r) => r,
+        Err(e) => return format!("{o}error: {e}\n"),
+    };
+    if records.is_empty() {
+        let _ = writeln!(o, "  bans: none, now or before");
+    }
+    for r in &records {
+        let _ = writeln!(
+            o,
+            "  {} {}",
+            if r.active { "BANNED:" } else { "was banned:" },
+            ban_line(r, now)
+        );
+    }
+    let single = addr::is_host(&net).then(|| net.network());
+    match (engine, single) {
+        (Some((e, sec)), Some(ip)) => {
+            let (scored, p) = e.penalty_of(ip, sec);
+            let _ = match p {
+                Some(p) => writeln!(
+                    o,
+                    "  penalty now: {p} of {} (scored as {})",
+                    e.limit(),
+                    net_text(&scored)
+                ),
+                None => writeln!(o, "  penalty now: none (scored as {})", net_text(&scored)),
+            };
+            if e.is_protected(ip) {
+                let _ = writeln!(
+                    o,
+                    "  protected: never banned (trust, loopback or the AMI host)"
+                );
+            }
+        }
+        (None, _) => {
+            let _ = writeln!(o, "  penalty now: unknown (the daemon is not running)");
+        }
+        _ => {}
+    }
+    if let Some(ip) = single {
+        known_lines(&mut o, store, ip, now);
+    }
+    let by = trusted_by(cfg, names, &net);
+    let _ = if by.is_empty() {
+        writeln!(o, "  trusted: no")
+    } else {
+        writeln!(o, "  trusted: yes, by {}", by.join(", "))
+    };
+    let active: Vec<&IpNet> = records
+        .iter()
+        .filter(|r| r.active)
+        .map(|r| &r.ban.net)
+        .collect();
+    let mut kernel = Vec::new();
+    for n in active {
+        match fw.holds(n) {
+            Ok(true) => kernel.push(format!("drops it ({})", net_text(n))),
+            Ok(false) => kernel.push(format!(
+                "does NOT hold the ban of {} (the audit puts it back)",
+                net_text(n)
+            )),
+            Err(e) => kernel.push(format!("cannot tell for {}: {e}", net_text(n))),
+        }
+    }
+    if kernel.is_empty() {
+        kernel.push("no active ban to hold".to_string());
+    }
+    let _ = writeln!(o, "  kernel: {}", kernel.join("; "));
+    o
+}
+
+/// What the database remembers of `ip` as a legitimate host: each account that logged in
+/// (or is registered) from it, how, and when last.
+fn known_lines(o: &mut String, store: &Store, ip: std::net::IpAddr, now: i64) {
+    let rows = match store.known_of(ip) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(o, "  known: cannot tell: {e}");
+            return;
+        }
+    };
+    if rows.is_empty() {
+        let _ = writeln!(o, "  known: no account ever logged in from here");
+    }
+    for (account, source, first, last) in rows {
+        let how = match crate::facts::Source::parse(&source) {
+            Some(crate::facts::Source::Login) => "logged in as",
+            Some(crate::facts::Source::Trunk) => "a trunk,",
+            _ => "registered as",
+        };
+        let _ = writeln!(
+            o,
+            "  known: {how} `{}` ({source}), first {}, last {} ({})",
+            printable(account.as_bytes()),
+            format_time(first),
+            format_time(last),
+            ago(last, now)
+        );
+    }
+}
