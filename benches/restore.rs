@@ -17,8 +17,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ampere::ban::{Ban, Origin};
 use ampere::firewall;
+use ampere::firewall::Entry;
 use common::{cpu_model, sh};
 use ipnet::IpNet;
 
@@ -26,7 +26,7 @@ use ipnet::IpNet;
 const NOW: i64 = 1_800_000_000;
 
 /// `n` distinct bans, one in eight IPv6, a third of them with a timeout.
-fn entries(n: usize, offset: u32) -> Vec<Ban> {
+fn entries(n: usize, offset: u32) -> Vec<Entry> {
     (0..n as u32)
         .map(|i| {
             let k = i + offset;
@@ -35,9 +35,10 @@ fn entries(n: usize, offset: u32) -> Vec<Ban> {
             } else {
                 IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + k))
             };
-            let mut b = Ban::new(IpNet::from(ip), "manual", "", 0, Origin::Manual, NOW);
-            b.expires = (k % 3 == 0).then_some(NOW + 86_400);
-            b
+            Entry {
+                net: IpNet::from(ip),
+                expires: (k % 3 == 0).then_some(NOW + 86_400),
+            }
         })
         .collect()
 }

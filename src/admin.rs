@@ -7,14 +7,14 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::addr::{net_text, parse_net};
-use crate::ban::{Ban, Origin};
-use crate::bans::{Bans, Outcome};
+use crate::admission::{Admission, Door};
+use crate::ban::{BanRequest, Lifetime, Origin};
+use crate::bans::{Bans, Lift, Outcome};
 use crate::clock::{self, format_time};
 use crate::config::{self, Config};
 use crate::firewall::Backend;
 use crate::log::printable;
 use crate::store::Store;
-use crate::trust::Guard;
 
 /// One input line that is not an address, with its 1-based number.
 #[derive(Debug, PartialEq, Eq)]
@@ -129,7 +129,19 @@ pub fn add(
     input: impl BufRead,
     force: bool,
 ) -> Result<bool, String> {
-    let mut guard = Guard::new(&cfg.trust, &cfg.host);
+    // The lookups happen here, in the command, never in the admission check.
+    let mut ami = Admission::ami_literal(cfg);
+    if ami.is_empty() {
+        use std::net::ToSocketAddrs;
+        ami.extend(
+            (cfg.host.as_str(), 0)
+                .to_socket_addrs()
+                .into_iter()
+                .flatten()
+                .map(|a| a.ip()),
+        );
+    }
+    let mut admission = Admission::new(cfg, &ami);
     let named = crate::resolver::lookup_all(&cfg.trust_names);
     for (n, err) in &named {
         if let Some(e) = err {
@@ -137,8 +149,11 @@ pub fn add(
         }
     }
     let named: Vec<_> = named.into_iter().map(|(n, _)| n).collect();
-    guard.set_named(&crate::resolver::networks(&named));
-    let me = ssh_client();
+    admission.set_named(&crate::resolver::networks(&named));
+    let door = Door::Manual {
+        admin: ssh_client(),
+        force,
+    };
     let mut ok = true;
     let mut nets = Vec::new();
     for entry in read_addresses(input) {
@@ -150,24 +165,15 @@ pub fn add(
                 continue;
             }
         };
-        let refuse = |msg: String| {
-            report(&BadLine { line, msg });
-        };
-        if let Some(t) = guard.overlaps(&net) {
-            refuse(format!(
-                "{net} is protected (trusted or local: {t}); not banned"
-            ));
-            ok = false;
-        } else if me.is_some_and(|ip| net.contains(&ip)) && !force {
-            refuse(format!(
-                "{net} contains the address you are connected from; use --force to ban it"
-            ));
-            ok = false;
-        } else if !cfg.bans_family_of(&net) {
-            refuse(format!("{net}: IPv6 is disabled (ipv6 = no)"));
-            ok = false;
-        } else {
-            nets.push(net);
+        match admission.check(&net, door) {
+            Ok(()) => nets.push(net),
+            Err(why) => {
+                report(&BadLine {
+                    line,
+                    msg: format!("{net} {why}"),
+                });
+                ok = false;
+            }
         }
     }
     if nets.is_empty() {
@@ -194,10 +200,11 @@ pub fn add(
     // An admin's bans are permanent.
     let wanted = nets
         .iter()
-        .map(|n| Ban::new(*n, "manual", "", 0, Origin::Manual, now))
+        .map(|n| BanRequest::new(*n, Origin::Manual, "manual", now, Lifetime::Permanent))
         .collect();
     let (mut added, mut already, mut permanent) = (0, 0, 0);
-    let outcomes = bans.add(wanted, true, &mut progress(nets.len()))?;
+    // Told here, line by line: no daemon runs to tell it (nor hooks: see the README).
+    let (outcomes, _) = bans.add(wanted, true, &mut progress(nets.len()))?;
     for (net, outcome) in nets.iter().zip(outcomes) {
         let text = net_text(net);
         match outcome {
@@ -283,7 +290,7 @@ pub fn del(cfg: &Config, fw: Box<dyn Backend>, input: impl BufRead) -> Result<bo
     // A network lifts every ban inside it, as through the daemon.
     let (lines, nets) = within(&bans, &lines, &nets)?;
     let mut removed = 0;
-    let outcomes = bans.remove(&nets, true, &mut progress(nets.len()))?;
+    let (outcomes, _) = bans.remove(&nets, Lift::Manual, true, &mut progress(nets.len()))?;
     for ((line, net), outcome) in lines.iter().zip(&nets).zip(outcomes) {
         let text = net_text(net);
         match outcome {

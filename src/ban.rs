@@ -1,13 +1,16 @@
-//! A ban: one type from the moment it is decided to the database row and the kernel entry.
+//! A ban through its stages, one type each: decided (`BanRequest`, what every door hands to
+//! `Bans`), stored (`Ban`, every field final: the database's row), and held by the kernel
+//! (`firewall::Entry`: an address and when it ends).
 
 use ipnet::IpNet;
 
 use crate::clock;
+use crate::firewall::Entry;
 
 /// Who asked for a ban. Stored with it, shown by `-l`, and how an unban is explained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
-    /// The daemon's scoring.
+    /// The daemon's scoring, and its subnet escalation.
     Daemon,
     /// An admin's `ampere -a`.
     Manual,
@@ -34,18 +37,101 @@ impl Origin {
     }
 }
 
+/// How long a requested ban lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifetime {
+    /// As the config's escalation says for this network's count of bans (`bantime`,
+    /// `bantime_factor`, `permanent_after`): settled when the store counts it.
+    Escalating,
+    /// Until an admin lifts it (`-a`).
+    Permanent,
+    /// Until this unix second (a CrowdSec decision's duration).
+    Until(i64),
+}
+
+/// A ban decided and not stored yet: what a door (the pipeline, `-a`, CrowdSec, subnet
+/// escalation) asks of `Bans`, after the admission check let it in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BanRequest {
+    pub net: IpNet,
+    pub origin: Origin,
+    /// What it is for: the Asterisk event that tipped the host over, `manual`, `subnet`,
+    /// `recovered` (adopted from the kernel), or CrowdSec's scenario.
+    pub reason: String,
+    /// The event's Service (PJSIP, AMI, ...), or, from CrowdSec, the decision's origin; empty
+    /// otherwise.
+    pub service: String,
+    /// The event's AccountID, cut to `MAX_ACCOUNT` bytes: attacker text, escaped wherever
+    /// it is printed.
+    pub account: String,
+    /// The penalty reached, and the events that raised it (0 where there were none).
+    pub penalty: u32,
+    pub events: u32,
+    /// Unix seconds when it was decided.
+    pub at: i64,
+    pub lifetime: Lifetime,
+}
+
+/// Longest AccountID kept with a ban.
+pub const MAX_ACCOUNT: usize = 256;
+
+impl BanRequest {
+    /// A request with no event behind it (`-a`, a subnet, a CrowdSec decision, an adopted
+    /// kernel entry).
+    pub fn new(net: IpNet, origin: Origin, reason: &str, at: i64, lifetime: Lifetime) -> Self {
+        BanRequest {
+            net,
+            origin,
+            reason: reason.to_string(),
+            service: String::new(),
+            account: String::new(),
+            penalty: 0,
+            events: 0,
+            at,
+            lifetime,
+        }
+    }
+
+    /// The ban this request becomes as its network's `count`-th ban, first banned at
+    /// `first`, ending as `escalation(at, count)` says when it escalates.
+    pub fn settle(
+        &self,
+        count: i64,
+        first: i64,
+        escalation: &dyn Fn(i64, i64) -> Option<i64>,
+    ) -> Ban {
+        Ban {
+            net: self.net,
+            reason: self.reason.clone(),
+            service: self.service.clone(),
+            account: self.account.clone(),
+            penalty: self.penalty,
+            events: self.events,
+            origin: self.origin,
+            since: self.at,
+            first,
+            count,
+            expires: match self.lifetime {
+                Lifetime::Escalating => escalation(self.at, count),
+                Lifetime::Permanent => None,
+                Lifetime::Until(t) => Some(t),
+            },
+        }
+    }
+}
+
+/// A stored ban: every field final, as the database holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ban {
     pub net: IpNet,
-    /// The event that tipped the host over the limit (an Asterisk event name), or `manual`.
+    /// As `BanRequest::reason`.
     pub reason: String,
-    /// The event's Service (PJSIP, AMI, ...); empty for a manual ban.
+    /// As `BanRequest::service`.
     pub service: String,
-    /// Its AccountID: attacker text, escaped wherever it is printed.
+    /// As `BanRequest::account`.
     pub account: String,
-    /// The penalty reached (0 for a manual ban).
     pub penalty: u32,
-    /// The events that raised it (0 where there were none); not stored.
+    /// The events that raised the penalty (0 where there were none); not stored.
     pub events: u32,
     pub origin: Origin,
     /// Unix seconds of this ban and of the first ban of this network ever.
@@ -58,37 +144,12 @@ pub struct Ban {
 }
 
 impl Ban {
-    /// A ban decided at `now`; count and expiry are settled when the store records it.
-    pub fn new(
-        net: IpNet,
-        reason: &str,
-        account: &str,
-        penalty: u32,
-        origin: Origin,
-        now: i64,
-    ) -> Ban {
-        Ban {
-            net,
-            reason: reason.to_string(),
-            service: String::new(),
-            account: account.to_string(),
-            penalty,
-            events: 0,
-            origin,
-            since: now,
-            first: now,
-            count: 1,
-            expires: None,
+    /// What the kernel holds of it.
+    pub fn entry(&self) -> Entry {
+        Entry {
+            net: self.net,
+            expires: self.expires,
         }
-    }
-
-    /// Seconds left at `now` for a kernel timeout (None = permanent, else at least 1). None
-    /// too while the wall clock is not set: Ampere lifts the ban itself once it is.
-    pub fn timeout(&self, now: i64) -> Option<u64> {
-        if !clock::is_set(now) {
-            return None;
-        }
-        clock::remaining(self.expires, now)
     }
 
     /// `permanent` or `until <local time>`, for log lines.

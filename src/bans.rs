@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use crate::addr::net_text;
-use crate::ban::Ban;
+use crate::ban::{Ban, BanRequest};
 use crate::clock;
 use crate::config::Config;
-use crate::firewall::{Backend, FwError};
-use crate::log::printable;
+use crate::firewall::{Backend, Entry, FwError};
 use crate::store::Store;
 use crate::{debug, error, info, warn};
 
@@ -58,31 +57,11 @@ const FW_CHUNK: usize = 50_000;
 /// The first retry of a failed firewall step; doubling up to the audit interval.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 
-/// What became of one ban or unban an admin asked for.
-#[derive(Debug)]
-pub enum Outcome {
-    Done,
-    /// `-a` of an active ban, `-d` of an address that is not banned.
-    Unchanged,
-    /// `-a` of an active temporary ban: now permanent (the README promises that).
-    MadePermanent,
-    /// Recorded (or removed) in the database, but the firewall failed.
-    Firewall(FwError),
-}
-
-/// What one `flush` changed in the kernel.
-#[derive(Debug, Default)]
-pub struct Flushed {
-    pub banned: Vec<Ban>,
-    /// Bans lifted to make room under `max_bans`.
-    pub lifted: Vec<IpNet>,
-}
-
 pub struct Bans {
     store: Store,
     fw: Box<dyn Backend>,
     /// Bans decided during the current read, applied together by `flush`.
-    pending: Vec<Ban>,
+    pending: Vec<BanRequest>,
     /// Unix time at which the next ban ends, as last read from the database.
     next_expiry: Option<i64>,
     expiry_read: Instant,
@@ -97,7 +76,7 @@ pub struct Bans {
     audit_interval: Duration,
     retry: Duration,
     /// Bans the kernel holds that the database has not taken yet (`outage`).
-    unstored: Vec<Ban>,
+    unstored: Vec<outage::Unstored>,
     outage: Option<outage::Outage>,
     /// The database lost track (it was made again, or bans beyond `MAX_UNSTORED` were
     /// made): the next audit stores what the kernel holds instead of removing it.
@@ -184,14 +163,15 @@ impl Bans {
             info!("{} ban(s) ended while Ampere was not running", lapsed.len());
         }
         let bans = self.store.active().map_err(|e| e.to_string())?;
-        self.fw.restore(&bans, now).map_err(|e| e.to_string())?;
+        let entries: Vec<Entry> = bans.iter().map(Ban::entry).collect();
+        self.fw.restore(&entries, now).map_err(|e| e.to_string())?;
         self.read_next_expiry();
         Ok(bans.len())
     }
 
     /// Queues a ban the daemon decided; `flush` applies the queue after each read, so that
     /// a burst of bans costs one transaction and one firewall command instead of one each.
-    pub fn queue(&mut self, ban: Ban) {
+    pub fn queue(&mut self, ban: BanRequest) {
         self.pending.push(ban);
     }
 
@@ -201,12 +181,12 @@ impl Bans {
     }
 
     /// Applies the queued bans: recorded first, then put in the firewall. Returns the bans
-    /// that reached the kernel and those lifted to make room for them (for the hooks).
-    /// `now` (the wall clock, unix seconds) is only read when there is something to do:
-    /// this runs after every read.
-    pub fn flush(&mut self, cfg: &Config, now: impl FnOnce() -> i64) -> Flushed {
+    /// that reached the kernel and those lifted to make room for them. `now` (the wall
+    /// clock, unix seconds) is only read when there is something to do: this runs after
+    /// every read.
+    pub fn flush(&mut self, cfg: &Config, now: impl FnOnce() -> i64) -> Changes {
         if self.pending.is_empty() {
-            return Flushed::default();
+            return Changes::default();
         }
         let now = now();
         let mut pending = std::mem::take(&mut self.pending);
@@ -217,54 +197,20 @@ impl Bans {
         } else {
             Vec::new()
         };
-        let fresh = self.record(cfg, &mut pending, held.is_some());
+        let recorded = self.record(cfg, &pending, held.is_some());
         let mut new = Vec::with_capacity(pending.len());
-        let mut known: Vec<Ban> = Vec::new();
-        for (b, fresh) in pending.into_iter().zip(fresh) {
-            if fresh {
-                new.push(b);
-            } else {
-                self.counters.already_banned += 1;
-                known.push(b);
-            }
-        }
-        let results = self.apply(&new, now);
-        for b in &known {
-            debug!("{} is already banned", net_text(&b.net));
-        }
-        let mut applied = Vec::with_capacity(new.len());
-        for (b, result) in new.into_iter().zip(results) {
-            let text = net_text(&b.net);
-            let account = printable(b.account.as_bytes());
-            match result {
-                Ok(()) => {
-                    self.counters.bans += 1;
-                    self.just_banned(b.net);
-                    info!(
-                        "ban {text}: {} from account `{account}` ({}), penalty {}; ban #{} {}",
-                        b.reason,
-                        printable(b.service.as_bytes()),
-                        b.penalty,
-                        b.count,
-                        b.until()
-                    );
-                    if let Some(e) = b.expires {
-                        self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
-                    }
-                    applied.push(b);
-                }
-                Err(e) => {
-                    self.counters.firewall_errors += 1;
-                    if let Some(e) = b.expires {
-                        self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
-                    }
-                    error!(
-                        "ban {text} recorded, but the firewall failed (retried by the audit): {e}"
-                    );
-                    self.retry_soon();
+        let mut known: Vec<IpNet> = Vec::new();
+        for (r, b) in pending.iter().zip(recorded) {
+            match b {
+                Some(b) => new.push(b),
+                None => {
+                    self.counters.already_banned += 1;
+                    debug!("{} is already banned", net_text(&r.net));
+                    known.push(r.net);
                 }
             }
         }
+        let banned = self.put_in_kernel(new, now, true);
         // After the new bans are marked (`just_banned`): their later events in this same
         // batch are no proof of anything. Under the lock no admin's `-d` can come between
         // the database's word and the kernel's (without it, the property test caught a ban
@@ -272,17 +218,62 @@ impl Bans {
         if held.is_some() {
             self.reapply(&known, now);
         }
-        Flushed {
-            banned: applied,
-            lifted,
+        Changes {
+            banned,
+            lifted: lifted.into_iter().map(|n| (n, Lift::MaxBans)).collect(),
         }
+    }
+
+    /// Puts bans just stored in the kernel (`apply`), with the tail every door shares: the
+    /// counters, the next expiry, and after a failure the error and a retry by the audit
+    /// soon. `own`: the daemon's own bans, whose later events in the same batch prove
+    /// nothing (`just_banned`). Returns the bans that reached the kernel.
+    fn put_in_kernel(&mut self, bans: Vec<Ban>, now: i64, own: bool) -> Vec<Ban> {
+        let results = self.put_in_kernel_each(&bans, now, own);
+        bans.into_iter()
+            .zip(results)
+            .filter_map(|(b, r)| r.is_ok().then_some(b))
+            .collect()
+    }
+
+    /// `put_in_kernel`, with each ban's result.
+    fn put_in_kernel_each(
+        &mut self,
+        bans: &[Ban],
+        now: i64,
+        own: bool,
+    ) -> Vec<Result<(), FwError>> {
+        let entries: Vec<Entry> = bans.iter().map(Ban::entry).collect();
+        let results = self.apply(&entries, now);
+        for (b, result) in bans.iter().zip(&results) {
+            if let Some(e) = b.expires {
+                self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
+            }
+            match result {
+                Ok(()) => {
+                    self.counters.bans += 1;
+                    if own {
+                        self.just_banned(b.net);
+                    }
+                }
+                Err(e) => {
+                    self.counters.firewall_errors += 1;
+                    error!(
+                        "ban {} recorded, but the firewall failed (retried by the audit): {e}",
+                        net_text(&b.net)
+                    );
+                    self.retry_soon();
+                }
+            }
+        }
+        results
     }
 
     /// Puts `bans` in the firewall, one batch per address family (each all or nothing); if
     /// a family's batch fails, each of its bans on its own, so that one bad entry does not
     /// cost the others their ban. A batch that took effect is never applied again: with a
     /// mixed batch and the IPv6 chain gone, the IPv4 rules must not be inserted twice.
-    fn apply(&self, bans: &[Ban], now: i64) -> Vec<Result<(), FwError>> {
+    fn apply(&self, bans: &[Entry], now: i64) -> Vec<Result<(), FwError>> {
         let mut results: Vec<Option<Result<(), FwError>>> = bans.iter().map(|_| None).collect();
         for v6 in [false, true] {
             let idx: Vec<usize> = (0..bans.len())
@@ -291,7 +282,7 @@ impl Bans {
             if idx.is_empty() {
                 continue;
             }
-            let group: Vec<Ban> = idx.iter().map(|&i| bans[i].clone()).collect();
+            let group: Vec<Entry> = idx.iter().map(|&i| bans[i]).collect();
             match self.fw.ban_many(&group, now) {
                 Ok(()) => idx.iter().for_each(|&i| results[i] = Some(Ok(()))),
                 Err(e) if group.len() > 1 => {
@@ -321,8 +312,8 @@ impl Bans {
     }
 
     /// Lifts the bans whose time is up: database first (the count stays for escalation),
-    /// then the firewall. Returns the networks unbanned (for the hooks).
-    fn expire(&mut self, now: i64) -> Vec<IpNet> {
+    /// then the firewall. Returns the networks unbanned.
+    fn expire(&mut self, now: i64) -> Vec<(IpNet, Lift)> {
         self.wrote();
         let due = match self.store.expire_due(now) {
             Ok(d) => d,
@@ -334,16 +325,14 @@ impl Bans {
         };
         let mut lifted = Vec::with_capacity(due.len());
         for net in due {
-            let text = net_text(&net);
             match self.fw.unban(&net) {
                 Ok(()) => {
                     self.counters.unbans += 1;
-                    info!("unban {text}: ban expired");
-                    lifted.push(net);
+                    lifted.push((net, Lift::Expired));
                 }
                 Err(e) => {
                     self.counters.firewall_errors += 1;
-                    error!("unban {text} (expired): {e}");
+                    error!("unban {} (expired): {e}", net_text(&net));
                 }
             }
         }
@@ -397,8 +386,8 @@ impl Bans {
     }
 
     /// Expiry, audit, checkpoints and writes that are due (`epoch` gives the wall clock in
-    /// unix seconds); returns the networks unbanned.
-    pub fn timers(&mut self, cfg: &Config, epoch: impl FnOnce() -> i64) -> Vec<IpNet> {
+    /// unix seconds); returns what was lifted.
+    pub fn timers(&mut self, cfg: &Config, epoch: impl FnOnce() -> i64) -> Changes {
         let now = Instant::now();
         let t = epoch();
         // Nothing expires by a clock that has not been set (it reads 1970).
@@ -429,20 +418,23 @@ impl Bans {
                 error!("{e}");
             }
         }
-        lifted
+        Changes {
+            banned: Vec::new(),
+            lifted,
+        }
     }
 
     /// The wall clock jumped from "not set" (1970) by `delta` seconds: bans made meanwhile
     /// get their real times, so that they neither expire at once nor last decades.
     pub fn clock_was_set(&mut self, delta: i64) {
         self.wrote();
-        for b in self
+        for u in self
             .unstored
             .iter_mut()
-            .filter(|b| b.since < clock::NOT_BEFORE)
+            .filter(|u| u.request.at < clock::NOT_BEFORE)
         {
-            b.since += delta;
-            b.expires = b.expires.map(|e| e + delta);
+            u.request.at += delta;
+            u.held.expires = u.held.expires.map(|e| e + delta);
         }
         match self.store.shift_times_before(clock::NOT_BEFORE, delta) {
             Ok(n) => info!("the wall clock was set ({delta:+} s): {n} ban(s) made before re-timed"),
@@ -471,6 +463,8 @@ fn until(at: i64, epoch_ms: i64) -> Duration {
 
 mod bulk;
 mod ceiling;
+mod changes;
+pub use changes::{Changes, Lift, Outcome};
 mod known;
 mod lock;
 mod outage;

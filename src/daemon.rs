@@ -6,18 +6,15 @@ use std::path::PathBuf;
 
 use std::time::{Duration, Instant};
 
-use crate::addr::net_text;
 use crate::ami::Message;
-use crate::ban::{Ban, Origin};
 use crate::bans::Bans;
 use crate::clock;
 use crate::config::{self, Config};
 use crate::control::Control;
 use crate::crowdsec::Lapi;
-use crate::engine::Verdict;
 use crate::firewall;
 use crate::hook::Hooks;
-use crate::judge::Judge;
+use crate::judge::{Judge, Time};
 use crate::live_admin;
 use crate::log::{self, printable};
 use crate::report::{self, EventRate, Live};
@@ -32,12 +29,10 @@ use crate::{debug, error, info, warn};
 mod known;
 mod pace;
 mod protect;
+mod publish;
 
 /// Bytes read per poll turn at most, so that signals are looked at between bursts.
 const READ_PER_TURN: usize = 1 << 18;
-
-/// Longest AccountID kept with a ban.
-const MAX_ACCOUNT: usize = 256;
 
 pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> Result<(), String> {
     info!(
@@ -203,6 +198,8 @@ impl Daemon {
                 &mut self.bans,
                 &self.judge.engine,
             );
+            let pulled = self.lapi.take_changes();
+            self.publish(pulled);
             let ami = if resolver_at > 1 { fds[1].revents } else { 0 };
             if ami != 0 && self.link.dialing() {
                 self.link.connect_ready();
@@ -226,11 +223,17 @@ impl Daemon {
 
     /// A control-socket request, answered from the daemon's state.
     fn answer(&mut self, request: &str, body: &str) -> String {
-        match request {
-            "add" => return live_admin::add(&mut self.bans, &self.judge.engine, &self.cfg, body),
-            "del" => return live_admin::del(&mut self.bans, &mut self.judge.engine, body),
-            _ => {}
-        }
+        let (answer, changes) = match request {
+            "add" => live_admin::add(&mut self.bans, &self.judge.engine, &self.cfg, body),
+            "del" => live_admin::del(&mut self.bans, &mut self.judge.engine, body),
+            _ => return self.report(request),
+        };
+        self.publish(changes);
+        answer
+    }
+
+    /// `status` and `why`, answered from the daemon's state.
+    fn report(&mut self, request: &str) -> String {
         let mut live = Live {
             cfg: &self.cfg,
             engine: &self.judge.engine,
@@ -288,9 +291,8 @@ impl Daemon {
                 self.unset_clock = None;
             }
         }
-        for net in self.bans.timers(&self.cfg, clock::now_epoch) {
-            self.hooks.unbanned(&net_text(&net), "expired");
-        }
+        let lifted = self.bans.timers(&self.cfg, clock::now_epoch);
+        self.publish(lifted);
         self.hooks.reap();
         let now = Instant::now();
         if self.next_stats.is_some_and(|t| now >= t) {
@@ -303,6 +305,8 @@ impl Daemon {
         }
         self.resolver.tick(now);
         self.lapi.tick(now, &mut self.bans);
+        let pulled = self.lapi.take_changes();
+        self.publish(pulled);
         if self.lift_retry.is_some_and(|t| now >= t) {
             self.lift_protected();
         }
@@ -339,13 +343,16 @@ impl Daemon {
                     link,
                     judge,
                     bans,
-                    cfg,
                     started,
                     ..
                 } = self;
-                let now = started.elapsed().as_secs();
+                // One reading of each clock per read: the events of a read are judged at once.
+                let time = Time::At {
+                    mono: started.elapsed().as_secs(),
+                    wall: clock::now_epoch(),
+                };
                 link.received(&buf[..n], &mut |m| {
-                    security += u32::from(on_event(judge, bans, cfg, m, now));
+                    security += u32::from(on_event(judge, bans, m, time));
                 })
             };
             if security > 0 {
@@ -353,23 +360,13 @@ impl Daemon {
                 self.rate.add(self.started.elapsed().as_secs(), security);
             }
             // A read's bans go out together: one transaction, one firewall command.
-            let flushed = self.bans.flush(&self.cfg, clock::now_epoch);
+            let mut changes = self.bans.flush(&self.cfg, clock::now_epoch);
             known::store(&mut self.judge, &mut self.bans, &self.cfg);
-            let engine = &self.judge.engine;
-            let subnets = self
-                .bans
-                .escalate(&self.cfg, &flushed.banned, &|n| engine.overlaps(n));
-            for net in flushed.lifted {
-                self.hooks.unbanned(&net_text(&net), "max_bans");
-            }
-            for net in subnets.lifted {
-                self.hooks.unbanned(&net_text(&net), "subnet");
-            }
-            for b in flushed.banned.iter().chain(&subnets.banned) {
-                let account = printable(b.account.as_bytes());
-                self.hooks.banned(&net_text(&b.net), &b.reason, &account);
-                self.lapi.banned(b);
-            }
+            let subnets =
+                self.bans
+                    .escalate(&self.cfg, &changes.banned, self.judge.engine.admission());
+            changes.extend(subnets);
+            self.publish(changes);
             // A read that did not fill the buffer took all there was: asking again would
             // only hear EAGAIN (a third syscall per wake-up at a steady event rate); poll
             // reports what comes next.
@@ -409,6 +406,7 @@ impl Daemon {
             table_evictions: t.evictions(),
             connected: self.link.connected(),
             last_event: self.last_event,
+            crowdsec: self.lapi.counters(),
         }
     }
 
@@ -476,45 +474,29 @@ impl Daemon {
     }
 }
 
-/// One message of a logged-in session: scored, and a ban queued when the limit is reached.
-/// Returns whether it was a security event.
-fn on_event(judge: &mut Judge, bans: &mut Bans, cfg: &Config, m: &Message, now: u64) -> bool {
-    let Some((ev, verdict)) = judge.judge(m, now) else {
+/// One message of a logged-in session, through the pipeline: a ban it asks for is queued
+/// (`flush` applies the read's bans together). Returns whether it was a security event.
+fn on_event(judge: &mut Judge, bans: &mut Bans, m: &Message, time: Time) -> bool {
+    let Some(judged) = judge.judge(m, time) else {
         return false;
     };
-    let (addr, account) = (ev.addr(), ev.account);
-    if let Verdict::Ban(penalty, net, events) = verdict {
-        if !cfg.bans_family_of(&net) {
-            warn!(
-                "{} reached the limit ({penalty}) but ipv6 = no: not banned",
-                net_text(&net)
-            );
-            return true;
-        }
-        let account = String::from_utf8_lossy(&account[..account.len().min(MAX_ACCOUNT)]);
-        let mut ban = Ban::new(
-            net,
-            ev.kind.name(),
-            &account,
-            penalty,
-            Origin::Daemon,
-            clock::now_epoch(),
-        );
-        ban.service = printable(ev.service);
-        ban.events = events;
-        bans.queue(ban);
+    let (ev, verdict) = (&judged.event, judged.verdict);
+    if let Some(req) = judged.ban {
+        bans.queue(*req);
     } else if ev.service == b"AMI" && ev.kind != EventKind::SuccessfulAuth {
         // Failed AMI logins are worth a line even from loopback.
         info!(
-            "AMI {} for account `{}` from {addr}: {verdict:?}",
+            "AMI {} for account `{}` from {}: {verdict:?}",
             ev.kind.name(),
-            printable(account),
+            printable(ev.account),
+            ev.addr(),
         );
     } else if ev.kind != EventKind::SuccessfulAuth && ev.service != b"AMI" {
         debug!(
-            "{} from {addr} ({}): {verdict:?}",
+            "{} from {} ({}): {verdict:?}",
             ev.kind.name(),
-            printable(account),
+            ev.addr(),
+            printable(ev.account),
         );
     }
     true

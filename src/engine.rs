@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::account;
+use crate::admission::Admission;
 use crate::ami::same_name;
 use crate::config::Config;
 use crate::event::SecurityEvent;
@@ -14,7 +15,6 @@ use crate::facts::{Fact, Source};
 use crate::known::{Known, Mark};
 use crate::score::{EventKind, Weight, Weights};
 use crate::table::{Host, PenaltyTable};
-use crate::trust::Guard;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -41,10 +41,9 @@ pub struct Engine {
     limit: u32,
     findtime: u64,
     services: Vec<String>,
-    guard: Guard,
+    /// Who is never banned, and what every door may ban (`admission.rs`).
+    admission: Admission,
     ban_unknown_account: bool,
-    /// The address of the AMI connection, protected like the AMI host.
-    ami_peer: Option<IpAddr>,
     /// `ipv4_prefix`, `ipv6_prefix`: how wide a network one penalty counts for.
     prefix_v4: u8,
     prefix_v6: u8,
@@ -68,9 +67,8 @@ impl Engine {
             limit: 0,
             findtime: 0,
             services: Vec::new(),
-            guard: Guard::new(&[], &cfg.host),
+            admission: Admission::new(cfg, &Admission::ami_literal(cfg)),
             ban_unknown_account: false,
-            ami_peer: None,
             prefix_v4: 32,
             prefix_v6: 128,
             warned_overlap: Vec::new(),
@@ -88,11 +86,7 @@ impl Engine {
         self.limit = cfg.limit();
         self.findtime = cfg.findtime;
         self.services = cfg.services.clone();
-        let peer = self.ami_peer;
-        let named = self.guard.named().to_vec();
-        self.guard = Guard::new(&cfg.trust, &cfg.host);
-        self.guard.set_peer(peer);
-        self.guard.set_named(&named);
+        self.admission.reconfigure(cfg);
         self.ban_unknown_account = cfg.ban_unknown_account;
         self.prefix_v4 = cfg.ipv4_prefix;
         self.prefix_v6 = cfg.ipv6_prefix;
@@ -135,7 +129,7 @@ impl Engine {
         if crate::addr::is_host(&net) {
             return (net, None);
         }
-        match self.guard.overlaps(&net) {
+        match self.admission.overlaps(&net) {
             Some(p) => (IpNet::from(addr), Some(p)),
             None => (net, None),
         }
@@ -157,24 +151,23 @@ impl Engine {
 
     /// The address Ampere is connected to for AMI (resolved anew at each connect).
     pub fn set_ami_peer(&mut self, peer: Option<IpAddr>) {
-        if peer != self.ami_peer {
-            self.ami_peer = peer;
-            self.guard.set_peer(peer);
+        if peer.map(crate::addr::canonical) != self.admission.peer() {
+            self.admission.set_peer(peer);
         }
     }
 
     /// The addresses the `trust = NAME` entries resolve to now.
     pub fn set_trusted_names(&mut self, nets: &[IpNet]) {
-        self.guard.set_named(nets);
+        self.admission.set_named(nets);
     }
 
     pub fn table(&self) -> &PenaltyTable {
         &self.table
     }
 
-    /// The protected network (trust, the AMI host, loopback) that `net` takes in, if any.
-    pub fn overlaps(&self, net: &IpNet) -> Option<IpNet> {
-        self.guard.overlaps(net)
+    /// What may be banned, through which door (`admission.rs`): the rules every door asks.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     /// The penalty that bans.
@@ -235,11 +228,11 @@ impl Engine {
     /// Trusted networks, loopback and the AMI host as configured (the firewall's SIP limits
     /// exempt them).
     pub fn protected(&self) -> &[IpNet] {
-        self.guard.networks()
+        self.admission.protected()
     }
 
     pub fn is_protected(&self, ip: IpAddr) -> bool {
-        self.guard.protects(ip).is_some()
+        self.admission.protects(ip).is_some()
     }
 
     pub fn note_bad_address(&mut self) {
@@ -260,7 +253,7 @@ impl Engine {
             return;
         }
         let addr = fact.net.network();
-        if self.guard.protects(addr).is_some() {
+        if self.admission.protects(addr).is_some() {
             return;
         }
         let key = self.key_of(addr).0.network();
@@ -283,7 +276,7 @@ impl Engine {
     /// as this config scores its address.
     pub fn load_known(&mut self, rows: &[crate::known::Learned]) {
         for r in rows {
-            if self.guard.protects(r.addr).is_some() {
+            if self.admission.protects(r.addr).is_some() {
                 continue;
             }
             let key = self.key_of(r.addr).0.network();
@@ -337,7 +330,7 @@ impl Engine {
             self.counters.ignored_service += 1;
             return Verdict::IgnoredService;
         }
-        if self.guard.protects(addr).is_some() {
+        if self.admission.protects(addr).is_some() {
             self.counters.protected += 1;
             return Verdict::Protected;
         }

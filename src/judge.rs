@@ -1,13 +1,40 @@
-//! The one path from an AMI message to a verdict, shared by the daemon, `--replay` and the
-//! fuzz target: match the message into a security event, score it in the engine, and warn
-//! (once per event kind) about events whose RemoteAddress is not an address.
+//! The one pipeline from an AMI message to a ban request, shared by the daemon, `--replay`
+//! and the fuzz targets; they differ only in where time comes from (`Time`). Each stage has
+//! its type: `Message` → `SecurityEvent` (`event.rs`) → `Verdict` (`engine.rs`) →
+//! `BanRequest`, admitted by the one admission check (`admission.rs`) — or refused, counted
+//! and logged. Events whose RemoteAddress is not an address are counted and warned about
+//! once per event kind; what Asterisk says about registrations (`facts.rs`) is learned on
+//! the way.
 
+use crate::admission::Door;
 use crate::ami::Message;
+use crate::ban::{BanRequest, Lifetime, Origin, MAX_ACCOUNT};
 use crate::config::Config;
 use crate::engine::{Engine, Verdict};
 use crate::event::{Matcher, Parsed, SecurityEvent};
 use crate::log::printable;
 use crate::score::EventKind;
+
+/// Where the pipeline's time comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Time {
+    /// The daemon's (or a test's) clocks: `mono` seconds for scoring (any origin, never
+    /// going back), `wall` unix seconds for the bans.
+    At { mono: u64, wall: i64 },
+    /// The events' own (`EventTV`; an event without one keeps the time of the one before):
+    /// `--replay`, which judges a capture of any age as it happened.
+    OfEvents,
+}
+
+/// What the pipeline made of one security event.
+#[derive(Debug)]
+pub struct Judged<'a> {
+    pub event: SecurityEvent<'a>,
+    pub verdict: Verdict,
+    /// The ban the verdict asks for, admitted; None when there is none, or when the
+    /// admission check refused it (counted in `refused`, logged).
+    pub ban: Option<Box<BanRequest>>,
+}
 
 pub struct Judge {
     matcher: Matcher,
@@ -15,6 +42,10 @@ pub struct Judge {
     /// Event kinds already warned about for a bad RemoteAddress (one bit each).
     warned_bad_address: u32,
     warned_duplicate: bool,
+    /// The events' time, for `Time::OfEvents`.
+    event_time: u64,
+    /// Ban requests the admission check refused.
+    pub refused: u64,
 }
 
 impl Judge {
@@ -24,6 +55,8 @@ impl Judge {
             engine: Engine::new(cfg),
             warned_bad_address: 0,
             warned_duplicate: false,
+            event_time: 0,
+            refused: 0,
         }
     }
 
@@ -32,24 +65,79 @@ impl Judge {
     /// starve it).
     pub fn reset(&mut self, cfg: &Config) {
         self.engine = Engine::new(cfg);
+        self.event_time = 0;
     }
 
-    /// Scores `m` at `now` (seconds, any monotonic origin). None for anything that is not a
-    /// security event with a usable address; what Asterisk says about registrations and
-    /// trunks (`facts.rs`) is learned on the way.
-    pub fn judge<'a>(&mut self, m: &Message<'a>, now: u64) -> Option<(SecurityEvent<'a>, Verdict)> {
-        let ev = self.security_event(m, now)?;
-        Some((ev, self.engine.feed(&ev, now)))
+    /// `m` through the pipeline at `time`. None for anything that is not a security event
+    /// with a usable address.
+    pub fn judge<'a>(&mut self, m: &Message<'a>, time: Time) -> Option<Judged<'a>> {
+        let ev = self.security_event(m, time)?;
+        let (mono, wall) = match time {
+            Time::At { mono, wall } => (mono, wall),
+            Time::OfEvents => {
+                if let Some(t) = ev.tv.and_then(crate::clock::event_tv) {
+                    self.event_time = t;
+                }
+                (self.event_time, self.event_time as i64)
+            }
+        };
+        let verdict = self.engine.feed(&ev, mono);
+        let ban = match verdict {
+            Verdict::Ban(penalty, net, events) => self.request(&ev, penalty, net, events, wall),
+            _ => None,
+        };
+        Some(Judged {
+            event: ev,
+            verdict,
+            ban,
+        })
+    }
+
+    /// The ban a verdict asks for, if the admission check lets it in.
+    fn request(
+        &mut self,
+        ev: &SecurityEvent,
+        penalty: u32,
+        net: ipnet::IpNet,
+        events: u32,
+        wall: i64,
+    ) -> Option<Box<BanRequest>> {
+        if let Err(why) = self.engine.admission().check(&net, Door::Judged) {
+            self.refused += 1;
+            crate::warn!(
+                "{} reached the limit ({penalty}) but is not banned: it {why}",
+                crate::addr::net_text(&net)
+            );
+            return None;
+        }
+        let account = &ev.account[..ev.account.len().min(MAX_ACCOUNT)];
+        Some(Box::new(BanRequest {
+            service: printable(ev.service),
+            account: String::from_utf8_lossy(account).into_owned(),
+            penalty,
+            events,
+            ..BanRequest::new(
+                net,
+                Origin::Daemon,
+                ev.kind.name(),
+                wall,
+                Lifetime::Escalating,
+            )
+        }))
     }
 
     /// The security event in `m`; what is not one is counted (and warned about once), or
     /// learned from.
-    fn security_event<'a>(&mut self, m: &Message<'a>, now: u64) -> Option<SecurityEvent<'a>> {
+    fn security_event<'a>(&mut self, m: &Message<'a>, time: Time) -> Option<SecurityEvent<'a>> {
         match self.matcher.parse(m) {
             Parsed::Other => None,
             Parsed::Facts(facts) => {
+                let mono = match time {
+                    Time::At { mono, .. } => mono,
+                    Time::OfEvents => self.event_time,
+                };
                 for f in &facts {
-                    self.engine.learn(f, now);
+                    self.engine.learn(f, mono);
                 }
                 None
             }
@@ -66,20 +154,6 @@ impl Judge {
             }
             Parsed::Security(ev) => Some(ev),
         }
-    }
-
-    /// `judge` at the time the event itself gives (`EventTV`), for `--replay`: `now` is
-    /// set from it and stays for events without one.
-    pub fn judge_by_event_time<'a>(
-        &mut self,
-        m: &Message<'a>,
-        now: &mut u64,
-    ) -> Option<(SecurityEvent<'a>, Verdict)> {
-        let ev = self.security_event(m, *now)?;
-        if let Some(t) = ev.tv.and_then(crate::clock::event_tv) {
-            *now = t;
-        }
-        Some((ev, self.engine.feed(&ev, *now)))
     }
 
     fn bad_address(&mut self, kind: EventKind, raw: &[u8]) {
@@ -109,8 +183,8 @@ mod tests {
         framer.push(b"Asterisk Call Manager/9.0.0\r\n", &mut |_| {});
         framer.push(stream.as_bytes(), &mut |item| {
             if let Item::Message(m) = item {
-                if let Some((_, v)) = j.judge(&m, 0) {
-                    out.push(v);
+                if let Some(judged) = j.judge(&m, Time::At { mono: 0, wall: 0 }) {
+                    out.push(judged.verdict);
                 }
             }
         });

@@ -12,6 +12,7 @@ pub mod log;
 pub mod account;
 pub mod addr;
 pub mod admin;
+pub mod admission;
 pub mod ami;
 pub mod ban;
 mod bans;

@@ -10,8 +10,9 @@ use std::fmt::Write;
 use ipnet::IpNet;
 
 use crate::addr::{self, net_text};
-use crate::ban::{Ban, Origin};
-use crate::bans::{Bans, Outcome};
+use crate::admission::Door;
+use crate::ban::{BanRequest, Lifetime, Origin};
+use crate::bans::{Bans, Changes, Lift, Outcome};
 use crate::clock;
 use crate::config::Config;
 use crate::engine::Engine;
@@ -36,27 +37,36 @@ fn printable(s: &str) -> String {
     crate::log::printable(&s.as_bytes()[..s.len().min(100)])
 }
 
-/// `add`: answers `ok NET banned|already|permanent` or `err NET why`, one line each.
-pub fn add(bans: &mut Bans, engine: &Engine, cfg: &Config, body: &str) -> String {
+/// `add`: answers `ok NET banned|already|permanent` or `err NET why`, one line each; and
+/// what changed, for the daemon to tell (the log, the hooks).
+pub fn add(bans: &mut Bans, engine: &Engine, cfg: &Config, body: &str) -> (String, Changes) {
     let mut out = String::new();
     let mut wanted = Vec::new();
     let now = clock::now_epoch();
     for net in parse(body, &mut out) {
-        if let Some(t) = engine.overlaps(&net) {
-            let _ = writeln!(
-                out,
-                "err {} is protected (trusted or local: {t}); not banned",
-                net_text(&net)
-            );
-        } else if !cfg.bans_family_of(&net) {
-            let _ = writeln!(out, "err {} IPv6 is disabled (ipv6 = no)", net_text(&net));
-        } else {
-            wanted.push(Ban::new(net, "manual", "", 0, Origin::Manual, now));
+        // The command checked the admin's own address before it sent the list.
+        let door = Door::Manual {
+            admin: None,
+            force: true,
+        };
+        match engine.admission().check(&net, door) {
+            Ok(()) => wanted.push(BanRequest::new(
+                net,
+                Origin::Manual,
+                "manual",
+                now,
+                Lifetime::Permanent,
+            )),
+            Err(why) => {
+                let _ = writeln!(out, "err {} {why}", net_text(&net));
+            }
         }
     }
     let nets: Vec<IpNet> = wanted.iter().map(|b| b.net).collect();
+    let mut changes = Changes::default();
     match bans.add(wanted, false, &mut |_| {}) {
-        Ok(mut outcomes) => {
+        Ok((mut outcomes, added)) => {
+            changes = added;
             // The chain, sets or table were gone: the audit makes them again with every
             // stored ban (these ones are stored), as `ampere -a` alone would have made them
             // before adding.
@@ -72,10 +82,7 @@ pub fn add(bans: &mut Bans, engine: &Engine, cfg: &Config, body: &str) -> String
             for (net, o) in nets.iter().zip(outcomes) {
                 let text = net_text(net);
                 let _ = match o {
-                    Outcome::Done => {
-                        info!("banned {text} (manual, ampere -a)");
-                        writeln!(out, "ok {text} banned")
-                    }
+                    Outcome::Done => writeln!(out, "ok {text} banned"),
                     Outcome::Unchanged => writeln!(out, "ok {text} already"),
                     Outcome::MadePermanent => {
                         info!("{text}: temporary ban made permanent (manual, ampere -a)");
@@ -92,19 +99,19 @@ pub fn add(bans: &mut Bans, engine: &Engine, cfg: &Config, body: &str) -> String
             let _ = writeln!(out, "error: {e}");
         }
     }
-    out
+    (out, changes)
 }
 
 /// `del`: each network's own ban and every ban inside it are lifted, and the penalties
-/// inside it forgotten. Answers `ok NET unbanned N` or `err NET why`.
-pub fn del(bans: &mut Bans, engine: &mut Engine, body: &str) -> String {
+/// inside it forgotten. Answers `ok NET unbanned N` or `err NET why`; and what changed.
+pub fn del(bans: &mut Bans, engine: &mut Engine, body: &str) -> (String, Changes) {
     let mut out = String::new();
     let asked = parse(body, &mut out);
     engine.forget(&asked);
     // Each asked network with the active bans it takes in (itself included), each lifted once.
     let per_asked = match bans.active_within(&asked) {
         Ok(p) => p,
-        Err(e) => return format!("{out}error: {e}\n"),
+        Err(e) => return (format!("{out}error: {e}\n"), Changes::default()),
     };
     let mut seen = HashSet::new();
     let lift: Vec<IpNet> = per_asked
@@ -113,8 +120,10 @@ pub fn del(bans: &mut Bans, engine: &mut Engine, body: &str) -> String {
         .filter(|n| seen.insert(**n))
         .copied()
         .collect();
-    match bans.remove(&lift, false, &mut |_| {}) {
-        Ok(outcomes) => {
+    let mut changes = Changes::default();
+    match bans.remove(&lift, Lift::Manual, false, &mut |_| {}) {
+        Ok((outcomes, lifted)) => {
+            changes = lifted;
             let failed: Vec<(IpNet, String)> = lift
                 .iter()
                 .zip(outcomes)
@@ -144,5 +153,5 @@ pub fn del(bans: &mut Bans, engine: &mut Engine, body: &str) -> String {
             let _ = writeln!(out, "error: {e}");
         }
     }
-    out
+    (out, changes)
 }

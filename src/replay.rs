@@ -10,9 +10,9 @@ use ipnet::IpNet;
 
 use crate::addr::net_text;
 use crate::ami::{Framer, Item};
+use crate::ban::BanRequest;
 use crate::config::Config;
-use crate::engine::Verdict;
-use crate::judge::Judge;
+use crate::judge::{Judge, Time};
 use crate::log::printable;
 use crate::table::FoldState;
 
@@ -41,7 +41,6 @@ pub fn replay_from(
     let mut bans: Vec<IpNet> = Vec::new();
     let mut banned: HashSet<IpNet, FoldState> = HashSet::with_hasher(FoldState::new());
     let mut messages = 0u64;
-    let mut now = 0u64;
     let mut result = Ok(());
     let mut buf = vec![0u8; 1 << 16];
     let mut first = true;
@@ -60,15 +59,18 @@ pub fn replay_from(
         framer.push(&buf[..n], &mut |item| {
             let Item::Message(m) = item else { return };
             messages += 1;
-            if let Some((ev, Verdict::Ban(p, net, _))) = judge.judge_by_event_time(&m, &mut now) {
-                // The daemon records a ban once; later events still in flight find it
-                // already stored. Print each network once, as the daemon bans it once.
-                if banned.insert(net) {
-                    bans.push(net);
-                    if result.is_ok() {
-                        ban_line(&mut line, &net, ev.kind.name(), ev.account, p);
-                        result = out.write_all(&line);
-                    }
+            // The daemon's own pipeline, on the events' time: what it would ask to ban,
+            // after the same admission check.
+            let Some(req) = judge.judge(&m, Time::OfEvents).and_then(|j| j.ban) else {
+                return;
+            };
+            // The daemon records a ban once; later events still in flight find it already
+            // stored. Print each network once, as the daemon bans it once.
+            if banned.insert(req.net) {
+                bans.push(req.net);
+                if result.is_ok() {
+                    ban_line(&mut line, &req);
+                    result = out.write_all(&line);
                 }
             }
         });
@@ -92,7 +94,9 @@ pub fn replay_from(
 /// `ban ADDRESS|NETWORK EVENT ACCOUNT PENALTY` and a newline, in `line`. An IPv4 address
 /// is written by hand: a replay of a scan prints tens of thousands of lines, and the
 /// formatting machinery cost more per line than judging the events that led to it.
-fn ban_line(line: &mut Vec<u8>, net: &IpNet, kind: &str, account: &[u8], penalty: u32) {
+fn ban_line(line: &mut Vec<u8>, req: &BanRequest) {
+    let (net, kind, account, penalty) =
+        (&req.net, &req.reason, req.account.as_bytes(), req.penalty);
     line.clear();
     line.extend_from_slice(b"ban ");
     match net {
@@ -229,11 +233,22 @@ mod tests {
             ("2001:db8::/64", b"x", 7),
         ] {
             let net: IpNet = net.parse().unwrap();
-            ban_line(&mut line, &net, "FailedACL", account, penalty);
+            let req = BanRequest {
+                account: String::from_utf8_lossy(account).into_owned(),
+                penalty,
+                ..BanRequest::new(
+                    net,
+                    crate::ban::Origin::Daemon,
+                    "FailedACL",
+                    0,
+                    crate::ban::Lifetime::Escalating,
+                )
+            };
+            ban_line(&mut line, &req);
             let account = if account.is_empty() {
                 "-".to_string()
             } else {
-                printable(account)
+                printable(&String::from_utf8_lossy(account).into_owned().into_bytes())
             };
             let want = format!("ban {} FailedACL {account} {penalty}\n", net_text(&net));
             assert_eq!(String::from_utf8_lossy(&line), want);

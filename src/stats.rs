@@ -23,6 +23,8 @@ pub struct Stats {
     pub connected: bool,
     /// Unix time of the latest security event.
     pub last_event: Option<i64>,
+    /// CrowdSec's roles, where they are on.
+    pub crowdsec: crate::crowdsec::Counters,
 }
 
 impl Stats {
@@ -245,6 +247,67 @@ impl Stats {
             "Unix time of the latest security event (0 = none yet).",
             &plain(self.last_event.unwrap_or(0).to_string()),
         );
+        let pairs = |v: &[(&str, u64)], key: &str| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, n)| (format!("{{{key}=\"{k}\"}}"), n.to_string()))
+                .collect()
+        };
+        if let Some(c) = &self.crowdsec.pull {
+            metric(
+                "crowdsec_pulls_total",
+                "counter",
+                "Pulls of CrowdSec's decision stream, by result.",
+                &pairs(&[("ok", c.pulls), ("failed", c.failures)], "result"),
+            );
+            metric(
+                "crowdsec_decisions_total",
+                "counter",
+                "CrowdSec decisions, by what became of them.",
+                &pairs(
+                    &[
+                        ("banned", c.banned),
+                        ("lifted", c.lifted),
+                        ("refused", c.refused),
+                        ("skipped", c.skipped),
+                        ("over_max", c.over_max),
+                    ],
+                    "what",
+                ),
+            );
+            metric(
+                "crowdsec_last_pull_timestamp_seconds",
+                "gauge",
+                "Unix time of the last complete pull (0 = none yet).",
+                &plain(c.last_ok.to_string()),
+            );
+        }
+        if let Some((c, queued)) = &self.crowdsec.push {
+            metric(
+                "crowdsec_alerts_total",
+                "counter",
+                "Bans pushed to CrowdSec as alerts, by what became of them.",
+                &pairs(
+                    &[
+                        ("pushed", c.pushed),
+                        ("dropped", c.dropped),
+                        ("rejected", c.rejected),
+                    ],
+                    "what",
+                ),
+            );
+            metric(
+                "crowdsec_alerts_queued",
+                "gauge",
+                "Alerts waiting for LAPI.",
+                &plain(queued.to_string()),
+            );
+            metric(
+                "crowdsec_push_failures_total",
+                "counter",
+                "Failed exchanges with LAPI as a watcher (logins and pushes).",
+                &plain(c.failures.to_string()),
+            );
+        }
         o
     }
 }

@@ -1,6 +1,6 @@
 //! Addresses that are never banned: loopback, the AMI host itself, and every `trust` network.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
@@ -20,8 +20,10 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// `ami_host` is resolved here (a name such as `localhost` is allowed in the config).
-    pub fn new(trust: &[IpNet], ami_host: &str) -> Guard {
+    /// `ami` are the AMI host's addresses, resolved by the caller: nothing here does I/O (a
+    /// `host` given as a name is protected by the address each connection reaches,
+    /// `set_peer`).
+    pub fn new(trust: &[IpNet], ami: &[IpAddr]) -> Guard {
         let mut nets: Vec<IpNet> = vec![
             IpNet::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8).expect("valid prefix"),
             IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST)),
@@ -29,9 +31,7 @@ impl Guard {
             IpNet::from(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
         ];
         nets.extend_from_slice(trust);
-        if let Ok(addrs) = (ami_host, 0).to_socket_addrs() {
-            nets.extend(addrs.map(|a| IpNet::from(canonical(a.ip()))));
-        }
+        nets.extend(ami.iter().map(|a| IpNet::from(canonical(*a))));
         let mut g = Guard {
             fixed: nets.len(),
             nets,
@@ -67,6 +67,10 @@ impl Guard {
 
     pub fn set_peer(&mut self, peer: Option<IpAddr>) {
         self.peer = peer.map(canonical);
+    }
+
+    pub fn peer(&self) -> Option<IpAddr> {
+        self.peer
     }
 
     /// Every protected network: loopback, the AMI host, the trusted ones.
@@ -135,7 +139,7 @@ mod tests {
                 "10.10.32.0/19".parse().unwrap(),
                 "2001:db8:99::/48".parse().unwrap(),
             ],
-            "192.0.2.2",
+            &[ip("192.0.2.2")],
         );
         // Mapped addresses are made canonical before they get here (SecurityEvent::new).
         for p in ["::ffff:127.0.0.1", "::ffff:192.0.2.2"] {
@@ -159,7 +163,7 @@ mod tests {
 
     #[test]
     fn named_addresses_are_replaced_not_added_up() {
-        let mut g = Guard::new(&["192.168.0.0/24".parse().unwrap()], "127.0.0.1");
+        let mut g = Guard::new(&["192.168.0.0/24".parse().unwrap()], &[ip("127.0.0.1")]);
         g.set_named(&["203.0.113.7/32".parse().unwrap()]);
         assert!(g.protects(ip("203.0.113.7")).is_some());
         g.set_named(&["203.0.113.9/32".parse().unwrap()]);
@@ -173,7 +177,7 @@ mod tests {
 
     #[test]
     fn overlapping_networks_are_protected() {
-        let g = Guard::new(&["192.168.0.0/24".parse().unwrap()], "127.0.0.1");
+        let g = Guard::new(&["192.168.0.0/24".parse().unwrap()], &[ip("127.0.0.1")]);
         assert!(g.overlaps(&"192.168.0.0/16".parse().unwrap()).is_some());
         assert!(g.overlaps(&"192.168.0.7/32".parse().unwrap()).is_some());
         assert!(g.overlaps(&"0.0.0.0/0".parse().unwrap()).is_some());
@@ -200,7 +204,7 @@ mod tests {
                 IpNet::new(v4, (next() % 33) as u8).unwrap().trunc(),
                 IpNet::new(v6, (next() % 129) as u8).unwrap().trunc(),
             ];
-            let g = Guard::new(&nets, "127.0.0.1");
+            let g = Guard::new(&nets, &[]);
             for probe in [v4, v6] {
                 // Near the network (a few low or high bits flipped) and far from it.
                 let flip = 1u128 << (next() % 128);

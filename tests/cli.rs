@@ -277,12 +277,14 @@ fn add_of_an_active_temporary_ban_makes_it_permanent() {
     {
         let mut store = ampere::store::Store::open(&s.db).unwrap();
         let net = ampere::addr::parse_net("203.0.113.9").unwrap();
-        let mut b =
-            ampere::ban::Ban::new(net, "FailedACL", "1001", 15, ampere::ban::Origin::Daemon, 1);
-        let far = 4_000_000_000;
-        store
-            .record(std::slice::from_mut(&mut b), &|_| Some(far))
-            .unwrap();
+        let b = ampere::ban::BanRequest::new(
+            net,
+            ampere::ban::Origin::Daemon,
+            "FailedACL",
+            1,
+            ampere::ban::Lifetime::Until(4_000_000_000),
+        );
+        store.record(&[b], &|_, _| None).unwrap();
     }
     let (code, _, err) = s.run(&["-a"], "203.0.113.9\n");
     assert_eq!(code, 0, "{err}");

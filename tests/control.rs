@@ -308,9 +308,33 @@ fn a_socket_held_by_something_that_never_answers_does_not_stop_a_restart() {
     assert_eq!(d.stop(), 0);
 }
 
+/// `onban`/`onunban` scripts that append their arguments to a file in `dir`.
+fn recording_hooks(dir: &std::path::Path) -> (String, std::path::PathBuf) {
+    let out = dir.join("hooks.out");
+    let lock = exec_lock();
+    for (name, line) in [("onban", "ban $1 $2"), ("onunban", "unban $1 $2")] {
+        let f = dir.join(name);
+        std::fs::write(
+            &f,
+            format!("#!/bin/sh\necho \"{line}\" >> {}\n", out.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    drop(lock);
+    let cfg = format!(
+        "onban = {}\nonunban = {}\n",
+        dir.join("onban").display(),
+        dir.join("onunban").display()
+    );
+    (cfg, out)
+}
+
 #[test]
 fn add_and_del_go_through_the_running_daemon() {
-    let (setup, _server, d, tx) = fed("");
+    let hooks_dir = tempfile::tempdir().unwrap();
+    let (hooks, hooks_out) = recording_hooks(hooks_dir.path());
+    let (setup, _server, d, tx) = fed(&hooks);
     // 14 of the 15 that ban.
     for i in 0..14 {
         tx.send(crf_event(i, "IPV4/UDP/198.51.100.4/5060").into_bytes())
@@ -345,7 +369,18 @@ fn add_and_del_go_through_the_running_daemon() {
         err.contains("1 banned, 0 already banned (by the running daemon)"),
         "{err}"
     );
-    assert!(setup.log().contains("banned 192.0.2.9 (manual, ampere -a)"));
+    assert!(
+        setup
+            .log()
+            .contains("ban 192.0.2.9: manual (ampere -a); ban #1 permanent"),
+        "{}",
+        setup.log()
+    );
+    // Like every other ban, it runs the hook (it did not before).
+    let hooked = || std::fs::read_to_string(&hooks_out).unwrap_or_default();
+    wait_for(10, "the onban hook of the -a", || {
+        hooked().contains("ban 192.0.2.9 manual\n")
+    });
     for (i, a) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
         .iter()
         .enumerate()
@@ -370,6 +405,9 @@ fn add_and_del_go_through_the_running_daemon() {
             unbans.iter().any(|u| u.contains(a)),
             "{a} not lifted: {unbans:?}"
         );
+        wait_for(10, "the onunban hook of the -d", || {
+            hooked().contains(&format!("unban {a} manual\n"))
+        });
     }
     assert_eq!(d.stop(), 0);
 }

@@ -320,7 +320,7 @@ fn fifty_thousand_decisions_at_start_cost_under_a_mebibyte() {
     );
     assert!(
         log.contains("CrowdSec decision to ban 100.127.255.7")
-            && log.contains("refused: it takes in 100.127.255.0/24"),
+            && log.contains("refused: it is protected (trusted or local: 100.127.255.0/24)"),
         "{log}"
     );
     let (_, listed) = sh(&[

@@ -206,8 +206,14 @@ fn start_checks_chains_flushes_and_restores_in_one_batch() {
         let mut s = ampere::store::Store::open(&setup.db).unwrap();
         for a in ["192.0.2.10", "2001:db8::10", "198.51.100.0/24"] {
             let net = ampere::addr::parse_net(a).unwrap();
-            let ban = ampere::ban::Ban::new(net, "manual", "", 0, ampere::ban::Origin::Manual, 1);
-            s.record(&mut [ban], &|_| None).unwrap();
+            let ban = ampere::ban::BanRequest::new(
+                net,
+                ampere::ban::Origin::Manual,
+                "manual",
+                1,
+                ampere::ban::Lifetime::Permanent,
+            );
+            s.record(&[ban], &|_, _| None).unwrap();
         }
     }
     let d = setup.spawn();

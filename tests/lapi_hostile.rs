@@ -144,7 +144,7 @@ fn a_hostile_lapi_costs_the_event_loop_nothing_and_bans_nothing_it_should_not() 
             Answer::Body(
                 r#"{"new":[{"duration":"4h","scope":"Range","type":"ban","value":"0.0.0.0/0"},{"duration":"4h","scope":"Range","type":"ban","value":"::/0"},{"duration":"4h","scope":"Ip","type":"ban","value":"192.0.2.9"},{"duration":"4h","scope":"Range","type":"ban","value":"128.0.0.0/2"}]}"#,
             ),
-            "CrowdSec decision to ban 0.0.0.0/0 refused: it takes in",
+            "CrowdSec decision to ban 0.0.0.0/0 refused: it is protected",
         ),
         (
             "100 MB body",

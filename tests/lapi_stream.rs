@@ -146,7 +146,12 @@ fn a_deletion_never_undoes_a_newer_decision_and_a_whole_list_ends_what_it_no_lon
         ],
         1,
     );
-    let (setup, _d, events, _ami) = daemon(&script, "");
+    let stats = tempfile::tempdir().unwrap();
+    let stats_file = stats.path().join("ampere.prom");
+    let (setup, _d, events, _ami) = daemon(
+        &script,
+        &format!("statsfile = {}\nstats_interval = 1\n", stats_file.display()),
+    );
     wait_lines(&setup, 1, "CrowdSec decisions (all):");
     let stored = setup.stored();
     assert_eq!(stored.len(), 300, "{}", setup.log());
@@ -191,6 +196,22 @@ fn a_deletion_never_undoes_a_newer_decision_and_a_whole_list_ends_what_it_no_lon
         setup.log().contains("CrowdSec no longer lists 597 ban(s)"),
         "{}",
         setup.log()
+    );
+    // CrowdSec's counters reach the Prometheus file (they never did): 300 + 300 banned,
+    // one lifted by a deletion and 597 no longer listed, one failed pull.
+    let prom = || std::fs::read_to_string(&stats_file).unwrap_or_default();
+    let waited = std::time::Instant::now();
+    while !(prom().contains("ampere_crowdsec_decisions_total{what=\"lifted\"} 598\n")
+        && prom().contains("ampere_crowdsec_pulls_total{result=\"failed\"} 1\n"))
+    {
+        assert!(waited.elapsed().as_secs() < 10, "{}", prom());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let p = std::fs::read_to_string(&stats_file).unwrap();
+    assert!(
+        p.contains("# TYPE ampere_crowdsec_decisions_total counter\n")
+            && p.contains("ampere_crowdsec_decisions_total{what=\"banned\"} 600\n"),
+        "{p}"
     );
 }
 

@@ -33,6 +33,9 @@ use common::*;
 mod ceiling;
 #[path = "netns/guard.rs"]
 mod guard;
+#[path = "netns/kernel.rs"]
+mod kernel;
+use kernel::*;
 #[path = "netns/networks.rs"]
 mod networks;
 
@@ -117,6 +120,16 @@ impl TestNet {
 
     /// Runs `inner_<name>` of this binary inside the pbx namespace; fails with its output.
     fn run_inner(&self, name: &str) {
+        self.run_with(name, &[]);
+    }
+
+    /// `run_inner` of a scenario for one backend (`backend()` inside).
+    fn run_backend(&self, name: &str, backend: &str) {
+        self.run_with(name, &[("AMPERE_NETNS_BACKEND", backend)]);
+    }
+
+    /// `run_inner` with more of the environment set.
+    fn run_with(&self, name: &str, env: &[(&str, &str)]) {
         let exe = std::env::current_exe().unwrap();
         let out = Command::new("ip")
             .args(["netns", "exec", &self.pbx])
@@ -129,12 +142,13 @@ impl TestNet {
                 "--test-threads=1",
             ])
             .env("AMPERE_NETNS_ATK", &self.atk)
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         let text = printed(&out);
         assert!(
             out.status.success() && text.contains("1 passed"),
-            "{name} inside {}:\n{text}",
+            "{name} {env:?} inside {}:\n{text}",
             self.pbx
         );
         for line in text
@@ -185,40 +199,38 @@ fn admin_add_and_del_change_the_kernel_at_once() {
 }
 
 #[test]
-fn iptables_backend_ban_expiry_escalation_restart() {
-    TestNet::create().run_inner("inner_backend_iptables");
-}
-
-#[test]
-fn ipset_backend_ban_expiry_escalation_restart() {
-    TestNet::create().run_inner("inner_backend_ipset");
-}
-
-#[test]
-fn nft_backend_ban_expiry_escalation_restart() {
-    TestNet::create().run_inner("inner_backend_nft");
+fn every_backend_bans_expires_escalates_and_keeps_the_time_through_a_restart() {
+    for backend in BACKENDS {
+        TestNet::create().run_backend("inner_backend", backend);
+    }
 }
 
 #[test]
 fn slow_consumer_keeps_up_with_50k_events_per_second_during_ban_bursts() {
-    for backend in ["iptables", "ipset", "nft"] {
-        TestNet::create().run_inner(&format!("inner_slow_consumer_{backend}"));
+    for backend in BACKENDS {
+        TestNet::create().run_backend("inner_slow_consumer", backend);
     }
 }
 
 #[test]
 fn property_kernel_equals_database_after_any_ban_unban_restart_sequence() {
-    for backend in ["iptables", "ipset", "nft"] {
-        TestNet::create().run_inner(&format!("inner_property_{backend}"));
+    for backend in BACKENDS {
+        TestNet::create().run_backend("inner_property", backend);
     }
 }
 
 #[test]
 fn an_asterisk_restart_leaves_an_attacker_a_rate_limited_window_only() {
     // Per backend: the same restart with the guard off and on; then a trusted flooder.
-    for backend in ["iptables", "ipset", "nft"] {
+    for backend in BACKENDS {
         for guard in ["off", "on"] {
-            TestNet::create().run_inner(&format!("guard::inner_blind_{backend}_{guard}"));
+            TestNet::create().run_with(
+                "guard::inner_blind",
+                &[
+                    ("AMPERE_NETNS_BACKEND", backend),
+                    ("AMPERE_NETNS_GUARD", guard),
+                ],
+            );
         }
     }
     TestNet::create().run_inner("guard::inner_blind_trusted");
@@ -226,8 +238,8 @@ fn an_asterisk_restart_leaves_an_attacker_a_rate_limited_window_only() {
 
 #[test]
 fn the_flood_guard_limits_each_source_and_never_a_trusted_one() {
-    for backend in ["iptables", "ipset", "nft"] {
-        TestNet::create().run_inner(&format!("guard::inner_flood_{backend}"));
+    for backend in BACKENDS {
+        TestNet::create().run_backend("guard::inner_flood", backend);
     }
 }
 
@@ -254,22 +266,22 @@ fn the_ami_host_named_in_the_config_is_never_banned_even_if_it_resolved_late() {
 
 #[test]
 fn a_flushed_chain_set_or_table_is_repaired_while_running() {
-    for backend in ["iptables", "ipset", "nft"] {
-        TestNet::create().run_inner(&format!("inner_repair_{backend}"));
+    for backend in BACKENDS {
+        TestNet::create().run_backend("inner_repair", backend);
     }
 }
 
 #[test]
 fn an_ipv6_64_is_one_attacker_unless_it_takes_in_a_trusted_address() {
-    for backend in ["iptables", "ipset", "nft"] {
-        TestNet::create().run_inner(&format!("networks::inner_prefix_{backend}"));
+    for backend in BACKENDS {
+        TestNet::create().run_backend("networks::inner_prefix", backend);
     }
 }
 
 #[test]
 fn three_bans_in_one_24_become_one_subnet_ban() {
-    for backend in ["iptables", "ipset", "nft"] {
-        TestNet::create().run_inner(&format!("networks::inner_subnet_{backend}"));
+    for backend in BACKENDS {
+        TestNet::create().run_backend("networks::inner_subnet", backend);
     }
 }
 
@@ -280,8 +292,8 @@ fn another_tables_reload_leaves_the_nft_bans() {
 
 #[test]
 fn max_bans_holds_under_a_flood_of_distinct_attackers() {
-    for backend in ["iptables", "ipset", "nft"] {
-        TestNet::create().run_inner(&format!("ceiling::inner_ceiling_{backend}"));
+    for backend in BACKENDS {
+        TestNet::create().run_backend("ceiling::inner_ceiling", backend);
     }
 }
 
@@ -308,6 +320,11 @@ fn namespaces_are_removed_on_drop_even_after_a_panic() {
 
 fn inside() -> Option<String> {
     std::env::var("AMPERE_NETNS_ATK").ok()
+}
+
+/// The backend an `inner_*` scenario runs with, set by the outer test (`run_backend`).
+fn backend() -> String {
+    std::env::var("AMPERE_NETNS_BACKEND").expect("AMPERE_NETNS_BACKEND is set by the outer test")
 }
 
 /// The chain as the README tells users to set it up, behind an ESTABLISHED accept rule that
@@ -874,91 +891,6 @@ fn inner_admin() {
     assert_eq!(d.stop(), 0);
 }
 
-/// Whether the kernel bans `addr` now, asked the way each backend stores it.
-fn in_kernel(backend: &str, addr: &str) -> bool {
-    let v6 = addr.contains(':');
-    match backend {
-        "iptables" => rules(if v6 { "ip6tables" } else { "iptables" })
-            .iter()
-            .any(|a| a == addr),
-        "ipset" => {
-            sh(&[
-                "ipset",
-                "test",
-                if v6 { "ampere-v6" } else { "ampere-v4" },
-                addr,
-            ])
-            .0
-        }
-        "nft" => {
-            let elem = format!("{{ {addr} }}");
-            sh(&[
-                "nft",
-                "get",
-                "element",
-                "inet",
-                "ampere",
-                // Single addresses in the hash sets, networks in the interval sets.
-                match (v6, addr.contains('/')) {
-                    (false, false) => "v4",
-                    (false, true) => "net4",
-                    (true, false) => "v6",
-                    (true, true) => "net6",
-                },
-                &elem,
-            ])
-            .0
-        }
-        _ => unreachable!(),
-    }
-}
-
-/// Seconds the kernel still keeps `addr` (ipset and nft have per-entry timeouts).
-fn kernel_remaining(backend: &str, addr: &str) -> f64 {
-    let out = match backend {
-        "ipset" => must(&["ipset", "list", "ampere-v4"]),
-        _ => must(&["nft", "list", "set", "inet", "ampere", "v4"]),
-    };
-    let after = |key: &str| -> Option<&str> {
-        let rest = &out[out.find(addr)?..];
-        let v = rest[rest.find(key)? + key.len()..].trim_start();
-        Some(&v[..v.find([' ', ',', '\n', '}']).unwrap_or(v.len())])
-    };
-    let secs = match backend {
-        // ipset: `timeout 3` (whole seconds)
-        "ipset" => after("timeout ").and_then(|v| v.parse().ok()),
-        // nft: `expires 1m2s`, `1s940ms`, `940ms`
-        _ => after("expires ").map(nft_duration),
-    };
-    secs.unwrap_or_else(|| panic!("no timeout for {addr} in:\n{out}"))
-}
-
-fn nft_duration(v: &str) -> f64 {
-    let mut total = 0.0;
-    let mut num = String::new();
-    let mut chars = v.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: f64 = num.parse().unwrap_or(0.0);
-        num.clear();
-        total += n * match c {
-            'd' => 86_400.0,
-            'h' => 3600.0,
-            'm' if chars.peek() == Some(&'s') => {
-                chars.next();
-                0.001
-            }
-            'm' => 60.0,
-            's' => 1.0,
-            _ => panic!("unexpected nft duration {v}"),
-        };
-    }
-    total
-}
-
 #[test]
 fn nft_durations_parse() {
     for (text, secs) in [
@@ -1072,67 +1004,10 @@ fn backend_scenario(backend: &str) {
 }
 
 #[test]
-#[ignore = "helper: runs inside the pbx namespace (see iptables_backend_ban_expiry_escalation_restart)"]
-fn inner_backend_iptables() {
+#[ignore = "helper: runs inside the pbx namespace, once per backend (AMPERE_NETNS_BACKEND)"]
+fn inner_backend() {
     if inside().is_some() {
-        backend_scenario("iptables");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see ipset_backend_ban_expiry_escalation_restart)"]
-fn inner_backend_ipset() {
-    if inside().is_some() {
-        backend_scenario("ipset");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see nft_backend_ban_expiry_escalation_restart)"]
-fn inner_backend_nft() {
-    if inside().is_some() {
-        backend_scenario("nft");
-    }
-}
-
-/// Every address the backend holds, both families.
-fn kernel_bans(backend: &str) -> BTreeSet<String> {
-    match backend {
-        "iptables" => rules("iptables")
-            .into_iter()
-            .chain(rules("ip6tables"))
-            .collect(),
-        "ipset" => ["ampere-v4", "ampere-v6"]
-            .iter()
-            .flat_map(|set| {
-                must(&["ipset", "save", set])
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("add "))
-                    .map(|l| {
-                        let net = l.split_whitespace().nth(1).unwrap();
-                        net.trim_end_matches("/32")
-                            .trim_end_matches("/128")
-                            .to_string()
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect(),
-        "nft" => ["v4", "net4", "v6", "net6"]
-            .iter()
-            .flat_map(|set| {
-                // A deleted table (a fault the property test injects) holds nothing.
-                let (_, out) = sh(&["nft", "list", "set", "inet", "ampere", set]);
-                let Some(start) = out.find("elements = {") else {
-                    return Vec::new();
-                };
-                let body = &out[start + 12..];
-                let body = &body[..body.find('}').unwrap()];
-                body.split(',')
-                    .filter_map(|item| item.split_whitespace().next().map(String::from))
-                    .collect()
-            })
-            .collect(),
-        _ => unreachable!(),
+        backend_scenario(&backend());
     }
 }
 
@@ -1202,26 +1077,10 @@ fn slow_consumer(backend: &str) {
 }
 
 #[test]
-#[ignore = "helper: runs inside the pbx namespace (see slow_consumer_keeps_up_with_50k_events_per_second_during_ban_bursts)"]
-fn inner_slow_consumer_iptables() {
+#[ignore = "helper: runs inside the pbx namespace, once per backend (AMPERE_NETNS_BACKEND)"]
+fn inner_slow_consumer() {
     if inside().is_some() {
-        slow_consumer("iptables");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see slow_consumer_keeps_up_with_50k_events_per_second_during_ban_bursts)"]
-fn inner_slow_consumer_ipset() {
-    if inside().is_some() {
-        slow_consumer("ipset");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see slow_consumer_keeps_up_with_50k_events_per_second_during_ban_bursts)"]
-fn inner_slow_consumer_nft() {
-    if inside().is_some() {
-        slow_consumer("nft");
+        slow_consumer(&backend());
     }
 }
 
@@ -1469,26 +1328,10 @@ fn kernel_equals_database(backend: &str) {
 }
 
 #[test]
-#[ignore = "helper: runs inside the pbx namespace (see property_kernel_equals_database_after_any_ban_unban_restart_sequence)"]
-fn inner_property_iptables() {
+#[ignore = "helper: runs inside the pbx namespace, once per backend (AMPERE_NETNS_BACKEND)"]
+fn inner_property() {
     if inside().is_some() {
-        kernel_equals_database("iptables");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see property_kernel_equals_database_after_any_ban_unban_restart_sequence)"]
-fn inner_property_ipset() {
-    if inside().is_some() {
-        kernel_equals_database("ipset");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see property_kernel_equals_database_after_any_ban_unban_restart_sequence)"]
-fn inner_property_nft() {
-    if inside().is_some() {
-        kernel_equals_database("nft");
+        kernel_equals_database(&backend());
     }
 }
 
@@ -1509,32 +1352,28 @@ fn inner_nft_long_bans() {
     let day = 86_400;
     {
         let mut s = ampere::store::Store::open(&pbx.setup.db).unwrap();
-        let ban = |a: &str, expires: Option<i64>| {
-            let mut b = ampere::ban::Ban::new(
+        let ban = |a: &str| {
+            ampere::ban::BanRequest::new(
                 ampere::addr::parse_net(a).unwrap(),
-                "FailedACL",
-                "1001",
-                15,
                 ampere::ban::Origin::Daemon,
+                "FailedACL",
                 now,
-            );
-            b.expires = expires;
-            b
+                ampere::ban::Lifetime::Escalating,
+            )
         };
         // The 7th ban of 30 d with factor 2 lasts 1,920 d, past nft's 99,999,999 s; a
         // network, and a network inside it that an interval set refuses next to it (a
         // host inside it goes in the hash set and is no overlap).
         let long = now + 1920 * day;
-        s.record(&mut [ban(ATK4, None)], &|_| Some(long)).unwrap();
-        s.record(&mut [ban("10.0.0.0/8", None)], &|_| None).unwrap();
-        s.record(&mut [ban("10.1.0.0/16", None)], &|_| Some(now + day))
+        s.record(&[ban(ATK4)], &|_, _| Some(long)).unwrap();
+        s.record(&[ban("10.0.0.0/8")], &|_, _| None).unwrap();
+        s.record(&[ban("10.1.0.0/16")], &|_, _| Some(now + day))
             .unwrap();
-        s.record(&mut [ban("10.1.2.3", None)], &|_| Some(now + day))
+        s.record(&[ban("10.1.2.3")], &|_, _| Some(now + day))
             .unwrap();
         // ATK6 was banned six times before; its ban has ended.
         for _ in 0..6 {
-            s.record(&mut [ban(ATK6, None)], &|_| Some(now - 1))
-                .unwrap();
+            s.record(&[ban(ATK6)], &|_, _| Some(now - 1)).unwrap();
             s.expire_due(now).unwrap();
         }
     }
@@ -1676,24 +1515,6 @@ fn inner_ami_host_by_name() {
 // ---------------------------------------------------------------------------------------
 // Repair while running
 
-/// What an admin (or a firewall reload) does to Ampere's bans behind its back.
-fn break_firewall(backend: &str) {
-    match backend {
-        "iptables" => must(&["iptables", "-w", "-F", "ampere"]),
-        "ipset" => must(&["ipset", "flush", "ampere-v4"]),
-        _ => must(&["nft", "delete", "table", "inet", "ampere"]),
-    };
-}
-
-/// Empties Ampere's chain or sets, keeping them.
-fn empty_firewall(backend: &str) {
-    match backend {
-        "iptables" => must(&["iptables", "-w", "-F", "ampere"]),
-        "ipset" => must(&["ipset", "flush", "ampere-v4"]),
-        _ => must(&["nft", "flush", "set", "inet", "ampere", "v4"]),
-    };
-}
-
 fn repair_scenario(backend: &str) {
     let pbx = Pbx::new(&format!("backend = {backend}\naudit_interval = 1h\n"));
     let d = pbx.setup.spawn();
@@ -1766,26 +1587,10 @@ fn repair_scenario(backend: &str) {
 }
 
 #[test]
-#[ignore = "helper: runs inside the pbx namespace (see a_flushed_chain_set_or_table_is_repaired_while_running)"]
-fn inner_repair_iptables() {
+#[ignore = "helper: runs inside the pbx namespace, once per backend (AMPERE_NETNS_BACKEND)"]
+fn inner_repair() {
     if inside().is_some() {
-        repair_scenario("iptables");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see a_flushed_chain_set_or_table_is_repaired_while_running)"]
-fn inner_repair_ipset() {
-    if inside().is_some() {
-        repair_scenario("ipset");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see a_flushed_chain_set_or_table_is_repaired_while_running)"]
-fn inner_repair_nft() {
-    if inside().is_some() {
-        repair_scenario("nft");
+        repair_scenario(&backend());
     }
 }
 
@@ -1821,8 +1626,8 @@ fn inner_audit_reject() {
 
 #[test]
 fn a_full_disk_or_a_deleted_database_never_costs_a_ban() {
-    for backend in ["iptables", "ipset", "nft"] {
-        TestNet::create().run_inner(&format!("inner_db_fault_{backend}"));
+    for backend in BACKENDS {
+        TestNet::create().run_backend("inner_db_fault", backend);
     }
 }
 
@@ -1939,25 +1744,9 @@ fn db_fault_scenario(backend: &str) {
 }
 
 #[test]
-#[ignore = "helper: runs inside the pbx namespace (see a_full_disk_or_a_deleted_database_never_costs_a_ban)"]
-fn inner_db_fault_iptables() {
+#[ignore = "helper: runs inside the pbx namespace, once per backend (AMPERE_NETNS_BACKEND)"]
+fn inner_db_fault() {
     if inside().is_some() {
-        db_fault_scenario("iptables");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see a_full_disk_or_a_deleted_database_never_costs_a_ban)"]
-fn inner_db_fault_ipset() {
-    if inside().is_some() {
-        db_fault_scenario("ipset");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see a_full_disk_or_a_deleted_database_never_costs_a_ban)"]
-fn inner_db_fault_nft() {
-    if inside().is_some() {
-        db_fault_scenario("nft");
+        db_fault_scenario(&backend());
     }
 }

@@ -297,8 +297,9 @@ proptest! {
             let mut verdicts = Vec::new();
             framer.push(text.as_bytes(), &mut |item| {
                 if let Item::Message(msg) = item {
-                    if let Some((ev, v)) = judge.judge(&msg, now) {
-                        verdicts.push((ev.addr().to_string(), v));
+                    let time = ampere::judge::Time::At { mono: now, wall: 1_800_000_000 + now as i64 };
+                    if let Some(j) = judge.judge(&msg, time) {
+                        verdicts.push((j.event.addr().to_string(), j.verdict));
                     }
                 }
             });

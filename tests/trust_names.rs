@@ -136,7 +136,7 @@ fn a_trusted_name_follows_its_address() {
     wait_for(10, "the lifted ban", || {
         setup
             .log()
-            .contains("unbanned 203.0.113.9: it is protected now")
+            .contains("unban 203.0.113.9: it is protected now")
     });
     assert!(setup.stored().is_empty());
     assert!(

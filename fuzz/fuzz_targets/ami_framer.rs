@@ -1,10 +1,10 @@
 //! The AMI stream as an attacker shapes it: framed in chunks split at fuzzer-chosen points,
-//! every message judged on the daemon's own path (match, score). Nothing may panic, and the
+//! every message judged on the daemon's own pipeline (match, score, admit). Nothing may panic, and the
 //! engine's table stays bounded.
 #![no_main]
 
 use ampere::ami::{Framer, Item};
-use ampere::judge::Judge;
+use ampere::judge::{Judge, Time};
 use libfuzzer_sys::fuzz_target;
 
 fn config() -> ampere::config::Config {
@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
             framer.push(chunk, &mut |item| {
                 if let Item::Message(m) = item {
                     let _ = m.is_response();
-                    let _ = judge.judge(&m, 0);
+                    let _ = judge.judge(&m, Time::At { mono: 0, wall: 0 });
                 }
             });
         }

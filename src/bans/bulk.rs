@@ -2,9 +2,10 @@
 
 use ipnet::IpNet;
 
-use super::{Ban, Bans, Outcome, DB_CHUNK, FW_CHUNK};
+use super::{Ban, Bans, Changes, Lift, Outcome, DB_CHUNK, FW_CHUNK};
+use crate::ban::BanRequest;
 use crate::clock;
-use crate::firewall::FwError;
+use crate::firewall::{Entry, FwError};
 
 const BUSY: &str = "another ampere -a or -d is changing the bans; try again";
 
@@ -18,27 +19,29 @@ impl Bans {
     /// admin's process) or fail at once if another process holds it (the daemon's loop).
     pub fn add(
         &mut self,
-        mut bans: Vec<Ban>,
+        requests: Vec<BanRequest>,
         wait: bool,
         progress: &mut dyn FnMut(usize),
-    ) -> Result<Vec<Outcome>, String> {
+    ) -> Result<(Vec<Outcome>, Changes), String> {
         let now = clock::now_epoch();
-        let mut out = Vec::with_capacity(bans.len());
-        for chunk in bans.chunks_mut(FW_CHUNK) {
+        let mut out = Vec::with_capacity(requests.len());
+        let mut changes = Changes::default();
+        for chunk in requests.chunks(FW_CHUNK) {
             let _held = self.lock_kernel(wait).ok_or(BUSY)?;
-            let mut fresh = Vec::with_capacity(chunk.len());
-            for part in chunk.chunks_mut(DB_CHUNK) {
-                fresh.extend(
+            let mut stored: Vec<Option<Ban>> = Vec::with_capacity(chunk.len());
+            for part in chunk.chunks(DB_CHUNK) {
+                // An admin's ban is permanent: nothing escalates.
+                stored.extend(
                     self.store
-                        .record(part, &|_| None)
+                        .record(part, &|_, _| None)
                         .map_err(|e| e.to_string())?,
                 );
             }
             let known: Vec<IpNet> = chunk
                 .iter()
-                .zip(&fresh)
-                .filter(|(_, f)| !**f)
-                .map(|(b, _)| b.net)
+                .zip(&stored)
+                .filter(|(_, s)| s.is_none())
+                .map(|(r, _)| r.net)
                 .collect();
             let made = self
                 .store
@@ -50,36 +53,48 @@ impl Bans {
                 .filter(|(_, m)| *m)
                 .map(|(n, _)| *n)
                 .collect();
+            let permanent = |net: IpNet| Entry { net, expires: None };
             let mut outcome: Vec<Option<Outcome>> = chunk.iter().map(|_| None).collect();
-            // The ones the kernel should hold already (a killed `-a` may have left them out).
+            // Active and permanent already: the kernel should hold them (a killed `-a` may
+            // have left them out).
             let unchanged: Vec<usize> = (0..chunk.len())
-                .filter(|&i| !fresh[i] && !made.contains(&chunk[i].net))
+                .filter(|&i| stored[i].is_none() && !made.contains(&chunk[i].net))
                 .collect();
-            let batch: Vec<Ban> = unchanged.iter().map(|&i| chunk[i].clone()).collect();
+            let batch: Vec<Entry> = unchanged.iter().map(|&i| permanent(chunk[i].net)).collect();
             for (&i, r) in unchanged.iter().zip(self.ensure_held(&batch, now)) {
                 outcome[i] = Some(match r {
                     Ok(()) => Outcome::Unchanged,
                     Err(e) => Outcome::Firewall(e),
                 });
             }
-            let mut todo = Vec::new();
-            for (i, (b, f)) in chunk.iter().zip(&fresh).enumerate() {
-                if *f {
-                    todo.push(i);
-                } else if made.contains(&b.net) {
+            for (i, r) in chunk.iter().enumerate() {
+                if stored[i].is_none() && made.contains(&r.net) {
                     // The kernel's entry may carry a timeout (ipset, nft): put it back without.
+                    let entry = permanent(r.net);
                     outcome[i] = Some(
-                        match self.fw.unban(&b.net).and_then(|()| self.fw.ban(b, now)) {
+                        match self
+                            .fw
+                            .unban(&r.net)
+                            .and_then(|()| self.fw.ban(&entry, now))
+                        {
                             Ok(()) => Outcome::MadePermanent,
                             Err(e) => Outcome::Firewall(e),
                         },
                     );
                 }
             }
-            let batch: Vec<Ban> = todo.iter().map(|&i| chunk[i].clone()).collect();
-            for (&i, r) in todo.iter().zip(self.apply(&batch, now)) {
+            let todo: Vec<usize> = (0..chunk.len()).filter(|&i| stored[i].is_some()).collect();
+            let new: Vec<Ban> = todo.iter().filter_map(|&i| stored[i].clone()).collect();
+            for ((&i, b), r) in todo
+                .iter()
+                .zip(&new)
+                .zip(self.put_in_kernel_each(&new, now, false))
+            {
                 outcome[i] = Some(match r {
-                    Ok(()) => Outcome::Done,
+                    Ok(()) => {
+                        changes.banned.push(b.clone());
+                        Outcome::Done
+                    }
                     Err(e) => Outcome::Firewall(e),
                 });
             }
@@ -90,7 +105,7 @@ impl Bans {
             );
             progress(out.len());
         }
-        Ok(out)
+        Ok((out, changes))
     }
 
     /// An admin's `-d`: forgotten in the database first, then removed from the firewall, in
@@ -98,10 +113,12 @@ impl Bans {
     pub fn remove(
         &mut self,
         nets: &[IpNet],
+        why: Lift,
         wait: bool,
         progress: &mut dyn FnMut(usize),
-    ) -> Result<Vec<Outcome>, String> {
+    ) -> Result<(Vec<Outcome>, Changes), String> {
         let mut out = Vec::with_capacity(nets.len());
+        let mut changes = Changes::default();
         for chunk in nets.chunks(FW_CHUNK) {
             let _held = self.lock_kernel(wait).ok_or(BUSY)?;
             let mut was_active = Vec::with_capacity(chunk.len());
@@ -115,18 +132,22 @@ impl Bans {
                 .map(|(n, _)| *n)
                 .collect();
             let mut results = self.unapply(&gone).into_iter();
-            for active in was_active {
+            for (net, active) in chunk.iter().zip(was_active) {
                 out.push(
                     match active.then(|| results.next().expect("one result per unban")) {
                         None => Outcome::Unchanged,
-                        Some(Ok(())) => Outcome::Done,
+                        Some(Ok(())) => {
+                            self.counters.unbans += 1;
+                            changes.lifted.push((*net, why));
+                            Outcome::Done
+                        }
                         Some(Err(e)) => Outcome::Firewall(e),
                     },
                 );
             }
             progress(out.len());
         }
-        Ok(out)
+        Ok((out, changes))
     }
 
     /// For each of `nets`, the active bans it takes in: its own first, then those inside it.

@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::Bans;
-use crate::addr::net_text;
-use crate::ban::Ban;
+use crate::ban::BanRequest;
 use crate::config::Config;
-use crate::{error, info};
+use crate::error;
 
 /// Refusals are logged at most this often (each line says how many so far).
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
@@ -26,7 +25,7 @@ impl Bans {
     /// room for. Returns the networks lifted (for the hooks). Only with the database
     /// writable and the kernel lock held: otherwise the bans wait in memory, which
     /// `MAX_UNSTORED` bounds.
-    pub(super) fn make_room(&mut self, cfg: &Config, pending: &mut Vec<Ban>) -> Vec<IpNet> {
+    pub(super) fn make_room(&mut self, cfg: &Config, pending: &mut Vec<BanRequest>) -> Vec<IpNet> {
         if cfg.max_bans == 0 || pending.is_empty() {
             return Vec::new();
         }
@@ -73,15 +72,8 @@ impl Bans {
                 }
             }
         }
-        for net in &made_room {
-            self.counters.unbans += 1;
-            self.counters.made_room += 1;
-            info!(
-                "unban {}: made room for a newer ban (max_bans = {})",
-                net_text(net),
-                cfg.max_bans
-            );
-        }
+        self.counters.unbans += made_room.len() as u64;
+        self.counters.made_room += made_room.len() as u64;
         let refuse = over - made_room.len().min(over);
         if refuse > 0 {
             self.refuse_newest(cfg, pending, &new, refuse);
@@ -90,7 +82,13 @@ impl Bans {
     }
 
     /// Takes the last `n` new bans out of `pending`: every active ban is permanent.
-    fn refuse_newest(&mut self, cfg: &Config, pending: &mut Vec<Ban>, new: &[bool], n: usize) {
+    fn refuse_newest(
+        &mut self,
+        cfg: &Config,
+        pending: &mut Vec<BanRequest>,
+        new: &[bool],
+        n: usize,
+    ) {
         let mut left = n;
         let mut keep = Vec::with_capacity(pending.len());
         for (b, &is_new) in pending.drain(..).zip(new).rev() {

@@ -25,9 +25,8 @@ use ipnet::IpNet;
 
 use super::Bans;
 use crate::addr::net_text;
-use crate::ban::Ban;
 use crate::debug;
-use crate::firewall::FwError;
+use crate::firewall::{Entry, FwError};
 use crate::sys::FileLock;
 
 /// How often the daemon tries again for a lock an admin holds.
@@ -98,7 +97,7 @@ impl Bans {
     /// Makes sure the kernel holds `bans` without ever adding one twice: one batch where the
     /// backend's adds are idempotent, else one check for one ban and one listing for more
     /// (with iptables at 100,000 rules, each `-C` costs as much as a listing).
-    pub(super) fn ensure_held(&self, bans: &[Ban], now: i64) -> Vec<Result<(), FwError>> {
+    pub(super) fn ensure_held(&self, bans: &[Entry], now: i64) -> Vec<Result<(), FwError>> {
         if self.fw.adds_idempotently() {
             return self.apply(bans, now);
         }
@@ -108,7 +107,7 @@ impl Bans {
                 let missing: Vec<usize> = (0..bans.len())
                     .filter(|&i| !held.contains(&bans[i].net))
                     .collect();
-                let batch: Vec<Ban> = missing.iter().map(|&i| bans[i].clone()).collect();
+                let batch: Vec<Entry> = missing.iter().map(|&i| bans[i]).collect();
                 let mut out: Vec<Result<(), FwError>> = bans.iter().map(|_| Ok(())).collect();
                 for (&i, r) in missing.iter().zip(self.apply(&batch, now)) {
                     out[i] = r;
@@ -120,14 +119,25 @@ impl Bans {
     }
 
     /// Events came from addresses the database lists as banned (`known`): the kernel did not
-    /// drop them (a flushed chain, a rebuild that raced): make sure it holds them, at most
-    /// once per `REAPPLY_EVERY` per address. Called with the lock held.
-    pub(super) fn reapply(&mut self, known: &[Ban], now: i64) {
+    /// drop them (a flushed chain, a rebuild that raced): make sure it holds them, as
+    /// stored (with their remaining time), at most once per `REAPPLY_EVERY` per address.
+    /// Called with the lock held.
+    pub(super) fn reapply(&mut self, known: &[IpNet], now: i64) {
         let at = Instant::now();
-        let due: Vec<Ban> = known
+        let due: Vec<Entry> = known
             .iter()
-            .filter(|b| claim(&mut self.reapplied, b.net, at))
-            .cloned()
+            .filter(|n| claim(&mut self.reapplied, **n, at))
+            .filter_map(|n| match self.store.active_ban(n) {
+                Ok(b) => b.map(|b| b.entry()),
+                // Unknown: as the ban that may wait in memory holds it, or permanent.
+                Err(_) => Some(self.unstored.iter().find(|u| u.held.net == *n).map_or(
+                    Entry {
+                        net: *n,
+                        expires: None,
+                    },
+                    |u| u.held,
+                )),
+            })
             .collect();
         if due.is_empty() {
             return;

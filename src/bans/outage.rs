@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use super::Bans;
+use super::{Bans, Lift};
 use crate::addr::net_text;
-use crate::ban::{Ban, Origin};
+use crate::ban::{Ban, BanRequest, Lifetime, Origin};
 use crate::config::Config;
+use crate::firewall::Entry;
 use crate::store::{ErrorKind, Store, StoreError};
 use crate::{debug, error, info, warn};
 
@@ -43,6 +44,15 @@ impl Outage {
     pub(super) fn retry_at(&self) -> Instant {
         self.retry_at
     }
+}
+
+/// A ban the kernel holds that the database has not taken yet: what is to be stored, and
+/// what the kernel was given meanwhile (timed as a first ban: the count is the database's
+/// to tell).
+#[derive(Clone, Debug)]
+pub(super) struct Unstored {
+    pub(super) request: BanRequest,
+    pub(super) held: Entry,
 }
 
 impl Bans {
@@ -114,21 +124,21 @@ impl Bans {
         }
     }
 
-    /// `Store::record` of `bans` (each expiring by `cfg` from the time it was decided), if
-    /// the database may be written now; its outcome goes into the outage's state. None
-    /// when nothing was written.
-    fn write(&mut self, cfg: &Config, bans: &mut [Ban]) -> Option<Vec<bool>> {
+    /// `Store::record` of `requests` (each escalating by `cfg` from the time it was
+    /// decided), if the database may be written now; its outcome goes into the outage's
+    /// state. None when nothing was written.
+    fn write(&mut self, cfg: &Config, requests: &[BanRequest]) -> Option<Vec<Option<Ban>>> {
         if !self.store_writable() {
             return None;
         }
         self.wrote();
         match self
             .store
-            .record(bans, &|b| cfg.ban_expiry(b.since, b.count))
+            .record(requests, &|at, count| cfg.ban_expiry(at, count))
         {
-            Ok(fresh) => {
+            Ok(stored) => {
                 self.store_ok();
-                Some(fresh)
+                Some(stored)
             }
             Err(e) => {
                 self.store_failed(&e);
@@ -137,33 +147,42 @@ impl Bans {
         }
     }
 
-    /// Writes `bans`; if the database refuses, or the kernel lock is another process's
-    /// (`locked` false), they wait in memory. Returns per ban whether it is new, as
-    /// `Store::record` does.
-    pub(super) fn record(&mut self, cfg: &Config, bans: &mut [Ban], locked: bool) -> Vec<bool> {
+    /// Writes `requests`; if the database refuses, or the kernel lock is another process's
+    /// (`locked` false), the new ones wait in memory, timed as first bans. Returns per
+    /// request the ban it became (stored, or waiting), or None when its network is banned
+    /// already (as `Store::record` does).
+    pub(super) fn record(
+        &mut self,
+        cfg: &Config,
+        requests: &[BanRequest],
+        locked: bool,
+    ) -> Vec<Option<Ban>> {
         // Already waiting: the kernel holds them.
-        let mut waiting: HashSet<IpNet> = self.unstored.iter().map(|b| b.net).collect();
-        if let Some(fresh) = locked.then(|| self.write(cfg, bans)).flatten() {
-            return bans
-                .iter()
-                .zip(fresh)
-                .map(|(b, f)| f && !waiting.contains(&b.net))
+        let mut waiting: HashSet<IpNet> = self.unstored.iter().map(|u| u.request.net).collect();
+        if let Some(stored) = locked.then(|| self.write(cfg, requests)).flatten() {
+            return stored
+                .into_iter()
+                .map(|b| b.filter(|b| !waiting.contains(&b.net)))
                 .collect();
         }
-        bans.iter_mut()
-            .map(|b| {
+        requests
+            .iter()
+            .map(|r| {
                 // A read may still work (a full disk, a lock): a stored ban is not new.
-                if !waiting.insert(b.net) || self.store.is_banned(&b.net).unwrap_or(false) {
-                    return false;
+                if !waiting.insert(r.net) || self.store.is_banned(&r.net).unwrap_or(false) {
+                    return None;
                 }
-                b.expires = cfg.ban_expiry(b.since, 1);
+                let ban = r.settle(1, r.at, &|at, count| cfg.ban_expiry(at, count));
                 if self.unstored.len() < MAX_UNSTORED {
-                    self.unstored.push(b.clone());
+                    self.unstored.push(Unstored {
+                        request: r.clone(),
+                        held: ban.entry(),
+                    });
                 } else {
                     self.counters.unstored_dropped += 1;
                     self.adopt = true;
                 }
-                true
+                Some(ban)
             })
             .collect()
     }
@@ -176,14 +195,14 @@ impl Bans {
                     && self
                         .unstored
                         .iter()
-                        .any(|b| b.expires.is_some_and(|e| e <= epoch))))
+                        .any(|u| u.held.expires.is_some_and(|e| e <= epoch))))
     }
 
     /// When the waiting bans are next written, or one of them expires.
     /// (The caller asks only while some wait.)
     pub(super) fn outage_wake(&self, epoch_ms: i64, now: Instant) -> Instant {
         let retry = self.outage.as_ref().map_or(now, |o| o.retry_at);
-        let expiry = self.unstored.iter().filter_map(|b| b.expires).min();
+        let expiry = self.unstored.iter().filter_map(|u| u.held.expires).min();
         match expiry.filter(|_| crate::clock::is_set(epoch_ms / 1000)) {
             Some(e) => retry.min(now + super::until(e, epoch_ms)),
             None => retry,
@@ -197,68 +216,75 @@ impl Bans {
         cfg: &Config,
         epoch: i64,
         clock_set: bool,
-    ) -> Vec<IpNet> {
+    ) -> Vec<(IpNet, Lift)> {
         let mut lifted = Vec::new();
-        let (due, keep): (Vec<Ban>, Vec<Ban>) = std::mem::take(&mut self.unstored)
+        let (due, keep): (Vec<Unstored>, Vec<Unstored>) = std::mem::take(&mut self.unstored)
             .into_iter()
-            .partition(|b| clock_set && b.expires.is_some_and(|e| e <= epoch));
+            .partition(|u| clock_set && u.held.expires.is_some_and(|e| e <= epoch));
         self.unstored = keep;
-        for b in due {
-            let text = net_text(&b.net);
-            match self.fw.unban(&b.net) {
+        for u in due {
+            let net = u.held.net;
+            match self.fw.unban(&net) {
                 Ok(()) => {
                     self.counters.unbans += 1;
-                    info!("unban {text}: ban expired (it never reached the database)");
-                    lifted.push(b.net);
+                    lifted.push((net, Lift::ExpiredUnstored));
                 }
                 Err(e) => {
                     self.counters.firewall_errors += 1;
-                    error!("unban {text} (expired): {e}");
+                    error!("unban {} (expired): {e}", net_text(&net));
                 }
             }
         }
         if self.unstored.is_empty() {
             return lifted;
         }
-        let mut waiting = std::mem::take(&mut self.unstored);
-        if self.write(cfg, &mut waiting).is_some() {
-            info!(
-                "{} ban(s) made while the database was down or locked now stored",
-                waiting.len()
-            );
-            // An admin's `-d` may have rebuilt the chain or set while they waited.
-            for (b, r) in waiting.iter().zip(self.ensure_held(&waiting, epoch)) {
-                if let Err(e) = r {
-                    self.counters.firewall_errors += 1;
-                    error!(
-                        "ban {} stored, but the firewall failed: {e}",
-                        net_text(&b.net)
-                    );
-                    self.retry_soon();
-                }
-            }
-            for e in waiting.iter().filter_map(|b| b.expires) {
-                self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
-            }
-        } else {
+        let waiting = std::mem::take(&mut self.unstored);
+        let requests: Vec<BanRequest> = waiting.iter().map(|u| u.request.clone()).collect();
+        let Some(stored) = self.write(cfg, &requests) else {
             self.unstored = waiting;
+            return lifted;
+        };
+        info!(
+            "{} ban(s) made while the database was down or locked now stored",
+            waiting.len()
+        );
+        // As stored (the count may have escalated its time), or as held when another
+        // process stored it meanwhile; an admin's `-d` may have rebuilt the chain or set
+        // while they waited.
+        let entries: Vec<Entry> = waiting
+            .iter()
+            .zip(&stored)
+            .map(|(u, b)| b.as_ref().map_or(u.held, Ban::entry))
+            .collect();
+        for (en, r) in entries.iter().zip(self.ensure_held(&entries, epoch)) {
+            if let Err(e) = r {
+                self.counters.firewall_errors += 1;
+                error!(
+                    "ban {} stored, but the firewall failed: {e}",
+                    net_text(&en.net)
+                );
+                self.retry_soon();
+            }
+        }
+        for e in entries.iter().filter_map(|en| en.expires) {
+            self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
         }
         lifted
     }
 
     /// A stray the audit found after the database lost track: stored instead of removed.
     pub(super) fn adopt_strays(&mut self, cfg: &Config, strays: &[IpNet], now: i64) -> bool {
-        let mut bans: Vec<Ban> = strays
+        let requests: Vec<BanRequest> = strays
             .iter()
-            .map(|n| Ban::new(*n, "recovered", "", 0, Origin::Daemon, now))
+            .map(|n| BanRequest::new(*n, Origin::Daemon, "recovered", now, Lifetime::Escalating))
             .collect();
-        if self.write(cfg, &mut bans).is_none() {
+        if self.write(cfg, &requests).is_none() {
             return false;
         }
-        if !bans.is_empty() {
+        if !requests.is_empty() {
             warn!(
                 "audit: {} ban(s) the kernel held without a database row adopted",
-                bans.len()
+                requests.len()
             );
         }
         self.read_next_expiry();

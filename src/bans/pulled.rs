@@ -11,13 +11,11 @@ use std::collections::HashSet;
 
 use ipnet::IpNet;
 
-use super::Bans;
-use crate::addr::net_text;
-use crate::ban::Ban;
-use crate::{error, info};
+use super::{Bans, Lift};
+use crate::ban::{Ban, BanRequest};
 
 /// What one batch of decisions changed.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Pulled {
     /// Put in the database and the kernel.
     pub banned: usize,
@@ -27,6 +25,8 @@ pub struct Pulled {
     pub over_max: usize,
     /// Bans from CrowdSec that a deletion lifted.
     pub lifted: usize,
+    /// What changed, for the daemon to tell (`Changes`).
+    pub changes: super::Changes,
 }
 
 impl Bans {
@@ -42,7 +42,7 @@ impl Bans {
     /// reads the stream again later.
     pub fn pulled(
         &mut self,
-        new: &mut Vec<Ban>,
+        new: &mut Vec<BanRequest>,
         deleted: &[IpNet],
         max: usize,
         now: i64,
@@ -76,8 +76,8 @@ impl Bans {
                 self.store_failed(&e);
                 e.to_string()
             })?;
-            self.lift_pulled(&ended, "CrowdSec deleted its decision");
             out.lifted = ended.len();
+            out.changes.lifted = self.lift_pulled(&ended, Lift::CrowdsecDeleted);
         }
         if max > 0 && !new.is_empty() {
             let active = self
@@ -93,48 +93,30 @@ impl Bans {
         if new.is_empty() {
             return Ok(out);
         }
-        let fresh = self.store.record(new, &|b| b.expires).map_err(|e| {
+        // Each decision lasts as long as LAPI said: nothing escalates.
+        let stored = self.store.record(new, &|_, _| None).map_err(|e| {
             self.store_failed(&e);
             e.to_string()
         })?;
-        out.known += fresh.iter().filter(|f| !**f).count();
-        let todo: Vec<Ban> = new
-            .drain(..)
-            .zip(fresh)
-            .filter_map(|(b, f)| f.then_some(b))
-            .collect();
+        new.clear();
+        out.known += stored.iter().filter(|b| b.is_none()).count();
+        let todo: Vec<Ban> = stored.into_iter().flatten().collect();
         let nets: Vec<IpNet> = todo.iter().map(|b| b.net).collect();
         self.store.mark_pulled(&nets, pull).map_err(|e| {
             self.store_failed(&e);
             e.to_string()
         })?;
-        for (b, r) in todo.iter().zip(self.apply(&todo, now)) {
-            if let Some(e) = b.expires {
-                self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
-            }
-            match r {
-                Ok(()) => {
-                    // Not marked `just_banned`: that memory (4,096 addresses) is for the
-                    // daemon's own bans, whose later events in a batch prove nothing.
-                    self.counters.bans += 1;
-                    out.banned += 1;
-                }
-                Err(e) => {
-                    self.counters.firewall_errors += 1;
-                    error!(
-                        "ban {} (CrowdSec) recorded, but the firewall failed (retried by the audit): {e}",
-                        net_text(&b.net)
-                    );
-                    self.retry_soon();
-                }
-            }
-        }
+        // Not marked `just_banned`: that memory (4,096 addresses) is for the daemon's own
+        // bans, whose later events in a batch prove nothing.
+        let banned = self.put_in_kernel(todo, now, false);
+        out.banned = banned.len();
+        out.changes.banned = banned;
         Ok(out)
     }
 
     /// Ends up to `n` bans from CrowdSec that pull `pull`, a whole list, did not hold.
-    /// Returns how many; fewer than `n` means none is left.
-    pub fn unlisted(&mut self, pull: i64, n: usize) -> Result<usize, String> {
+    /// Returns how many, and what changed; fewer than `n` means none is left.
+    pub fn unlisted(&mut self, pull: i64, n: usize) -> Result<(usize, super::Changes), String> {
         let Some(_held) = self.lock_kernel(false) else {
             return Err("another ampere holds the kernel lock".into());
         };
@@ -146,24 +128,36 @@ impl Bans {
             self.store_failed(&e);
             e.to_string()
         })?;
-        self.lift_pulled(&ended, "no longer in CrowdSec's list");
-        Ok(ended.len())
+        let lifted = self.lift_pulled(&ended, Lift::CrowdsecUnlisted);
+        Ok((
+            ended.len(),
+            super::Changes {
+                banned: Vec::new(),
+                lifted,
+            },
+        ))
     }
 
     /// Takes out of the kernel the CrowdSec bans the database just ended.
-    fn lift_pulled(&mut self, ended: &[IpNet], why: &str) {
+    fn lift_pulled(&mut self, ended: &[IpNet], why: Lift) -> Vec<(IpNet, Lift)> {
+        let mut lifted = Vec::with_capacity(ended.len());
         for (net, r) in ended.iter().zip(self.unapply(ended)) {
             match r {
                 Ok(()) => {
                     self.counters.unbans += 1;
-                    info!("unban {}: {why}", net_text(net));
+                    lifted.push((*net, why));
                 }
                 Err(e) => {
                     self.counters.firewall_errors += 1;
-                    error!("unban {} ({why}): {e}", net_text(net));
+                    crate::error!(
+                        "unban {} ({}): {e}",
+                        crate::addr::net_text(net),
+                        why.as_str()
+                    );
                     self.retry_soon();
                 }
             }
         }
+        lifted
     }
 }

@@ -7,6 +7,7 @@ use ipnet::IpNet;
 use super::{Ban, Bans, RETRY_FIRST};
 use crate::addr::net_text;
 use crate::config::Config;
+use crate::firewall::Entry;
 use crate::{debug, error, warn};
 
 impl Bans {
@@ -19,11 +20,12 @@ impl Bans {
         self.counters.audits += 1;
         self.counters.last_audit = now;
         self.audit_due = Instant::now() + self.audit_interval;
-        let active = match self.store.active() {
-            Ok(mut a) => {
-                a.extend(self.unstored.iter().cloned());
-                a
-            }
+        let active: Vec<Entry> = match self.store.active() {
+            Ok(a) => a
+                .iter()
+                .map(Ban::entry)
+                .chain(self.unstored.iter().map(|u| u.held))
+                .collect(),
             Err(e) => {
                 self.counters.store_errors += 1;
                 error!("audit: {e}");
@@ -69,7 +71,7 @@ impl Bans {
         }
         let held: std::collections::HashSet<IpNet> = kernel.iter().copied().collect();
         let stored: std::collections::HashSet<IpNet> = active.iter().map(|b| b.net).collect();
-        let missing: Vec<Ban> = active
+        let missing: Vec<Entry> = active
             .into_iter()
             .filter(|b| !held.contains(&b.net))
             .collect();

@@ -11,9 +11,10 @@ use std::collections::HashMap;
 
 use ipnet::IpNet;
 
-use super::{Bans, Flushed};
+use super::{Bans, Changes, Lift};
 use crate::addr::{is_lan, net_text};
-use crate::ban::{Ban, Origin};
+use crate::admission::{Admission, Door};
+use crate::ban::{Ban, BanRequest, Lifetime, Origin};
 use crate::config::Config;
 use crate::{error, info};
 
@@ -64,7 +65,7 @@ impl Bans {
     /// A ban inside an active escalation subnet is that subnet's: the kernel needs no
     /// entry of its own for it (an nft interval set would refuse one), and an event from
     /// inside is proof that the subnet's entry is to be made sure of (`reapply`).
-    pub(super) fn fold_covered(&self, cfg: &Config, pending: &mut [Ban]) {
+    pub(super) fn fold_covered(&self, cfg: &Config, pending: &mut [BanRequest]) {
         for b in pending.iter_mut() {
             if let Some(s) = subnet_of(cfg, &b.net) {
                 if self.store.is_banned(&s).unwrap_or(false) {
@@ -76,15 +77,9 @@ impl Bans {
 
     /// After `flush`: the subnets that `banned` (the bans just made) tipped over
     /// `subnet_after` are banned, at the time of the ban that tipped them, and their
-    /// members folded in. `protected` names the protected network a subnet would take in,
-    /// if any.
-    pub fn escalate(
-        &mut self,
-        cfg: &Config,
-        banned: &[Ban],
-        protected: &dyn Fn(&IpNet) -> Option<IpNet>,
-    ) -> Flushed {
-        let mut out = Flushed::default();
+    /// members folded in, where the admission check lets the subnet in.
+    pub fn escalate(&mut self, cfg: &Config, banned: &[Ban], admission: &Admission) -> Changes {
+        let mut out = Changes::default();
         if cfg.subnet_after == 0 {
             return out;
         }
@@ -100,12 +95,11 @@ impl Bans {
             }
         }
         for (subnet, members, now) in due {
-            if let Some(p) = protected(&subnet) {
+            if let Err(why) = admission.check(&subnet, Door::Subnet) {
                 info!(
-                    "{} bans inside {} but it takes in the protected {}: not banned as a whole",
+                    "{} bans inside {}, but it is not banned as a whole: it {why}",
                     members.len(),
                     net_text(&subnet),
-                    net_text(&p)
                 );
                 continue;
             }
@@ -120,7 +114,7 @@ impl Bans {
         subnet: IpNet,
         members: &[IpNet],
         now: i64,
-        out: &mut Flushed,
+        out: &mut Changes,
     ) {
         let Some(_held) = self.lock_kernel(false) else {
             return;
@@ -128,25 +122,27 @@ impl Bans {
         if !self.store_writable() {
             return;
         }
-        let list: Vec<String> = members.iter().map(net_text).collect();
-        let mut ban = Ban::new(subnet, "subnet", "", 0, Origin::Daemon, now);
+        // The members it takes the place of: the events that raised it.
+        let request = BanRequest {
+            events: members.len() as u32,
+            ..BanRequest::new(subnet, Origin::Daemon, "subnet", now, Lifetime::Escalating)
+        };
         self.wrote();
         let recorded = self
             .store
-            .record(std::slice::from_mut(&mut ban), &|b| {
-                cfg.ban_expiry(b.since, b.count)
+            .record(std::slice::from_ref(&request), &|at, count| {
+                cfg.ban_expiry(at, count)
             })
-            .and_then(|fresh| {
-                let folded = if fresh[0] {
-                    self.store.fold_into(members, &subnet, ban.expires)?
-                } else {
-                    Vec::new()
-                };
-                Ok((fresh[0], folded))
+            .and_then(|mut stored| match stored.pop().flatten() {
+                Some(ban) => {
+                    let folded = self.store.fold_into(members, &subnet, ban.expires)?;
+                    Ok(Some((ban, folded)))
+                }
+                None => Ok(None),
             });
-        let folded = match recorded {
-            Ok((true, folded)) => folded,
-            Ok((false, _)) => return,
+        let (ban, folded) = match recorded {
+            Ok(Some(done)) => done,
+            Ok(None) => return,
             Err(e) => {
                 self.store_failed(&e);
                 return;
@@ -157,10 +153,10 @@ impl Bans {
         }
         // The subnet first, so that the members are never let through; an nft interval set
         // refuses a network over a member network it holds: then the members go first.
-        let mut result = self.fw.ban(&ban, now);
+        let mut result = self.fw.ban(&ban.entry(), now);
         if result.is_err() && !folded.is_empty() {
             let _ = self.fw.unban_many(&folded);
-            result = self.fw.ban(&ban, now);
+            result = self.fw.ban(&ban.entry(), now);
         } else if !folded.is_empty() {
             if let Err(e) = self.fw.unban_many(&folded) {
                 // Inactive rows: the audit takes the entries out.
@@ -178,14 +174,6 @@ impl Bans {
                 self.counters.bans += 1;
                 self.counters.subnets += 1;
                 self.just_banned(subnet);
-                info!(
-                    "ban {}: subnet of {} bans within findtime ({}); ban #{} {}",
-                    net_text(&subnet),
-                    members.len(),
-                    list.join(" "),
-                    ban.count,
-                    ban.until()
-                );
                 out.banned.push(ban);
             }
             Err(e) => {
@@ -197,10 +185,8 @@ impl Bans {
                 self.retry_soon();
             }
         }
-        for m in &folded {
-            self.counters.unbans += 1;
-            info!("unban {}: folded into {}", net_text(m), net_text(&subnet));
-        }
-        out.lifted.extend(folded);
+        self.counters.unbans += folded.len() as u64;
+        out.lifted
+            .extend(folded.into_iter().map(|m| (m, Lift::Folded(subnet))));
     }
 }

@@ -6,7 +6,8 @@ use std::rc::Rc;
 
 use super::*;
 use crate::addr::parse_net;
-use crate::ban::Origin;
+use crate::ban::{BanRequest, Lifetime, Origin};
+use crate::firewall::Entry;
 use crate::firewall::{ErrorKind, Result as FwResult};
 
 #[derive(Default)]
@@ -31,7 +32,7 @@ impl Backend for Fake {
         self.0.borrow_mut().gone = false;
         Ok(())
     }
-    fn restore(&self, bans: &[Ban], now: i64) -> FwResult<()> {
+    fn restore(&self, bans: &[Entry], now: i64) -> FwResult<()> {
         let mut k = self.0.borrow_mut();
         let line: Vec<String> = bans
             .iter()
@@ -41,10 +42,10 @@ impl Backend for Fake {
         k.held = bans.iter().map(|b| b.net).collect();
         Ok(())
     }
-    fn ban(&self, b: &Ban, now: i64) -> FwResult<()> {
+    fn ban(&self, b: &Entry, now: i64) -> FwResult<()> {
         self.ban_many(std::slice::from_ref(b), now)
     }
-    fn ensure(&self, b: &Ban, now: i64) -> FwResult<()> {
+    fn ensure(&self, b: &Entry, now: i64) -> FwResult<()> {
         self.0
             .borrow_mut()
             .calls
@@ -54,7 +55,7 @@ impl Backend for Fake {
         }
         self.ban(b, now)
     }
-    fn ban_many(&self, bans: &[Ban], _now: i64) -> FwResult<()> {
+    fn ban_many(&self, bans: &[Entry], _now: i64) -> FwResult<()> {
         let mut k = self.0.borrow_mut();
         let nets: Vec<String> = bans.iter().map(|b| net_text(&b.net)).collect();
         k.calls.push(format!("ban {}", nets.join(" ")));
@@ -129,14 +130,29 @@ fn rig(cfg: &str) -> Rig {
     }
 }
 
-fn ban_at(addr: &str, now: i64) -> Ban {
-    Ban::new(
+/// The daemon's ban of `addr`, decided at `now`.
+fn ban_at(addr: &str, now: i64) -> BanRequest {
+    BanRequest {
+        account: "1001".to_string(),
+        penalty: 15,
+        ..BanRequest::new(
+            parse_net(addr).unwrap(),
+            Origin::Daemon,
+            "InvalidPassword",
+            now,
+            Lifetime::Escalating,
+        )
+    }
+}
+
+/// An admin's ban of `addr`.
+fn manual(addr: &str, now: i64) -> BanRequest {
+    BanRequest::new(
         parse_net(addr).unwrap(),
-        "InvalidPassword",
-        "1001",
-        15,
-        Origin::Daemon,
+        Origin::Manual,
+        "manual",
         now,
+        Lifetime::Permanent,
     )
 }
 
@@ -154,7 +170,12 @@ impl Rig {
     }
     fn timers(&mut self, now: i64) -> Vec<IpNet> {
         let cfg = self.cfg.clone();
-        self.bans.timers(&cfg, || now)
+        self.bans
+            .timers(&cfg, || now)
+            .lifted
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
     }
     fn audit(&mut self, now: i64) {
         let cfg = self.cfg.clone();
@@ -354,7 +375,7 @@ fn the_wal_is_checkpointed_soon_after_a_write() {
 #[test]
 fn admin_add_and_remove_report_each_address() {
     let mut r = rig("");
-    let manual = |a: &str| Ban::new(parse_net(a).unwrap(), "manual", "", 0, Origin::Manual, T0);
+    let manual = |a: &str| manual(a, T0);
     r.kernel.0.borrow_mut().refuse = vec![parse_net("198.51.100.0/24").unwrap()];
     let out = r
         .bans
@@ -363,7 +384,8 @@ fn admin_add_and_remove_report_each_address() {
             true,
             &mut |_| {},
         )
-        .unwrap();
+        .unwrap()
+        .0;
     assert!(
         matches!(out[..], [Outcome::Done, Outcome::Firewall(_)]),
         "{out:?}"
@@ -372,7 +394,8 @@ fn admin_add_and_remove_report_each_address() {
     let again = r
         .bans
         .add(vec![manual("192.0.2.1")], true, &mut |_| {})
-        .unwrap();
+        .unwrap()
+        .0;
     assert!(matches!(again[..], [Outcome::Unchanged]), "{again:?}");
     assert_eq!(
         r.calls(),
@@ -390,10 +413,12 @@ fn admin_add_and_remove_report_each_address() {
                 parse_net("192.0.2.1").unwrap(),
                 parse_net("203.0.113.1").unwrap(),
             ],
+            Lift::Manual,
             true,
             &mut |_| {},
         )
-        .unwrap();
+        .unwrap()
+        .0;
     assert!(
         matches!(out[..], [Outcome::Done, Outcome::Unchanged]),
         "{out:?}"

@@ -182,12 +182,10 @@ static KEYS: &[Key] = &[
         Restart,
         "iptables",
         "nft",
-        |c, v| c.backend = match v.to_ascii_lowercase().as_str() {
-            "iptables" => BackendKind::Iptables,
-            "ipset" => BackendKind::Ipset,
-            "nft" | "nftables" => BackendKind::Nft,
-            _ => return Err(format!("must be iptables, ipset or nft, not `{v}`")),
-        },
+        |c, v| c.backend = BackendKind::parse(v).ok_or_else(|| {
+            let names: Vec<&str> = BackendKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!("must be one of {}, not `{v}`", names.join(", "))
+        })?,
         |c| c.backend.as_str()
     ),
     key!(

@@ -8,6 +8,7 @@
 mod key;
 mod crowdsec;
 mod keys;
+mod kinds;
 mod value;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use ipnet::IpNet;
 pub use crowdsec::Crowdsec;
 pub use key::{Effect, Key};
 pub use keys::all as all_keys;
+pub use kinds::{BackendKind, RuleTarget, TrustName};
 
 use crate::log;
 use crate::score::Weights;
@@ -29,45 +31,6 @@ pub const DEFAULT_PATH: &str = "/etc/ampere/ampere.cfg";
 const MAX_FILE: u64 = 1 << 20;
 /// A longer line is refused without echoing it.
 const MAX_LINE: usize = 4096;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RuleTarget {
-    Drop,
-    Reject,
-}
-
-impl RuleTarget {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuleTarget::Drop => "DROP",
-            RuleTarget::Reject => "REJECT",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendKind {
-    Iptables,
-    Ipset,
-    Nft,
-}
-
-impl BackendKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Iptables => "iptables",
-            BackendKind::Ipset => "ipset",
-            BackendKind::Nft => "nft",
-        }
-    }
-}
-
-/// A `trust` entry that is a host name, and its line in the config (0: not from a file).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TrustName {
-    pub name: String,
-    pub line: usize,
-}
 
 /// The settings; what each one means is in `etc/ampere.cfg`, its default in `keys.rs`.
 #[derive(Clone, Debug, PartialEq)]

@@ -65,6 +65,14 @@ impl Retry {
     }
 }
 
+/// What the two roles counted, for the stats file and SIGUSR1.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    pub pull: Option<pull::Counters>,
+    /// The push's counters and the alerts waiting in its queue.
+    pub push: Option<(push::Counters, usize)>,
+}
+
 pub struct Lapi {
     pull: Option<Pull>,
     push: Option<Push>,
@@ -123,6 +131,14 @@ impl Lapi {
         }
     }
 
+    /// What the pulls changed since the last call, for the daemon to tell.
+    pub fn take_changes(&mut self) -> crate::bans::Changes {
+        self.pull
+            .as_mut()
+            .map(Pull::take_changes)
+            .unwrap_or_default()
+    }
+
     pub fn next_timer(&self) -> Option<Instant> {
         let pull = self.pull.as_ref().map(Pull::next_timer);
         let push = self.push.as_ref().and_then(Push::next_timer);
@@ -160,6 +176,14 @@ impl Lapi {
     }
 
     /// `status` lines: what each role did, and whether it works now.
+    /// Each role's counters, for the stats (None: the role is off).
+    pub fn counters(&self) -> Counters {
+        Counters {
+            pull: self.pull.as_ref().map(|p| p.counters),
+            push: self.push.as_ref().map(|p| (p.counters, p.queued())),
+        }
+    }
+
     pub fn describe(&self, o: &mut String) {
         if let Some(p) = &self.pull {
             let c = &p.counters;

@@ -1,7 +1,8 @@
 //! The bouncer: `GET /v1/decisions/stream` every `crowdsec_poll`, the whole list once
 //! (`startup=true`) and then the changes. The answer is read as it arrives and applied in
-//! batches through `Bans::pulled`; a decision that would ban a protected address (trust,
-//! loopback, the AMI host) or a network wider than any one attacker holds is refused.
+//! batches through `Bans::pulled`; a decision the admission check refuses (`admission.rs`:
+//! a protected address, IPv6 while it is off, a network wider than any one attacker holds)
+//! is left out and logged.
 //! After a whole list, the bans from CrowdSec it no longer holds are ended, a batch per
 //! turn of the loop.
 
@@ -13,8 +14,9 @@ use ipnet::IpNet;
 use super::decisions::{Decision, Item, List, StreamReader};
 use super::Retry;
 use crate::addr::net_text;
-use crate::ban::{Ban, Origin};
-use crate::bans::Bans;
+use crate::admission::Door;
+use crate::ban::{BanRequest, Lifetime, Origin};
+use crate::bans::{Bans, Changes};
 use crate::clock;
 use crate::engine::Engine;
 use crate::http::{Exchange, Request, Step};
@@ -29,9 +31,6 @@ const BATCH: usize = 250;
 const MAX_BODY: u64 = 64 << 20;
 /// How long one pull may take, from the connect to the end of the answer.
 const LIMIT: Duration = Duration::from_secs(120);
-/// Networks wider than these are refused: no one attacker holds more.
-const MIN_PREFIX_V4: u8 = 8;
-const MIN_PREFIX_V6: u8 = 16;
 /// Refusals and skipped entries logged one by one per answer; the rest are counted.
 const LOG_EACH: u32 = 10;
 
@@ -53,7 +52,7 @@ pub struct Counters {
 struct Batch {
     /// A whole list: its `deleted` are not needed (what it does not hold is ended after it).
     startup: bool,
-    new: Vec<Ban>,
+    new: Vec<BanRequest>,
     deleted: Vec<IpNet>,
     refused: u32,
     skipped: u32,
@@ -96,6 +95,8 @@ pub struct Pull {
     /// The latest pull's number; None until read from the database.
     number: Option<i64>,
     unlisting: Option<Unlisting>,
+    /// What the pulls changed since the daemon last took it, for it to tell (`publish`).
+    changes: Changes,
     pub counters: Counters,
 }
 
@@ -112,8 +113,14 @@ impl Pull {
             current: None,
             number: None,
             unlisting: None,
+            changes: Changes::default(),
             counters: Counters::default(),
         }
+    }
+
+    /// What the pulls changed since the last call.
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
     }
 
     pub fn same_settings(&self, peer: SocketAddr, key: &str) -> bool {
@@ -206,8 +213,10 @@ impl Pull {
         } = c;
         // One clock read per turn: each decision's expiry and kernel timeout count from it.
         let now = clock::now_epoch();
+        let gained = &mut self.changes;
         let mut apply = |batch: &mut Batch| -> Result<(), String> {
             let p = bans.pulled(&mut batch.new, &batch.deleted, max, now, *number)?;
+            gained.extend(p.changes);
             *banned += p.banned;
             *known += p.known;
             *lifted += p.lifted;
@@ -325,7 +334,8 @@ impl Pull {
             return;
         };
         match bans.unlisted(u.number, BATCH) {
-            Ok(n) => {
+            Ok((n, changes)) => {
+                self.changes.extend(changes);
                 u.lifted += n;
                 self.counters.lifted += n as u64;
                 if n == BATCH {
@@ -387,20 +397,7 @@ fn admit(item: Item, engine: &Engine, now: i64, batch: &mut Batch) {
         }
         return;
     }
-    let wide = match d.net {
-        IpNet::V4(n) => n.prefix_len() < MIN_PREFIX_V4,
-        IpNet::V6(n) => n.prefix_len() < MIN_PREFIX_V6,
-    };
-    let why = match engine.overlaps(&d.net) {
-        Some(p) => Some(format!(
-            "it takes in {p}, which is protected (trust, loopback or the AMI host)"
-        )),
-        None if wide => Some(format!(
-            "wider than /{MIN_PREFIX_V4} (IPv4) or /{MIN_PREFIX_V6} (IPv6)"
-        )),
-        None => None,
-    };
-    if let Some(why) = why {
+    if let Err(why) = engine.admission().check(&d.net, Door::Crowdsec) {
         batch.refused += 1;
         if batch.refused <= LOG_EACH {
             let from = if d.scenario.is_empty() && d.origin.is_empty() {
@@ -413,14 +410,15 @@ fn admit(item: Item, engine: &Engine, now: i64, batch: &mut Batch) {
                 )
             };
             warn!(
-                "CrowdSec decision to ban {}{from} refused: {why}",
+                "CrowdSec decision to ban {}{from} refused: it {why}",
                 net_text(&d.net)
             );
         }
         return;
     }
-    let mut ban = Ban::new(d.net, &d.scenario, "", 0, Origin::Crowdsec, now);
-    ban.service = d.origin;
-    ban.expires = Some(now.saturating_add(d.seconds));
-    batch.new.push(ban);
+    let until = Lifetime::Until(now.saturating_add(d.seconds));
+    batch.new.push(BanRequest {
+        service: d.origin,
+        ..BanRequest::new(d.net, Origin::Crowdsec, &d.scenario, now, until)
+    });
 }

@@ -7,7 +7,8 @@ use ipnet::IpNet;
 
 use super::Daemon;
 use crate::addr::net_text;
-use crate::bans::Outcome;
+use crate::admission::{Door, Refusal};
+use crate::bans::{Lift, Outcome};
 use crate::resolver;
 use crate::{error, info, warn};
 
@@ -23,8 +24,8 @@ impl Daemon {
         self.lift_protected();
     }
 
-    /// Lifts every active ban that takes in a protected address (trusted, loopback, the AMI
-    /// host): protection that came after the ban wins.
+    /// Lifts every active ban that the admission check would refuse now because of what it
+    /// takes in (trusted, loopback, the AMI host): protection that came after the ban wins.
     pub(super) fn lift_protected(&mut self) {
         self.lift_retry = None;
         let active = match self.bans.store().active() {
@@ -34,25 +35,27 @@ impl Daemon {
                 return;
             }
         };
-        let engine = &self.judge.engine;
-        let (nets, by): (Vec<IpNet>, Vec<IpNet>) = active
+        let admission = self.judge.engine.admission();
+        // Asked as a daemon's ban: every door refuses a protected address alike.
+        let (nets, by): (Vec<IpNet>, Vec<Refusal>) = active
             .iter()
-            .filter_map(|b| engine.overlaps(&b.net).map(|p| (b.net, p)))
+            .filter_map(|b| match admission.check(&b.net, Door::Judged) {
+                Err(r) if r.lifts_a_ban() => Some((b.net, r)),
+                _ => None,
+            })
             .unzip();
         if nets.is_empty() {
             return;
         }
-        match self.bans.remove(&nets, false, &mut |_| {}) {
-            Ok(outcomes) => {
+        match self.bans.remove(&nets, Lift::Protected, false, &mut |_| {}) {
+            Ok((outcomes, lifted)) => {
                 for ((net, p), o) in nets.iter().zip(&by).zip(outcomes) {
-                    let text = net_text(net);
-                    if let Outcome::Firewall(e) = o {
-                        error!("unbanning {text} (protected by {p}): {e}");
-                    } else {
-                        info!("unbanned {text}: it is protected now (trust, loopback or the AMI host: {p})");
-                        self.hooks.unbanned(&text, "trusted");
+                    match o {
+                        Outcome::Firewall(e) => error!("unbanning {} ({p}): {e}", net_text(net)),
+                        _ => info!("{} {p} now: its ban is lifted", net_text(net)),
                     }
                 }
+                self.publish(lifted);
             }
             Err(e) => {
                 warn!("cannot lift the bans of protected addresses yet: {e}; trying again in 1 s");

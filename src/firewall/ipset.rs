@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::iptables::Chains;
-use super::{held, output, run, Backend, FwError, Result, SipLimit};
+use super::{held, output, run, Backend, Entry, FwError, Result, SipLimit};
 use crate::addr::is_v6;
-use crate::ban::Ban;
 use crate::config::Config;
 use crate::sys::{self, PollFd};
 
@@ -184,7 +183,7 @@ impl Ipset {
         )
     }
 
-    fn timeout(e: &Ban, now: i64) -> u64 {
+    fn timeout(e: &Entry, now: i64) -> u64 {
         match e.timeout(now) {
             Some(t) if t <= MAX_TIMEOUT => t.max(1),
             _ => 0,
@@ -219,7 +218,7 @@ impl Backend for Ipset {
         Ok(())
     }
 
-    fn restore(&self, bans: &[Ban], now: i64) -> Result<()> {
+    fn restore(&self, bans: &[Entry], now: i64) -> Result<()> {
         // Fill a fresh set and swap it in: the kernel goes from the old set to the complete
         // new one in one step.
         let mut script = String::new();
@@ -246,7 +245,7 @@ impl Backend for Ipset {
         Ok(())
     }
 
-    fn ban(&self, e: &Ban, now: i64) -> Result<()> {
+    fn ban(&self, e: &Entry, now: i64) -> Result<()> {
         self.ban_many(std::slice::from_ref(e), now)
     }
 
@@ -254,7 +253,7 @@ impl Backend for Ipset {
         true
     }
 
-    fn ban_many(&self, entries: &[Ban], now: i64) -> Result<()> {
+    fn ban_many(&self, entries: &[Entry], now: i64) -> Result<()> {
         let mut script = String::new();
         for e in entries {
             let fam = self.chains.family_for(&e.net)?;
@@ -372,15 +371,11 @@ echo "EXEC $*" >> "$log"
         (Ipset::new(&cfg), log)
     }
 
-    fn entry(s: &str) -> Ban {
-        Ban::new(
-            crate::addr::parse_net(s).unwrap(),
-            "manual",
-            "",
-            0,
-            crate::ban::Origin::Manual,
-            NOW,
-        )
+    fn entry(s: &str) -> Entry {
+        Entry {
+            net: crate::addr::parse_net(s).unwrap(),
+            expires: None,
+        }
     }
 
     const NOW: i64 = 1_800_000_000;
@@ -454,7 +449,7 @@ echo "EXEC $*" >> "$log"
     fn a_big_batch_goes_to_ipset_restore_not_through_the_pipe() {
         let dir = tempfile::tempdir().unwrap();
         let (fw, log) = fake(dir.path());
-        let many: Vec<Ban> = (0..600)
+        let many: Vec<Entry> = (0..600)
             .map(|i| entry(&format!("10.0.{}.{}", i / 256, i % 256)))
             .collect();
         fw.ban_many(&many, NOW).unwrap();

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{held, ipv6_disabled, output, run, Backend, ErrorKind, FwError, Result, SipLimit};
+use super::{
+    held, ipv6_disabled, output, run, Backend, Entry, ErrorKind, FwError, Result, SipLimit,
+};
 use crate::addr::is_v6;
-use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
 
 pub(super) struct Family {
@@ -256,7 +257,7 @@ impl Backend for Iptables {
         self.chains.check()
     }
 
-    fn restore(&self, bans: &[Ban], _now: i64) -> Result<()> {
+    fn restore(&self, bans: &[Entry], _now: i64) -> Result<()> {
         let c = &self.chains;
         for fam in c.families() {
             let rules = bans
@@ -268,13 +269,13 @@ impl Backend for Iptables {
         Ok(())
     }
 
-    fn ban(&self, e: &Ban, _now: i64) -> Result<()> {
+    fn ban(&self, e: &Entry, _now: i64) -> Result<()> {
         let fam = self.chains.family_for(&e.net)?;
         let s = e.net.to_string();
         run(&fam.cmd, &self.rule("-I", &s), None)
     }
 
-    fn ban_many(&self, entries: &[Ban], now: i64) -> Result<()> {
+    fn ban_many(&self, entries: &[Entry], now: i64) -> Result<()> {
         if let [e] = entries {
             // A bare `iptables -I` is cheaper than a restore for one rule.
             return self.ban(e, now);
@@ -335,7 +336,7 @@ impl Backend for Iptables {
             .listed(&format!("-j {}", self.chains.target.as_str()))
     }
 
-    fn ensure(&self, e: &Ban, now: i64) -> Result<()> {
+    fn ensure(&self, e: &Entry, now: i64) -> Result<()> {
         let fam = self.chains.family_for(&e.net)?;
         let s = e.net.to_string();
         // `-I` of a rule that is there makes a second copy: look first.

@@ -14,7 +14,6 @@ use std::process::Stdio;
 
 use ipnet::IpNet;
 
-use crate::ban::Ban;
 use crate::config::{BackendKind, Config};
 use crate::exec;
 
@@ -70,6 +69,25 @@ impl std::error::Error for FwError {}
 
 pub type Result<T> = std::result::Result<T, FwError>;
 
+/// What the kernel holds of a ban: its network, and when it ends (None: never). Backends see
+/// nothing else of a ban.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub net: IpNet,
+    pub expires: Option<i64>,
+}
+
+impl Entry {
+    /// Seconds left at `now` for a kernel timeout (None = permanent, else at least 1). None
+    /// too while the wall clock is not set: Ampere lifts the ban itself once it is.
+    pub fn timeout(&self, now: i64) -> Option<u64> {
+        if !crate::clock::is_set(now) {
+            return None;
+        }
+        crate::clock::remaining(self.expires, now)
+    }
+}
+
 /// What every backend offers the daemon and the admin commands. A ban reaches the kernel
 /// with the seconds it has left at `now`: backends with native timeouts (ipset, nft) let the
 /// kernel expire it even while Ampere is not running; Ampere removes it at its expiry in any
@@ -80,11 +98,11 @@ pub trait Backend {
     /// bans that are already there. Fails with the commands to run.
     fn prepare(&self) -> Result<()>;
     /// Replaces every ban with exactly `bans`, in one batch per tool.
-    fn restore(&self, bans: &[Ban], now: i64) -> Result<()>;
-    fn ban(&self, ban: &Ban, now: i64) -> Result<()>;
+    fn restore(&self, bans: &[Entry], now: i64) -> Result<()>;
+    fn ban(&self, ban: &Entry, now: i64) -> Result<()>;
     /// Several bans with one command per tool, so that a burst of bans costs one exec and
     /// does not stall the AMI reader. All or nothing where the tool allows (restore files).
-    fn ban_many(&self, bans: &[Ban], now: i64) -> Result<()> {
+    fn ban_many(&self, bans: &[Entry], now: i64) -> Result<()> {
         bans.iter().try_for_each(|b| self.ban(b, now))
     }
     /// Removing a ban that is not there (already expired in the kernel) is not an error.
@@ -104,7 +122,7 @@ pub trait Backend {
     fn list(&self) -> Result<Vec<IpNet>>;
     /// A ban that the kernel should hold but may not (the audit, an event from a banned
     /// address): applied without ever making a second copy.
-    fn ensure(&self, ban: &Ban, now: i64) -> Result<()> {
+    fn ensure(&self, ban: &Entry, now: i64) -> Result<()> {
         self.ban(ban, now)
     }
     /// Puts up (Some) or takes down (None) the per-source limit on the SIP ports (the blind

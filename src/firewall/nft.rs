@@ -13,9 +13,10 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{held, ipv6_disabled, output, run, Backend, ErrorKind, FwError, Result, SipLimit};
+use super::{
+    held, ipv6_disabled, output, run, Backend, Entry, ErrorKind, FwError, Result, SipLimit,
+};
 use crate::addr::{is_host, is_v6, net_text};
-use crate::ban::Ban;
 use crate::config::{Config, RuleTarget};
 
 /// Removing more elements than this at once looks at the sets first (`remove_listed`).
@@ -136,7 +137,7 @@ impl Nft {
     /// An element with its kernel timeout. nft refuses timeouts of 100,000,000 s or more
     /// ("value too large"): a longer ban goes in without one, and Ampere lifts it at its
     /// expiry, as with ipset.
-    fn element(e: &Ban, now: i64) -> String {
+    fn element(e: &Entry, now: i64) -> String {
         match e.timeout(now) {
             Some(t) if t <= MAX_TIMEOUT => format!("{} timeout {}s", net_text(&e.net), t.max(1)),
             _ => net_text(&e.net),
@@ -258,7 +259,7 @@ impl Backend for Nft {
         .map_err(Self::unusable)
     }
 
-    fn restore(&self, bans: &[Ban], now: i64) -> Result<()> {
+    fn restore(&self, bans: &[Entry], now: i64) -> Result<()> {
         let join = |set: &str| {
             bans.iter()
                 .filter(|e| self.set_for(&e.net).ok() == Some(set))
@@ -298,7 +299,7 @@ impl Backend for Nft {
         Ok(())
     }
 
-    fn ban(&self, e: &Ban, now: i64) -> Result<()> {
+    fn ban(&self, e: &Entry, now: i64) -> Result<()> {
         let set = self.set_for(&e.net)?;
         let elem = format!("{{ {} }}", Self::element(e, now));
         run(
@@ -312,7 +313,7 @@ impl Backend for Nft {
         true
     }
 
-    fn ban_many(&self, entries: &[Ban], now: i64) -> Result<()> {
+    fn ban_many(&self, entries: &[Entry], now: i64) -> Result<()> {
         if let [e] = entries {
             return self.ban(e, now);
         }

@@ -12,7 +12,7 @@ use std::path::Path;
 use ipnet::IpNet;
 
 use crate::addr;
-use crate::ban::Ban;
+use crate::ban::{Ban, BanRequest};
 pub use queries::Record;
 use sqlite::{Db, Result, Stmt};
 pub use sqlite::{ErrorKind, StoreError};
@@ -164,15 +164,16 @@ impl Store {
         }
     }
 
-    /// Records bans in one transaction. `expiry(ban)` gives the end of a ban whose `count`
-    /// is filled in (None = permanent), so that repeat offenders escalate. Fills in each
-    /// new ban's count, first time and expiry, and returns per ban whether it is new: false
-    /// when it was an active ban already (then no firewall rule must be added).
+    /// Records `requests` in one transaction: each becomes its network's next ban, counted
+    /// and timed here (`BanRequest::settle`: an escalating one ends as `escalation(at, count)`
+    /// says, so that repeat offenders escalate). Returns per request the ban it became, or
+    /// None when its network was an active ban already (then no firewall rule must be
+    /// added).
     pub fn record(
         &mut self,
-        bans: &mut [Ban],
-        expiry: &dyn Fn(&Ban) -> Option<i64>,
-    ) -> Result<Vec<bool>> {
+        requests: &[BanRequest],
+        escalation: &dyn Fn(i64, i64) -> Option<i64>,
+    ) -> Result<Vec<Option<Ban>>> {
         self.in_transaction(|db| {
             let mut find =
                 db.prepare("SELECT count, active, first_ban FROM bans WHERE addr = ?1")?;
@@ -186,9 +187,9 @@ impl Store {
                     penalty = excluded.penalty, origin = excluded.origin,
                     service = excluded.service, folded_into = NULL",
             )?;
-            let mut out = Vec::with_capacity(bans.len());
-            for b in bans.iter_mut() {
-                let key = addr::net_text(&b.net);
+            let mut out = Vec::with_capacity(requests.len());
+            for r in requests {
+                let key = addr::net_text(&r.net);
                 find.reset();
                 find.bind_text(1, &key)?;
                 let (count, active, first) = if find.step_row()? {
@@ -198,15 +199,13 @@ impl Store {
                         find.column_i64(2),
                     )
                 } else {
-                    (0, false, b.since)
+                    (0, false, r.at)
                 };
                 if active {
-                    out.push(false);
+                    out.push(None);
                     continue;
                 }
-                b.count = count + 1;
-                b.first = first;
-                b.expires = expiry(b);
+                let b = r.settle(count + 1, first, escalation);
                 put.reset();
                 put.bind_text(1, &key)?;
                 put.bind_i64(2, b.first)?;
@@ -219,7 +218,7 @@ impl Store {
                 put.bind_text(9, b.origin.as_str())?;
                 put.bind_text(10, &b.service)?;
                 put.step_done()?;
-                out.push(true);
+                out.push(Some(b));
             }
             Ok(out)
         })
@@ -390,6 +389,20 @@ impl Store {
             .prepare("SELECT 1 FROM bans WHERE addr = ?1 AND active = 1")?;
         st.bind_text(1, &addr::net_text(net))?;
         st.step_row()
+    }
+
+    /// The active ban of exactly `net`, if any.
+    pub fn active_ban(&self, net: &IpNet) -> Result<Option<Ban>> {
+        let mut st = self.db.prepare(&format!(
+            "SELECT {} FROM bans WHERE addr = ?1 AND active = 1",
+            queries::BAN_COLUMNS
+        ))?;
+        st.bind_text(1, &addr::net_text(net))?;
+        Ok(if st.step_row()? {
+            queries::ban_from(&self.db.path, &st)
+        } else {
+            None
+        })
     }
 
     /// Active bans, oldest first. A row whose address does not parse (edited by hand) is

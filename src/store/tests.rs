@@ -1,5 +1,5 @@
 use super::*;
-use crate::ban::Origin;
+use crate::ban::{BanRequest, Lifetime, Origin};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -11,15 +11,18 @@ struct Banned {
     expires: Option<i64>,
 }
 
-fn nb(addr: &str, now: i64) -> Ban {
-    Ban::new(
-        crate::addr::parse_net(addr).unwrap(),
-        "ChallengeResponseFailed",
-        "1001",
-        15,
-        Origin::Daemon,
-        now,
-    )
+fn nb(addr: &str, now: i64) -> BanRequest {
+    BanRequest {
+        account: "1001".into(),
+        penalty: 15,
+        ..BanRequest::new(
+            crate::addr::parse_net(addr).unwrap(),
+            Origin::Daemon,
+            "ChallengeResponseFailed",
+            now,
+            Lifetime::Escalating,
+        )
+    }
 }
 
 fn forever(_: i64) -> Option<i64> {
@@ -28,14 +31,14 @@ fn forever(_: i64) -> Option<i64> {
 
 fn record(
     s: &mut Store,
-    mut bans: Vec<Ban>,
+    bans: Vec<BanRequest>,
     expiry: &dyn Fn(i64) -> Option<i64>,
 ) -> Vec<Option<Banned>> {
-    let fresh = s.record(&mut bans, &|b| expiry(b.count)).unwrap();
-    bans.iter()
-        .zip(fresh)
-        .map(|(b, f)| {
-            f.then_some(Banned {
+    s.record(&bans, &|_, count| expiry(count))
+        .unwrap()
+        .into_iter()
+        .map(|b| {
+            b.map(|b| Banned {
                 count: b.count,
                 expires: b.expires,
             })

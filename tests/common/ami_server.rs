@@ -454,10 +454,35 @@ fn serve(
             }
             if matches!(plan, Plan::ReplayThenSilent { .. }) {
                 serve_pings(&mut s, log, idx, stop, false);
+            } else {
+                end_gracefully(&mut s);
             }
         }
     }
     log.lock().unwrap().finished += 1;
+}
+
+/// Ends a connection as Asterisk does at EOF: a FIN after the last byte, never a reset. A
+/// socket closed with the client's actions unread (Ampere asks who is registered at each
+/// login) sends a reset instead, and the client's kernel may drop the end of the stream
+/// that it has not read yet.
+fn end_gracefully(s: &mut TcpStream) {
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 4096];
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// Writes `events` at `per_sec`, each turn's due events in one write that must complete

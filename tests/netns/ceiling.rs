@@ -66,25 +66,9 @@ pub fn ceiling_scenario(backend: &str) {
 }
 
 #[test]
-#[ignore = "helper: runs inside the pbx namespace (see max_bans_holds_under_a_flood_of_distinct_attackers)"]
-fn inner_ceiling_iptables() {
+#[ignore = "helper: runs inside the pbx namespace, once per backend (AMPERE_NETNS_BACKEND)"]
+fn inner_ceiling() {
     if inside().is_some() {
-        ceiling_scenario("iptables");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see max_bans_holds_under_a_flood_of_distinct_attackers)"]
-fn inner_ceiling_ipset() {
-    if inside().is_some() {
-        ceiling_scenario("ipset");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see max_bans_holds_under_a_flood_of_distinct_attackers)"]
-fn inner_ceiling_nft() {
-    if inside().is_some() {
-        ceiling_scenario("nft");
+        ceiling_scenario(&backend());
     }
 }

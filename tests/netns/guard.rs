@@ -188,50 +188,11 @@ fn blind_guard_scenario(backend: &str, guard: &str) {
 }
 
 #[test]
-#[ignore = "helper: runs inside the pbx namespace (see an_asterisk_restart_leaves_an_attacker_a_rate_limited_window_only)"]
-fn inner_blind_iptables_off() {
+#[ignore = "helper: runs inside the pbx namespace, once per backend and guard (AMPERE_NETNS_BACKEND, AMPERE_NETNS_GUARD)"]
+fn inner_blind() {
     if inside().is_some() {
-        blind_guard_scenario("iptables", "off");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see an_asterisk_restart_leaves_an_attacker_a_rate_limited_window_only)"]
-fn inner_blind_iptables_on() {
-    if inside().is_some() {
-        blind_guard_scenario("iptables", "on");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see an_asterisk_restart_leaves_an_attacker_a_rate_limited_window_only)"]
-fn inner_blind_ipset_off() {
-    if inside().is_some() {
-        blind_guard_scenario("ipset", "off");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see an_asterisk_restart_leaves_an_attacker_a_rate_limited_window_only)"]
-fn inner_blind_ipset_on() {
-    if inside().is_some() {
-        blind_guard_scenario("ipset", "on");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see an_asterisk_restart_leaves_an_attacker_a_rate_limited_window_only)"]
-fn inner_blind_nft_off() {
-    if inside().is_some() {
-        blind_guard_scenario("nft", "off");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see an_asterisk_restart_leaves_an_attacker_a_rate_limited_window_only)"]
-fn inner_blind_nft_on() {
-    if inside().is_some() {
-        blind_guard_scenario("nft", "on");
+        let guard = std::env::var("AMPERE_NETNS_GUARD").expect("set by the outer test");
+        blind_guard_scenario(&backend(), &guard);
     }
 }
 
@@ -284,30 +245,6 @@ fn add_source(addr: &str) {
 /// asked on a busy machine.
 fn allowed(secs: u64) -> u64 {
     BURST + RATE + RATE * (secs + 1)
-}
-
-/// Removes the limit's rules behind Ampere's back, as `iptables -F` or a firewall reload would.
-fn drop_limit(backend: &str) {
-    if backend == "nft" {
-        must(&["nft", "flush", "chain", "inet", "ampere", "guard"]);
-    } else {
-        must(&["iptables", "-w", "-F", "ampere"]);
-        must(&["ip6tables", "-w", "-F", "ampere"]);
-    }
-}
-
-fn limit_in_kernel(backend: &str) -> bool {
-    if backend == "nft" {
-        let out = Command::new("nft")
-            .args(["list", "chain", "inet", "ampere", "guard"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).contains("limit rate over")
-    } else {
-        ["iptables", "ip6tables"]
-            .iter()
-            .all(|t| must(&[t, "-w", "-S", "ampere"]).contains("-m hashlimit"))
-    }
 }
 
 /// Waits up to 10 s for `what`; fails with the daemon's log.
@@ -427,25 +364,9 @@ pub fn flood_scenario(backend: &str) {
 }
 
 #[test]
-#[ignore = "helper: runs inside the pbx namespace (see the_flood_guard_limits_each_source_and_never_a_trusted_one)"]
-fn inner_flood_iptables() {
+#[ignore = "helper: runs inside the pbx namespace, once per backend (AMPERE_NETNS_BACKEND)"]
+fn inner_flood() {
     if inside().is_some() {
-        flood_scenario("iptables");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see the_flood_guard_limits_each_source_and_never_a_trusted_one)"]
-fn inner_flood_ipset() {
-    if inside().is_some() {
-        flood_scenario("ipset");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see the_flood_guard_limits_each_source_and_never_a_trusted_one)"]
-fn inner_flood_nft() {
-    if inside().is_some() {
-        flood_scenario("nft");
+        flood_scenario(&backend());
     }
 }

@@ -97,26 +97,10 @@ pub fn prefix_scenario(backend: &str) {
 }
 
 #[test]
-#[ignore = "helper: runs inside the pbx namespace (see an_ipv6_64_is_one_attacker_unless_it_takes_in_a_trusted_address)"]
-fn inner_prefix_iptables() {
+#[ignore = "helper: runs inside the pbx namespace, once per backend (AMPERE_NETNS_BACKEND)"]
+fn inner_prefix() {
     if inside().is_some() {
-        prefix_scenario("iptables");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see an_ipv6_64_is_one_attacker_unless_it_takes_in_a_trusted_address)"]
-fn inner_prefix_ipset() {
-    if inside().is_some() {
-        prefix_scenario("ipset");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see an_ipv6_64_is_one_attacker_unless_it_takes_in_a_trusted_address)"]
-fn inner_prefix_nft() {
-    if inside().is_some() {
-        prefix_scenario("nft");
+        prefix_scenario(&backend());
     }
 }
 
@@ -162,26 +146,10 @@ pub fn subnet_scenario(backend: &str) {
 }
 
 #[test]
-#[ignore = "helper: runs inside the pbx namespace (see three_bans_in_one_24_become_one_subnet_ban)"]
-fn inner_subnet_iptables() {
+#[ignore = "helper: runs inside the pbx namespace, once per backend (AMPERE_NETNS_BACKEND)"]
+fn inner_subnet() {
     if inside().is_some() {
-        subnet_scenario("iptables");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see three_bans_in_one_24_become_one_subnet_ban)"]
-fn inner_subnet_ipset() {
-    if inside().is_some() {
-        subnet_scenario("ipset");
-    }
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace (see three_bans_in_one_24_become_one_subnet_ban)"]
-fn inner_subnet_nft() {
-    if inside().is_some() {
-        subnet_scenario("nft");
+        subnet_scenario(&backend());
     }
 }
 

@@ -22,7 +22,7 @@ fn at_the_ceiling_the_ban_closest_to_its_end_makes_room() {
     r.bans.queue(ban_at("192.0.2.3", T0 + 103));
     r.bans.queue(ban_at("192.0.2.4", T0 + 103));
     let f = r.bans.flush(&cfg, || T0 + 103);
-    let lifted: Vec<String> = f.lifted.iter().map(net_text).collect();
+    let lifted: Vec<String> = f.lifted.iter().map(|(n, _)| net_text(n)).collect();
     assert_eq!(lifted, ["192.0.2.1", "192.0.2.2"]);
     assert_eq!(f.banned.len(), 2);
     assert_eq!(r.held(), ["192.0.2.3", "192.0.2.4", "192.0.2.9"]);
@@ -45,11 +45,11 @@ fn permanent_bans_never_make_room_and_new_ones_are_refused() {
     let mut r = rig("max_bans = 3\nbantime = 100\n");
     r.bans
         .store
-        .record(&mut [ban_at("192.0.2.1", T0)], &|_| None)
+        .record(&[ban_at("192.0.2.1", T0)], &|_, _| None)
         .unwrap();
     r.bans
         .store
-        .record(&mut [ban_at("192.0.2.2", T0)], &|_| None)
+        .record(&[ban_at("192.0.2.2", T0)], &|_, _| None)
         .unwrap();
     one_by_one(&mut r, &["192.0.2.3"], 1);
     assert_eq!(r.flush(&["192.0.2.4", "192.0.2.5"], T0 + 5), ["192.0.2.4"]);
@@ -81,14 +81,14 @@ fn an_admins_bans_never_take_the_daemons_room() {
     // Found by the latency benchmark: after `ampere -a` of 100,000 addresses (permanent,
     // manual) every ban the daemon made was refused at the default ceiling.
     let mut r = rig("max_bans = 2\n");
-    let mut manual: Vec<Ban> = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+    let manual: Vec<BanRequest> = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
         .iter()
-        .map(|a| Ban {
+        .map(|a| BanRequest {
             origin: Origin::Manual,
             ..ban_at(a, T0)
         })
         .collect();
-    r.bans.store.record(&mut manual, &|_| None).unwrap();
+    r.bans.store.record(&manual, &|_, _| None).unwrap();
     assert_eq!(
         r.flush(&["192.0.2.1", "192.0.2.2"], T0 + 1),
         ["192.0.2.1", "192.0.2.2"]

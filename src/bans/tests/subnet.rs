@@ -4,8 +4,8 @@
 use super::*;
 
 impl Rig {
-    /// `flush` and then `escalate`, as the daemon runs them; `protected` stands for the
-    /// engine's guard. Returns what escalation banned and folded.
+    /// `flush` and then `escalate`, as the daemon runs them; `protected` are trusted (the
+    /// admission check the engine holds). Returns what escalation banned and folded.
     fn escalated(
         &mut self,
         addrs: &[&str],
@@ -17,17 +17,13 @@ impl Rig {
         }
         let cfg = self.cfg.clone();
         let banned = self.bans.flush(&cfg, || now).banned;
-        let protected: Vec<IpNet> = protected.iter().map(|p| parse_net(p).unwrap()).collect();
-        let guard = |n: &IpNet| {
-            protected
-                .iter()
-                .find(|p| n.contains(*p) || p.contains(n))
-                .copied()
-        };
-        let out = self.bans.escalate(&cfg, &banned, &guard);
+        let mut trusting = cfg.clone();
+        trusting.trust = protected.iter().map(|p| parse_net(p).unwrap()).collect();
+        let admission = crate::admission::Admission::new(&trusting, &[]);
+        let out = self.bans.escalate(&cfg, &banned, &admission);
         (
             out.banned.iter().map(|b| net_text(&b.net)).collect(),
-            out.lifted.iter().map(net_text).collect(),
+            out.lifted.iter().map(|(n, _)| net_text(n)).collect(),
         )
     }
 }
@@ -158,10 +154,13 @@ proptest! {
         for (kind, ip, t) in events {
             let now = T0 + t;
             if let Verdict::Ban(penalty, net, _) = engine.feed(&SecurityEvent::new(kind, b"PJSIP", b"", ip), t as u64) {
-                r.bans.queue(Ban::new(net, kind.name(), "", penalty, Origin::Daemon, now));
+                r.bans.queue(BanRequest {
+                    penalty,
+                    ..BanRequest::new(net, Origin::Daemon, kind.name(), now, Lifetime::Escalating)
+                });
             }
             let banned = r.bans.flush(&cfg, || now).banned;
-            r.bans.escalate(&cfg, &banned, &|n| engine.overlaps(n));
+            r.bans.escalate(&cfg, &banned, engine.admission());
             r.timers(now);
             for held in r.kernel.0.borrow().held.iter() {
                 for p in &protected {

@@ -1,0 +1,251 @@
+//! The one admission check: may this network be banned, through this door? Every door asks
+//! it and nothing else decides it: the engine's verdicts (through the pipeline, `judge.rs`),
+//! an admin's `-a` (the command alone or through the daemon), CrowdSec's decisions, subnet
+//! escalation; and a ban already made that would be refused now (protection came after it)
+//! is lifted by the same rule. Rules that spare more go here and nowhere else.
+//!
+//! No I/O: the AMI host's addresses and the trusted names' come in resolved.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::addr::net_text;
+use crate::config::Config;
+use crate::trust::Guard;
+
+/// Where a ban comes from, as far as the rules differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Door {
+    /// The daemon's own judgment of AMI events.
+    Judged,
+    /// An admin's `-a`; `admin` is the address the admin is logged in from (`SSH_CLIENT`),
+    /// banned only with `force`.
+    Manual { admin: Option<IpAddr>, force: bool },
+    /// A decision pulled from CrowdSec.
+    Crowdsec,
+    /// Subnet escalation over the daemon's own bans.
+    Subnet,
+}
+
+/// Why a network is not banned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// It takes in a protected network: trust, loopback, the AMI host.
+    Protected(IpNet),
+    /// IPv6 while `ipv6 = no`.
+    Ipv6Off,
+    /// Wider than any one attacker holds (a CrowdSec decision).
+    TooWide { widest: u8 },
+    /// It takes in the address the admin is connected from (`-a` without `--force`).
+    AdminsOwn(IpAddr),
+}
+
+impl Refusal {
+    /// Whether a ban made before this refusal held is to be lifted now: protection that
+    /// came after a ban wins.
+    pub fn lifts_a_ban(self) -> bool {
+        matches!(self, Refusal::Protected(_))
+    }
+}
+
+/// Written to follow the network: `203.0.113.0/24 is wider than ...`.
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Protected(p) => write!(
+                f,
+                "is protected (trusted or local: {}); not banned",
+                net_text(p)
+            ),
+            Refusal::Ipv6Off => f.write_str("is IPv6, and IPv6 is disabled (ipv6 = no)"),
+            Refusal::TooWide { widest } => {
+                write!(
+                    f,
+                    "is wider than /{widest}, more than any one attacker holds"
+                )
+            }
+            Refusal::AdminsOwn(ip) => write!(
+                f,
+                "contains the address you are connected from ({ip}); use --force to ban it"
+            ),
+        }
+    }
+}
+
+/// Networks wider than these are refused from CrowdSec: no one attacker holds more.
+const CROWDSEC_WIDEST_V4: u8 = 8;
+const CROWDSEC_WIDEST_V6: u8 = 16;
+
+pub struct Admission {
+    guard: Guard,
+    ipv6: bool,
+}
+
+impl Admission {
+    /// `ami`: the AMI host's addresses (a literal `host`; a name is protected by the address
+    /// each connection reaches, `set_peer`).
+    pub fn new(cfg: &Config, ami: &[IpAddr]) -> Admission {
+        Admission {
+            guard: Guard::new(&cfg.trust, ami),
+            ipv6: cfg.ipv6,
+        }
+    }
+
+    /// The AMI host as `cfg.host` names it when it is an address; empty for a name.
+    pub fn ami_literal(cfg: &Config) -> Vec<IpAddr> {
+        cfg.host.parse::<IpAddr>().into_iter().collect()
+    }
+
+    /// A reloaded config: the trusted names and the AMI connection's address are kept.
+    pub fn reconfigure(&mut self, cfg: &Config) {
+        let named = self.guard.named().to_vec();
+        let peer = self.guard.peer();
+        self.guard = Guard::new(&cfg.trust, &Admission::ami_literal(cfg));
+        self.guard.set_named(&named);
+        self.guard.set_peer(peer);
+        self.ipv6 = cfg.ipv6;
+    }
+
+    /// The address Ampere is connected to for AMI (resolved anew at each connect).
+    pub fn set_peer(&mut self, peer: Option<IpAddr>) {
+        self.guard.set_peer(peer);
+    }
+
+    pub fn peer(&self) -> Option<IpAddr> {
+        self.guard.peer()
+    }
+
+    /// The addresses the `trust = NAME` entries resolve to now.
+    pub fn set_named(&mut self, nets: &[IpNet]) {
+        self.guard.set_named(nets);
+    }
+
+    /// The protected network that covers `ip` (already canonical): its events count for
+    /// nothing. On every event: masks, no allocation.
+    pub fn protects(&self, ip: IpAddr) -> Option<IpNet> {
+        self.guard.protects(ip)
+    }
+
+    /// A protected network that `net` overlaps (banning `net` would ban part of it): a prefix
+    /// that would is scored address by address (`Engine::key_of`).
+    pub fn overlaps(&self, net: &IpNet) -> Option<IpNet> {
+        self.guard.overlaps(net)
+    }
+
+    /// Trusted networks, loopback and the AMI host (the firewall's SIP limits exempt them).
+    pub fn protected(&self) -> &[IpNet] {
+        self.guard.networks()
+    }
+
+    /// May `net` be banned through `door`?
+    pub fn check(&self, net: &IpNet, door: Door) -> Result<(), Refusal> {
+        if let Some(p) = self.guard.overlaps(net) {
+            return Err(Refusal::Protected(p));
+        }
+        if crate::addr::is_v6(net) && !self.ipv6 {
+            return Err(Refusal::Ipv6Off);
+        }
+        match door {
+            Door::Crowdsec => {
+                let widest = if crate::addr::is_v6(net) {
+                    CROWDSEC_WIDEST_V6
+                } else {
+                    CROWDSEC_WIDEST_V4
+                };
+                if net.prefix_len() < widest {
+                    return Err(Refusal::TooWide { widest });
+                }
+            }
+            Door::Manual {
+                admin: Some(ip),
+                force: false,
+            } if net.contains(&ip) => return Err(Refusal::AdminsOwn(ip)),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission(text: &str) -> Admission {
+        let cfg = crate::config::parse(text.as_bytes(), "t").unwrap().config;
+        Admission::new(&cfg, &Admission::ami_literal(&cfg))
+    }
+
+    fn net(s: &str) -> IpNet {
+        crate::addr::parse_net(s).unwrap()
+    }
+
+    #[test]
+    fn every_door_refuses_what_takes_in_a_protected_address() {
+        let a = admission("trust = 192.0.2.0/24\nhost = 198.51.100.5\n");
+        let doors = [
+            Door::Judged,
+            Door::Manual {
+                admin: None,
+                force: true,
+            },
+            Door::Crowdsec,
+            Door::Subnet,
+        ];
+        for d in doors {
+            for n in [
+                "192.0.2.7",
+                "192.0.0.0/16",
+                "198.51.100.5",
+                "127.0.0.1",
+                "::1",
+            ] {
+                assert!(
+                    matches!(a.check(&net(n), d), Err(Refusal::Protected(_))),
+                    "{n} through {d:?}"
+                );
+            }
+            assert_eq!(a.check(&net("203.0.113.2"), d), Ok(()));
+        }
+    }
+
+    #[test]
+    fn ipv6_off_is_refused_at_every_door() {
+        let a = admission("ipv6 = no\n");
+        for d in [Door::Judged, Door::Crowdsec, Door::Subnet] {
+            assert_eq!(a.check(&net("2001:db8::/64"), d), Err(Refusal::Ipv6Off));
+        }
+        assert_eq!(
+            admission("").check(&net("2001:db8::/64"), Door::Judged),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn crowdsec_may_not_ban_wider_than_an_attacker_and_an_admin_not_their_own_address() {
+        let a = admission("");
+        assert_eq!(
+            a.check(&net("10.0.0.0/7"), Door::Crowdsec),
+            Err(Refusal::TooWide { widest: 8 })
+        );
+        assert_eq!(a.check(&net("10.0.0.0/8"), Door::Crowdsec), Ok(()));
+        assert_eq!(
+            a.check(&net("2001:db8::/15"), Door::Crowdsec),
+            Err(Refusal::TooWide { widest: 16 })
+        );
+        let me: IpAddr = "203.0.113.9".parse().unwrap();
+        let manual = |force| Door::Manual {
+            admin: Some(me),
+            force,
+        };
+        assert_eq!(
+            a.check(&net("203.0.113.0/24"), manual(false)),
+            Err(Refusal::AdminsOwn(me))
+        );
+        assert_eq!(a.check(&net("203.0.113.0/24"), manual(true)), Ok(()));
+        assert_eq!(a.check(&net("203.0.114.0/24"), manual(false)), Ok(()));
+        assert!(Refusal::Protected(net("127.0.0.1")).lifts_a_ban());
+        assert!(!Refusal::Ipv6Off.lifts_a_ban());
+    }
+}

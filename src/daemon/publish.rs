@@ -1,0 +1,67 @@
+//! What a write changed, told once, whichever door it came through (an event, a subnet, an
+//! admin's `-a`/`-d` handed to the daemon, CrowdSec, expiry, `max_bans`, trust that came
+//! later): the log line, the `onban`/`onunban` hook, the alert for CrowdSec. The counters
+//! are the write path's own (`bans::Counters`), read by the stats.
+//!
+//! Not for CrowdSec's own bans and lifts: no hook (a community list of 50,000 would start
+//! 50,000 children) and no alert back to LAPI; `pull.rs` logs a line per pull instead.
+
+use super::Daemon;
+use crate::addr::net_text;
+use crate::ban::{Ban, Origin};
+use crate::bans::{Changes, Lift};
+use crate::info;
+use crate::log::printable;
+
+impl Daemon {
+    pub(super) fn publish(&mut self, changes: Changes) {
+        for b in &changes.banned {
+            if b.origin != Origin::Crowdsec {
+                info!("{}", ban_line(b));
+                let account = printable(b.account.as_bytes());
+                self.hooks.banned(&net_text(&b.net), &b.reason, &account);
+            }
+            self.lapi.banned(b);
+        }
+        for (net, why) in &changes.lifted {
+            let text = net_text(net);
+            let line = match why {
+                Lift::Expired => "ban expired".to_string(),
+                Lift::ExpiredUnstored => "ban expired (it never reached the database)".to_string(),
+                Lift::MaxBans => format!(
+                    "made room for a newer ban (max_bans = {})",
+                    self.cfg.max_bans
+                ),
+                Lift::Folded(subnet) => format!("folded into {}", net_text(subnet)),
+                Lift::Manual => "lifted by an admin (ampere -d)".to_string(),
+                Lift::Protected => "it is protected now".to_string(),
+                Lift::CrowdsecDeleted => "CrowdSec deleted its decision".to_string(),
+                Lift::CrowdsecUnlisted => "no longer in CrowdSec's list".to_string(),
+            };
+            info!("unban {text}: {line}");
+            if !matches!(why, Lift::CrowdsecDeleted | Lift::CrowdsecUnlisted) {
+                self.hooks.unbanned(&text, why.as_str());
+            }
+        }
+    }
+}
+
+/// The log line of a ban, by where it came from.
+fn ban_line(b: &Ban) -> String {
+    let text = net_text(&b.net);
+    let what = match b.origin {
+        Origin::Daemon if b.reason == "subnet" => {
+            format!("subnet of {} bans within findtime", b.events)
+        }
+        Origin::Daemon => format!(
+            "{} from account `{}` ({}), penalty {}",
+            b.reason,
+            printable(b.account.as_bytes()),
+            printable(b.service.as_bytes()),
+            b.penalty
+        ),
+        Origin::Manual => "manual (ampere -a)".to_string(),
+        Origin::Crowdsec => format!("CrowdSec, scenario {}", printable(b.reason.as_bytes())),
+    };
+    format!("ban {text}: {what}; ban #{} {}", b.count, b.until())
+}
