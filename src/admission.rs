@@ -124,6 +124,7 @@ impl Admission {
 
     /// The protected network that covers `ip` (already canonical): its events count for
     /// nothing. On every event: masks, no allocation.
+    #[inline]
     pub fn protects(&self, ip: IpAddr) -> Option<IpNet> {
         self.guard.protects(ip)
     }

@@ -2,6 +2,8 @@
 //! `Bans`), stored (`Ban`, every field final: the database's row), and held by the kernel
 //! (`firewall::Entry`: an address and when it ends).
 
+use std::borrow::Cow;
+
 use ipnet::IpNet;
 
 use crate::clock;
@@ -56,11 +58,12 @@ pub struct BanRequest {
     pub net: IpNet,
     pub origin: Origin,
     /// What it is for: the Asterisk event that tipped the host over, `manual`, `subnet`,
-    /// `recovered` (adopted from the kernel), or CrowdSec's scenario.
-    pub reason: String,
+    /// `recovered` (adopted from the kernel), or CrowdSec's scenario. Borrowed where it is a
+    /// name Ampere knows: a replay of a scan decides a ban every few events.
+    pub reason: Cow<'static, str>,
     /// The event's Service (PJSIP, AMI, ...), or, from CrowdSec, the decision's origin; empty
     /// otherwise.
-    pub service: String,
+    pub service: Cow<'static, str>,
     /// The event's AccountID, cut to `MAX_ACCOUNT` bytes: attacker text, escaped wherever
     /// it is printed.
     pub account: String,
@@ -78,12 +81,18 @@ pub const MAX_ACCOUNT: usize = 256;
 impl BanRequest {
     /// A request with no event behind it (`-a`, a subnet, a CrowdSec decision, an adopted
     /// kernel entry).
-    pub fn new(net: IpNet, origin: Origin, reason: &str, at: i64, lifetime: Lifetime) -> Self {
+    pub fn new(
+        net: IpNet,
+        origin: Origin,
+        reason: impl Into<Cow<'static, str>>,
+        at: i64,
+        lifetime: Lifetime,
+    ) -> Self {
         BanRequest {
             net,
             origin,
-            reason: reason.to_string(),
-            service: String::new(),
+            reason: reason.into(),
+            service: Cow::Borrowed(""),
             account: String::new(),
             penalty: 0,
             events: 0,
@@ -102,8 +111,8 @@ impl BanRequest {
     ) -> Ban {
         Ban {
             net: self.net,
-            reason: self.reason.clone(),
-            service: self.service.clone(),
+            reason: self.reason.to_string(),
+            service: self.service.to_string(),
             account: self.account.clone(),
             penalty: self.penalty,
             events: self.events,

@@ -481,8 +481,8 @@ fn on_event(judge: &mut Judge, bans: &mut Bans, m: &Message, time: Time) -> bool
         return false;
     };
     let (ev, verdict) = (&judged.event, judged.verdict);
-    if let Some(req) = judged.ban {
-        bans.queue(*req);
+    if let Some(req) = judged.request() {
+        bans.queue(req);
     } else if ev.service == b"AMI" && ev.kind != EventKind::SuccessfulAuth {
         // Failed AMI logins are worth a line even from loopback.
         info!(

@@ -15,6 +15,16 @@ use crate::event::{Matcher, Parsed, SecurityEvent};
 use crate::log::printable;
 use crate::score::EventKind;
 
+/// Asterisk's services by the names it writes, kept without a copy; any other as printable
+/// text.
+fn service_name(service: &[u8]) -> std::borrow::Cow<'static, str> {
+    const KNOWN: [&str; 4] = ["PJSIP", "SIP", "IAX2", "AMI"];
+    match KNOWN.iter().find(|k| k.as_bytes() == service) {
+        Some(k) => std::borrow::Cow::Borrowed(k),
+        None => std::borrow::Cow::Owned(printable(service)),
+    }
+}
+
 /// Where the pipeline's time comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Time {
@@ -33,7 +43,44 @@ pub struct Judged<'a> {
     pub verdict: Verdict,
     /// The ban the verdict asks for, admitted; None when there is none, or when the
     /// admission check refused it (counted in `refused`, logged).
-    pub ban: Option<Box<BanRequest>>,
+    pub admitted: Option<Admitted>,
+}
+
+/// A ban the pipeline decided and the admission check let in: the network, the penalty and
+/// events behind it, and when (wall clock). `Judged::request` makes the `BanRequest` of it;
+/// `--replay` prints it without one (nothing allocated per ban there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admitted {
+    pub net: ipnet::IpNet,
+    pub penalty: u32,
+    pub events: u32,
+    pub at: i64,
+}
+
+impl Judged<'_> {
+    /// The event's AccountID as a ban keeps it: at most `MAX_ACCOUNT` bytes.
+    pub fn account(&self) -> &[u8] {
+        let a = self.event.account;
+        &a[..a.len().min(MAX_ACCOUNT)]
+    }
+
+    /// The ban request of an admitted ban, for `Bans`.
+    pub fn request(&self) -> Option<BanRequest> {
+        let a = self.admitted?;
+        Some(BanRequest {
+            service: service_name(self.event.service),
+            account: String::from_utf8_lossy(self.account()).into_owned(),
+            penalty: a.penalty,
+            events: a.events,
+            ..BanRequest::new(
+                a.net,
+                Origin::Daemon,
+                self.event.kind.name(),
+                a.at,
+                Lifetime::Escalating,
+            )
+        })
+    }
 }
 
 pub struct Judge {
@@ -82,26 +129,19 @@ impl Judge {
             }
         };
         let verdict = self.engine.feed(&ev, mono);
-        let ban = match verdict {
-            Verdict::Ban(penalty, net, events) => self.request(&ev, penalty, net, events, wall),
+        let admitted = match verdict {
+            Verdict::Ban(penalty, net, events) => self.admit(penalty, net, events, wall),
             _ => None,
         };
         Some(Judged {
             event: ev,
             verdict,
-            ban,
+            admitted,
         })
     }
 
     /// The ban a verdict asks for, if the admission check lets it in.
-    fn request(
-        &mut self,
-        ev: &SecurityEvent,
-        penalty: u32,
-        net: ipnet::IpNet,
-        events: u32,
-        wall: i64,
-    ) -> Option<Box<BanRequest>> {
+    fn admit(&mut self, penalty: u32, net: ipnet::IpNet, events: u32, at: i64) -> Option<Admitted> {
         if let Err(why) = self.engine.admission().check(&net, Door::Judged) {
             self.refused += 1;
             crate::warn!(
@@ -110,20 +150,12 @@ impl Judge {
             );
             return None;
         }
-        let account = &ev.account[..ev.account.len().min(MAX_ACCOUNT)];
-        Some(Box::new(BanRequest {
-            service: printable(ev.service),
-            account: String::from_utf8_lossy(account).into_owned(),
+        Some(Admitted {
+            net,
             penalty,
             events,
-            ..BanRequest::new(
-                net,
-                Origin::Daemon,
-                ev.kind.name(),
-                wall,
-                Lifetime::Escalating,
-            )
-        }))
+            at,
+        })
     }
 
     /// The security event in `m`; what is not one is counted (and warned about once), or

@@ -10,7 +10,6 @@ use ipnet::IpNet;
 
 use crate::addr::net_text;
 use crate::ami::{Framer, Item};
-use crate::ban::BanRequest;
 use crate::config::Config;
 use crate::judge::{Judge, Time};
 use crate::log::printable;
@@ -61,15 +60,24 @@ pub fn replay_from(
             messages += 1;
             // The daemon's own pipeline, on the events' time: what it would ask to ban,
             // after the same admission check.
-            let Some(req) = judge.judge(&m, Time::OfEvents).and_then(|j| j.ban) else {
+            let Some(j) = judge.judge(&m, Time::OfEvents) else {
+                return;
+            };
+            let Some(a) = j.admitted else {
                 return;
             };
             // The daemon records a ban once; later events still in flight find it already
             // stored. Print each network once, as the daemon bans it once.
-            if banned.insert(req.net) {
-                bans.push(req.net);
+            if banned.insert(a.net) {
+                bans.push(a.net);
                 if result.is_ok() {
-                    ban_line(&mut line, &req);
+                    ban_line(
+                        &mut line,
+                        &a.net,
+                        j.event.kind.name(),
+                        j.account(),
+                        a.penalty,
+                    );
                     result = out.write_all(&line);
                 }
             }
@@ -94,9 +102,7 @@ pub fn replay_from(
 /// `ban ADDRESS|NETWORK EVENT ACCOUNT PENALTY` and a newline, in `line`. An IPv4 address
 /// is written by hand: a replay of a scan prints tens of thousands of lines, and the
 /// formatting machinery cost more per line than judging the events that led to it.
-fn ban_line(line: &mut Vec<u8>, req: &BanRequest) {
-    let (net, kind, account, penalty) =
-        (&req.net, &req.reason, req.account.as_bytes(), req.penalty);
+fn ban_line(line: &mut Vec<u8>, net: &IpNet, kind: &str, account: &[u8], penalty: u32) {
     line.clear();
     line.extend_from_slice(b"ban ");
     match net {
@@ -233,22 +239,11 @@ mod tests {
             ("2001:db8::/64", b"x", 7),
         ] {
             let net: IpNet = net.parse().unwrap();
-            let req = BanRequest {
-                account: String::from_utf8_lossy(account).into_owned(),
-                penalty,
-                ..BanRequest::new(
-                    net,
-                    crate::ban::Origin::Daemon,
-                    "FailedACL",
-                    0,
-                    crate::ban::Lifetime::Escalating,
-                )
-            };
-            ban_line(&mut line, &req);
+            ban_line(&mut line, &net, "FailedACL", account, penalty);
             let account = if account.is_empty() {
                 "-".to_string()
             } else {
-                printable(&String::from_utf8_lossy(account).into_owned().into_bytes())
+                printable(account)
             };
             let want = format!("ban {} FailedACL {account} {penalty}\n", net_text(&net));
             assert_eq!(String::from_utf8_lossy(&line), want);

@@ -79,6 +79,7 @@ impl Guard {
     }
 
     /// The protected network that covers `ip` (already canonical: see `SecurityEvent`).
+    #[inline]
     pub fn protects(&self, ip: IpAddr) -> Option<IpNet> {
         if self.peer == Some(ip) {
             return Some(IpNet::from(ip));

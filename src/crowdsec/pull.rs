@@ -418,7 +418,7 @@ fn admit(item: Item, engine: &Engine, now: i64, batch: &mut Batch) {
     }
     let until = Lifetime::Until(now.saturating_add(d.seconds));
     batch.new.push(BanRequest {
-        service: d.origin,
-        ..BanRequest::new(d.net, Origin::Crowdsec, &d.scenario, now, until)
+        service: d.origin.into(),
+        ..BanRequest::new(d.net, Origin::Crowdsec, d.scenario, now, until)
     });
 }
