@@ -128,11 +128,11 @@ pub fn hash(user: &[u8]) -> u32 {
     fnv_finish(user, h)
 }
 
-/// A session (`SessionID`) as the penalty table keeps it, 0 for none: eight bytes at a
-/// step (a PJSIP Call-ID is 20 to 40 bytes, hashed for every credential event). Compared
-/// only within one process, and a collision can only make a success take back a
-/// challenge of the host's own latest session: any mixing will do.
-pub fn session(id: &[u8]) -> u32 {
+/// A session (`SessionID`) as the penalty table keeps it, 16 bits, 0 for none: eight bytes
+/// at a step (a PJSIP Call-ID is 20 to 40 bytes, hashed for every challenge and success).
+/// Compared only within one process, and a collision can only make a success take back a
+/// challenge of the host's own latest session, never a guess: any mixing will do.
+pub fn session(id: &[u8]) -> u16 {
     if id.is_empty() {
         return 0;
     }
@@ -142,7 +142,8 @@ pub fn session(id: &[u8]) -> u32 {
         word[..chunk.len()].copy_from_slice(chunk);
         h = crate::table::fold_mul(h ^ u64::from_le_bytes(word), 0x2d35_8dcc_aa6c_78a5);
     }
-    ((h ^ (h >> 32)) as u32).max(1)
+    let h = h ^ (h >> 32);
+    ((h ^ (h >> 16)) as u16).max(1)
 }
 
 #[cfg(test)]
@@ -217,7 +218,7 @@ mod tests {
             "a",
             "b",
         ];
-        let hashes: std::collections::HashSet<u32> =
+        let hashes: std::collections::HashSet<u16> =
             ids.iter().map(|i| session(i.as_bytes())).collect();
         assert_eq!(hashes.len(), ids.len());
         assert!(!hashes.contains(&0));

@@ -98,6 +98,42 @@ pub fn event_tv(v: &[u8]) -> Option<u64> {
 }
 
 /// Two ASCII digits as a number; None if either is something else.
+/// `event_tv` of a stream of events, which share their minute with the event before nearly
+/// always: the minute (date, hour, minute and UTC offset) read once, then only the
+/// seconds. A replay read EventTV for every event, and that was a tenth of its time.
+#[derive(Default)]
+pub struct EventClock {
+    /// `YYYY-MM-DDTHH:MM` and the `+HHMM`/`-HHMM` at the end, and the minute's start.
+    minute: [u8; 16],
+    offset: [u8; 5],
+    base: i64,
+    valid: bool,
+}
+
+impl EventClock {
+    /// As `event_tv(v)`, always.
+    pub fn read(&mut self, v: &[u8]) -> Option<u64> {
+        let n = v.len();
+        // The everyday form: 19 characters, a fraction without signs, an offset at the end.
+        let everyday = n >= 24
+            && v[16] == b':'
+            && matches!(v[n - 5], b'+' | b'-')
+            && !v[19..n - 5].iter().any(|&c| c == b'+' || c == b'-');
+        if everyday && self.valid && v[..16] == self.minute && v[n - 5..] == self.offset {
+            let se = two_digits(v[17], v[18]).filter(|&s| s <= 60)?;
+            return u64::try_from(self.base + se).ok();
+        }
+        let t = event_tv(v)?;
+        self.valid = everyday;
+        if everyday {
+            self.minute.copy_from_slice(&v[..16]);
+            self.offset.copy_from_slice(&v[n - 5..]);
+            self.base = t as i64 - two_digits(v[17], v[18]).unwrap_or(0);
+        }
+        Some(t)
+    }
+}
+
 fn two_digits(a: u8, b: u8) -> Option<i64> {
     let (a, b) = (a.wrapping_sub(b'0'), b.wrapping_sub(b'0'));
     (a < 10 && b < 10).then(|| i64::from(a * 10 + b))
@@ -106,6 +142,34 @@ fn two_digits(a: u8, b: u8) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_event_clock_agrees_with_event_tv() {
+        let mut c = EventClock::default();
+        let mut seed = 0x2545_f491u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let base = b"2026-11-23T08:41:22.264+0000".to_vec();
+        for i in 0..200_000u32 {
+            let mut v = base.clone();
+            // Mostly the next second of the same minute; now and then a change anywhere.
+            let s = i % 61;
+            v[17] = b'0' + (s / 10) as u8;
+            v[18] = b'0' + (s % 10) as u8;
+            if next() % 7 == 0 {
+                let at = next() as usize % v.len();
+                v[at] = b"0123456789+-:.TZx"[next() as usize % 17];
+            }
+            if next() % 31 == 0 {
+                v.truncate(next() as usize % (v.len() + 1));
+            }
+            assert_eq!(c.read(&v), event_tv(&v), "{}", String::from_utf8_lossy(&v));
+        }
+    }
 
     #[test]
     fn civil_dates() {

@@ -375,7 +375,7 @@ impl Engine {
                 // phone that mistyped its own password), never anything else: not failures
                 // against other accounts (pjsip-reset-abuse), unknown accounts or ACLs.
                 if acct != 0 && h.acct == acct {
-                    h.penalty = h.penalty.saturating_sub(h.acct_penalty);
+                    h.penalty = h.penalty.saturating_sub(u32::from(h.acct_penalty));
                     h.acct = 0;
                     h.acct_penalty = 0;
                     h.sess_penalty = 0;
@@ -386,7 +386,7 @@ impl Engine {
                     // back, so reusing a Call-ID never forgives a guess.
                     let back = u32::from(h.sess_penalty).min(h.penalty);
                     h.penalty -= back;
-                    h.acct_penalty = h.acct_penalty.saturating_sub(back);
+                    h.acct_penalty = h.acct_penalty.saturating_sub(back as u16);
                     h.sess_penalty = 0;
                 }
                 h.note_login(acct);
@@ -429,7 +429,8 @@ impl Engine {
                         h.acct = acct;
                         h.acct_penalty = 0;
                     }
-                    h.acct_penalty = h.acct_penalty.saturating_add(next - h.penalty);
+                    let added = u16::try_from(next - h.penalty).unwrap_or(u16::MAX);
+                    h.acct_penalty = h.acct_penalty.saturating_add(added);
                 }
                 if kind == EventKind::ChallengeSent {
                     if h.sess != sess {
