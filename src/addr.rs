@@ -73,6 +73,46 @@ pub fn is_lan(ip: IpAddr) -> bool {
     }
 }
 
+/// Addresses scored, banned and escalated one by one whatever the prefix settings: the LAN
+/// (`is_lan`), and IPv6 addresses whose /64 is no one customer's: NAT64's well-known prefix
+/// (64:ff9b::/96, each address an IPv4 host) and Teredo (2001::/32, each address a tunnel of
+/// another host).
+pub fn scored_alone(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(_) => is_lan(ip),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            is_lan(ip)
+                || (s[0] == 0x0064 && s[1] == 0xff9b && s[2..6] == [0; 4])
+                || (s[0] == 0x2001 && s[1] == 0)
+        }
+    }
+}
+
+/// What no host sends from: multicast (IPv4, IPv6), the limited broadcast, unspecified.
+const NOT_UNICAST: [(bool, u128, u8); 5] = [
+    (false, 0xe000_0000, 4),
+    (false, 0xffff_ffff, 32),
+    (false, 0, 32),
+    (true, 0xff00 << 112, 8),
+    (true, 0, 128),
+];
+
+/// Whether `net` is, or takes in, what no host sends from.
+pub fn not_unicast(net: &IpNet) -> bool {
+    let (v6, bits, width) = match net.network() {
+        IpAddr::V4(a) => (false, u128::from(u32::from(a)), 32u32),
+        IpAddr::V6(a) => (true, u128::from(a), 128),
+    };
+    NOT_UNICAST.iter().any(|&(f, base, len)| {
+        // Overlap: they agree on the bits of the shorter prefix.
+        let shorter = u32::from(len.min(net.prefix_len()));
+        let mask =
+            u128::MAX.checked_shl(width - shorter).unwrap_or(0) & (u128::MAX >> (128 - width));
+        f == v6 && (bits ^ base) & mask == 0
+    })
+}
+
 pub fn is_v6(net: &IpNet) -> bool {
     matches!(net, IpNet::V6(_))
 }
@@ -80,6 +120,36 @@ pub fn is_v6(net: &IpNet) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn who_is_scored_alone_and_what_is_no_host() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for a in [
+            "10.1.2.3",
+            "fd99:1::2",
+            "fe80::1",
+            "64:ff9b::c000:221",
+            "2001:0:4136:e378::1",
+        ] {
+            assert!(scored_alone(ip(a)), "{a}");
+        }
+        for a in ["203.0.113.2", "2001:db8::1", "64:ff9b:1::1", "2001:1::1"] {
+            assert!(!scored_alone(ip(a)), "{a}");
+        }
+        for a in [
+            "224.0.0.1",
+            "239.1.1.1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "ff02::1",
+            "::",
+        ] {
+            assert!(not_unicast(&IpNet::from(ip(a))), "{a}");
+        }
+        for a in ["192.0.2.255", "0.0.0.1", "::1", "fe80::1"] {
+            assert!(!not_unicast(&IpNet::from(ip(a))), "{a}");
+        }
+    }
 
     #[test]
     fn net_text_is_canonical() {

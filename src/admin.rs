@@ -142,6 +142,11 @@ pub fn add(
         );
     }
     let mut admission = Admission::new(cfg, &ami);
+    let mut own = crate::own::OwnNets::default();
+    match own.read(clock::now_epoch()) {
+        Ok(_) => admission.set_own(&own.addr_nets(), &own.link_nets()),
+        Err(e) => eprintln!("ampere: warning: cannot read the interfaces' addresses ({e}): the PBX's own addresses are not protected from this list"),
+    }
     let named = crate::resolver::lookup_all(&cfg.trust_names);
     for (n, err) in &named {
         if let Some(e) = err {

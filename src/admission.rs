@@ -4,7 +4,12 @@
 //! escalation; and a ban already made that would be refused now (protection came after it)
 //! is lifted by the same rule. Rules that spare more go here and nowhere else.
 //!
-//! No I/O: the AMI host's addresses and the trusted names' come in resolved.
+//! Never banned, by anyone: loopback, the AMI host, `trust`, the PBX's own addresses, and
+//! what is no host's address (multicast, broadcast, unspecified). Never banned as a whole
+//! (scored address by address instead): a network that takes in one of those, or one of the
+//! PBX's own links (`own.rs`: a ban of it cuts off every phone on the link).
+//!
+//! No I/O: the AMI host's addresses, the trusted names' and the interfaces' come in read.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -40,13 +45,23 @@ pub enum Refusal {
     TooWide { widest: u8 },
     /// It takes in the address the admin is connected from (`-a` without `--force`).
     AdminsOwn(IpAddr),
+    /// It takes in one of the PBX's own addresses.
+    Own(IpNet),
+    /// Wider than one address, and it takes in one of the PBX's own links (an admin's
+    /// `-a --force` may).
+    OnLink(IpNet),
+    /// It is, or takes in, what is no host's address: multicast, broadcast.
+    NotUnicast,
 }
 
 impl Refusal {
     /// Whether a ban made before this refusal held is to be lifted now: protection that
     /// came after a ban wins.
     pub fn lifts_a_ban(self) -> bool {
-        matches!(self, Refusal::Protected(_))
+        matches!(
+            self,
+            Refusal::Protected(_) | Refusal::Own(_) | Refusal::OnLink(_) | Refusal::NotUnicast
+        )
     }
 }
 
@@ -70,6 +85,19 @@ impl fmt::Display for Refusal {
                 f,
                 "contains the address you are connected from ({ip}); use --force to ban it"
             ),
+            Refusal::Own(p) => write!(
+                f,
+                "is, or takes in, the PBX's own address {}; not banned",
+                net_text(p)
+            ),
+            Refusal::OnLink(p) => write!(
+                f,
+                "takes in the PBX's own link {}: its ban would cut off every phone on it; addresses there are banned one by one",
+                net_text(p)
+            ),
+            Refusal::NotUnicast => {
+                f.write_str("is, or takes in, no host's address (multicast or broadcast)")
+            }
         }
     }
 }
@@ -81,6 +109,8 @@ const CROWDSEC_WIDEST_V6: u8 = 16;
 pub struct Admission {
     guard: Guard,
     ipv6: bool,
+    /// The PBX's own links (`own.rs`): no network ban takes one in.
+    links: Vec<IpNet>,
 }
 
 impl Admission {
@@ -90,6 +120,7 @@ impl Admission {
         Admission {
             guard: Guard::new(&cfg.trust, ami),
             ipv6: cfg.ipv6,
+            links: Vec::new(),
         }
     }
 
@@ -101,11 +132,19 @@ impl Admission {
     /// A reloaded config: the trusted names and the AMI connection's address are kept.
     pub fn reconfigure(&mut self, cfg: &Config) {
         let named = self.guard.named().to_vec();
+        let own = self.guard.own().to_vec();
         let peer = self.guard.peer();
         self.guard = Guard::new(&cfg.trust, &Admission::ami_literal(cfg));
         self.guard.set_named(&named);
+        self.guard.set_own(&own);
         self.guard.set_peer(peer);
         self.ipv6 = cfg.ipv6;
+    }
+
+    /// The PBX's own addresses and links, as last read (`own.rs`).
+    pub fn set_own(&mut self, addrs: &[IpNet], links: &[IpNet]) {
+        self.guard.set_own(addrs);
+        self.links = links.to_vec();
     }
 
     /// The address Ampere is connected to for AMI (resolved anew at each connect).
@@ -129,10 +168,30 @@ impl Admission {
         self.guard.protects(ip)
     }
 
-    /// A protected network that `net` overlaps (banning `net` would ban part of it): a prefix
-    /// that would is scored address by address (`Engine::key_of`).
+    /// A protected network that `net` overlaps (banning `net` would ban part of it).
     pub fn overlaps(&self, net: &IpNet) -> Option<IpNet> {
         self.guard.overlaps(net)
+    }
+
+    /// What makes `net` a network never banned as a whole: a protected network in it, one
+    /// of the PBX's links it overlaps, or no host's addresses in it. A prefix that narrows is
+    /// scored address by address (`Engine::key_of`).
+    pub fn narrows(&self, net: &IpNet) -> Option<IpNet> {
+        self.guard
+            .overlaps(net)
+            .or_else(|| self.link_of(net))
+            .or_else(|| crate::addr::not_unicast(net).then_some(*net))
+    }
+
+    /// One of the PBX's links that `net`, wider than one address, overlaps.
+    fn link_of(&self, net: &IpNet) -> Option<IpNet> {
+        if crate::addr::is_host(net) {
+            return None;
+        }
+        self.links
+            .iter()
+            .find(|l| l.contains(net) || net.contains(*l))
+            .copied()
     }
 
     /// Trusted networks, loopback and the AMI host (the firewall's SIP limits exempt them).
@@ -140,10 +199,35 @@ impl Admission {
         self.guard.networks()
     }
 
+    /// How the log names `p`, a network `narrows` returned.
+    pub fn name_of(&self, p: &IpNet) -> &'static str {
+        if self.guard.own().contains(p) {
+            "the PBX's own address"
+        } else if self.links.contains(p) {
+            "the PBX's own link"
+        } else if crate::addr::not_unicast(p) {
+            "no host's addresses (multicast or broadcast)"
+        } else {
+            "the protected"
+        }
+    }
+
     /// May `net` be banned through `door`?
     pub fn check(&self, net: &IpNet, door: Door) -> Result<(), Refusal> {
         if let Some(p) = self.guard.overlaps(net) {
-            return Err(Refusal::Protected(p));
+            return Err(if self.guard.own().contains(&p) {
+                Refusal::Own(p)
+            } else {
+                Refusal::Protected(p)
+            });
+        }
+        if crate::addr::not_unicast(net) {
+            return Err(Refusal::NotUnicast);
+        }
+        if let Some(l) = self.link_of(net) {
+            if !matches!(door, Door::Manual { force: true, .. }) {
+                return Err(Refusal::OnLink(l));
+            }
         }
         if crate::addr::is_v6(net) && !self.ipv6 {
             return Err(Refusal::Ipv6Off);
@@ -248,5 +332,85 @@ mod tests {
         assert_eq!(a.check(&net("203.0.114.0/24"), manual(false)), Ok(()));
         assert!(Refusal::Protected(net("127.0.0.1")).lifts_a_ban());
         assert!(!Refusal::Ipv6Off.lifts_a_ban());
+    }
+
+    #[test]
+    fn the_pbxs_own_addresses_and_links() {
+        let mut a = admission("");
+        a.set_own(
+            &[net("192.0.2.1"), net("2001:db8:a3e::2")],
+            &[net("192.0.2.0/24"), net("2001:db8:a3e::/64")],
+        );
+        let doors = [
+            Door::Judged,
+            Door::Crowdsec,
+            Door::Subnet,
+            Door::Manual {
+                admin: None,
+                force: true,
+            },
+        ];
+        for d in doors {
+            assert_eq!(
+                a.check(&net("2001:db8:a3e::2"), d),
+                Err(Refusal::Own(net("2001:db8:a3e::2")))
+            );
+            assert_eq!(
+                a.check(&net("192.0.2.1"), d),
+                Err(Refusal::Own(net("192.0.2.1")))
+            );
+            // A phone on the link may be banned, alone.
+            assert_eq!(a.check(&net("2001:db8:a3e::50"), d), Ok(()));
+            assert_eq!(a.check(&net("224.0.0.1"), d), Err(Refusal::NotUnicast));
+            assert_eq!(a.check(&net("ff02::1"), d), Err(Refusal::NotUnicast));
+            assert_eq!(
+                a.check(&net("255.255.255.255"), d),
+                Err(Refusal::NotUnicast)
+            );
+            // Unspecified: the guard's fixed list has it already.
+            assert!(a.check(&net("0.0.0.0"), d).is_err());
+            assert!(a.check(&net("::"), d).is_err());
+            assert_eq!(a.check(&net("224.0.0.0/3"), d), Err(Refusal::NotUnicast));
+        }
+        // The link as a whole, or any network that takes in part of it: an admin's forced -a
+        // only.
+        for (n, link) in [
+            ("2001:db8:a3e:0:1::/80", "2001:db8:a3e::/64"),
+            ("192.0.2.128/25", "192.0.2.0/24"),
+            ("192.0.2.0/23", "192.0.2.0/24"),
+        ] {
+            let want = if n == "192.0.2.0/23" {
+                Refusal::Own(net("192.0.2.1"))
+            } else {
+                Refusal::OnLink(net(link))
+            };
+            assert_eq!(a.check(&net(n), Door::Judged), Err(want), "{n}");
+        }
+        assert_eq!(
+            a.check(
+                &net("192.0.2.128/25"),
+                Door::Manual {
+                    admin: None,
+                    force: true
+                }
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            a.narrows(&net("2001:db8:a3e::/64")),
+            Some(net("2001:db8:a3e::2"))
+        );
+        assert_eq!(a.narrows(&net("2001:db8:bad::/64")), None);
+        assert!(a.protects("2001:db8:a3e::2".parse().unwrap()).is_some());
+        assert!(a.protects("2001:db8:a3e::50".parse().unwrap()).is_none());
+        // A reload keeps them.
+        let cfg = crate::config::parse(b"trust = 10.0.0.0/8\n", "t")
+            .unwrap()
+            .config;
+        a.reconfigure(&cfg);
+        assert_eq!(
+            a.check(&net("192.0.2.1"), Door::Judged),
+            Err(Refusal::Own(net("192.0.2.1")))
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Ampere's main job: one blocking, single-threaded poll(2) loop over the AMI socket and a
-//! signal self-pipe, with its timers and SIGHUP reload. The work is elsewhere: the AMI
+//! signal self-pipe, with its timers (SIGHUP reload in `daemon/reload.rs`). The work is elsewhere: the AMI
 //! session in `session`, message to verdict in `judge`, database and firewall in `bans`.
 
 use std::path::PathBuf;
@@ -16,7 +16,8 @@ use crate::firewall;
 use crate::hook::Hooks;
 use crate::judge::{Judge, Time};
 use crate::live_admin;
-use crate::log::{self, printable};
+use crate::log::printable;
+use crate::own::OwnNets;
 use crate::report::{self, EventRate, Live};
 use crate::resolver::{self, Resolver};
 use crate::score::EventKind;
@@ -30,6 +31,7 @@ mod known;
 mod pace;
 mod protect;
 mod publish;
+mod reload;
 
 /// Bytes read per poll turn at most, so that signals are looked at between bursts.
 const READ_PER_TURN: usize = 1 << 18;
@@ -71,6 +73,12 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     judge
         .engine
         .set_trusted_names(&resolver::networks(resolver.names()));
+    let mut own = OwnNets::default();
+    match own.read(now) {
+        Ok(_) => info!("the PBX's own networks (never banned as a whole): {}", own.describe()),
+        Err(e) => error!("cannot read the interfaces' addresses: {e}; the PBX's own addresses are not protected until they can be read"),
+    }
+    judge.engine.set_own(&own);
     let started = Instant::now();
     let started_at = clock::now_epoch();
     judge.engine.set_wall_base(started_at);
@@ -92,6 +100,8 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         started,
         started_at,
         next_forget: started + known::FORGET_EVERY,
+        own,
+        next_own: started + crate::own::REFRESH,
         control: Some(control),
         rate: EventRate::default(),
         next_stats: cfg.statsfile.as_ref().map(|_| Instant::now()),
@@ -146,6 +156,9 @@ struct Daemon {
     pace: pace::Pace,
     /// When known hosts not seen for `known_forget` are next forgotten.
     next_forget: Instant,
+    /// The PBX's own addresses and links, and when they are read again.
+    own: OwnNets,
+    next_own: Instant,
 }
 
 impl Daemon {
@@ -250,6 +263,7 @@ impl Daemon {
                 self.lapi.describe(&mut lines);
                 lines
             },
+            own: &self.own,
         };
         report::answer(&mut live, request)
     }
@@ -268,6 +282,7 @@ impl Daemon {
             self.lapi.next_timer(),
             self.pace.next_timer(),
             Some(self.next_forget),
+            Some(self.next_own),
         ]
         .into_iter()
         .flatten()
@@ -309,6 +324,10 @@ impl Daemon {
         self.publish(pulled);
         if self.lift_retry.is_some_and(|t| now >= t) {
             self.lift_protected();
+        }
+        if now >= self.next_own {
+            self.next_own = now + crate::own::REFRESH;
+            self.read_own();
         }
         if now >= self.next_forget {
             let sec = self.started.elapsed().as_secs();
@@ -415,61 +434,6 @@ impl Daemon {
             if let Err(e) = stats::write_atomic(path, &self.stats().prometheus()) {
                 error!("cannot write {}: {e}", path.display());
             }
-        }
-    }
-
-    /// SIGHUP: reread the config and reopen the log. Restart-only keys keep their running
-    /// value (and are named); changed AMI settings log in again.
-    fn reload(&mut self) {
-        let loaded = match config::load(&self.cfg_path, self.cfg_explicit) {
-            Ok(l) => l,
-            Err(e) => {
-                error!("reload failed, keeping the running config: {e}");
-                let _ = log::reopen();
-                return;
-            }
-        };
-        let mut new = loaded.config;
-        if !self.log_override && new.log != self.cfg.log {
-            if let Err(e) = log::init(new.log.as_ref().unwrap_or(&log::Target::Stderr)) {
-                error!("{e}");
-            }
-        } else if let Err(e) = log::reopen() {
-            error!("{e}");
-        }
-        for w in &loaded.warnings {
-            warn!("{w}");
-        }
-        let changes = self.cfg.reload_into(&mut new);
-        if !changes.kept.is_empty() {
-            warn!(
-                "changed {} take effect after a restart",
-                changes.kept.join(", ")
-            );
-        }
-        self.resolver.reconfigure(&new);
-        self.judge.engine.reconfigure(&new);
-        self.judge
-            .engine
-            .set_trusted_names(&resolver::networks(self.resolver.names()));
-        self.sip_guard
-            .reconfigure(&new, self.judge.engine.protected());
-        self.hooks.reconfigure(&new);
-        self.lapi.reconfigure(&new);
-        self.bans
-            .set_audit_interval(Duration::from_secs(new.audit_interval));
-        if new.statsfile.is_none() {
-            self.next_stats = None;
-        } else if self.next_stats.is_none() {
-            self.next_stats = Some(Instant::now());
-        }
-        self.link
-            .reconfigure(Settings::from(&new), !changes.reconnect.is_empty());
-        let trust_changed = changes.live.contains(&"trust");
-        self.cfg = new;
-        info!("config reloaded from {}", self.cfg.source);
-        if trust_changed {
-            self.lift_protected();
         }
     }
 }

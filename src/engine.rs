@@ -108,7 +108,7 @@ impl Engine {
     /// The `ipv4_prefix`/`ipv6_prefix` network of `addr`; a LAN address stays single
     /// (`addr::is_lan`).
     fn prefix_of(&self, addr: IpAddr) -> IpNet {
-        if crate::addr::is_lan(addr) {
+        if crate::addr::scored_alone(addr) {
             return IpNet::from(addr);
         }
         let len = match addr {
@@ -129,7 +129,7 @@ impl Engine {
         if crate::addr::is_host(&net) {
             return (net, None);
         }
-        match self.admission.overlaps(&net) {
+        match self.admission.narrows(&net) {
             Some(p) => (IpNet::from(addr), Some(p)),
             None => (net, None),
         }
@@ -141,8 +141,9 @@ impl Engine {
         if let Some(p) = narrowed.filter(|p| !self.warned_overlap.contains(p)) {
             self.warned_overlap.push(p);
             crate::warn!(
-                "{} takes in the protected {}: addresses there are scored and banned one by one (logged once)",
+                "{} takes in {} {}: addresses there are scored and banned one by one (logged once)",
                 crate::addr::net_text(&self.prefix_of(addr)),
+                self.admission.name_of(&p),
                 crate::addr::net_text(&p)
             );
         }
@@ -154,6 +155,12 @@ impl Engine {
         if peer.map(crate::addr::canonical) != self.admission.peer() {
             self.admission.set_peer(peer);
         }
+    }
+
+    /// The PBX's own addresses and links, as last read from the kernel (`own.rs`).
+    pub fn set_own(&mut self, own: &crate::own::OwnNets) {
+        self.admission.set_own(&own.addr_nets(), &own.link_nets());
+        self.warned_overlap.clear();
     }
 
     /// The addresses the `trust = NAME` entries resolve to now.

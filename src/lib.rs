@@ -34,6 +34,7 @@ pub mod json;
 pub mod judge;
 pub mod known;
 mod live_admin;
+pub mod own;
 pub mod replay;
 pub mod report;
 pub mod resolver;

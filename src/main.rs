@@ -112,7 +112,20 @@ fn main() -> ExitCode {
                         let fw = ampere::firewall::backend(&cfg);
                         let names = ampere::resolver::lookup_all(&cfg.trust_names);
                         let names: Vec<_> = names.into_iter().map(|(n, _)| n).collect();
-                        let a = ampere::report::why(&cfg, &store, fw.as_ref(), None, &names, addr);
+                        let mut own = ampere::own::OwnNets::default();
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs() as i64);
+                        let _ = own.read(now);
+                        let a = ampere::report::why(
+                            &cfg,
+                            &store,
+                            fw.as_ref(),
+                            None,
+                            &names,
+                            &own,
+                            addr,
+                        );
                         print!("{a}");
                         !a.contains("error:")
                     }),

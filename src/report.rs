@@ -74,6 +74,8 @@ pub struct Live<'a> {
     pub names: &'a [Named],
     /// What the CrowdSec roles did (`crowdsec::Lapi::describe`): lines, or empty.
     pub crowdsec: String,
+    /// The PBX's own addresses and links.
+    pub own: &'a crate::own::OwnNets,
 }
 
 /// A trusted name's addresses, or why it has none.
@@ -200,6 +202,12 @@ pub fn status(live: &mut Live, keys: bool) -> String {
             t.capacity(),
             t.evictions()
         );
+        let _ = writeln!(
+            o,
+            "own_addresses {}\nown_links {}",
+            live.own.addrs.len(),
+            live.own.links.len()
+        );
         let k = live.engine.known();
         let _ = writeln!(
             o,
@@ -277,6 +285,7 @@ pub fn status(live: &mut Live, keys: bool) -> String {
         t.capacity(),
         t.evictions()
     );
+    let _ = writeln!(o, "own:      {}", live.own.describe());
     let k = live.engine.known();
     let _ = writeln!(
         o,
@@ -381,6 +390,7 @@ pub fn answer(live: &mut Live, request: &str) -> String {
                 live.bans.firewall(),
                 Some((live.engine, sec)),
                 live.names,
+                live.own,
                 a,
             )
         }

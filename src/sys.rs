@@ -1,5 +1,6 @@
 //! Thin safe wrappers over the few libc calls the daemon needs: poll(2), a self-pipe for
-//! signals, and local time for log lines. All of Ampere's libc `unsafe` lives here.
+//! signals, local time for log lines, the interfaces' addresses. All of Ampere's libc
+//! `unsafe` lives here.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -380,6 +381,64 @@ pub fn peer_uid(fd: RawFd) -> io::Result<u32> {
 }
 
 /// This process's effective user id.
+/// Every address on the machine's interfaces, as (interface, address, prefix length): one
+/// netlink dump by getifaddrs(3), answered by the kernel at once (no lookup, no waiting).
+pub fn interface_addresses() -> io::Result<Vec<(String, std::net::IpAddr, u8)>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes the head of a list it allocates into `head` on success.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut p = head;
+    while !p.is_null() {
+        // SAFETY: p is a node of the list getifaddrs made, alive until freeifaddrs below.
+        let ifa = unsafe { &*p };
+        p = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_netmask.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string in the list's memory.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
+        // SAFETY: ifa_addr is not null and starts with a sockaddr header.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        let entry = match family {
+            libc::AF_INET => {
+                // SAFETY: for AF_INET both point to sockaddr_in structures of the list.
+                let (a, m) = unsafe {
+                    (
+                        &*(ifa.ifa_addr as *const libc::sockaddr_in),
+                        &*(ifa.ifa_netmask as *const libc::sockaddr_in),
+                    )
+                };
+                let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                let len = u32::from_be(m.sin_addr.s_addr).count_ones() as u8;
+                (IpAddr::V4(ip), len)
+            }
+            libc::AF_INET6 => {
+                // SAFETY: for AF_INET6 both point to sockaddr_in6 structures of the list.
+                let (a, m) = unsafe {
+                    (
+                        &*(ifa.ifa_addr as *const libc::sockaddr_in6),
+                        &*(ifa.ifa_netmask as *const libc::sockaddr_in6),
+                    )
+                };
+                let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+                let len = u128::from_be_bytes(m.sin6_addr.s6_addr).count_ones() as u8;
+                (IpAddr::V6(ip), len)
+            }
+            _ => continue,
+        };
+        out.push((name, entry.0, entry.1));
+    }
+    // SAFETY: head came from getifaddrs and is freed exactly once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
 pub fn euid() -> u32 {
     // SAFETY: geteuid(2) cannot fail and touches no memory.
     unsafe { libc::geteuid() }

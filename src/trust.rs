@@ -1,4 +1,5 @@
-//! Addresses that are never banned: loopback, the AMI host itself, and every `trust` network.
+//! Addresses that are never banned: loopback, the AMI host itself, every `trust` network,
+//! and the PBX's own addresses.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -8,8 +9,10 @@ use crate::addr::canonical;
 
 pub struct Guard {
     /// Loopback, the `trust` networks and the AMI host, then (from `fixed` on) the
-    /// addresses of the trusted names as last resolved.
+    /// addresses of the trusted names as last resolved, then (from `fixed + named` on) the
+    /// PBX's own addresses as last read.
     nets: Vec<IpNet>,
+    named: usize,
     /// `nets` as (IPv6, network, mask) over the address's bits: `protects` runs on every
     /// event, and `IpNet::contains` computed its mask each time.
     masks: Vec<(bool, u128, u128)>,
@@ -34,6 +37,7 @@ impl Guard {
         nets.extend(ami.iter().map(|a| IpNet::from(canonical(*a))));
         let mut g = Guard {
             fixed: nets.len(),
+            named: 0,
             nets,
             masks: Vec::new(),
             peer: None,
@@ -56,13 +60,27 @@ impl Guard {
 
     /// The addresses of the `trust = NAME` entries, in place of those before.
     pub fn set_named(&mut self, named: &[IpNet]) {
+        let own = self.own().to_vec();
         self.nets.truncate(self.fixed);
         self.nets.extend_from_slice(named);
+        self.named = named.len();
+        self.nets.extend_from_slice(&own);
         self.compile();
     }
 
     pub fn named(&self) -> &[IpNet] {
-        &self.nets[self.fixed..]
+        &self.nets[self.fixed..self.fixed + self.named]
+    }
+
+    /// The PBX's own addresses (`own.rs`), in place of those before.
+    pub fn set_own(&mut self, own: &[IpNet]) {
+        self.nets.truncate(self.fixed + self.named);
+        self.nets.extend_from_slice(own);
+        self.compile();
+    }
+
+    pub fn own(&self) -> &[IpNet] {
+        &self.nets[self.fixed + self.named..]
     }
 
     pub fn set_peer(&mut self, peer: Option<IpAddr>) {

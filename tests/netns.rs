@@ -38,11 +38,20 @@ mod kernel;
 use kernel::*;
 #[path = "netns/networks.rs"]
 mod networks;
+#[path = "netns/own.rs"]
+mod own;
 
 const PBX4: &str = "192.0.2.1";
 const ATK4: &str = "192.0.2.66";
 const PBX6: &str = "2001:db8:a3e::1";
 const ATK6: &str = "2001:db8:a3e::66";
+/// The attacker's own networks, routed to the PBX through `ATK4`/`ATK6` (the link's
+/// 192.0.2.0/24 and 2001:db8:a3e::/64 are the PBX's own: never banned as a whole), each
+/// with one address on the attacker's side.
+const ATKNET4: &str = "198.51.100.0/24";
+const ATKNET4_ADDR: &str = "198.51.100.66";
+const ATKNET6: &str = "2001:db8:bad::/64";
+const ATKNET6_ADDR: &str = "2001:db8:bad::66";
 const PREFIX: &str = "ampt";
 
 /// The real tools, and IPv6 scored per address: these scenarios follow one attacker
@@ -74,6 +83,8 @@ fn require_root_and_tools() {
 struct TestNet {
     pbx: String,
     atk: String,
+    /// The PBX's end of the link.
+    dev: String,
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -98,9 +109,10 @@ impl TestNet {
         sweep_leftovers();
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{n}", std::process::id());
-        let net = TestNet {
+        let mut net = TestNet {
             pbx: format!("{PREFIX}{id}-pbx"),
             atk: format!("{PREFIX}{id}-atk"),
+            dev: String::new(),
         };
         // Interface names are limited to 15 characters.
         let (vp, va) = (
@@ -113,8 +125,18 @@ impl TestNet {
             &vp,
             &va,
             &[&format!("{PBX4}/24"), &format!("{PBX6}/64")],
-            &[&format!("{ATK4}/24"), &format!("{ATK6}/64")],
+            &[
+                &format!("{ATK4}/24"),
+                &format!("{ATK6}/64"),
+                &format!("{ATKNET4_ADDR}/24"),
+                &format!("{ATKNET6_ADDR}/64"),
+            ],
         );
+        must(&["ip", "-n", &net.pbx, "route", "add", ATKNET4, "via", ATK4]);
+        must(&[
+            "ip", "-n", &net.pbx, "-6", "route", "add", ATKNET6, "via", ATK6,
+        ]);
+        net.dev = vp;
         net
     }
 
@@ -142,6 +164,7 @@ impl TestNet {
                 "--test-threads=1",
             ])
             .env("AMPERE_NETNS_ATK", &self.atk)
+            .env("AMPERE_NETNS_DEV", &self.dev)
             .envs(env.iter().copied())
             .output()
             .unwrap();
@@ -286,6 +309,13 @@ fn three_bans_in_one_24_become_one_subnet_ban() {
 }
 
 #[test]
+fn the_pbx_s_own_addresses_and_link_are_never_one_attacker() {
+    for backend in BACKENDS {
+        TestNet::create().run_backend("own::inner_own", backend);
+    }
+}
+
+#[test]
 fn another_tables_reload_leaves_the_nft_bans() {
     TestNet::create().run_inner("networks::inner_coexist");
 }
@@ -410,6 +440,12 @@ struct Prober {
 
 impl Prober {
     fn start(target: &str) -> Prober {
+        Prober::start_from(target, None)
+    }
+
+    /// A prober sending from `from` (one of the attacker's addresses), or from the address
+    /// the route gives.
+    fn start_from(target: &str, from: Option<&str>) -> Prober {
         let exe = std::env::current_exe().unwrap();
         let mut child = Command::new("ip")
             .args(["netns", "exec", &inside().unwrap()])
@@ -422,6 +458,7 @@ impl Prober {
                 "--test-threads=1",
             ])
             .env("AMPERE_PROBE_TARGET", target)
+            .env("AMPERE_PROBE_FROM", from.unwrap_or(""))
             .env_remove("AMPERE_NETNS_ATK")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -469,12 +506,14 @@ fn inner_prober() {
         return;
     };
     let target: SocketAddr = target.parse().unwrap();
-    let bind = if target.is_ipv6() {
-        "[::]:0"
-    } else {
-        "0.0.0.0:0"
+    let from = std::env::var("AMPERE_PROBE_FROM").unwrap_or_default();
+    let bind = match (from.as_str(), target.is_ipv6()) {
+        ("", true) => "[::]:0".to_string(),
+        ("", false) => "0.0.0.0:0".to_string(),
+        (a, true) => format!("[{a}]:0"),
+        (a, false) => format!("{a}:0"),
     };
-    let sock = UdpSocket::bind(bind).unwrap();
+    let sock = UdpSocket::bind(&bind).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
     let mut buf = [0u8; 2048];

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use ipnet::IpNet;
 
 use super::{Bans, Changes, Lift};
-use crate::addr::{is_lan, net_text};
+use crate::addr::{net_text, scored_alone};
 use crate::admission::{Admission, Door};
 use crate::ban::{Ban, BanRequest, Lifetime, Origin};
 use crate::config::Config;
@@ -55,7 +55,7 @@ fn subnet_of(cfg: &Config, net: &IpNet) -> Option<IpNet> {
     } else {
         cfg.subnet_v4
     };
-    if net.prefix_len() <= len || is_lan(net.network()) {
+    if net.prefix_len() <= len || scored_alone(net.network()) {
         return None;
     }
     Some(IpNet::new(net.network(), len).ok()?.trunc())

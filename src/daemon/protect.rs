@@ -1,5 +1,6 @@
-//! Keeping protected addresses unbanned: when the trusted names resolve anew, or a reload
-//! changes `trust`, every active ban that takes in a protected address is lifted.
+//! Keeping protected addresses unbanned: when the trusted names resolve anew, a reload
+//! changes `trust`, or the PBX's own addresses change (read every `own::REFRESH`), every
+//! active ban the admission check would refuse now is lifted.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use ipnet::IpNet;
 use super::Daemon;
 use crate::addr::net_text;
 use crate::admission::{Door, Refusal};
+use crate::ban::Origin;
 use crate::bans::{Lift, Outcome};
 use crate::resolver;
 use crate::{error, info, warn};
@@ -24,6 +26,22 @@ impl Daemon {
         self.lift_protected();
     }
 
+    /// Reads the interfaces again; when the PBX's own networks changed, the engine, the SIP
+    /// limit and the bans follow.
+    pub(super) fn read_own(&mut self) {
+        match self.own.read(crate::clock::now_epoch()) {
+            Ok(false) => {}
+            Ok(true) => {
+                info!("the PBX's own networks changed: {}", self.own.describe());
+                self.judge.engine.set_own(&self.own);
+                self.sip_guard
+                    .reconfigure(&self.cfg, self.judge.engine.protected());
+                self.lift_protected();
+            }
+            Err(e) => warn!("cannot read the interfaces' addresses: {e}; keeping the last ones"),
+        }
+    }
+
     /// Lifts every active ban that the admission check would refuse now because of what it
     /// takes in (trusted, loopback, the AMI host): protection that came after the ban wins.
     pub(super) fn lift_protected(&mut self) {
@@ -36,10 +54,19 @@ impl Daemon {
             }
         };
         let admission = self.judge.engine.admission();
-        // Asked as a daemon's ban: every door refuses a protected address alike.
+        // Asked through the door it came in by: an admin's forced ban on the PBX's own link
+        // stays, a daemon's does not.
+        let door = |origin| match origin {
+            Origin::Manual => Door::Manual {
+                admin: None,
+                force: true,
+            },
+            Origin::Crowdsec => Door::Crowdsec,
+            Origin::Daemon => Door::Judged,
+        };
         let (nets, by): (Vec<IpNet>, Vec<Refusal>) = active
             .iter()
-            .filter_map(|b| match admission.check(&b.net, Door::Judged) {
+            .filter_map(|b| match admission.check(&b.net, door(b.origin)) {
                 Err(r) if r.lifts_a_ban() => Some((b.net, r)),
                 _ => None,
             })

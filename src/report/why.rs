@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::firewall::Backend;
 use crate::log::printable;
+use crate::own::OwnNets;
 use crate::resolver::{self, Named};
 use crate::store::Store;
 
@@ -60,6 +61,7 @@ pub fn why(
     fw: &dyn Backend,
     engine: Option<(&Engine, u64)>,
     names: &[Named],
+    own: &OwnNets,
     text: &str,
 ) -> String {
     let net = match addr::parse_net(text.trim()) {
@@ -99,7 +101,7 @@ pub fn why(
             if e.is_protected(ip) {
                 let _ = writeln!(
                     o,
-                    "  protected: never banned (trust, loopback or the AMI host)"
+                    "  protected: never banned (trust, loopback, the AMI host or the PBX's own)"
                 );
             }
         }
@@ -109,6 +111,7 @@ pub fn why(
         _ => {}
     }
     if let Some(ip) = single {
+        own_lines(&mut o, own, ip, now);
         known_lines(&mut o, store, ip, now);
     }
     let by = trusted_by(cfg, names, &net);
@@ -138,6 +141,28 @@ pub fn why(
     }
     let _ = writeln!(o, "  kernel: {}", kernel.join("; "));
     o
+}
+
+/// Whether `ip` is the PBX's own address, or on one of its links, and since when.
+fn own_lines(o: &mut String, own: &OwnNets, ip: std::net::IpAddr, now: i64) {
+    let (addr, link) = own.of(ip);
+    if let Some(a) = addr {
+        let _ = writeln!(
+            o,
+            "  the PBX's own: its address on {} (seen since {}, {}): never banned",
+            a.interface,
+            format_time(a.since),
+            ago(a.since, now)
+        );
+    } else if let Some(l) = link {
+        let _ = writeln!(
+            o,
+            "  on the PBX's own link {} ({}, seen since {}): banned only address by address, never as a network",
+            net_text(&l.net),
+            l.interface,
+            format_time(l.since)
+        );
+    }
 }
 
 /// What the database remembers of `ip` as a legitimate host: each account that logged in

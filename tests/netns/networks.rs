@@ -16,25 +16,26 @@ fn two_guesses_from(addr: &str) -> Vec<Vec<u8>> {
     events
 }
 
-/// The nth of the 1,000 attacking addresses: all in the attacker's /64 (`ATK6`'s), none of
-/// them `ATK6` itself.
+/// The nth of the 1,000 attacking addresses: all in the attacker's routed /64
+/// (`ATKNET6`), none of them the prober's `ATKNET6_ADDR`.
 fn rotating(n: u32) -> String {
-    format!("2001:db8:a3e::1:{n:x}")
+    format!("2001:db8:bad::1:{n:x}")
 }
 
-const ATK_64: &str = "2001:db8:a3e::/64";
+const ATK_64: &str = ATKNET6;
 
-/// First with trust on `ATK6`: its /64 is scored address by address, 1,000 addresses with
-/// two guesses each ban nobody, a third guess bans that one address alone, and the trusted
-/// prober is answered throughout. Then the trust line goes (SIGHUP): another 1,000
-/// addresses end in one /64 ban, and `ATK6`, which sent no event at all, is dropped.
+/// First with trust on the prober's address in the attacker's /64: the /64 is scored
+/// address by address, 1,000 addresses with two guesses each ban nobody, a third guess bans
+/// that one address alone, and the trusted prober is answered throughout. Then the trust
+/// line goes (SIGHUP): another 1,000 addresses end in one /64 ban, and the prober, which
+/// sent no event at all, is dropped.
 pub fn prefix_scenario(backend: &str) {
     let pbx = Pbx::new(&format!(
-        "backend = {backend}\nipv6_prefix = 64\ntrust = {ATK6}\n"
+        "backend = {backend}\nipv6_prefix = 64\ntrust = {ATKNET6_ADDR}\n"
     ));
     let mut d = pbx.setup.spawn();
     pbx.logged_in(1);
-    let prober = Prober::start(&format!("[{PBX6}]:5060"));
+    let prober = Prober::start_from(&format!("[{PBX6}]:5060"), Some(ATKNET6_ADDR));
     for n in 0..1000 {
         for e in two_guesses_from(&rotating(n)) {
             pbx.send(&e);
@@ -54,7 +55,7 @@ pub fn prefix_scenario(backend: &str) {
     );
     let log = pbx.setup.log();
     assert_eq!(
-        log.matches(&format!("{ATK_64} takes in the protected {ATK6}"))
+        log.matches(&format!("{ATK_64} takes in the protected {ATKNET6_ADDR}"))
             .count(),
         1,
         "{log}"
@@ -63,7 +64,7 @@ pub fn prefix_scenario(backend: &str) {
     let cfg = std::fs::read_to_string(&pbx.setup.cfg).unwrap();
     std::fs::write(
         &pbx.setup.cfg,
-        cfg.replace(&format!("trust = {ATK6}\n"), ""),
+        cfg.replace(&format!("trust = {ATKNET6_ADDR}\n"), ""),
     )
     .unwrap();
     d.signal("HUP");
@@ -111,21 +112,21 @@ pub fn subnet_scenario(backend: &str) {
     let pbx = Pbx::new(&format!("backend = {backend}\nsubnet_after = 3\n"));
     let d = pbx.setup.spawn();
     pbx.logged_in(1);
-    let prober = Prober::start(&format!("{PBX4}:5060"));
-    for a in ["198.51.100.9", "192.0.2.10", "192.0.2.11"] {
+    let prober = Prober::start_from(&format!("{PBX4}:5060"), Some(ATKNET4_ADDR));
+    for a in ["203.0.113.9", "198.51.100.10", "198.51.100.11"] {
         for e in fixture_events("pjsip-svmap.ami", &[("203.0.113.2", a)]) {
             pbx.send(&e);
         }
     }
-    wait_for(10, "the first bans", || in_kernel(backend, "192.0.2.11"));
+    wait_for(10, "the first bans", || in_kernel(backend, "198.51.100.11"));
     assert!(
         prober.answered_within(300) > 0,
         "dropped before the subnet ban"
     );
-    for e in fixture_events("pjsip-svmap.ami", &[("203.0.113.2", "192.0.2.12")]) {
+    for e in fixture_events("pjsip-svmap.ami", &[("203.0.113.2", "198.51.100.12")]) {
         pbx.send(&e);
     }
-    wait_for(10, "the subnet ban", || in_kernel(backend, "192.0.2.0/24"));
+    wait_for(10, "the subnet ban", || in_kernel(backend, ATKNET4));
     thread::sleep(Duration::from_millis(100));
     assert_eq!(
         prober.answered_within(600),
@@ -135,11 +136,11 @@ pub fn subnet_scenario(backend: &str) {
     assert_eq!(d.stop(), 0);
     assert_eq!(
         kernel_bans(backend),
-        BTreeSet::from(["192.0.2.0/24".to_string(), "198.51.100.9".to_string()])
+        BTreeSet::from([ATKNET4.to_string(), "203.0.113.9".to_string()])
     );
     let mut stored = pbx.setup.stored();
     stored.sort();
-    assert_eq!(stored, ["192.0.2.0/24", "198.51.100.9"]);
+    assert_eq!(stored, ["198.51.100.0/24", "203.0.113.9"]);
     let (code, out, err) = pbx.setup.run(&["-l"], "");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("subnet (3 bans folded in)"), "{out}");
