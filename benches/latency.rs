@@ -316,7 +316,8 @@ fn time_to_ban(
     let mut out = Vec::with_capacity(n);
     for k in 0..n {
         let i = offset + k;
-        let remote = format!("IPV4/UDP/{}/5060", attacker(i));
+        // TCP: strong evidence, banned as configured (UDP would be a weak, timed ban).
+        let remote = format!("IPV4/TCP/{}/5060", attacker(i));
         prober.aim(i);
         wait_for(5, "the attacker's first datagram", || ears.last(i) > 0);
         let mut prime = invalid_account_event(0, &remote);

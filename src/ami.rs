@@ -64,7 +64,7 @@ impl<'a> Message<'a> {
 /// Two names equal in any ASCII case, as Asterisk compares header names. The exact match
 /// (Asterisk's own spelling, as a rule) is tried first: against a constant, a few word
 /// compares.
-#[inline]
+#[inline(always)]
 pub fn same_name(a: &[u8], b: &[u8]) -> bool {
     a == b || a.eq_ignore_ascii_case(b)
 }

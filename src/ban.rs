@@ -8,6 +8,7 @@ use ipnet::IpNet;
 
 use crate::clock;
 use crate::firewall::Entry;
+use crate::score::Evidence;
 
 /// Who asked for a ban. Stored with it, shown by `-l`, and how an unban is explained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +50,10 @@ pub enum Lifetime {
     Permanent,
     /// Until this unix second (a CrowdSec decision's duration).
     Until(i64),
+    /// On weak evidence (`score::Evidence`): as `Escalating` would end it, at most
+    /// `ceiling` seconds, and not counted toward `permanent_after` (the network's count of
+    /// bans stays).
+    Weak { ceiling: i64 },
 }
 
 /// A ban decided and not stored yet: what a door (the pipeline, `-a`, CrowdSec, subnet
@@ -101,14 +106,27 @@ impl BanRequest {
         }
     }
 
-    /// The ban this request becomes as its network's `count`-th ban, first banned at
-    /// `first`, ending as `escalation(at, count)` says when it escalates.
+    /// What the ban rests on.
+    pub fn evidence(&self) -> Evidence {
+        match self.lifetime {
+            Lifetime::Weak { .. } => Evidence::Weak,
+            _ => Evidence::Strong,
+        }
+    }
+
+    /// The ban this request becomes for a network banned `before` times already (weak bans
+    /// not counted), first banned at `first`, ending as `escalation(at, count)` says when
+    /// it escalates.
     pub fn settle(
         &self,
-        count: i64,
+        before: i64,
         first: i64,
         escalation: &dyn Fn(i64, i64) -> Option<i64>,
     ) -> Ban {
+        let count = match self.lifetime {
+            Lifetime::Weak { .. } => before,
+            _ => before + 1,
+        };
         Ban {
             net: self.net,
             reason: self.reason.to_string(),
@@ -120,10 +138,15 @@ impl BanRequest {
             since: self.at,
             first,
             count,
+            evidence: self.evidence(),
             expires: match self.lifetime {
                 Lifetime::Escalating => escalation(self.at, count),
                 Lifetime::Permanent => None,
                 Lifetime::Until(t) => Some(t),
+                Lifetime::Weak { ceiling } => {
+                    let cap = self.at.saturating_add(ceiling);
+                    Some(escalation(self.at, before + 1).map_or(cap, |e| e.min(cap)))
+                }
             },
         }
     }
@@ -146,8 +169,11 @@ pub struct Ban {
     /// Unix seconds of this ban and of the first ban of this network ever.
     pub since: i64,
     pub first: i64,
-    /// How many times this network has been banned, this ban included (escalation).
+    /// How many times this network has been banned, this ban included (escalation); bans
+    /// on weak evidence are not counted.
     pub count: i64,
+    /// What the ban rests on: a weak one is temporary, of one address, never spread.
+    pub evidence: Evidence,
     /// Unix seconds when it ends; None = permanent.
     pub expires: Option<i64>,
 }

@@ -15,6 +15,7 @@ use crate::ban::{Ban, BanRequest};
 use crate::clock;
 use crate::config::Config;
 use crate::firewall::{Backend, Entry, FwError};
+use crate::score::Evidence;
 use crate::store::Store;
 use crate::{debug, error, info, warn};
 
@@ -197,6 +198,7 @@ impl Bans {
         } else {
             Vec::new()
         };
+        let upgrades = self.weak_to_replace(&pending);
         let recorded = self.record(cfg, &pending, held.is_some());
         let mut new = Vec::with_capacity(pending.len());
         let mut known: Vec<IpNet> = Vec::new();
@@ -208,6 +210,33 @@ impl Bans {
                     debug!("{} is already banned", net_text(&r.net));
                     known.push(r.net);
                 }
+            }
+        }
+        // A weak ban and the strong one that took its place within this batch: only the
+        // strong one goes in the kernel.
+        if !upgrades.is_empty() || new.len() > 1 {
+            let last: std::collections::HashMap<IpNet, usize> =
+                new.iter().enumerate().map(|(i, b)| (b.net, i)).collect();
+            if last.len() < new.len() {
+                let mut i = 0;
+                new.retain(|b| {
+                    i += 1;
+                    last[&b.net] == i - 1
+                });
+            }
+        }
+        if !upgrades.is_empty() {
+            // The weak ban's entry goes, for the strong one's (its own timeout, or none).
+            let replaced: Vec<IpNet> = new
+                .iter()
+                .map(|b| b.net)
+                .filter(|n| upgrades.contains(n))
+                .collect();
+            if let Err(e) = self.fw.unban_many(&replaced) {
+                warn!(
+                    "lifting the weak bans of {} for strong ones: {e}",
+                    replaced.len()
+                );
             }
         }
         let banned = self.put_in_kernel(new, now, true);
@@ -222,6 +251,20 @@ impl Bans {
             banned,
             lifted: lifted.into_iter().map(|n| (n, Lift::MaxBans)).collect(),
         }
+    }
+
+    /// The networks of strong requests in `pending` that hold an active weak ban now: the
+    /// strong ban takes its place (a forged packet must not save an attacker from its
+    /// permanent ban). One indexed lookup per strong request.
+    fn weak_to_replace(&self, pending: &[BanRequest]) -> Vec<IpNet> {
+        pending
+            .iter()
+            .filter(|r| r.evidence() == Evidence::Strong)
+            .filter(|r| {
+                matches!(self.store.active_ban(&r.net), Ok(Some(b)) if b.evidence == Evidence::Weak)
+            })
+            .map(|r| r.net)
+            .collect()
     }
 
     /// Puts bans just stored in the kernel (`apply`), with the tail every door shares: the

@@ -1,6 +1,8 @@
 //! Wall-clock time as Ampere uses it: unix seconds for ban expiry (they survive a restart),
 //! and one way to show them to a person. Scoring uses the monotonic clock instead.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use crate::sys;
 
 /// The date of this source (2026-11-01). A wall clock before it has not been set yet: a
@@ -13,12 +15,47 @@ pub fn is_set(epoch: i64) -> bool {
     epoch >= NOT_BEFORE
 }
 
+/// A test's clock: seconds added to every reading of the wall clock and of the daemon's
+/// scoring clock (`mono_secs`), so that a test plays an hour without waiting for it. Set
+/// only by `read_test_clock`, which does nothing unless `AMPERE_TEST_CLOCK` names a file.
+static OFFSET: AtomicI64 = AtomicI64::new(0);
+
+/// With `AMPERE_TEST_CLOCK=FILE` in the environment, reads the offset (seconds, a decimal
+/// number) from FILE: the daemon calls it once per turn of its loop. Without it (any real
+/// use) nothing is read and the clocks are the system's.
+pub fn read_test_clock() {
+    static PATH: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(path) = PATH.get_or_init(|| std::env::var_os("AMPERE_TEST_CLOCK").map(Into::into))
+    else {
+        return;
+    };
+    let mut text = [0u8; 32];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut text))
+        .unwrap_or(0);
+    if let Some(secs) = std::str::from_utf8(&text[..n])
+        .ok()
+        .and_then(|t| t.trim().parse::<i64>().ok())
+    {
+        OFFSET.store(secs, Ordering::Relaxed);
+    }
+}
+
+/// The seconds since `started` on the scoring clock (monotonic, plus a test's offset).
+pub fn mono_secs(started: std::time::Instant) -> u64 {
+    started
+        .elapsed()
+        .as_secs()
+        .saturating_add_signed(OFFSET.load(Ordering::Relaxed))
+}
+
 /// The wall clock in unix milliseconds, for timers that must not fire a second late.
 pub fn now_epoch_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+        .saturating_add(OFFSET.load(Ordering::Relaxed).saturating_mul(1000))
 }
 
 pub fn now_epoch() -> i64 {
@@ -26,6 +63,7 @@ pub fn now_epoch() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+        .saturating_add(OFFSET.load(Ordering::Relaxed))
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in local time (the admin's TZ or /etc/localtime).

@@ -37,6 +37,7 @@ mod reload;
 const READ_PER_TURN: usize = 1 << 18;
 
 pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> Result<(), String> {
+    clock::read_test_clock();
     info!(
         "{} starting: config {}, chain {}, database {}",
         crate::version(),
@@ -199,6 +200,7 @@ impl Daemon {
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
+            clock::read_test_clock();
             if let Some(mut c) = self.control.take() {
                 c.ready(&fds[control_at..], &mut |req, body| self.answer(req, body));
                 self.control = Some(c);
@@ -330,7 +332,7 @@ impl Daemon {
             self.read_own();
         }
         if now >= self.next_forget {
-            let sec = self.started.elapsed().as_secs();
+            let sec = clock::mono_secs(self.started);
             self.next_forget = known::forget(
                 &mut self.judge,
                 &mut self.bans,
@@ -367,7 +369,7 @@ impl Daemon {
                 } = self;
                 // One reading of each clock per read: the events of a read are judged at once.
                 let time = Time::At {
-                    mono: started.elapsed().as_secs(),
+                    mono: clock::mono_secs(*started),
                     wall: clock::now_epoch(),
                 };
                 link.received(&buf[..n], &mut |m| {
@@ -376,7 +378,7 @@ impl Daemon {
             };
             if security > 0 {
                 self.last_event = Some(clock::now_epoch());
-                self.rate.add(self.started.elapsed().as_secs(), security);
+                self.rate.add(clock::mono_secs(self.started), security);
             }
             // A read's bans go out together: one transaction, one firewall command.
             let mut changes = self.bans.flush(&self.cfg, clock::now_epoch);

@@ -11,29 +11,18 @@ use crate::admission::Admission;
 use crate::ami::same_name;
 use crate::config::Config;
 use crate::event::SecurityEvent;
-use crate::facts::{Fact, Source};
-use crate::known::{Known, Mark};
-use crate::score::{EventKind, Weight, Weights};
+use crate::facts::Source;
+use crate::known::Known;
+use crate::score::{EventKind, Evidence, Weight, Weights};
 use crate::table::{Host, PenaltyTable};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// The event's service is not in `services`.
-    IgnoredService,
-    /// Loopback, the AMI host or a trusted network.
-    Protected,
-    /// New penalty, still below the limit.
-    Scored(u32),
-    /// A legitimate event reset the host.
-    Cleared,
-    /// The limit was reached with this penalty; the network (the address's prefix, or the
-    /// address alone: `Engine::key_of`) is out of the table and is to be banned; the
-    /// number of events that raised the penalty.
-    Ban(u32, IpNet, u32),
-}
-
 mod counters;
+mod learn;
+mod notes;
+mod verdict;
 pub use counters::Counters;
+pub use notes::{Notes, Refusal, Stale};
+pub use verdict::{Tipped, Verdict, WeakBan};
 
 pub struct Engine {
     table: PenaltyTable,
@@ -44,6 +33,14 @@ pub struct Engine {
     /// Who is never banned, and what every door may ban (`admission.rs`).
     admission: Admission,
     ban_unknown_account: bool,
+    /// `weak_bantime`, `weak_known_bantime`: the longest bans on weak evidence.
+    weak_bantime: u64,
+    weak_known_bantime: u64,
+    /// `stale_password_limit`: what an account's own failures from where it logged in may
+    /// add up to (`Engine::stale`).
+    stale_limit: u32,
+    /// Registrar refusals and stale accounts, for the admin (`notes.rs`).
+    notes: Notes,
     /// `ipv4_prefix`, `ipv6_prefix`: how wide a network one penalty counts for.
     prefix_v4: u8,
     prefix_v6: u8,
@@ -69,6 +66,10 @@ impl Engine {
             services: Vec::new(),
             admission: Admission::new(cfg, &Admission::ami_literal(cfg)),
             ban_unknown_account: false,
+            weak_bantime: 0,
+            weak_known_bantime: 0,
+            stale_limit: 0,
+            notes: Notes::default(),
             prefix_v4: 32,
             prefix_v6: 128,
             warned_overlap: Vec::new(),
@@ -88,6 +89,9 @@ impl Engine {
         self.services = cfg.services.clone();
         self.admission.reconfigure(cfg);
         self.ban_unknown_account = cfg.ban_unknown_account;
+        self.weak_bantime = cfg.weak_bantime;
+        self.weak_known_bantime = cfg.weak_known_bantime;
+        self.stale_limit = cfg.stale_password_limit;
         self.prefix_v4 = cfg.ipv4_prefix;
         self.prefix_v6 = cfg.ipv6_prefix;
         self.warned_overlap.clear();
@@ -168,6 +172,18 @@ impl Engine {
         self.admission.set_named(nets);
     }
 
+    /// Whether the failures of `acct` from the host keyed `key` (`h` in the table) are a
+    /// stale password's, counted apart (`Engine::stale`): the account authenticated from
+    /// there before. The table's Bloom bits first (nearly always no), then the exact rows.
+    fn counted_apart(&self, h: &Host, key: IpAddr, acct: u32) -> bool {
+        h.logged_in(acct) && self.known.authenticated(key, acct)
+    }
+
+    /// Registrar refusals and stale accounts.
+    pub fn notes(&self) -> &Notes {
+        &self.notes
+    }
+
     pub fn table(&self) -> &PenaltyTable {
         &self.table
     }
@@ -246,85 +262,6 @@ impl Engine {
         self.counters.bad_address += 1;
     }
 
-    /// A fact Asterisk reported (a registration, a trunk) at `now` (`feed`'s clock). An
-    /// address is made known for its account; a trunk's network marks every host in it.
-    pub fn learn(&mut self, fact: &Fact<'_>, now: u64) {
-        self.counters.facts += 1;
-        let user = account::user(fact.account);
-        let acct = account::hash(user);
-        if acct == 0 {
-            return;
-        }
-        if !crate::addr::is_host(&fact.net) {
-            self.known.add_net(fact.net, acct);
-            return;
-        }
-        let addr = fact.net.network();
-        if self.admission.protects(addr).is_some() {
-            return;
-        }
-        let key = self.key_of(addr).0.network();
-        let wall = self.wall(now);
-        if let Some(mark) = self.known.learn(key, addr, user, acct, fact.source, wall) {
-            self.refresh_cached(key, mark, now);
-        }
-    }
-
-    /// The penalty table's copy of a host's accounts, when it holds the host.
-    fn refresh_cached(&mut self, key: IpAddr, mark: Mark, now: u64) {
-        let (entry, tracked) = self.table.entry(key);
-        if let Some(mut h) = tracked {
-            h.ok_accts = mark.accts;
-            self.table.put_entry(entry, h, now);
-        }
-    }
-
-    /// Rows from the database at start (before the AMI login): each as it was stored, keyed
-    /// as this config scores its address.
-    pub fn load_known(&mut self, rows: &[crate::known::Learned]) {
-        for r in rows {
-            if self.admission.protects(r.addr).is_some() {
-                continue;
-            }
-            let key = self.key_of(r.addr).0.network();
-            self.known
-                .load(key, account::hash(&r.account), r.source, r.last);
-        }
-    }
-
-    /// Forgets the known hosts not seen since `before` (wall clock); the table's copies
-    /// follow.
-    pub fn forget_known(&mut self, before: i64, now: u64) -> usize {
-        let changed = self.known.forget(before);
-        for (key, mark) in &changed {
-            self.refresh_cached(*key, *mark, now);
-        }
-        changed.len()
-    }
-
-    /// What was learned since the last call, for the database.
-    pub fn take_learned(&mut self) -> Vec<crate::known::Learned> {
-        self.known.take_learned()
-    }
-
-    /// Where nothing is stored (`--replay`): what was learned is dropped.
-    pub fn discard_learned(&mut self) {
-        self.known.discard_learned();
-    }
-
-    /// Rows the database did not take: written again at their hosts' next sighting.
-    pub fn not_stored(&mut self, rows: &[crate::known::Learned]) {
-        let keys: Vec<(IpAddr, u32)> = rows
-            .iter()
-            .map(|r| (self.key_of(r.addr).0.network(), account::hash(&r.account)))
-            .collect();
-        self.known.unwritten(&keys);
-    }
-
-    pub fn known(&self) -> &Known {
-        &self.known
-    }
-
     /// Scores one event at time `now` (seconds, any monotonic origin).
     pub fn feed(&mut self, ev: &SecurityEvent<'_>, now: u64) -> Verdict {
         let (kind, service, addr) = (ev.kind, ev.service, ev.addr());
@@ -366,12 +303,15 @@ impl Engine {
         // Only a success and credential events look at the account: hash it for those, by
         // its user part (chan_sip challenges a call as `sip:1001@pbx` and registers it as
         // `1001`). The session only a success and a challenge look at.
-        let acct = if weight == Weight::Clear || kind.is_credential() {
+        let acct = if weight == Weight::Clear || kind.is_credential() || ev.registrar.is_some() {
             account::key(ev.account)
         } else {
             0
         };
-        let sess = if weight == Weight::Clear || kind == EventKind::ChallengeSent {
+        let sess = if weight == Weight::Clear
+            || kind == EventKind::ChallengeSent
+            || ev.registrar.is_some()
+        {
             account::session(ev.session)
         } else {
             0
@@ -382,7 +322,11 @@ impl Engine {
                 // phone that mistyped its own password), never anything else: not failures
                 // against other accounts (pjsip-reset-abuse), unknown accounts or ACLs.
                 if acct != 0 && h.acct == acct {
-                    h.penalty = h.penalty.saturating_sub(u32::from(h.acct_penalty));
+                    // Failures of an account that had authenticated from here were counted
+                    // apart (`Engine::stale`): nothing of them is in the penalty.
+                    if !self.counted_apart(&h, key, acct) {
+                        h.penalty = h.penalty.saturating_sub(u32::from(h.acct_penalty));
+                    }
                     h.acct = 0;
                     h.acct_penalty = 0;
                     h.sess_penalty = 0;
@@ -393,8 +337,14 @@ impl Engine {
                     // back, so reusing a Call-ID never forgives a guess.
                     let back = u32::from(h.sess_penalty).min(h.penalty);
                     h.penalty -= back;
-                    h.acct_penalty = h.acct_penalty.saturating_sub(back as u16);
+                    h.acct_penalty = h.acct_penalty.saturating_sub(back as u8);
                     h.sess_penalty = 0;
+                }
+                h.strong = h.strong.min(u16::try_from(h.penalty).unwrap_or(u16::MAX));
+                if sess != 0 && h.sess_penalty == 0 {
+                    // The registrar's refusal of this same request may follow (`registrar`
+                    // below); no challenge of another session is waiting to be taken back.
+                    h.sess = sess;
                 }
                 h.note_login(acct);
                 self.table.put_entry(entry, h, now);
@@ -422,22 +372,44 @@ impl Engine {
                 self.table.touch_entry(&entry, now);
                 Verdict::Scored(h.penalty)
             }
+            _ if ev.registrar.is_some() && sess != 0 && h.sess == sess && h.logged_in(acct) => {
+                // The registrar refused a REGISTER that had just authenticated (a contact
+                // limit, pjsip-max-contacts): Asterisk's configuration, not an attack.
+                self.table.touch_entry(&entry, now);
+                self.counters.registrar_refusals += 1;
+                let acl = ev.registrar.map_or("", |r| r.name());
+                let wall = self.wall(now);
+                if self.notes.refused(addr, ev.account, acl, wall) {
+                    crate::warn!(
+                        "the registrar refused account `{}` from {addr} right after its success ({acl}): not counted; see the AOR's max_contacts and remove_existing",
+                        crate::log::printable(ev.account)
+                    );
+                }
+                Verdict::Scored(h.penalty)
+            }
+            w if kind.is_failure() && self.counted_apart(&h, key, acct) => {
+                self.stale(entry, h, w, ev, acct, now)
+            }
             w => {
+                let strong = ev.evidence == Evidence::Strong;
                 let mut next = w.apply(h.penalty);
                 if kind == EventKind::InvalidAccountID
                     && self.ban_unknown_account
+                    && strong
                     && !h.ever_logged_in()
                 {
-                    // An unknown account from a host that never logged in: a scanner's probe.
+                    // An unknown account from a host that never logged in: a scanner's
+                    // probe. Not on weak evidence: one forged packet would ban anyone.
                     next = next.max(self.limit);
                 }
+                let added = next - h.penalty;
+                let added8 = u8::try_from(added).unwrap_or(u8::MAX);
                 if kind.is_credential() && acct != 0 {
                     if h.acct != acct {
                         h.acct = acct;
                         h.acct_penalty = 0;
                     }
-                    let added = u16::try_from(next - h.penalty).unwrap_or(u16::MAX);
-                    h.acct_penalty = h.acct_penalty.saturating_add(added);
+                    h.acct_penalty = h.acct_penalty.saturating_add(added8);
                 }
                 if kind == EventKind::ChallengeSent {
                     if h.sess != sess {
@@ -445,25 +417,26 @@ impl Engine {
                         h.sess_penalty = 0;
                     }
                     if sess != 0 {
-                        let added = u16::try_from(next - h.penalty).unwrap_or(u16::MAX);
-                        h.sess_penalty = h.sess_penalty.saturating_add(added);
+                        h.sess_penalty = h.sess_penalty.saturating_add(added8);
                     }
                 } else if kind.is_credential() {
                     // A failed answer (in any session: comparing sessions here would cost a
                     // hash per guess): the challenges before it stand.
                     h.sess_penalty = 0;
                 }
+                if strong {
+                    h.strong = h
+                        .strong
+                        .saturating_add(u16::try_from(added).unwrap_or(u16::MAX));
+                }
                 h.penalty = next;
                 h.events = h.events.saturating_add(1);
                 h.scored = now;
-                if next >= self.limit {
-                    self.table.remove_entry(entry);
-                    self.counters.ban_decisions += 1;
-                    Verdict::Ban(next, net, u32::from(h.events))
-                } else {
+                if next < self.limit {
                     self.table.put_entry(entry, h, now);
-                    Verdict::Scored(next)
+                    return Verdict::Scored(next);
                 }
+                self.tipped(entry, h, net, addr)
             }
         }
     }

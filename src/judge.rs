@@ -10,7 +10,7 @@ use crate::admission::Door;
 use crate::ami::Message;
 use crate::ban::{BanRequest, Lifetime, Origin, MAX_ACCOUNT};
 use crate::config::Config;
-use crate::engine::{Engine, Verdict};
+use crate::engine::{Engine, Tipped, Verdict, WeakBan};
 use crate::event::{Matcher, Parsed, SecurityEvent};
 use crate::log::printable;
 use crate::score::EventKind;
@@ -24,6 +24,9 @@ fn service_name(service: &[u8]) -> std::borrow::Cow<'static, str> {
         None => std::borrow::Cow::Owned(printable(service)),
     }
 }
+
+/// The reason of a ban for an account's own failures from where it logged in before.
+pub const STALE_PASSWORD: &str = "stale password";
 
 /// Where the pipeline's time comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +58,8 @@ pub struct Admitted {
     pub penalty: u32,
     pub events: u32,
     pub at: i64,
+    /// Some: on weak evidence (`engine::WeakBan`).
+    pub weak: Option<WeakBan>,
 }
 
 impl Judged<'_> {
@@ -67,6 +72,11 @@ impl Judged<'_> {
     /// The ban request of an admitted ban, for `Bans`.
     pub fn request(&self) -> Option<BanRequest> {
         let a = self.admitted?;
+        // A stale password's ban is named for what it is, not for the event that tipped it.
+        let reason = match a.weak {
+            Some(w) if w.stale => STALE_PASSWORD,
+            _ => self.event.kind.name(),
+        };
         Some(BanRequest {
             service: service_name(self.event.service),
             account: String::from_utf8_lossy(self.account()).into_owned(),
@@ -75,9 +85,14 @@ impl Judged<'_> {
             ..BanRequest::new(
                 a.net,
                 Origin::Daemon,
-                self.event.kind.name(),
+                reason,
                 a.at,
-                Lifetime::Escalating,
+                match a.weak {
+                    None => Lifetime::Escalating,
+                    Some(w) => Lifetime::Weak {
+                        ceiling: w.ceiling.min(i64::MAX as u64) as i64,
+                    },
+                },
             )
         })
     }
@@ -94,7 +109,13 @@ pub struct Judge {
     event_clock: crate::clock::EventClock,
     /// Ban requests the admission check refused.
     pub refused: u64,
+    /// Known hosts warned about for a weak ban, and when (wall clock): once per ban time,
+    /// however many events arrive while it holds (at most `MAX_WARNED`).
+    warned_known: Vec<(ipnet::IpNet, i64)>,
 }
+
+/// Known hosts remembered for `Judge::warned_known`.
+const MAX_WARNED: usize = 64;
 
 impl Judge {
     pub fn new(cfg: &Config) -> Judge {
@@ -106,6 +127,7 @@ impl Judge {
             event_time: 0,
             event_clock: crate::clock::EventClock::default(),
             refused: 0,
+            warned_known: Vec::new(),
         }
     }
 
@@ -134,7 +156,7 @@ impl Judge {
         };
         let verdict = self.engine.feed(&ev, mono);
         let admitted = match verdict {
-            Verdict::Ban(penalty, net, events) => self.admit(penalty, net, events, wall),
+            Verdict::Ban(t) => self.admit(&t, &ev, wall),
             _ => None,
         };
         Some(Judged {
@@ -145,21 +167,63 @@ impl Judge {
     }
 
     /// The ban a verdict asks for, if the admission check lets it in.
-    fn admit(&mut self, penalty: u32, net: ipnet::IpNet, events: u32, at: i64) -> Option<Admitted> {
+    fn admit(&mut self, t: &Tipped, ev: &SecurityEvent<'_>, at: i64) -> Option<Admitted> {
+        let net = t.net;
         if let Err(why) = self.engine.admission().check(&net, Door::Judged) {
             self.refused += 1;
             crate::warn!(
-                "{} reached the limit ({penalty}) but is not banned: it {why}",
-                crate::addr::net_text(&net)
+                "{} reached the limit ({}) but is not banned: it {why}",
+                crate::addr::net_text(&net),
+                t.penalty
             );
             return None;
         }
+        if let Some(w) = t.weak.filter(|w| w.stale) {
+            crate::warn!(
+                "account `{}` failed {} times from {}, where it logged in before (a device with an old password?): banned for {} s only; `ampere why {}` names it",
+                printable(ev.account),
+                t.events,
+                crate::addr::net_text(&net),
+                w.ceiling,
+                crate::addr::net_text(&net)
+            );
+        } else if let Some(w) = t
+            .weak
+            .filter(|w| w.known && self.first_warning(net, at, w.ceiling))
+        {
+            // Loudly: a forger who knows a phone's address can cause this; so can a guesser
+            // behind the phone's NAT (pjsip-reset-abuse). Only the admin can tell.
+            crate::warn!(
+                "{} logged in before, and reached the limit ({}) on evidence a forged packet can make ({} over UDP, account `{}`): banned for {} s only; if it is an office, put it in `trust`",
+                crate::addr::net_text(&net),
+                t.penalty,
+                ev.kind.name(),
+                printable(ev.account),
+                w.ceiling
+            );
+        }
         Some(Admitted {
             net,
-            penalty,
-            events,
+            penalty: t.penalty,
+            events: t.events,
             at,
+            weak: t.weak,
         })
+    }
+
+    /// Whether a known host's weak ban at `at` is worth a warning: none for it within
+    /// `ceiling` seconds before.
+    fn first_warning(&mut self, net: ipnet::IpNet, at: i64, ceiling: u64) -> bool {
+        let since = at.saturating_sub(ceiling.min(i64::MAX as u64) as i64);
+        self.warned_known.retain(|&(_, t)| t > since);
+        if self.warned_known.iter().any(|&(n, _)| n == net) {
+            return false;
+        }
+        if self.warned_known.len() >= MAX_WARNED {
+            self.warned_known.remove(0);
+        }
+        self.warned_known.push((net, at));
+        true
     }
 
     /// The security event in `m`; what is not one is counted (and warned about once), or
@@ -246,13 +310,23 @@ mod tests {
         .concat();
         // Scored by weight (the rule that bans an unknown account at once is the engine's).
         let (verdicts, bad) = judged("ban_unknown_account = no\n", &stream);
-        // The mapped address is the same host: the third probe bans it.
+        // The mapped address is the same host: the third probe bans it, for an hour at
+        // most (UDP: weak evidence).
         assert_eq!(
             verdicts,
             [
                 Verdict::Scored(5),
                 Verdict::Scored(10),
-                Verdict::Ban(15, "203.0.113.2/32".parse().unwrap(), 3)
+                Verdict::Ban(Tipped {
+                    penalty: 15,
+                    net: "203.0.113.2/32".parse().unwrap(),
+                    events: 3,
+                    weak: Some(WeakBan {
+                        ceiling: 3600,
+                        known: false,
+                        stale: false
+                    })
+                })
             ]
         );
         assert_eq!(bad, 2);

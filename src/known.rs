@@ -151,6 +151,18 @@ impl Known {
         m
     }
 
+    /// Whether `acct` authenticated from the host keyed `key` (a login, an IAX2
+    /// registration, a trunk): proved, exact (the table's Bloom bits are only a hint).
+    pub fn authenticated(&self, key: IpAddr, acct: u32) -> bool {
+        self.rows
+            .get(&(key_of(key), acct))
+            .is_some_and(|r| r.source.proved())
+            || self
+                .nets
+                .iter()
+                .any(|(n, a)| *a == acct && n.contains(&key))
+    }
+
     /// A row from the database, at start: known, and not written again before `WRITE_EVERY`.
     pub fn load(&mut self, key: IpAddr, acct: u32, source: Source, last: i64) {
         self.put(key_of(key), acct, source, secs(last), secs(last));

@@ -2,7 +2,7 @@
 //! as the daemon, without touching the firewall or the database. For tuning weights (like
 //! fail2ban-regex) and for seeing Ampere work without an Asterisk.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -23,8 +23,8 @@ pub struct Outcome {
     pub summary: String,
 }
 
-/// Replays `data`, writing one `ban ADDRESS|NETWORK EVENT ACCOUNT PENALTY` line per ban
-/// decision.
+/// Replays `data`, writing one `ban ADDRESS|NETWORK EVENT ACCOUNT PENALTY [weak]` line per
+/// ban decision.
 pub fn replay(cfg: &Config, data: &[u8], out: &mut dyn Write) -> std::io::Result<Outcome> {
     replay_from(cfg, &mut &data[..], out)
 }
@@ -38,7 +38,8 @@ pub fn replay_from(
     let mut judge = Judge::new(cfg);
     let mut framer = Framer::new();
     let mut bans: Vec<IpNet> = Vec::new();
-    let mut banned: HashSet<IpNet, FoldState> = HashSet::with_hasher(FoldState::new());
+    // Each network printed, and whether its ban was strong.
+    let mut banned: HashMap<IpNet, bool, FoldState> = HashMap::with_hasher(FoldState::new());
     let mut messages = 0u64;
     let mut result = Ok(());
     let mut buf = vec![0u8; 1 << 16];
@@ -67,9 +68,18 @@ pub fn replay_from(
                 return;
             };
             // The daemon records a ban once; later events still in flight find it already
-            // stored. Print each network once, as the daemon bans it once.
-            if banned.insert(a.net) {
-                bans.push(a.net);
+            // stored. Print each network once, as the daemon bans it once — and again when
+            // strong evidence comes for a network banned on weak, as the daemon replaces
+            // that ban.
+            let strong = a.weak.is_none();
+            let new = match banned.get(&a.net) {
+                None => true,
+                Some(&was_strong) => strong && !was_strong,
+            };
+            if new {
+                if banned.insert(a.net, strong).is_none() {
+                    bans.push(a.net);
+                }
                 if result.is_ok() {
                     ban_line(
                         &mut line,
@@ -77,6 +87,7 @@ pub fn replay_from(
                         j.event.kind.name(),
                         j.account(),
                         a.penalty,
+                        a.weak.is_some(),
                     );
                     result = out.write_all(&line);
                 }
@@ -99,10 +110,11 @@ pub fn replay_from(
     })
 }
 
-/// `ban ADDRESS|NETWORK EVENT ACCOUNT PENALTY` and a newline, in `line`. An IPv4 address
+/// `ban ADDRESS|NETWORK EVENT ACCOUNT PENALTY`, then ` weak` for a ban on weak evidence
+/// (`score::Evidence`: temporary, never spread), and a newline, in `line`. An IPv4 address
 /// is written by hand: a replay of a scan prints tens of thousands of lines, and the
 /// formatting machinery cost more per line than judging the events that led to it.
-fn ban_line(line: &mut Vec<u8>, net: &IpNet, kind: &str, account: &[u8], penalty: u32) {
+fn ban_line(line: &mut Vec<u8>, net: &IpNet, kind: &str, account: &[u8], penalty: u32, weak: bool) {
     line.clear();
     line.extend_from_slice(b"ban ");
     match net {
@@ -126,6 +138,9 @@ fn ban_line(line: &mut Vec<u8>, net: &IpNet, kind: &str, account: &[u8], penalty
     }
     line.push(b' ');
     decimal(line, penalty);
+    if weak {
+        line.extend_from_slice(b" weak");
+    }
     line.push(b'\n');
 }
 
@@ -239,13 +254,17 @@ mod tests {
             ("2001:db8::/64", b"x", 7),
         ] {
             let net: IpNet = net.parse().unwrap();
-            ban_line(&mut line, &net, "FailedACL", account, penalty);
+            ban_line(&mut line, &net, "FailedACL", account, penalty, penalty == 7);
             let account = if account.is_empty() {
                 "-".to_string()
             } else {
                 printable(account)
             };
-            let want = format!("ban {} FailedACL {account} {penalty}\n", net_text(&net));
+            let weak = if penalty == 7 { " weak" } else { "" };
+            let want = format!(
+                "ban {} FailedACL {account} {penalty}{weak}\n",
+                net_text(&net)
+            );
             assert_eq!(String::from_utf8_lossy(&line), want);
         }
     }

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::log::printable;
 use crate::resolver::{self, Named};
+use crate::score::Evidence;
 use crate::session::Link;
 use crate::store::{Record, Store};
 
@@ -143,19 +144,22 @@ fn ban_line(r: &Record, now: i64) -> String {
         (None, false, Some(e)) if e <= now => format!("ended {}", format_time(e)),
         (None, false, _) => "lifted".to_string(),
     };
+    let count = match b.evidence {
+        Evidence::Strong => format!("ban #{}", b.count),
+        Evidence::Weak => "weak evidence, not counted".to_string(),
+    };
     format!(
-        "{}  {}  {}{service}{account}  [{who}, ban #{}]  {state}",
+        "{}  {}  {}{service}{account}  [{who}, {count}]  {state}",
         format_time(b.since),
         net_text(&b.net),
         b.reason,
-        b.count
     )
 }
 
 /// The status as `key value` lines (`keys`) or for a person.
 pub fn status(live: &mut Live, keys: bool) -> String {
     let now = clock::now_epoch();
-    let sec = live.started.elapsed().as_secs();
+    let sec = clock::mono_secs(live.started);
     let per_min = live.rate.last_minute(sec);
     let overall = live.rate.total as f64 / sec.max(1) as f64;
     let store = live.bans.store();
@@ -201,6 +205,17 @@ pub fn status(live: &mut Live, keys: bool) -> String {
             t.len(),
             t.capacity(),
             t.evictions()
+        );
+        let ec = &live.engine.counters;
+        let _ = writeln!(
+            o,
+            "weak_bans {}\nweak_known_bans {}\nweak_single_events {}\nregistrar_refusals {}\nstale_failures {}\nstale_bans {}",
+            ec.weak_bans,
+            ec.weak_known_bans,
+            ec.weak_single,
+            ec.registrar_refusals,
+            ec.stale_failures,
+            ec.stale_bans
         );
         let _ = writeln!(
             o,
@@ -277,6 +292,42 @@ pub fn status(live: &mut Live, keys: bool) -> String {
         origins(&by_origin),
         live.cfg.max_bans
     );
+    let ec = &live.engine.counters;
+    let _ = writeln!(
+        o,
+        "weak:     {} ban(s) on evidence a forged packet can make (at most {} s; {} of hosts that logged in before, at most {} s), {} single event(s) not banned",
+        ec.weak_bans,
+        live.cfg.weak_bantime,
+        ec.weak_known_bans,
+        live.cfg.weak_known_bantime,
+        ec.weak_single
+    );
+    let notes = live.engine.notes();
+    let _ = match &notes.latest_refusal {
+        None => writeln!(o, "registrar: no refusal after a success"),
+        Some(r) => writeln!(
+            o,
+            "registrar: {} refusal(s) right after a success, not counted (latest: account `{}` from {}: {}, {}); see the AOR's max_contacts and remove_existing",
+            notes.refusals,
+            r.account,
+            r.addr,
+            r.acl,
+            ago(r.at, now)
+        ),
+    };
+    for s in notes.stale().into_iter().take(5) {
+        let _ = writeln!(
+            o,
+            "stale:    account `{}` fails from {}, where it logged in before: {} time(s) since {} (latest {}), {} ban(s) of at most {} s",
+            s.account,
+            s.addr,
+            s.failures,
+            format_time(s.first),
+            ago(s.last, now),
+            s.bans,
+            live.cfg.weak_known_bantime
+        );
+    }
     o.push_str(&live.crowdsec);
     let _ = writeln!(
         o,
@@ -383,7 +434,7 @@ pub fn answer(live: &mut Live, request: &str) -> String {
         (Some("status"), None, _) => status(live, false),
         (Some("status"), Some("keys"), None) => status(live, true),
         (Some("why"), Some(a), None) => {
-            let sec = live.started.elapsed().as_secs();
+            let sec = clock::mono_secs(live.started);
             why(
                 live.cfg,
                 live.bans.store(),

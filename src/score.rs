@@ -74,6 +74,14 @@ impl EventKind {
         )
     }
 
+    /// A wrong password (not a challenge: an answer that failed).
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            EventKind::InvalidPassword | EventKind::ChallengeResponseFailed
+        )
+    }
+
     /// Exact (case-sensitive) match on an `Event:` value, as Asterisk spells them.
     pub fn from_event(name: &[u8]) -> Option<EventKind> {
         EventKind::ALL
@@ -92,6 +100,41 @@ impl EventKind {
 
     pub fn index(self) -> usize {
         self as usize
+    }
+}
+
+/// Whether an event proves that its source address receives what the PBX sends it.
+///
+/// Over UDP anyone can send a request with any source address, and Asterisk reports it as
+/// if that address had sent it: one forged REGISTER gives `InvalidAccountID` or
+/// `ChallengeSent`, one with a made-up `Authorization` header `ChallengeResponseFailed`
+/// (`pjsip-forged-source`, `pjsip-forged-auth`). Such an event is **weak** evidence. It is
+/// **strong** when the source had to receive the PBX's answers to cause it: the transport
+/// is TCP, TLS, WS or WSS (the handshake), the event is AMI's own (TCP), it is a success (a
+/// right digest needs the nonce the PBX sent to that address), or chan_sip's
+/// `InvalidPassword` names as `ReceivedChallenge` the very nonce it issued as `Challenge`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    Strong,
+    Weak,
+}
+
+impl Evidence {
+    /// As the database stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::Strong => "strong",
+            Evidence::Weak => "weak",
+        }
+    }
+
+    /// A stored value; anything but `weak` is strong (rows from before evidence).
+    pub fn parse(s: &str) -> Evidence {
+        if s == "weak" {
+            Evidence::Weak
+        } else {
+            Evidence::Strong
+        }
     }
 }
 

@@ -42,11 +42,13 @@ impl Stats {
             .map(|(k, n)| format!("{}={n}", k.name()))
             .collect();
         format!(
-            "stats: events {}; bans {} unbans {} active {} (already banned {}, protected {}, bad address {}, duplicate headers {}, firewall errors {}, database errors {}, waiting for the database {}; audits {} repaired {} strays removed {}; at max_bans: lifted early {} not banned {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {} blind warnings {}; table {}/{} hosts, {} evicted; last event {}",
+            "stats: events {}; bans {} unbans {} active {} (on weak evidence {}, of known hosts {}; already banned {}, protected {}, bad address {}, duplicate headers {}, firewall errors {}, database errors {}, waiting for the database {}; audits {} repaired {} strays removed {}; at max_bans: lifted early {} not banned {}); AMI {} logins {} reconnects {} login failures {} connect failures {} dropped lines {} dropped messages {} blind warnings {}; table {}/{} hosts, {} evicted; last event {}",
             if events.is_empty() { "none".to_string() } else { events.join(" ") },
             self.bans.bans,
             self.bans.unbans,
             self.active_bans,
+            self.engine.weak_bans,
+            self.engine.weak_known_bans,
             self.bans.already_banned,
             self.engine.protected,
             self.engine.bad_address,
@@ -126,6 +128,16 @@ impl Stats {
             "counter",
             "Events from trusted or local hosts.",
             &plain(self.engine.protected.to_string()),
+        );
+        metric(
+            "weak_evidence_total",
+            "counter",
+            "Hosts that reached the limit on evidence a forged packet can make, by what came of it: a temporary ban, a short one (the host had logged in), none (one event).",
+            &[
+                ("{what=\"banned\"}".to_string(), (self.engine.weak_bans - self.engine.weak_known_bans).to_string()),
+                ("{what=\"banned_known\"}".to_string(), self.engine.weak_known_bans.to_string()),
+                ("{what=\"single_event\"}".to_string(), self.engine.weak_single.to_string()),
+            ],
         );
         metric(
             "firewall_errors_total",

@@ -16,8 +16,9 @@ pub struct Host {
     /// The account (a hash, 0 = none) whose credential failures `acct_penalty` counts:
     /// what a success for that same account takes back.
     pub acct: u32,
-    /// (Saturating: with weights past 65,535 a success takes back less, never more.)
-    pub acct_penalty: u16,
+    /// (Saturating: past 255 a success takes back less, never more; the default limit is
+    /// 15.)
+    pub acct_penalty: u8,
     /// The accounts that have authenticated from this host: a 32-bit Bloom filter of their
     /// hashes, two bits each (`Host::logged_in`), so a phone with several lines is
     /// remembered for each.
@@ -30,7 +31,10 @@ pub struct Host {
     /// that same session takes back (chan_sip's call: challenged as `sip:1001@pbx`,
     /// successful as the dialled `600`).
     pub sess: u16,
-    pub sess_penalty: u16,
+    pub sess_penalty: u8,
+    /// What strong evidence added (`score::Evidence`; saturating): only a penalty it
+    /// reaches alone bans for good and as wide as the prefix. At most `penalty`.
+    pub strong: u16,
 }
 
 impl Host {
@@ -66,10 +70,11 @@ struct Slot {
     scored: u32,
     acct: u32,
     ok_accts: u32,
-    acct_penalty: u16,
+    acct_penalty: u8,
+    sess_penalty: u8,
     events: u16,
     sess: u16,
-    sess_penalty: u16,
+    strong: u16,
 }
 
 impl Slot {
@@ -83,6 +88,7 @@ impl Slot {
             events: self.events,
             sess: self.sess,
             sess_penalty: self.sess_penalty,
+            strong: self.strong,
         }
     }
 }
@@ -345,6 +351,7 @@ impl PenaltyTable {
             events: host.events,
             sess: host.sess,
             sess_penalty: host.sess_penalty,
+            strong: host.strong,
         };
         self.ranks[i] = rank(&self.slots[i], stamp(now));
     }

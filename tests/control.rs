@@ -36,9 +36,9 @@ fn shutdown_event() -> Vec<u8> {
 fn status_while_connected_during_a_reconnect_and_stopped() {
     let (setup, server, d, tx) = fed("");
     // In this order: once the ban is stored, both events were read.
-    tx.send(crf_event(2, "IPV4/UDP/198.51.100.4/5060").into_bytes())
+    tx.send(crf_event(2, "IPV4/TCP/198.51.100.4/5060").into_bytes())
         .unwrap();
-    tx.send(invalid_account_event(1, "IPV4/UDP/203.0.113.9/5060").into_bytes())
+    tx.send(invalid_account_event(1, "IPV4/TCP/203.0.113.9/5060").into_bytes())
         .unwrap();
     wait_for(10, "the ban", || setup.stored() == ["203.0.113.9"]);
     let socket = setup.socket();
@@ -110,16 +110,16 @@ fn why_names_the_ban_the_penalty_and_the_trust_line() {
     let cfg = std::fs::read_to_string(&setup.cfg).unwrap();
     let trust_line = cfg.lines().position(|l| l.starts_with("trust =")).unwrap() + 1;
     // 203.0.113.10's ban ends after 2 s: an unbanned address with a history.
-    tx.send(invalid_account_event(2, "IPV4/UDP/203.0.113.10/5060").into_bytes())
+    tx.send(invalid_account_event(2, "IPV4/TCP/203.0.113.10/5060").into_bytes())
         .unwrap();
     wait_for(10, "the first ban", || setup.stored() == ["203.0.113.10"]);
     wait_for(10, "its expiry", || setup.stored().is_empty());
     std::fs::write(&setup.cfg, cfg.replace("bantime = 2", "bantime = 0")).unwrap();
     d.signal("HUP");
     wait_for(10, "the reload", || setup.log().contains("config reloaded"));
-    tx.send(invalid_account_event(1, "IPV4/UDP/203.0.113.9/5060").into_bytes())
+    tx.send(invalid_account_event(1, "IPV4/TCP/203.0.113.9/5060").into_bytes())
         .unwrap();
-    tx.send(crf_event(3, "IPV4/UDP/198.51.100.4/5060").into_bytes())
+    tx.send(crf_event(3, "IPV4/TCP/198.51.100.4/5060").into_bytes())
         .unwrap();
     wait_for(10, "the second ban", || setup.stored() == ["203.0.113.9"]);
     let (code, _, err) = setup.run(&["-a"], "198.51.100.0/24\n");
@@ -232,7 +232,7 @@ fn hostile_clients_never_hold_up_banning() {
     // Meanwhile attackers keep coming, each banned at its first probe.
     let t = Instant::now();
     for i in 0..200u64 {
-        let addr = format!("IPV4/UDP/10.9.{}.{}/5060", i / 250, i % 250 + 1);
+        let addr = format!("IPV4/TCP/10.9.{}.{}/5060", i / 250, i % 250 + 1);
         tx.send(invalid_account_event(i, &addr).into_bytes())
             .unwrap();
     }
@@ -263,7 +263,7 @@ fn a_stale_socket_is_replaced_and_a_live_one_stops_a_second_daemon() {
     assert!(setup.socket().exists());
     let d = setup.spawn();
     wait_for(10, "AMI login", || setup.log().contains("logged in to AMI"));
-    tx.send(invalid_account_event(1, "IPV4/UDP/203.0.113.9/5060").into_bytes())
+    tx.send(invalid_account_event(1, "IPV4/TCP/203.0.113.9/5060").into_bytes())
         .unwrap();
     // The database first, then the kernel: wait for the kernel's part too.
     wait_for(10, "the ban", || setup.stored() == ["203.0.113.9"]);
@@ -337,7 +337,7 @@ fn add_and_del_go_through_the_running_daemon() {
     let (setup, _server, d, tx) = fed(&hooks);
     // 14 of the 15 that ban.
     for i in 0..14 {
-        tx.send(crf_event(i, "IPV4/UDP/198.51.100.4/5060").into_bytes())
+        tx.send(crf_event(i, "IPV4/TCP/198.51.100.4/5060").into_bytes())
             .unwrap();
     }
     wait_for(10, "the penalty", || {
@@ -352,7 +352,7 @@ fn add_and_del_go_through_the_running_daemon() {
     assert!(err.contains("198.51.100.4 is not banned"), "{err}");
     let out = setup.run(&["why", "198.51.100.4"], "").1;
     assert!(out.contains("penalty now: none"), "{out}");
-    tx.send(crf_event(99, "IPV4/UDP/198.51.100.4/5060").into_bytes())
+    tx.send(crf_event(99, "IPV4/TCP/198.51.100.4/5060").into_bytes())
         .unwrap();
     wait_for(10, "the next event scored", || {
         setup
@@ -385,7 +385,7 @@ fn add_and_del_go_through_the_running_daemon() {
         .iter()
         .enumerate()
     {
-        tx.send(invalid_account_event(i as u64, &format!("IPV4/UDP/{a}/5060")).into_bytes())
+        tx.send(invalid_account_event(i as u64, &format!("IPV4/TCP/{a}/5060")).into_bytes())
             .unwrap();
     }
     wait_for(10, "three bans in one /24", || setup.stored().len() == 4);

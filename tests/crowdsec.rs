@@ -9,6 +9,8 @@
 
 mod common;
 
+#[path = "crowdsec/forged.rs"]
+mod forged;
 #[path = "crowdsec/lapi.rs"]
 mod lapi;
 
@@ -68,9 +70,30 @@ impl Pbx {
         p
     }
 
-    /// An unknown account from `addr`: one event bans it.
+    /// An unknown account from `addr` over TCP: one event bans it.
     fn attack(&mut self, addr: &str) {
         writeln!(self.attacks, "{addr}").unwrap();
+    }
+
+    /// One event of `kind` for `account` from `addr` over `transport` (UDP, TCP).
+    fn event(&mut self, kind: &str, transport: &str, addr: &str, account: &str) {
+        writeln!(self.attacks, "{kind} {transport} {addr} {account}").unwrap();
+    }
+
+    /// The element of an nft set that is `addr` (an address or a network), if any (with
+    /// its `timeout` and `expires` when it has an end).
+    fn element(&self, addr: &str) -> Option<String> {
+        // Addresses are in `v4`, networks in the interval set `net4`.
+        let set = if addr.contains('/') { "net4" } else { "v4" };
+        let (_, listed) = sh(&[
+            "ip", "netns", "exec", &self.ns, "nft", "list", "set", "inet", "ampere", set,
+        ]);
+        // Elements are listed comma-separated, possibly several per line.
+        listed
+            .split([',', '{', '}', '\n'])
+            .map(str::trim)
+            .find(|e| e.split_whitespace().next() == Some(addr))
+            .map(String::from)
     }
 
     fn in_kernel(&self, addr: &str) -> bool {
@@ -122,7 +145,14 @@ fn inner_ami() {
         .map_while(Result::ok)
         .enumerate()
     {
-        let event = invalid_account_event(i as u64, &format!("IPV4/UDP/{}/5060", line.trim()));
+        // `ADDRESS`: an unknown account over TCP (one event bans); `KIND TRANSPORT ADDRESS
+        // ACCOUNT`: that event.
+        let event = match line.split_whitespace().collect::<Vec<_>>()[..] {
+            [kind, transport, addr, account] => format!(
+                "Event: {kind}\r\nService: PJSIP\r\nAccountID: {account}\r\nSessionID: s{i}\r\nRemoteAddress: IPV4/{transport}/{addr}/5060\r\n\r\n"
+            ),
+            _ => invalid_account_event(i as u64, &format!("IPV4/TCP/{}/5060", line.trim())),
+        };
         tx.send(event.into_bytes()).unwrap();
     }
 }

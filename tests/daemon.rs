@@ -12,39 +12,89 @@ use common::*;
 /// The bans `../shared/fixtures/ami/README.md` lists for each capture with loyalty = 3, with
 /// Ampere's own rules where they differ from the original's weights (README, "How it scores"):
 /// pjsip-challenge also bans the scanner whose one probe named an unknown account.
+/// What each capture bans: a network, and ` weak` when the ban rests on evidence a forged
+/// packet can make (`score::Evidence`: temporary, at most `weak_bantime`, never spread).
+/// Every PJSIP capture is UDP: its bans are weak, and a scanner's single probe bans nothing.
 const EXPECTED: &[(&str, &[&str])] = &[
-    ("pjsip-wrong-password.ami", &["10.99.1.2"]),
-    ("pjsip-unknown-user.ami", &["203.0.113.2"]),
-    ("pjsip-unknown-user-authusername.ami", &["203.0.113.2"]),
-    ("pjsip-svmap.ami", &["203.0.113.2"]),
-    ("pjsip-svwar.ami", &["203.0.113.2"]),
-    ("pjsip-acl.ami", &["203.0.113.2"]),
+    ("pjsip-wrong-password.ami", &["10.99.1.2 weak"]),
+    ("pjsip-unknown-user.ami", &["203.0.113.2 weak"]),
+    ("pjsip-unknown-user-authusername.ami", &["203.0.113.2 weak"]),
+    // At the second probe (4 events); before, at the first.
+    ("pjsip-svmap.ami", &["203.0.113.2 weak"]),
+    ("pjsip-svwar.ami", &["203.0.113.2 weak"]),
+    ("pjsip-acl.ami", &["203.0.113.2 weak"]),
     ("pjsip-success.ami", &[]),
-    ("pjsip-challenge.ami", &["10.99.1.2", "203.0.113.2"]),
-    // A success for the attacker's own account does not wipe its guesses against another.
-    ("pjsip-reset-abuse.ami", &["10.99.1.2"]),
+    // 203.0.113.2's one probe (9 points) no longer bans: one packet can be forged.
+    ("pjsip-challenge.ami", &["10.99.1.2 weak"]),
+    // A success for the attacker's own account does not wipe its guesses against another;
+    // it logged in, so its ban is `weak_known_bantime` (5 min), loudly.
+    ("pjsip-reset-abuse.ami", &["10.99.1.2 weak"]),
     // A registered phone's unanswered keepalive challenges are not an attack.
     ("pjsip-options-keepalive.ami", &[]),
-    // SessionLimit counts like a failed AMI login: 3 + 12 = 15.
+    // SessionLimit counts like a failed AMI login: 3 + 12 = 15. AMI is TCP: strong.
     ("ami-sessionlimit.ami", &["203.0.113.2"]),
-    // Per address nobody reaches the limit (each of the 20 stays at 10); as the /64 it is
-    // one attacker (`ipv6_prefix = 64`, the default).
-    ("pjsip-ipv6-rotation.ami", &["2001:db8:99::/64"]),
-    ("timestampevents.ami", &["203.0.113.2"]),
-    ("eventfilter.ami", &["203.0.113.2"]),
-    ("pjsip-flood.ami", &["203.0.113.2"]),
-    ("ipv6.ami", &["2001:db8:99::/64"]),
+    // The 20 addresses of one /64 share a penalty (`ipv6_prefix = 64`), but weak evidence
+    // bans only the address whose event reached the limit, never the /64.
+    (
+        "pjsip-ipv6-rotation.ami",
+        &[
+            "2001:db8:99::101 weak",
+            "2001:db8:99::102 weak",
+            "2001:db8:99::104 weak",
+            "2001:db8:99::105 weak",
+            "2001:db8:99::107 weak",
+            "2001:db8:99::108 weak",
+            "2001:db8:99::10a weak",
+            "2001:db8:99::10b weak",
+            "2001:db8:99::10d weak",
+            "2001:db8:99::10e weak",
+            "2001:db8:99::110 weak",
+            "2001:db8:99::111 weak",
+            "2001:db8:99::113 weak",
+        ],
+    ),
+    ("timestampevents.ami", &["203.0.113.2 weak"]),
+    ("eventfilter.ami", &["203.0.113.2 weak"]),
+    ("pjsip-flood.ami", &["203.0.113.2 weak"]),
+    ("ipv6.ami", &["2001:db8:99::2 weak"]),
     ("ami-bad-login.ami", &[]),
     ("reload.ami", &[]),
     ("kill9.ami", &[]),
+    // Forged sources: three unanswered challenges each for .50, .51, .52 (as many events as
+    // a guesser needs: an hour each), one packet for .60 (nothing), the registered phone's
+    // address (its own account's challenges: free). No /24.
+    (
+        "pjsip-forged-source.ami",
+        &[
+            "198.51.100.50 weak",
+            "198.51.100.51 weak",
+            "198.51.100.52 weak",
+        ],
+    ),
+    ("pjsip-forged-auth.ami", &[]),
+    // Five REGISTERs with the right password, each refused by the registrar's contact
+    // limit right after its success: Asterisk's configuration, not an attack (before, the
+    // phone was banned for good at the 4th).
+    ("pjsip-max-contacts.ami", &[]),
     // Asterisk 20.20.1, chan_sip (`ami-asterisk20` in ../shared): a call is challenged as
     // the From URI and succeeds as the dialled extension; nobody is banned for calling.
     ("sip-phone-calls-5060.ami", &[]),
     ("sip-keepalive.ami", &[]),
     ("sip-success-after-failures.ami", &[]),
+    // svwar's unanswered challenges ban it for an hour before svcrack starts; svcrack's
+    // answers carry chan_sip's own nonce (strong): that ban takes the weak one's place.
+    // (On a real kernel svcrack would be dropped for that hour first.)
     ("sip-udp-svwar-svcrack.ami", &["203.0.113.2"]),
-    ("sip-authreject-no.ami", &["203.0.113.2"]),
+    ("sip-authreject-no.ami", &["203.0.113.2 weak"]),
 ];
+
+/// An `EXPECTED` entry: the network's text, and whether the ban is weak.
+fn expected_ban(e: &str) -> (String, bool) {
+    match e.strip_suffix(" weak") {
+        Some(net) => (net.to_string(), true),
+        None => (e.to_string(), false),
+    }
+}
 
 /// Replays `plans`, waits until every plan was played and ampere came back for one more
 /// connection (so it has read everything up to the EOF), stops it and returns the setup.
@@ -78,22 +128,36 @@ fn run_scenario(plans: Vec<Plan>, bind: &str, extra: &str) -> (Setup, AmiServer)
     (setup, server)
 }
 
+/// What the kernel holds at the end (the recorder's), as network texts (an address
+/// without its length).
 fn ban_addrs(setup: &Setup) -> Vec<String> {
     let mut v: Vec<String> = setup
         .rec
-        .bans()
+        .held()
         .into_iter()
         .map(|(tool, net)| {
-            let (addr, len) = net.split_once('/').expect("ban with a prefix length");
-            let v6 = addr.contains(':');
+            let v6 = net.contains(':');
             assert_eq!(tool, if v6 { "ip6tables" } else { "iptables" }, "{net}");
-            // IPv6 per /64 (the default prefix), IPv4 per address.
-            assert_eq!(len, if v6 { "64" } else { "32" });
-            if v6 {
-                net
-            } else {
-                addr.to_string()
-            }
+            ampere::addr::net_text(&ampere::addr::parse_net(&net).unwrap())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The active bans in the database: (network, weak, expires).
+fn stored_bans(setup: &Setup) -> Vec<(String, bool, Option<i64>)> {
+    let mut v: Vec<_> = ampere::store::Store::open(&setup.db)
+        .unwrap()
+        .active()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                ampere::addr::net_text(&b.net),
+                b.evidence == ampere::score::Evidence::Weak,
+                b.expires.map(|e| e - b.since),
+            )
         })
         .collect();
     v.sort();
@@ -118,21 +182,40 @@ fn every_capture_bans_exactly_the_expected_hosts() {
                     speed: 0.05,
                 };
                 let (setup, _server) = run_scenario(vec![plan], bind, "");
-                let want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+                let mut want: Vec<(String, bool)> =
+                    expected.iter().map(|e| expected_ban(e)).collect();
+                want.sort();
+                let nets: Vec<String> = want.iter().map(|w| w.0.clone()).collect();
                 assert_eq!(
                     ban_addrs(&setup),
-                    want,
+                    nets,
                     "{file}: firewall bans\n{}",
                     setup.log()
                 );
-                assert_eq!(setup.stored(), want, "{file}: stored bans");
+                let stored = stored_bans(&setup);
                 let log = setup.log();
-                for a in expected {
-                    assert!(
-                        log.contains(&format!("ban {a}:")),
-                        "{file}: no log line for {a}\n{log}"
+                for ((net, weak), (s_net, s_weak, lasts)) in want.iter().zip(&stored) {
+                    assert_eq!((net, weak), (s_net, s_weak), "{file}: stored {stored:?}");
+                    // Weak: an hour at most, or 5 min for a host that logged in before;
+                    // strong: the default config's permanent ban.
+                    match weak {
+                        true => {
+                            assert!(matches!(lasts, Some(300 | 3600)), "{file}: {net} {lasts:?}")
+                        }
+                        false => assert_eq!(*lasts, None, "{file}: {net}"),
+                    }
+                    // The last ban line of the network (a strong ban replaces a weak one).
+                    let line = log
+                        .lines()
+                        .rfind(|l| l.contains(&format!("ban {net}:")))
+                        .unwrap_or_else(|| panic!("{file}: no log line for {net}\n{log}"));
+                    assert_eq!(
+                        line.contains("on evidence a forged packet can make"),
+                        *weak,
+                        "{file}: {line}"
                     );
                 }
+                assert_eq!(stored.len(), want.len(), "{file}: stored {stored:?}");
             })
         })
         .collect();
@@ -170,7 +253,7 @@ fn per_address_scoring_gives_the_bans_of_before_prefixes() {
     let before: Vec<(&str, &[&str])> = EXPECTED
         .iter()
         .map(|&(file, bans)| match file {
-            "ipv6.ami" => (file, &["2001:db8:99::2"][..]),
+            "ipv6.ami" => (file, &["2001:db8:99::2 weak"][..]),
             "pjsip-ipv6-rotation.ami" => (file, &[][..]),
             _ => (file, bans),
         })
@@ -184,13 +267,20 @@ fn replay_gives(setup: &Setup, expected: &[(&str, &[&str])]) {
         let path = fixture_dir().join(file);
         let (code, out, err) = setup.run(&["--replay", path.to_str().unwrap()], "");
         assert_eq!(code, 0, "{file}: {err}");
-        let mut got: Vec<String> = out
-            .lines()
-            .filter_map(|l| l.strip_prefix("ban "))
-            .map(|l| l.split(' ').next().unwrap().to_string())
+        // A network printed weak and then strong (the daemon replaces the ban): strong.
+        let mut last: Vec<(String, bool)> = Vec::new();
+        for l in out.lines().filter_map(|l| l.strip_prefix("ban ")) {
+            let net = l.split(' ').next().unwrap().to_string();
+            last.retain(|(n, _)| *n != net);
+            last.push((net, l.ends_with(" weak")));
+        }
+        let mut got: Vec<String> = last
+            .into_iter()
+            .map(|(net, weak)| if weak { format!("{net} weak") } else { net })
             .collect();
         got.sort();
-        let want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        want.sort();
         assert_eq!(got, want, "{file}:\n{out}");
         assert!(
             out.lines().last().unwrap().starts_with("summary: "),
@@ -451,7 +541,7 @@ fn hostile_input_never_crashes_and_only_parsed_addresses_reach_iptables() {
     // values with ": ", a Response: Error inside an event
     for _ in 0..15 {
         s.extend(crf(
-            "IPV4/UDP/198.51.100.7/5060",
+            "IPV4/TCP/198.51.100.7/5060",
             "a: b: $(reboot); `id` | rm -rf / & x",
         ));
     }
@@ -464,14 +554,14 @@ fn hostile_input_never_crashes_and_only_parsed_addresses_reach_iptables() {
         s.extend_from_slice(format!("H{i}: v\r\n").as_bytes());
     }
     s.extend_from_slice(b"\r\n");
-    s.extend_from_slice(b"Event: ChallengeResponseFailed\r\nService: PJSIP\r\nAccountID: \0\xff\xfe\x1b[2J\r\nRemoteAddress: IPV4/UDP/198.51.100.8/5060\r\n\r\n");
+    s.extend_from_slice(b"Event: ChallengeResponseFailed\r\nService: PJSIP\r\nAccountID: \0\xff\xfe\x1b[2J\r\nRemoteAddress: IPV4/TCP/198.51.100.8/5060\r\n\r\n");
     // RemoteAddress garbage and metacharacters: ignored
     for bad in [
-        "IPV4/UDP/1.2.3.4;touch /tmp/ampere-pwned/5060",
-        "IPV4/UDP/$(id)/5060",
-        "IPV4/UDP/`id`/5060",
-        "IPV4/UDP/-j ACCEPT/5060",
-        "IPV6/UDP/203.0.113.9/5060",
+        "IPV4/TCP/1.2.3.4;touch /tmp/ampere-pwned/5060",
+        "IPV4/TCP/$(id)/5060",
+        "IPV4/TCP/`id`/5060",
+        "IPV4/TCP/-j ACCEPT/5060",
+        "IPV6/TCP/203.0.113.9/5060",
         "garbage",
     ] {
         for _ in 0..20 {
@@ -480,14 +570,14 @@ fn hostile_input_never_crashes_and_only_parsed_addresses_reach_iptables() {
     }
     // truncated message merged into the next (no blank line), then sync resumes
     s.extend_from_slice(
-        b"Event: ChallengeResponseFailed\r\nRemoteAddress: IPV4/UDP/198.51.100.9/5060\r\n",
+        b"Event: ChallengeResponseFailed\r\nRemoteAddress: IPV4/TCP/198.51.100.9/5060\r\n",
     );
     // variants that are valid: 3 segments, IPv6, IPv4-mapped (the truncated message above
     // swallows the first of these events)
     for _ in 0..16 {
         s.extend(crf("IPV4/198.51.100.10/5060", "1"));
-        s.extend(crf("IPV6/UDP/2001:db8:bad::1/5060", "1"));
-        s.extend(crf("IPV6/UDP/::ffff:198.51.100.11/5060", "1"));
+        s.extend(crf("IPV6/TCP/2001:db8:bad::1/5060", "1"));
+        s.extend(crf("IPV6/TCP/::ffff:198.51.100.11/5060", "1"));
     }
     let server = AmiServer::start(vec![Plan::Custom(s)]);
     let setup = Setup::new(Some(server.addr), "");
@@ -525,7 +615,7 @@ fn hostile_input_never_crashes_and_only_parsed_addresses_reach_iptables() {
 
 #[test]
 fn signals_usr1_stats_hup_reload_and_term() {
-    let server = AmiServer::start(vec![Plan::Custom(crf("IPV4/UDP/192.0.2.50/5060", "1"))]);
+    let server = AmiServer::start(vec![Plan::Custom(crf("IPV4/TCP/192.0.2.50/5060", "1"))]);
     let setup = Setup::new(Some(server.addr), "");
     let d = setup.spawn();
     wait_for(10, "login", || setup.log().contains("logged in"));
@@ -572,7 +662,7 @@ fn response_error_inside_an_event_is_never_taken_for_the_login_answer() {
     // ChallengeResponseFailed does, filled by the attacker) and an answer to somebody
     // else's action arrive first; then the real answer, matched by our ActionID.
     let mut raw = Vec::new();
-    raw.extend(crf("IPV4/UDP/198.51.100.30/5060", "1001"));
+    raw.extend(crf("IPV4/TCP/198.51.100.30/5060", "1001"));
     raw.extend_from_slice(
         b"Response: Error\r\nActionID: not-ours\r\nMessage: Authentication failed\r\n\r\n",
     );
@@ -580,7 +670,7 @@ fn response_error_inside_an_event_is_never_taken_for_the_login_answer() {
         b"Response: Success\r\nActionID: {ACTIONID}\r\nMessage: Authentication accepted\r\n\r\n",
     );
     for _ in 0..15 {
-        raw.extend(crf("IPV4/UDP/198.51.100.31/5060", "1001"));
+        raw.extend(crf("IPV4/TCP/198.51.100.31/5060", "1001"));
     }
     let server = AmiServer::start(vec![Plan::Raw(raw)]);
     let setup = Setup::new(Some(server.addr), "");
@@ -609,7 +699,7 @@ fn shell_metacharacters_in_every_field_reach_no_command_line() {
             ("AccountID", evil),
             ("SessionID", evil),
             ("LocalAddress", evil),
-            ("RemoteAddress", "IPV4/UDP/198.51.100.40/5060"),
+            ("RemoteAddress", "IPV4/TCP/198.51.100.40/5060"),
             ("Challenge", evil),
             ("Response", evil),
             ("ExpectedResponse", evil),
@@ -671,10 +761,10 @@ fn hooks_run_without_blocking_and_a_hanging_one_is_killed() {
     drop(lock);
     let mut s = Vec::new();
     for _ in 0..15 {
-        s.extend(crf("IPV4/UDP/198.51.100.60/5060", "$(id) `x`"));
+        s.extend(crf("IPV4/TCP/198.51.100.60/5060", "$(id) `x`"));
     }
     for _ in 0..15 {
-        s.extend(crf("IPV4/UDP/198.51.100.61/5060", "1001"));
+        s.extend(crf("IPV4/TCP/198.51.100.61/5060", "1001"));
     }
     let server = AmiServer::start(vec![Plan::Custom(s)]);
     let setup = Setup::new(
@@ -724,7 +814,7 @@ fn hooks_run_without_blocking_and_a_hanging_one_is_killed() {
 fn stats_file_is_written_atomically() {
     let mut s = Vec::new();
     for _ in 0..15 {
-        s.extend(crf("IPV4/UDP/198.51.100.70/5060", "1001"));
+        s.extend(crf("IPV4/TCP/198.51.100.70/5060", "1001"));
     }
     let server = AmiServer::start(vec![Plan::Custom(s)]);
     let setup = Setup::new(Some(server.addr), "");
@@ -767,7 +857,7 @@ fn burst(first: u32, n: u32) -> Vec<u8> {
     let mut s = Vec::new();
     for a in first..first + n {
         for k in 0..3 {
-            let remote = format!("IPV4/UDP/198.51.100.{a}/5060");
+            let remote = format!("IPV4/TCP/198.51.100.{a}/5060");
             s.extend(invalid_account_event(k, &remote).into_bytes());
         }
     }
@@ -876,7 +966,7 @@ fn a_reload_names_every_restart_only_key_and_the_daemon_keeps_its_firewall() {
         assert!(line.contains(k.name), "`{}` not named: {line}", k.name);
     }
     // The running backend (the recorder's iptables) still bans, in the same chain.
-    tx.send(crf("IPV4/UDP/192.0.2.77/5060", "1").repeat(15))
+    tx.send(crf("IPV4/TCP/192.0.2.77/5060", "1").repeat(15))
         .unwrap();
     wait_for(10, "ban", || !setup.rec.bans().is_empty());
     assert_eq!(
@@ -1017,7 +1107,7 @@ fn a_killed_hook_takes_its_children_along_and_an_account_is_never_an_option() {
     std::fs::set_permissions(&onban, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     drop(lock);
     let server = AmiServer::start(vec![Plan::Custom(
-        crf("IPV4/UDP/198.51.100.62/5060", "-rf /").repeat(15),
+        crf("IPV4/TCP/198.51.100.62/5060", "-rf /").repeat(15),
     )]);
     let setup = Setup::new(
         Some(server.addr),

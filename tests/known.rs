@@ -69,14 +69,15 @@ fn keepalives_then_an_attacker(
 ) {
     tx.send(keepalives(round * 100, 20)).unwrap();
     tx.send(three_guesses(attacker)).unwrap();
+    // The database first, the kernel, then the log line: wait for the line.
+    let line =
+        format!("ban {attacker}: ChallengeResponseFailed from account `1001` (PJSIP), penalty 15");
     wait_for(20, &format!("the ban of {attacker}"), || {
-        setup.stored().contains(&attacker.to_string())
+        setup.log().contains(&line)
     });
     let log = setup.log();
     assert!(
-        log.contains(&format!(
-            "ban {attacker}: ChallengeResponseFailed from account `1001` (PJSIP), penalty 15"
-        )),
+        setup.stored().contains(&attacker.to_string()),
         "round {round}: the attacker was not banned at its third guess\n{log}"
     );
     assert!(

@@ -108,7 +108,7 @@ impl Pbx {
         self.n += 1;
         let addr = format!("198.51.100.{}", self.n);
         let start = Instant::now();
-        let ev = invalid_account_event(self.n, &format!("IPV4/UDP/{addr}/5060"));
+        let ev = invalid_account_event(self.n, &format!("IPV4/TCP/{addr}/5060"));
         self.events.send(ev.into_bytes()).unwrap();
         wait_for(20, "the attacker's ban", || {
             self.setup.stored().contains(&addr)

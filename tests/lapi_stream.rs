@@ -171,7 +171,7 @@ fn a_deletion_never_undoes_a_newer_decision_and_a_whole_list_ends_what_it_no_lon
 
     // A ban of the daemon's own: no list from LAPI ends it.
     events
-        .send(invalid_account_event(1, "IPV4/UDP/198.51.100.1/5060").into_bytes())
+        .send(invalid_account_event(1, "IPV4/TCP/198.51.100.1/5060").into_bytes())
         .unwrap();
     wait_for(20, "the daemon's ban", || {
         setup.stored().contains(&"198.51.100.1".to_string())

@@ -14,7 +14,7 @@ use common::*;
 
 fn attack(addr: &str) -> Vec<u8> {
     (0..3)
-        .flat_map(|k| invalid_account_event(k, &format!("IPV4/UDP/{addr}/5060")).into_bytes())
+        .flat_map(|k| invalid_account_event(k, &format!("IPV4/TCP/{addr}/5060")).into_bytes())
         .collect()
 }
 

@@ -789,9 +789,9 @@ fn attacker_stream(tx: mpsc::Sender<Vec<u8>>, stop: Arc<Mutex<bool>>) {
     while !*stop.lock().unwrap() {
         let n = i / 15;
         let addr = if n % 4 == 3 {
-            format!("IPV6/UDP/2001:db8:bad::{:x}/5060", n + 1)
+            format!("IPV6/TCP/2001:db8:bad::{:x}/5060", n + 1)
         } else {
-            format!("IPV4/UDP/198.51.{}.{}/5060", 100 + n / 250, 1 + n % 250)
+            format!("IPV4/TCP/198.51.{}.{}/5060", 100 + n / 250, 1 + n % 250)
         };
         let ev = format!(
             "Event: ChallengeResponseFailed\r\nPrivilege: security,all\r\nSeverity: Error\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: 1001\r\nSessionID: s{i}\r\nLocalAddress: IPV4/UDP/{PBX4}/5060\r\nRemoteAddress: {addr}\r\nChallenge: x\r\nResponse: y\r\nExpectedResponse: \r\n\r\n"
@@ -978,13 +978,20 @@ fn backend_scenario(backend: &str) {
     pbx.logged_in(1);
     let p4 = Prober::start(&format!("{PBX4}:5060"));
     let p6 = Prober::start(&format!("[{PBX6}]:5060"));
+    // Over TCP: strong evidence, which escalates (weak evidence is never counted).
     let attack = |pbx: &Pbx| {
-        for e in fixture_events("pjsip-svmap.ami", &[("203.0.113.2", ATK4)]) {
+        for e in fixture_events(
+            "pjsip-svmap.ami",
+            &[("UDP/203.0.113.2/", &format!("TCP/{ATK4}/"))],
+        ) {
             pbx.send(&e);
         }
     };
     attack(&pbx);
-    for e in fixture_events("ipv6.ami", &[("2001:db8:99::2", ATK6)]) {
+    for e in fixture_events(
+        "ipv6.ami",
+        &[("UDP/2001:db8:99::2/", &format!("TCP/{ATK6}/"))],
+    ) {
         pbx.send(&e);
     }
     wait_for(5, "both bans in the kernel", || {
@@ -1067,7 +1074,7 @@ fn slow_consumer(backend: &str) {
             for a in 0..PER_BURST {
                 let addr = format!("172.16.{b}.{a}");
                 for k in 0..3 {
-                    let e = invalid_account_event(a * 3 + k, &format!("IPV4/UDP/{addr}/5060"));
+                    let e = invalid_account_event(a * 3 + k, &format!("IPV4/TCP/{addr}/5060"));
                     events.push(e.into_bytes());
                 }
                 attackers.insert(addr);
@@ -1202,7 +1209,7 @@ fn attack_events(ks: &[u8]) -> Vec<u8> {
     for &k in ks {
         let fam = if k % 4 == 3 { "IPV6" } else { "IPV4" };
         for n in 0..3 {
-            let e = invalid_account_event(n, &format!("{fam}/UDP/{}/5060", host(k)));
+            let e = invalid_account_event(n, &format!("{fam}/TCP/{}/5060", host(k)));
             bytes.extend(e.into_bytes());
         }
     }
@@ -1437,7 +1444,10 @@ fn inner_nft_long_bans() {
         "the refused one is said: {log}"
     );
     // A 7th ban made by the daemon: 1,920 d again, applied without a kernel timeout.
-    for e in fixture_events("ipv6.ami", &[("2001:db8:99::2", ATK6)]) {
+    for e in fixture_events(
+        "ipv6.ami",
+        &[("UDP/2001:db8:99::2/", &format!("TCP/{ATK6}/"))],
+    ) {
         pbx.send(&e);
     }
     wait_for(10, "the 7th ban", || in_kernel("nft", ATK6));
@@ -1477,12 +1487,12 @@ fn inner_mixed_batch() {
     for (i, a) in ["192.0.2.71", "192.0.2.72"].iter().enumerate() {
         for k in 0..3 {
             burst.extend(
-                invalid_account_event(i as u64 * 3 + k, &format!("IPV4/UDP/{a}/5060")).into_bytes(),
+                invalid_account_event(i as u64 * 3 + k, &format!("IPV4/TCP/{a}/5060")).into_bytes(),
             );
         }
     }
     for k in 0..3 {
-        burst.extend(invalid_account_event(10 + k, "IPV6/UDP/2001:db8:a3e::71/5060").into_bytes());
+        burst.extend(invalid_account_event(10 + k, "IPV6/TCP/2001:db8:a3e::71/5060").into_bytes());
     }
     pbx.send(&burst);
     wait_for(10, "the IPv6 failure", || {

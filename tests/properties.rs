@@ -83,7 +83,7 @@ proptest! {
         protected.extend(["203.0.113.77/32", "127.0.0.0/8", "::1/128"].map(|n| n.parse::<IpNet>().unwrap()));
         let mut e = Engine::new(&cfg);
         for (k, ip, t) in events {
-            if let Verdict::Ban(_, net, _) = e.feed(&SecurityEvent::new(k, b"PJSIP", b"", ip), t) {
+            if let Verdict::Ban(ampere::engine::Tipped { net, .. }) = e.feed(&SecurityEvent::new(k, b"PJSIP", b"", ip), t) {
                 prop_assert!(net.contains(&ampere::addr::canonical(ip)), "{net} does not cover {ip}");
                 for p in &protected {
                     prop_assert!(
@@ -320,6 +320,94 @@ proptest! {
             }
             // What the daemon writes after each read.
             store.record_known(&judge.engine.take_learned(), cfg.known_max).unwrap();
+        }
+    }
+}
+
+/// One moment at an office behind one NAT address: a phone registers one of its lines (the
+/// right password), the device of line 1002 tries an old password, or a guesser behind the
+/// same address tries a password of an account that never logged in from there.
+#[derive(Clone, Debug)]
+enum Office {
+    Register(u8),
+    Stale,
+    Guess(u8),
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Banned for good only when a guesser was there: registrations and a stale password's
+    /// retries, in any order and number, never bring a strong ban; a guesser's do, by its
+    /// third wrong password. Strong evidence throughout (TCP: nothing here is forgeable).
+    #[test]
+    fn an_office_is_banned_for_good_only_when_a_guesser_was_there(
+        steps in prop::collection::vec(
+            (
+                prop_oneof![
+                    4 => (0u8..2).prop_map(Office::Register),
+                    6 => Just(Office::Stale),
+                    1 => (0u8..2).prop_map(Office::Guess),
+                ],
+                // A run stays within findtime (300 × 11 s): a guesser's points never decay.
+                1u64..12,
+            ),
+            1..300,
+        ),
+    ) {
+        let mut e = Engine::new(&ampere::config::Config::default());
+        let office = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 20));
+        let lines = [&b"1001"[..], b"1002"];
+        let targets = [&b"1003"[..], b"1004"];
+        let (mut now, mut n) = (0u64, 0u32);
+        let mut registered_1002 = false;
+        let mut guesses = 0u32;
+        let feed = |e: &mut Engine, kind, acct: &[u8], s: &str, now| {
+            let mut ev = SecurityEvent::new(kind, b"PJSIP", acct, office);
+            ev.session = s.as_bytes();
+            e.feed(&ev, now)
+        };
+        for (step, gap) in steps {
+            now += gap;
+            n += 1;
+            let s = format!("s{n}");
+            let verdicts = match step {
+                Office::Register(l) => {
+                    registered_1002 |= l == 1;
+                    vec![
+                        feed(&mut e, EventKind::ChallengeSent, lines[usize::from(l)], &s, now),
+                        feed(&mut e, EventKind::SuccessfulAuth, lines[usize::from(l)], &s, now),
+                    ]
+                }
+                // The device retries 1002 only after 1002 had registered (its password
+                // changed since).
+                Office::Stale if registered_1002 => vec![
+                    feed(&mut e, EventKind::ChallengeSent, b"1002", &s, now),
+                    feed(&mut e, EventKind::ChallengeResponseFailed, b"1002", &s, now),
+                ],
+                Office::Stale => continue,
+                Office::Guess(t) => {
+                    guesses += 1;
+                    vec![
+                        feed(&mut e, EventKind::ChallengeSent, targets[usize::from(t)], &s, now),
+                        feed(&mut e, EventKind::ChallengeResponseFailed, targets[usize::from(t)], &s, now),
+                    ]
+                }
+            };
+            for v in verdicts {
+                if let Verdict::Ban(t) = v {
+                    prop_assert!(
+                        t.weak.is_some() || guesses > 0,
+                        "banned for good at {now} with no guesser there: {v:?}"
+                    );
+                    if t.weak.is_none() {
+                        // Banned: the guesser's count starts again, as the kernel would
+                        // have stopped it.
+                        guesses = 0;
+                    }
+                }
+            }
+            prop_assert!(guesses < 3, "a guesser made {guesses} guesses unbanned");
         }
     }
 }

@@ -102,7 +102,7 @@ fn a_trusted_name_follows_its_address() {
         .iter()
         .enumerate()
     {
-        let event = invalid_account_event(i as u64, &format!("IPV4/UDP/{from}/5060"));
+        let event = invalid_account_event(i as u64, &format!("IPV4/TCP/{from}/5060"));
         tx.send(event.into_bytes()).unwrap();
     }
     wait_for(10, "the attacker's ban", || !setup.stored().is_empty());
@@ -145,7 +145,7 @@ fn a_trusted_name_follows_its_address() {
         setup.rec.calls()
     );
     for (i, from) in ["203.0.113.9", "203.0.113.7"].iter().enumerate() {
-        let event = invalid_account_event(10 + i as u64, &format!("IPV4/UDP/{from}/5060"));
+        let event = invalid_account_event(10 + i as u64, &format!("IPV4/TCP/{from}/5060"));
         tx.send(event.into_bytes()).unwrap();
     }
     wait_for(10, "the old address's ban", || !setup.stored().is_empty());
@@ -203,7 +203,7 @@ fn a_name_stuck_in_dns_never_holds_up_banning() {
 
     // Lookups keep getting stuck (one starts each second): events are judged meanwhile.
     let sent = Instant::now();
-    tx.send(invalid_account_event(1, "IPV4/UDP/203.0.113.9/5060").into_bytes())
+    tx.send(invalid_account_event(1, "IPV4/TCP/203.0.113.9/5060").into_bytes())
         .unwrap();
     wait_for(10, "the ban", || !setup.stored().is_empty());
     let took = sent.elapsed();
@@ -213,9 +213,9 @@ fn a_name_stuck_in_dns_never_holds_up_banning() {
         "the loop waited for DNS: {took:?}"
     );
     // The literal entry still protects.
-    tx.send(invalid_account_event(2, "IPV4/UDP/192.0.2.5/5060").into_bytes())
+    tx.send(invalid_account_event(2, "IPV4/TCP/192.0.2.5/5060").into_bytes())
         .unwrap();
-    tx.send(invalid_account_event(3, "IPV4/UDP/203.0.113.10/5060").into_bytes())
+    tx.send(invalid_account_event(3, "IPV4/TCP/203.0.113.10/5060").into_bytes())
         .unwrap();
     wait_for(10, "the second ban", || setup.stored().len() == 2);
     assert_eq!(setup.stored(), ["203.0.113.10", "203.0.113.9"]);

@@ -172,7 +172,7 @@ impl Bans {
                 if !waiting.insert(r.net) || self.store.is_banned(&r.net).unwrap_or(false) {
                     return None;
                 }
-                let ban = r.settle(1, r.at, &|at, count| cfg.ban_expiry(at, count));
+                let ban = r.settle(0, r.at, &|at, count| cfg.ban_expiry(at, count));
                 if self.unstored.len() < MAX_UNSTORED {
                     self.unstored.push(Unstored {
                         request: r.clone(),

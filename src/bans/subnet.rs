@@ -1,7 +1,8 @@
 //! Subnet escalation: `subnet_after` distinct daemon bans inside one `subnet_v4`/`subnet_v6`
 //! network within `findtime` ban that network, and the member bans are folded into it (the
 //! kernel holds one entry; the database keeps the members' rows, inactive, naming the
-//! subnet). The subnet's own count escalates its ban time like any ban's. A subnet that
+//! subnet). The subnet's own count escalates its ban time like any ban's. Bans on weak
+//! evidence (`score::Evidence`) never count. A subnet that
 //! takes in a protected network (trust, the AMI host, loopback) or a LAN address is never
 //! banned.
 //!
@@ -16,6 +17,7 @@ use crate::addr::{net_text, scored_alone};
 use crate::admission::{Admission, Door};
 use crate::ban::{Ban, BanRequest, Lifetime, Origin};
 use crate::config::Config;
+use crate::score::Evidence;
 use crate::{error, info};
 
 /// Subnets tracked at once; past that, the one whose latest ban is oldest is forgotten.
@@ -84,7 +86,12 @@ impl Bans {
             return out;
         }
         let mut due = Vec::new();
-        for b in banned.iter().filter(|b| b.origin == Origin::Daemon) {
+        // Never on weak evidence: forged packets from three addresses of a /24 would ban
+        // the /24 (pjsip-forged-source).
+        for b in banned
+            .iter()
+            .filter(|b| b.origin == Origin::Daemon && b.evidence == Evidence::Strong)
+        {
             let Some(subnet) = subnet_of(cfg, &b.net) else {
                 continue;
             };

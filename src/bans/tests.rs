@@ -489,3 +489,4 @@ mod lock;
 mod outage;
 mod pulled;
 mod subnet;
+mod weak;

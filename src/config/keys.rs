@@ -271,6 +271,30 @@ static KEYS: &[Key] = &[
         |c| c.permanent_after
     ),
     key!(
+        "weak_bantime",
+        Live,
+        "3600",
+        "30m",
+        |c, v| c.weak_bantime = duration(v, 60)?,
+        |c| c.weak_bantime
+    ),
+    key!(
+        "weak_known_bantime",
+        Live,
+        "300",
+        "2m",
+        |c, v| c.weak_known_bantime = duration(v, 60)?,
+        |c| c.weak_known_bantime
+    ),
+    key!(
+        "stale_password_limit",
+        Live,
+        "30",
+        "60",
+        |c, v| c.stale_password_limit = number(v, 1, 255)? as u32,
+        |c| c.stale_password_limit
+    ),
+    key!(
         "max_bans",
         Live,
         "65536",

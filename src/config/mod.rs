@@ -95,6 +95,13 @@ pub struct Config {
     /// long one is kept without being seen again (seconds).
     pub known_max: usize,
     pub known_forget: u64,
+    /// The longest ban on weak evidence (`score::Evidence`), and of a host that had proved
+    /// itself.
+    pub weak_bantime: u64,
+    pub weak_known_bantime: u64,
+    /// What the failures of an account that authenticated from its host before may add up
+    /// to before a short ban (a device with an old password).
+    pub stale_password_limit: u32,
     pub connect_timeout: u64,
     pub ping_interval: u64,
     pub ping_timeout: u64,
@@ -164,6 +171,9 @@ impl Config {
             table_size: 0,
             known_max: 0,
             known_forget: 0,
+            weak_bantime: 0,
+            weak_known_bantime: 0,
+            stale_password_limit: 0,
             connect_timeout: 0,
             ping_interval: 0,
             ping_timeout: 0,

@@ -126,7 +126,9 @@ impl Lapi {
 
     /// A ban the daemon decided (never one that came from LAPI): pushed when it can be.
     pub fn banned(&mut self, b: &Ban) {
-        if let Some(p) = self.push.as_mut().filter(|_| b.origin == Origin::Daemon) {
+        // Not a ban on weak evidence: a forged packet must not ban its victim fleet-wide.
+        let ours = b.origin == Origin::Daemon && b.evidence == crate::score::Evidence::Strong;
+        if let Some(p) = self.push.as_mut().filter(|_| ours) {
             p.queue(Alert::of(b, self.permanent, clock::now_epoch()));
         }
     }

@@ -12,6 +12,7 @@ use crate::ban::{Ban, Origin};
 use crate::bans::{Changes, Lift};
 use crate::info;
 use crate::log::printable;
+use crate::score::Evidence;
 
 impl Daemon {
     pub(super) fn publish(&mut self, changes: Changes) {
@@ -63,5 +64,15 @@ fn ban_line(b: &Ban) -> String {
         Origin::Manual => "manual (ampere -a)".to_string(),
         Origin::Crowdsec => format!("CrowdSec, scenario {}", printable(b.reason.as_bytes())),
     };
-    format!("ban {text}: {what}; ban #{} {}", b.count, b.until())
+    match b.evidence {
+        Evidence::Strong => format!("ban {text}: {what}; ban #{} {}", b.count, b.until()),
+        Evidence::Weak if b.reason == crate::judge::STALE_PASSWORD => format!(
+            "ban {text}: {what}; an account failing where it logged in before: {}, not counted",
+            b.until()
+        ),
+        Evidence::Weak => format!(
+            "ban {text}: {what}; on evidence a forged packet can make: {}, not counted",
+            b.until()
+        ),
+    }
 }

@@ -19,6 +19,16 @@ pub struct Counters {
     pub duplicate_headers: u64,
     /// Facts Asterisk reported about registrations and trunks (`facts.rs`).
     pub facts: u64,
+    /// Bans on weak evidence (`score::Evidence`), those of hosts that had proved
+    /// themselves, and single weak events that reached the limit and banned nothing.
+    pub weak_bans: u64,
+    pub weak_known_bans: u64,
+    pub weak_single: u64,
+    /// Registrar refusals that followed a success (free); failures of accounts that had
+    /// authenticated from their host (counted apart), and the bans they brought.
+    pub registrar_refusals: u64,
+    pub stale_failures: u64,
+    pub stale_bans: u64,
 }
 
 impl Counters {
@@ -65,13 +75,15 @@ impl Counters {
             .map(|(k, n)| format!("{}={n}", k.name()))
             .collect();
         format!(
-            "events: {}; ban decisions {}, protected {}, other service {}, bad address {}, duplicate headers {}",
+            "events: {}; ban decisions {} (on weak evidence {}, of known hosts {}), protected {}, other service {}, bad address {}, duplicate headers {}",
             if kinds.is_empty() {
                 "none".to_string()
             } else {
                 kinds.join(" ")
             },
             self.ban_decisions,
+            self.weak_bans,
+            self.weak_known_bans,
             self.protected,
             self.ignored_service,
             self.bad_address,

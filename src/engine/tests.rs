@@ -15,6 +15,16 @@ fn host(s: &str) -> IpNet {
     IpNet::from(ip(s))
 }
 
+/// The verdict of a ban on strong evidence.
+pub(super) fn strong_ban(penalty: u32, net: IpNet, events: u32) -> Verdict {
+    Verdict::Ban(Tipped {
+        penalty,
+        net,
+        events,
+        weak: None,
+    })
+}
+
 /// The engine fed one event as the matcher would build it.
 trait Feed {
     fn feed_as(&mut self, kind: EventKind, service: &[u8], addr: IpAddr, now: u64) -> Verdict;
@@ -50,7 +60,7 @@ fn wrong_password_sequence_bans_on_third_failure() {
             Scored(9),
             Scored(10),
             Scored(14),
-            Ban(15, host("10.99.1.2"), 6)
+            strong_ban(15, host("10.99.1.2"), 6)
         ]
     );
     assert!(e.table().is_empty());
@@ -138,7 +148,7 @@ fn a_success_never_clears_failures_against_another_account() {
             Scored(14),
             Scored(10),
             Scored(14),
-            Ban(15, host("10.99.1.2"), 7)
+            strong_ban(15, host("10.99.1.2"), 7)
         ]
     );
     // Also when the success comes without a challenge of its own first.
@@ -175,7 +185,7 @@ fn a_mistyped_password_is_forgiven_by_the_right_one() {
 }
 
 #[test]
-fn keepalive_challenges_of_a_logged_in_phone_are_free_but_failures_count() {
+fn keepalive_challenges_of_a_logged_in_phone_are_free_and_its_own_failures_counted_apart() {
     // pjsip-options-keepalive: REGISTER (challenge, success), then unanswered OPTIONS.
     let mut e = engine("");
     let a = ip("10.99.1.2");
@@ -193,13 +203,16 @@ fn keepalive_challenges_of_a_logged_in_phone_are_free_but_failures_count() {
             Verdict::Scored(0)
         );
     }
+    // Its own account's wrong password: a stale password's, counted apart
+    // (`stale_password_limit`); another account's challenge counts as anybody's.
     assert_eq!(
         feed_acct(&mut e, ChallengeResponseFailed, "1001", a, 100),
-        Verdict::Scored(1)
+        Verdict::Scored(0)
     );
+    assert_eq!(e.counters.stale_failures, 1);
     assert_eq!(
         feed_acct(&mut e, ChallengeSent, "1002", a, 101),
-        Verdict::Scored(5)
+        Verdict::Scored(4)
     );
     // pjsip-challenge: a host that never logged in keeps its verdict (4, 14, 24).
     let b = ip("10.99.1.9");
@@ -213,7 +226,7 @@ fn keepalive_challenges_of_a_logged_in_phone_are_free_but_failures_count() {
     );
     assert_eq!(
         feed_acct(&mut e, ChallengeSent, "1001", b, 0),
-        Verdict::Ban(24, host("10.99.1.9"), 3)
+        strong_ban(24, host("10.99.1.9"), 3)
     );
 }
 
@@ -222,7 +235,7 @@ fn an_unknown_account_bans_a_host_that_never_logged_in() {
     let mut e = engine("");
     assert_eq!(
         feed_acct(&mut e, InvalidAccountID, "100", ip("203.0.113.2"), 0),
-        Verdict::Ban(15, host("203.0.113.2"), 1)
+        strong_ban(15, host("203.0.113.2"), 1)
     );
     // A host that logged in before is scored as the weight says.
     let a = ip("10.99.1.2");
@@ -244,7 +257,7 @@ fn loyalty_and_weights_from_config() {
     let mut e = engine("loyalty = 1\nweight.InvalidPassword = 5\n");
     assert_eq!(
         e.feed_as(InvalidPassword, b"SIP", ip("198.51.100.1"), 0),
-        Verdict::Ban(5, host("198.51.100.1"), 1)
+        strong_ban(5, host("198.51.100.1"), 1)
     );
     let mut e = engine("weight.ChallengeSent = 0\n");
     assert_eq!(
@@ -304,7 +317,7 @@ fn addresses_of_one_64_are_one_attacker() {
             Scored(9),
             Scored(10),
             Scored(14),
-            Ban(15, net, 6),
+            strong_ban(15, net, 6),
             Scored(4),
             Scored(5)
         ]
@@ -335,7 +348,7 @@ fn a_prefix_with_a_protected_address_in_it_is_scored_per_address() {
     // A third guess bans that one address, never the /64.
     e.feed_as(ChallengeSent, b"PJSIP", nth_of_64(1), 0);
     let v = e.feed_as(ChallengeResponseFailed, b"PJSIP", nth_of_64(1), 0);
-    assert_eq!(v, Verdict::Ban(15, IpNet::from(nth_of_64(1)), 6));
+    assert_eq!(v, strong_ban(15, IpNet::from(nth_of_64(1)), 6));
     // The key says which protected network narrowed it.
     assert_eq!(
         e.key_of(nth_of_64(9)),
@@ -364,3 +377,5 @@ fn the_ami_peer_and_host_narrow_their_prefix() {
 }
 
 mod known;
+mod stale;
+mod weak;

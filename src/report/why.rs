@@ -104,6 +104,7 @@ pub fn why(
                     "  protected: never banned (trust, loopback, the AMI host or the PBX's own)"
                 );
             }
+            notes_lines(&mut o, e.notes(), ip, now);
         }
         (None, _) => {
             let _ = writeln!(o, "  penalty now: unknown (the daemon is not running)");
@@ -112,7 +113,8 @@ pub fn why(
     }
     if let Some(ip) = single {
         own_lines(&mut o, own, ip, now);
-        known_lines(&mut o, store, ip, now);
+        let banned = records.iter().any(|r| r.active);
+        known_lines(&mut o, store, ip, now, banned);
     }
     let by = trusted_by(cfg, names, &net);
     let _ = if by.is_empty() {
@@ -165,9 +167,34 @@ fn own_lines(o: &mut String, own: &OwnNets, ip: std::net::IpAddr, now: i64) {
     }
 }
 
+/// What the daemon noted of `ip` for the admin: accounts failing where they logged in
+/// before, and the registrar's latest refusal after a success.
+fn notes_lines(o: &mut String, notes: &crate::engine::Notes, ip: std::net::IpAddr, now: i64) {
+    for s in notes.stale().into_iter().filter(|s| s.addr == ip) {
+        let _ = writeln!(
+            o,
+            "  stale password: account `{}` failed {} time(s) from here, where it logged in before, since {} (latest {}), {} ban(s): a device with an old password? Counted apart, never banned for good",
+            s.account,
+            s.failures,
+            format_time(s.first),
+            ago(s.last, now),
+            s.bans
+        );
+    }
+    if let Some(r) = notes.latest_refusal.as_ref().filter(|r| r.addr == ip) {
+        let _ = writeln!(
+            o,
+            "  registrar: refused account `{}` right after its success ({}), {}: not counted",
+            r.account,
+            r.acl,
+            ago(r.at, now)
+        );
+    }
+}
+
 /// What the database remembers of `ip` as a legitimate host: each account that logged in
-/// (or is registered) from it, how, and when last.
-fn known_lines(o: &mut String, store: &Store, ip: std::net::IpAddr, now: i64) {
+/// (or is registered) from it, how, and when last; and, when it is banned, how to lift it.
+fn known_lines(o: &mut String, store: &Store, ip: std::net::IpAddr, now: i64, banned: bool) {
     let rows = match store.known_of(ip) {
         Ok(r) => r,
         Err(e) => {
@@ -175,7 +202,8 @@ fn known_lines(o: &mut String, store: &Store, ip: std::net::IpAddr, now: i64) {
             return;
         }
     };
-    if rows.is_empty() {
+    let rows_empty = rows.is_empty();
+    if rows_empty {
         let _ = writeln!(o, "  known: no account ever logged in from here");
     }
     for (account, source, first, last) in rows {
@@ -191,6 +219,12 @@ fn known_lines(o: &mut String, store: &Store, ip: std::net::IpAddr, now: i64) {
             format_time(first),
             format_time(last),
             ago(last, now)
+        );
+    }
+    if banned && !rows_empty {
+        let _ = writeln!(
+            o,
+            "  it logged in before and is banned now: if it is yours, `ampere -d {ip}` lifts the ban (`trust = {ip}` keeps it from the next)"
         );
     }
 }

@@ -13,15 +13,16 @@ use ipnet::IpNet;
 
 use crate::addr;
 use crate::ban::{Ban, BanRequest};
+use crate::score::Evidence;
 pub use queries::Record;
 use sqlite::{Db, Result, Stmt};
 pub use sqlite::{ErrorKind, StoreError};
 
 /// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 /// Each step takes the schema from version N to N + 1.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     "
 CREATE TABLE IF NOT EXISTS bans (
     addr      TEXT PRIMARY KEY NOT NULL, -- canonical: 192.0.2.1, 2001:db8::1, 198.51.100.0/24
@@ -63,6 +64,9 @@ CREATE TABLE IF NOT EXISTS known (  -- who authenticated or is registered from w
     PRIMARY KEY (addr, account)
 );
 CREATE INDEX IF NOT EXISTS known_last ON known(last);
+",
+    "
+ALTER TABLE bans ADD COLUMN evidence TEXT NOT NULL DEFAULT 'strong'; -- strong | weak (forgeable)
 ",
 ];
 
@@ -168,7 +172,8 @@ impl Store {
     /// and timed here (`BanRequest::settle`: an escalating one ends as `escalation(at, count)`
     /// says, so that repeat offenders escalate). Returns per request the ban it became, or
     /// None when its network was an active ban already (then no firewall rule must be
-    /// added).
+    /// added) — unless that ban was weak and this request is strong: then it takes its
+    /// place.
     pub fn record(
         &mut self,
         requests: &[BanRequest],
@@ -176,36 +181,40 @@ impl Store {
     ) -> Result<Vec<Option<Ban>>> {
         self.in_transaction(|db| {
             let mut find =
-                db.prepare("SELECT count, active, first_ban FROM bans WHERE addr = ?1")?;
+                db.prepare("SELECT count, active, first_ban, evidence FROM bans WHERE addr = ?1")?;
             let mut put = db.prepare(
                 "INSERT INTO bans(addr, first_ban, last_ban, count, event, account, expires,
-                                  active, penalty, origin, service)
-                 VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10)
+                                  active, penalty, origin, service, evidence)
+                 VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11)
                  ON CONFLICT(addr) DO UPDATE SET
                     last_ban = excluded.last_ban, count = excluded.count, event = excluded.event,
                     account = excluded.account, expires = excluded.expires, active = 1,
                     penalty = excluded.penalty, origin = excluded.origin,
-                    service = excluded.service, folded_into = NULL",
+                    service = excluded.service, folded_into = NULL,
+                    evidence = excluded.evidence",
             )?;
             let mut out = Vec::with_capacity(requests.len());
             for r in requests {
                 let key = addr::net_text(&r.net);
                 find.reset();
                 find.bind_text(1, &key)?;
-                let (count, active, first) = if find.step_row()? {
+                let (count, active, first, weak) = if find.step_row()? {
                     (
                         find.column_i64(0),
                         find.column_i64(1) != 0,
                         find.column_i64(2),
+                        Evidence::parse(&find.column_text(3)) == Evidence::Weak,
                     )
                 } else {
-                    (0, false, r.at)
+                    (0, false, r.at, false)
                 };
-                if active {
+                // Strong evidence takes the place of an active weak ban (`Bans::flush` swaps
+                // the kernel's entry); any other active ban stays as it is.
+                if active && !(weak && r.evidence() == Evidence::Strong) {
                     out.push(None);
                     continue;
                 }
-                let b = r.settle(count + 1, first, escalation);
+                let b = r.settle(count, first, escalation);
                 put.reset();
                 put.bind_text(1, &key)?;
                 put.bind_i64(2, b.first)?;
@@ -217,6 +226,7 @@ impl Store {
                 put.bind_i64(8, i64::from(b.penalty))?;
                 put.bind_text(9, b.origin.as_str())?;
                 put.bind_text(10, &b.service)?;
+                put.bind_text(11, b.evidence.as_str())?;
                 put.step_done()?;
                 out.push(Some(b));
             }

@@ -8,10 +8,11 @@ use super::sqlite::{Result, Stmt};
 use super::{parsed, Store};
 use crate::addr;
 use crate::ban::{Ban, Origin};
+use crate::score::Evidence;
 
 /// The columns `ban_from` reads, in its order.
 pub(super) const BAN_COLUMNS: &str =
-    "addr, first_ban, last_ban, count, event, account, expires, penalty, origin, service";
+    "addr, first_ban, last_ban, count, event, account, expires, penalty, origin, service, evidence";
 
 /// A stored row: the latest ban of a network, whether it holds now, and the subnet ban it
 /// was folded into.
@@ -38,6 +39,7 @@ pub(super) fn ban_from(db: &str, st: &Stmt) -> Option<Ban> {
         penalty: u32::try_from(st.column_i64(7)).unwrap_or(0),
         events: 0,
         origin: Origin::parse(&st.column_text(8)),
+        evidence: Evidence::parse(&st.column_text(10)),
     })
 }
 
@@ -45,10 +47,10 @@ impl Store {
     fn records(&self, st: &mut Stmt, out: &mut Vec<Record>) -> Result<()> {
         while st.step_row()? {
             if let Some(ban) = ban_from(&self.db.path, st) {
-                let folded = st.column_text(11);
+                let folded = st.column_text(12);
                 out.push(Record {
                     ban,
-                    active: st.column_i64(10) != 0,
+                    active: st.column_i64(11) != 0,
                     folded_into: (!folded.is_empty()).then_some(folded),
                 });
             }

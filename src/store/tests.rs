@@ -161,6 +161,8 @@ fn a_version_1_database_is_migrated_with_its_bans() {
         (Origin::Manual, 2, 5)
     );
     assert_eq!((all[1].origin, all[1].expires), (Origin::Daemon, Some(99)));
+    // Bans from before evidence were all judged as strong.
+    assert!(all.iter().all(|b| b.evidence == Evidence::Strong));
 }
 
 #[test]
@@ -422,4 +424,49 @@ fn known_hosts_are_kept_bounded_and_forgotten() {
         s.known_since(0, 10).unwrap(),
         [row("192.0.2.9", "x", Source::Login, 500)]
     );
+}
+
+#[test]
+fn a_weak_ban_is_temporary_uncounted_and_gives_way_to_a_strong_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("a.db")).unwrap();
+    let weak = |now: i64| BanRequest {
+        lifetime: Lifetime::Weak { ceiling: 3600 },
+        ..nb("198.51.100.50", now)
+    };
+    // Permanent by the config (`bantime = 0`), an hour by the evidence; not counted.
+    let got = record(&mut s, vec![weak(1000)], &forever);
+    assert_eq!(
+        got,
+        [Some(Banned {
+            count: 0,
+            expires: Some(4600)
+        })]
+    );
+    let b = &s.active().unwrap()[0];
+    assert_eq!(b.evidence, Evidence::Weak);
+    // A shorter ban by the config wins over the ceiling.
+    s.expire_due(5000).unwrap();
+    let got = record(&mut s, vec![weak(5000)], &|_| Some(5600));
+    assert_eq!(
+        got,
+        [Some(Banned {
+            count: 0,
+            expires: Some(5600)
+        })]
+    );
+    // While it holds, another weak request changes nothing; a strong one takes its place,
+    // as the network's first counted ban.
+    assert_eq!(record(&mut s, vec![weak(5001)], &forever), [None]);
+    let got = record(&mut s, vec![nb("198.51.100.50", 5002)], &forever);
+    assert_eq!(
+        got,
+        [Some(Banned {
+            count: 1,
+            expires: None
+        })]
+    );
+    assert_eq!(s.active().unwrap()[0].evidence, Evidence::Strong);
+    // A strong ban is never replaced by a weak one.
+    assert_eq!(record(&mut s, vec![weak(5003)], &forever), [None]);
 }

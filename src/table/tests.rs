@@ -41,6 +41,7 @@ fn a_host_keeps_every_field_and_touch_changes_only_recency() {
         events: 2,
         sess: 7,
         sess_penalty: 4,
+        strong: 6,
     };
     t.put(a, h, 41);
     assert_eq!(t.host(a), Some(h));

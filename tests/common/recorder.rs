@@ -103,6 +103,33 @@ exit 0
         out
     }
 
+    /// What the chain holds at the end, as `(tool, "-s" value)`: every `-I` (call or
+    /// restore line) less every `-D` after it.
+    pub fn held(&self) -> Vec<(String, String)> {
+        let mut held: Vec<(String, String)> = Vec::new();
+        let mut apply = |tool: &str, op: &str, net: &str| match op {
+            "-I" => held.push((tool.to_string(), net.to_string())),
+            "-D" => held.retain(|(t, n)| !(t == tool && n == net)),
+            _ => {}
+        };
+        for c in self.calls() {
+            match c.args.get(1).map(String::as_str) {
+                Some(op @ ("-I" | "-D")) if c.args.len() == 7 => apply(&c.cmd, op, &c.args[4]),
+                _ => {
+                    if let Some(tool) = c.cmd.strip_suffix("-restore") {
+                        for l in c.stdin.lines() {
+                            let f: Vec<&str> = l.split(' ').collect();
+                            if f.len() == 6 && f[2] == "-s" {
+                                apply(tool, f[0], f[3]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        held
+    }
+
     /// Banned addresses in order, as `(tool, "-s" value)`: from `-I` calls, and from the
     /// `-I` lines of restore batches (a burst of bans in one read).
     pub fn bans(&self) -> Vec<(String, String)> {

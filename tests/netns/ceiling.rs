@@ -13,7 +13,7 @@ fn flood_addr(n: u32) -> String {
 /// One unknown-account probe: a ban at once (`ban_unknown_account`).
 fn probe(n: u32) -> String {
     format!(
-        "Event: InvalidAccountID\r\nService: PJSIP\r\nAccountID: {n}\r\nRemoteAddress: IPV4/UDP/{}/5060\r\n\r\n",
+        "Event: InvalidAccountID\r\nService: PJSIP\r\nAccountID: {n}\r\nRemoteAddress: IPV4/TCP/{}/5060\r\n\r\n",
         flood_addr(n)
     )
 }

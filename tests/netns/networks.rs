@@ -4,10 +4,11 @@
 use super::*;
 
 /// The events PJSIP sent for one address's two wrong-password REGISTERs (challenge, wrong
-/// answer, twice) in the `pjsip-ipv6-rotation` capture, from `addr` instead.
+/// answer, twice) in the `pjsip-ipv6-rotation` capture, from `addr` instead, over TCP: the
+/// capture's UDP is weak evidence, which never bans a /64 (`score::Evidence`).
 fn two_guesses_from(addr: &str) -> Vec<Vec<u8>> {
     let from = "IPV6/UDP/2001:db8:99::100/";
-    let to = format!("IPV6/UDP/{addr}/");
+    let to = format!("IPV6/TCP/{addr}/");
     let events: Vec<Vec<u8>> = fixture_events("pjsip-ipv6-rotation.ami", &[(from, &to)])
         .into_iter()
         .filter(|e| String::from_utf8_lossy(e).contains(&to))
@@ -105,16 +106,19 @@ fn inner_prefix() {
     }
 }
 
-/// Three attackers of one /24 banned within findtime: the /24 takes their place (one kernel
-/// entry), a fresh address of it (`ATK4`, which sent no event) is dropped, and a ban in
-/// another /24 stays as it was.
+/// Three attackers of one /24 banned within findtime (svmap's probes over TCP: strong
+/// evidence): the /24 takes their place (one kernel entry), a fresh address of it
+/// (`ATK4`, which sent no event) is dropped, and a ban in another /24 stays as it was.
 pub fn subnet_scenario(backend: &str) {
     let pbx = Pbx::new(&format!("backend = {backend}\nsubnet_after = 3\n"));
     let d = pbx.setup.spawn();
     pbx.logged_in(1);
     let prober = Prober::start_from(&format!("{PBX4}:5060"), Some(ATKNET4_ADDR));
     for a in ["203.0.113.9", "198.51.100.10", "198.51.100.11"] {
-        for e in fixture_events("pjsip-svmap.ami", &[("203.0.113.2", a)]) {
+        for e in fixture_events(
+            "pjsip-svmap.ami",
+            &[("UDP/203.0.113.2/", &format!("TCP/{a}/"))],
+        ) {
             pbx.send(&e);
         }
     }
@@ -123,7 +127,10 @@ pub fn subnet_scenario(backend: &str) {
         prober.answered_within(300) > 0,
         "dropped before the subnet ban"
     );
-    for e in fixture_events("pjsip-svmap.ami", &[("203.0.113.2", "198.51.100.12")]) {
+    for e in fixture_events(
+        "pjsip-svmap.ami",
+        &[("UDP/203.0.113.2/", "TCP/198.51.100.12/")],
+    ) {
         pbx.send(&e);
     }
     wait_for(10, "the subnet ban", || in_kernel(backend, ATKNET4));

@@ -153,7 +153,7 @@ proptest! {
         events.sort_by_key(|e| e.2);
         for (kind, ip, t) in events {
             let now = T0 + t;
-            if let Verdict::Ban(penalty, net, _) = engine.feed(&SecurityEvent::new(kind, b"PJSIP", b"", ip), t as u64) {
+            if let Verdict::Ban(crate::engine::Tipped { penalty, net, .. }) = engine.feed(&SecurityEvent::new(kind, b"PJSIP", b"", ip), t as u64) {
                 r.bans.queue(BanRequest {
                     penalty,
                     ..BanRequest::new(net, Origin::Daemon, kind.name(), now, Lifetime::Escalating)

@@ -74,7 +74,7 @@ fn a_session_with_a_failed_answer_forgives_nothing() {
         }
         sip(&mut e, SuccessfulAuth, "1001", s, a, guess);
     }
-    assert_eq!(last, Verdict::Ban(15, host("10.99.1.2"), 6));
+    assert_eq!(last, super::strong_ban(15, host("10.99.1.2"), 6));
     // A success in another session forgives nothing either.
     let b = ip("10.99.1.3");
     sip(&mut e, ChallengeSent, "1002", "x", b, 0);
@@ -117,11 +117,17 @@ fn what_a_phone_proved_survives_a_restart_of_ampere() {
     feed_acct(&mut after, ChallengeSent, "1001", atk, 0);
     assert_eq!(
         feed_acct(&mut after, ChallengeSent, "1001", atk, 0),
-        Verdict::Ban(24, host("203.0.113.2"), 3)
+        super::strong_ban(24, host("203.0.113.2"), 3)
     );
-    // Known is not a pass: the phone's wrong passwords still count.
+    // Known is not a pass: the phone's wrong passwords still count, apart (a stale
+    // password: `stale_password_limit`), and another account's as anybody's.
     assert_eq!(
         feed_acct(&mut after, ChallengeResponseFailed, "1001", phone, 60),
+        Verdict::Scored(0)
+    );
+    assert_eq!(after.counters.stale_failures, 1);
+    assert_eq!(
+        feed_acct(&mut after, ChallengeResponseFailed, "1002", phone, 61),
         Verdict::Scored(1)
     );
 }
