@@ -7,6 +7,8 @@
 #                 system packages the tests need when they are missing (tests/install-deps.sh);
 #                 every test binary runs even when one fails
 #   make demo     build, then replay a real captured attack (no Asterisk, no root needed)
+#   make docs     rewrite the documents' generated blocks from the tables (event kinds,
+#                 config keys); `make test` fails while one differs
 #   make bench    every benchmark, tables to target/bench-results.md (as root; installs fail2ban)
 #   make bench-fail2ban | bench-latency | bench-cpu | bench-memory | bench-restore   one of them
 #   make cross TARGET=<triple>   static, stripped musl build -> target/<triple>/size/ampere
@@ -26,7 +28,7 @@ PREFIX     ?= /usr/local
 SYSCONFDIR ?= /etc
 DESTDIR    ?=
 
-.PHONY: all release debug nice test test-load demo bench bench-restore bench-memory bench-latency \
+.PHONY: all release debug nice test test-load demo docs bench bench-restore bench-memory bench-latency \
 	bench-fail2ban bench-cpu lint install clean \
 	cross cross-all cross-test cross-tools size-check deb ipk test-deb fuzz
 
@@ -52,6 +54,9 @@ test-load:
 
 demo: release
 	./target/release/ampere -c etc/ampere.cfg --replay etc/sample-attack.ami
+
+docs:
+	AMPERE_WRITE_DOCS=1 $(CARGO) test --test docs
 
 bench:
 	benches/run-all.sh

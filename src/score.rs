@@ -1,5 +1,6 @@
-//! What each AMI security event is worth. The defaults reproduce the original Ampere's
-//! arithmetic exactly and add weights for the events it ignored.
+//! What each AMI security event is worth, and the arithmetic of weights. The defaults are
+//! in the table of event kinds (`kinds.rs`): the original Ampere's arithmetic exactly, and
+//! weights for the events it ignored.
 
 /// The security events Ampere scores. Names are Asterisk's `Event:` values.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -43,35 +44,15 @@ impl EventKind {
         EventKind::LoadAverageLimit,
     ];
 
+    /// Asterisk's `Event:` value (`kinds::KINDS`).
     pub fn name(self) -> &'static str {
-        match self {
-            EventKind::InvalidPassword => "InvalidPassword",
-            EventKind::ChallengeResponseFailed => "ChallengeResponseFailed",
-            EventKind::ChallengeSent => "ChallengeSent",
-            EventKind::FailedACL => "FailedACL",
-            EventKind::InvalidAccountID => "InvalidAccountID",
-            EventKind::RequestBadFormat => "RequestBadFormat",
-            EventKind::RequestNotAllowed => "RequestNotAllowed",
-            EventKind::AuthMethodNotAllowed => "AuthMethodNotAllowed",
-            EventKind::UnexpectedAddress => "UnexpectedAddress",
-            EventKind::InvalidTransport => "InvalidTransport",
-            EventKind::RequestNotSupported => "RequestNotSupported",
-            EventKind::SuccessfulAuth => "SuccessfulAuth",
-            EventKind::SessionLimit => "SessionLimit",
-            EventKind::MemoryLimit => "MemoryLimit",
-            EventKind::LoadAverageLimit => "LoadAverageLimit",
-        }
+        crate::kinds::of(self).name
     }
 
     /// Events about the credentials of a named account: what a later success for that same
     /// account may clear (a phone that mistyped its own password and then got it right).
     pub fn is_credential(self) -> bool {
-        matches!(
-            self,
-            EventKind::InvalidPassword
-                | EventKind::ChallengeResponseFailed
-                | EventKind::ChallengeSent
-        )
+        crate::kinds::of(self).credential
     }
 
     /// A wrong password (not a challenge: an answer that failed).
@@ -204,32 +185,15 @@ impl std::fmt::Display for Weight {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Weights([Weight; EventKind::ALL.len()]);
 
+/// The defaults of `kinds::KINDS`: the original Ampere's arithmetic for its five, and
+/// weights for what it ignored.
 impl Default for Weights {
     fn default() -> Weights {
-        let w = |kind| match kind {
-            // The original Ampere's weights, unchanged.
-            EventKind::InvalidPassword | EventKind::ChallengeResponseFailed => add(1, 1),
-            EventKind::ChallengeSent => add(4, 10),
-            EventKind::FailedACL => add(4, 5),
-            EventKind::SuccessfulAuth => Weight::Clear,
-            // Extension scanning: each probe of a non-existent account is a full unit, so that
-            // sipvicious svmap/svwar are banned within two probes plus their challenges.
-            EventKind::InvalidAccountID => add(5, 5),
-            // Malformed or disallowed requests: scanners, rarely a misconfigured phone.
-            EventKind::RequestBadFormat | EventKind::AuthMethodNotAllowed => add(3, 3),
-            EventKind::UnexpectedAddress | EventKind::InvalidTransport => add(3, 3),
-            EventKind::RequestNotAllowed => add(2, 2),
-            EventKind::RequestNotSupported => add(1, 1),
-            // AMI logins refused before the secret was even checked: each is a guess, like
-            // InvalidPassword (ami-sessionlimit: 3 of them + 12 wrong secrets = 15).
-            EventKind::SessionLimit | EventKind::MemoryLimit | EventKind::LoadAverageLimit => {
-                add(1, 1)
-            }
-        };
-        Weights(EventKind::ALL.map(w))
+        Weights(crate::kinds::KINDS.map(|k| k.weight))
     }
 }
 
+#[cfg(test)]
 fn add(base: u32, bump: u32) -> Weight {
     Weight::Add { base, bump }
 }

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use super::key::{one, Effect::Live, Key};
+use super::key::{one, Effect::Live, Key, Section};
 use super::value::{duration, number};
 
 /// What is set of the `crowdsec_*` keys.
@@ -132,6 +132,8 @@ pub(super) static KEYS: &[Key] = &[
             Live,
             "",
             "http://127.0.0.1:8080",
+            Section::Crowdsec,
+            "CrowdSec's Local API: plain HTTP to an IP address (no TLS, no name): LAPI on this host or a private network; reach another through a local tunnel. Off unless set.",
             |c, v| c.crowdsec.url = Some(lapi_url(v)?),
             |_c| ""
         )
@@ -143,6 +145,8 @@ pub(super) static KEYS: &[Key] = &[
             Live,
             "",
             "pbx-1",
+            Section::Crowdsec,
+            "A machine (`cscli machines add pbx-1 --password ...`) ...",
             |c, v| c.crowdsec.login = credential(v)?,
             |_c| ""
         )
@@ -155,10 +159,22 @@ pub(super) static KEYS: &[Key] = &[
             Live,
             "",
             "s3cret",
+            Section::Crowdsec,
+            "... and its password: every ban Ampere decides on strong evidence is pushed as an alert.",
             |c, v| c.crowdsec.password = credential(v)?,
             |_c| ""
         )
     },
+    key!(
+        "crowdsec_duration",
+        Live,
+        "4h",
+        "1d",
+        Section::Crowdsec,
+        "The duration pushed for a permanent ban.",
+        |c, v| c.crowdsec.duration = duration(v, 1)?,
+        |c| c.crowdsec.duration
+    ),
     Key {
         secret: true,
         show: |c| unless_empty("crowdsec_bouncer_key", &c.crowdsec.bouncer_key),
@@ -167,6 +183,8 @@ pub(super) static KEYS: &[Key] = &[
             Live,
             "",
             "0123456789abcdef",
+            Section::Crowdsec,
+            "A bouncer's key (`cscli bouncers add pbx-1`): LAPI's decisions are applied as bans of origin crowdsec; never one that takes in a trusted address, loopback, the AMI host or the PBX's own.",
             |c, v| c.crowdsec.bouncer_key = credential(v)?,
             |_c| ""
         )
@@ -176,22 +194,18 @@ pub(super) static KEYS: &[Key] = &[
         Live,
         "10s",
         "1m",
+        Section::Crowdsec,
+        "How often the decision stream is pulled.",
         |c, v| c.crowdsec.poll = duration(v, 1)?,
         |c| c.crowdsec.poll
-    ),
-    key!(
-        "crowdsec_duration",
-        Live,
-        "4h",
-        "1d",
-        |c, v| c.crowdsec.duration = duration(v, 1)?,
-        |c| c.crowdsec.duration
     ),
     key!(
         "crowdsec_max",
         Live,
         "20000",
         "5000",
+        Section::Crowdsec,
+        "The most active bans from CrowdSec at once (0 = no ceiling).",
         |c, v| c.crowdsec.max = number(v, 0, 1 << 31)? as usize,
         |c| c.crowdsec.max
     ),

@@ -16,15 +16,31 @@ pub enum Effect {
     Restart,
 }
 
-/// One row of a key table: `key!(name, effect, default, example, |config, value| set,
-/// |config| shown)`.
+/// Where a key is documented: the sample configs' and the man page's sections, in this
+/// order (`docs::SECTIONS` has their titles and what they say first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Ami,
+    Scoring,
+    Trust,
+    Bans,
+    Firewall,
+    Crowdsec,
+    Notify,
+    Storage,
+}
+
+/// One row of a key table: `key!(name, effect, default, example, section, doc, |config,
+/// value| set, |config| shown)`.
 macro_rules! key {
-    ($name:literal, $effect:expr, $default:literal, $example:literal, |$c:ident, $v:ident| $set:expr, |$s:ident| $show:expr) => {
+    ($name:literal, $effect:expr, $default:literal, $example:literal, $section:expr, $doc:literal, |$c:ident, $v:ident| $set:expr, |$s:ident| $show:expr) => {
         Key {
             name: $name,
             effect: $effect,
             default: $default,
             example: $example,
+            section: $section,
+            doc: $doc,
             secret: false,
             repeat: false,
             set: |$c, _, $v| {
@@ -44,6 +60,10 @@ pub struct Key {
     pub default: &'static str,
     /// Another valid value, different from the default (tests, documentation).
     pub example: &'static str,
+    /// Where it is documented, and what the documents say of it (the sample configs, the
+    /// man page: `docs.rs` writes them from this).
+    pub section: Section,
+    pub doc: &'static str,
     /// Masked by `-t`.
     pub secret: bool,
     /// May be given many times, each adding a value (`trust`).

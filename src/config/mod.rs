@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 
 pub use crowdsec::Crowdsec;
-pub use key::{Effect, Key};
+pub use key::{Effect, Key, Section};
 pub use keys::all as all_keys;
 pub use kinds::{BackendKind, RuleTarget, TrustName};
 
