@@ -35,7 +35,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use load::{hostiles, importer};
+use load::{hostiles, importer, log_flood};
 
 const PBX: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const ATK: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
@@ -272,6 +272,8 @@ enum Beside {
     Import(usize),
     /// Hostile control-socket clients stay attached all along.
     Hostiles,
+    /// Asterisk's log, followed by the log door, grows by 10 MB/s all along.
+    LogFlood,
 }
 
 /// What the loaded rounds did: each import's wall time, or how many hostile trios came.
@@ -279,6 +281,8 @@ enum Beside {
 struct Done {
     imports: Vec<(&'static str, f64)>,
     trios: usize,
+    /// Bytes the log grew by.
+    logged: u64,
 }
 
 /// Time to ban of `n` attackers with `backend`, in ms, with `beside` running all along.
@@ -292,12 +296,19 @@ fn time_to_ban(
 ) -> (Vec<f64>, Done) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let logdir = tempfile::tempdir().unwrap();
+    let logfile = logdir.path().join("messages");
+    let door = if beside == Beside::LogFlood {
+        format!("asterisk_log = {}\n", logfile.display())
+    } else {
+        String::new()
+    };
     let setup = Setup::new(
         Some(addr),
         &format!(
             "iptables = /usr/sbin/iptables\nip6tables = /usr/sbin/ip6tables\n\
              iptables_restore = /usr/sbin/iptables-restore\nip6tables_restore = /usr/sbin/ip6tables-restore\n\
-             backend = {backend}\nping_interval = 1h\nban_unknown_account = no\n"
+             backend = {backend}\nping_interval = 1h\nban_unknown_account = no\n{door}"
         ),
     );
     let d = setup.spawn();
@@ -309,6 +320,7 @@ fn time_to_ban(
     };
     let admin = import.map(|m| importer(&setup.cfg, m));
     let attached = (beside == Beside::Hostiles).then(|| hostiles(setup.socket()));
+    let flood = (beside == Beside::LogFlood).then(|| log_flood(&logfile, 10_000_000));
     if beside != Beside::Nothing {
         // The first import or the first hostile clients under way.
         thread::sleep(Duration::from_millis(200));
@@ -345,6 +357,7 @@ fn time_to_ban(
     let done = Done {
         imports: admin.map(load::Background::finish).unwrap_or_default(),
         trios: attached.map_or(0, load::Background::finish),
+        logged: flood.map_or(0, load::Background::finish),
     };
     // Bans the daemon made while an import held the lock are stored once it is free.
     wait_for(10, "every ban stored", || setup.stored().len() == n);
@@ -409,7 +422,7 @@ fn per_backend(smoke: bool) -> (usize, usize) {
 fn inside(smoke: bool) {
     let (n, m) = per_backend(smoke);
     setup_chain();
-    let ears = Ears::start(3 * (n + 2 * m) + 1);
+    let ears = Ears::start(3 * (n + 3 * m) + 1);
     let atk = std::env::var("AMPERE_BENCH_INSIDE").unwrap();
     let mut prober = Prober::start(&atk);
     println!(
@@ -424,6 +437,7 @@ fn inside(smoke: bool) {
     let import = if smoke { 2_000 } else { 100_000 };
     let mut during = Vec::new();
     let mut hostile = Vec::new();
+    let mut flooded = Vec::new();
     for (b, backend) in ["iptables", "ipset", "nft"].into_iter().enumerate() {
         let t = figures(time_to_ban(backend, n, &ears, &mut prober, b * n, Beside::Nothing).0);
         prepare_floor(backend);
@@ -443,6 +457,9 @@ fn inside(smoke: bool) {
         let at = 3 * (n + m) + b * m;
         let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, Beside::Hostiles);
         hostile.push((backend, figures(ms), t.p99, done.trios));
+        let at = 3 * (n + 2 * m) + b * m;
+        let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, Beside::LogFlood);
+        flooded.push((backend, figures(ms), t.p99, done.logged));
     }
     println!();
     println!("{m} more bans per backend while `ampere -a` and `-d` of {import} addresses run one after the other all along");
@@ -478,6 +495,21 @@ fn inside(smoke: bool) {
             t.p99 / alone
         );
     }
+    println!();
+    println!("{m} more bans per backend while Asterisk's log, followed by the log door (`asterisk_log`), grows by 10 MB/s all along");
+    println!();
+    println!("| backend | time to ban p50 | p99 | max | p99 vs p99 without it | log written |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (backend, t, alone, logged) in flooded {
+        println!(
+            "| {backend} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2}x | {:.0} MB |",
+            t.p50,
+            t.p99,
+            t.max,
+            t.p99 / alone,
+            logged as f64 / 1e6
+        );
+    }
 }
 
 fn main() {
@@ -491,7 +523,7 @@ fn main() {
         return;
     }
     let (n, m) = per_backend(!bench);
-    let net = Net::create(3 * (n + 2 * m) + 1);
+    let net = Net::create(3 * (n + 3 * m) + 1);
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &net.pbx])
         .arg(std::env::current_exe().unwrap())

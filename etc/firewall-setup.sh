@@ -8,8 +8,8 @@ chain=${1:-ampere}
 # ESTABLISHED,RELATED accept rule, so that a banned host's established flows are cut too.
 for t in iptables ip6tables; do
     $t -w -N "$chain" 2>/dev/null || true
-    $t -w -C INPUT -p udp --dport 5060 -j "$chain" 2>/dev/null ||
-        $t -w -I INPUT -p udp --dport 5060 -j "$chain"
+    $t -w -C INPUT -p udp -m multiport --dports 5060,4569 -j "$chain" 2>/dev/null ||
+        $t -w -I INPUT -p udp -m multiport --dports 5060,4569 -j "$chain"
     $t -w -C INPUT -p tcp -m multiport --dports 5060,5061 -j "$chain" 2>/dev/null ||
         $t -w -I INPUT -p tcp -m multiport --dports 5060,5061 -j "$chain"
 done

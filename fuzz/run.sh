@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
-for t in ami_framer remote_address config addresses lapi_stream; do
+for t in ami_framer remote_address config addresses lapi_stream log_lines; do
     mkdir -p "fuzz/corpus/$t"
     log=fuzz/$t.log
     echo "== fuzz $t for ${secs}s"

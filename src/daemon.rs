@@ -13,6 +13,7 @@ use crate::config::{self, Config};
 use crate::control::Control;
 use crate::crowdsec::Lapi;
 use crate::firewall;
+use crate::follow::Follower;
 use crate::hook::Hooks;
 use crate::judge::{Judge, Time};
 use crate::live_admin;
@@ -28,6 +29,7 @@ use crate::sys::{self, PollFd, SignalPipe};
 use crate::{debug, error, info, warn};
 
 mod known;
+mod logdoor;
 mod pace;
 mod protect;
 mod publish;
@@ -103,6 +105,12 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         next_forget: started + known::FORGET_EVERY,
         own,
         next_own: started + crate::own::REFRESH,
+        log_door: cfg
+            .asterisk_log
+            .as_deref()
+            .map(|p| Follower::new(p, Instant::now())),
+        log_through_ban: 0,
+        iax2_warned: false,
         control: Some(control),
         rate: EventRate::default(),
         next_stats: cfg.statsfile.as_ref().map(|_| Instant::now()),
@@ -160,6 +168,12 @@ struct Daemon {
     /// The PBX's own addresses and links, and when they are read again.
     own: OwnNets,
     next_own: Instant,
+    /// Asterisk's log, followed for what AMI does not report (`asterisk_log`).
+    log_door: Option<Follower>,
+    /// The log door's events from addresses banned already (the ban does not reach their
+    /// port), and whether the admin was told that IAX2 runs without the log door.
+    log_through_ban: u64,
+    iax2_warned: bool,
 }
 
 impl Daemon {
@@ -195,6 +209,14 @@ impl Daemon {
             if let Some(c) = &self.control {
                 c.poll_fds(&mut fds);
             }
+            let follow_at = fds.len();
+            if let Some(fd) = self.log_door.as_ref().and_then(Follower::poll_fd) {
+                fds.push(PollFd {
+                    fd,
+                    events: sys::POLLIN,
+                    revents: 0,
+                });
+            }
             if let Err(e) = sys::poll(&mut fds, self.poll_timeout()) {
                 error!("poll: {e}");
                 std::thread::sleep(Duration::from_millis(100));
@@ -202,9 +224,13 @@ impl Daemon {
             }
             clock::read_test_clock();
             if let Some(mut c) = self.control.take() {
-                c.ready(&fds[control_at..], &mut |req, body| self.answer(req, body));
+                c.ready(&fds[control_at..follow_at], &mut |req, body| {
+                    self.answer(req, body)
+                });
                 self.control = Some(c);
             }
+            let woken = fds.get(follow_at).is_some_and(|f| f.revents != 0);
+            self.on_log_door(woken);
             if lapi_at > resolver_at && fds[resolver_at].revents != 0 && self.resolver.ready() {
                 self.trust_changed();
             }
@@ -221,6 +247,7 @@ impl Daemon {
             } else if ami != 0 {
                 self.on_ami(ami, &mut buf);
                 self.sync_guard(false);
+                self.check_iax2();
             }
             if fds[0].revents != 0 && self.on_signals() {
                 self.link.logoff();
@@ -249,6 +276,7 @@ impl Daemon {
 
     /// `status` and `why`, answered from the daemon's state.
     fn report(&mut self, request: &str) -> String {
+        let log_door = self.describe_log_door();
         let mut live = Live {
             cfg: &self.cfg,
             engine: &self.judge.engine,
@@ -266,6 +294,7 @@ impl Daemon {
                 lines
             },
             own: &self.own,
+            log_door,
         };
         report::answer(&mut live, request)
     }
@@ -285,6 +314,7 @@ impl Daemon {
             self.pace.next_timer(),
             Some(self.next_forget),
             Some(self.next_own),
+            self.log_door.as_ref().map(Follower::next_timer),
         ]
         .into_iter()
         .flatten()
@@ -380,14 +410,7 @@ impl Daemon {
                 self.last_event = Some(clock::now_epoch());
                 self.rate.add(clock::mono_secs(self.started), security);
             }
-            // A read's bans go out together: one transaction, one firewall command.
-            let mut changes = self.bans.flush(&self.cfg, clock::now_epoch);
-            known::store(&mut self.judge, &mut self.bans, &self.cfg);
-            let subnets =
-                self.bans
-                    .escalate(&self.cfg, &changes.banned, self.judge.engine.admission());
-            changes.extend(subnets);
-            self.publish(changes);
+            self.settle_read();
             // A read that did not fill the buffer took all there was: asking again would
             // only hear EAGAIN (a third syscall per wake-up at a steady event rate); poll
             // reports what comes next.
@@ -395,6 +418,19 @@ impl Daemon {
                 return;
             }
         }
+    }
+
+    /// After a read (of AMI, or of the log door): its bans go out together (one
+    /// transaction, one firewall command), what was learned is stored, subnets escalate, and
+    /// it is all told once.
+    fn settle_read(&mut self) {
+        let mut changes = self.bans.flush(&self.cfg, clock::now_epoch);
+        known::store(&mut self.judge, &mut self.bans, &self.cfg);
+        let subnets = self
+            .bans
+            .escalate(&self.cfg, &changes.banned, self.judge.engine.admission());
+        changes.extend(subnets);
+        self.publish(changes);
     }
 
     /// Handles pending signals; true means stop.

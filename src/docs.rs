@@ -79,7 +79,7 @@ fn weight_text(w: Weight) -> String {
 
 fn sent_by(k: &Kind) -> String {
     if k.sent_by.is_empty() {
-        "none of PJSIP, chan_sip, AMI".to_string()
+        "none of PJSIP, chan_sip, AMI, chan_iax2".to_string()
     } else {
         k.sent_by
             .iter()
@@ -112,6 +112,7 @@ pub fn readme_kinds() -> String {
 pub fn eventfilter() -> String {
     let names: Vec<&str> = KINDS
         .iter()
+        .filter(|k| k.on_ami())
         .map(|k| k.name)
         .chain(SYSTEM_EVENTS.iter().map(|(n, _)| *n))
         .collect();

@@ -100,6 +100,9 @@ impl Judged<'_> {
 
 pub struct Judge {
     matcher: Matcher,
+    /// The log door's patterns (`logdoor.rs`), and what its lines were.
+    log: crate::logdoor::LogMatcher,
+    pub log_counters: LogCounters,
     pub engine: Engine,
     /// Event kinds already warned about for a bad RemoteAddress (one bit each).
     warned_bad_address: u32,
@@ -114,6 +117,16 @@ pub struct Judge {
     warned_known: Vec<(ipnet::IpNet, i64)>,
 }
 
+/// What the log door's lines were (`Judge::judge_line`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogCounters {
+    pub lines: u64,
+    /// Security events (a guess, an unknown peer).
+    pub events: u64,
+    /// A pattern's line whose address does not parse.
+    pub bad_address: u64,
+}
+
 /// Known hosts remembered for `Judge::warned_known`.
 const MAX_WARNED: usize = 64;
 
@@ -121,6 +134,8 @@ impl Judge {
     pub fn new(cfg: &Config) -> Judge {
         Judge {
             matcher: Matcher::new(),
+            log: crate::logdoor::LogMatcher::new(),
+            log_counters: LogCounters::default(),
             engine: Engine::new(cfg),
             warned_bad_address: 0,
             warned_duplicate: false,
@@ -145,6 +160,40 @@ impl Judge {
     #[inline]
     pub fn judge<'a>(&mut self, m: &Message<'a>, time: Time) -> Option<Judged<'a>> {
         let ev = self.security_event(m, time)?;
+        Some(self.judge_event(ev, time))
+    }
+
+    /// A line of Asterisk's log (the log door, `logdoor.rs`) through the same pipeline: None
+    /// for a line that is no security event. With `Time::OfEvents` the line's own time
+    /// counts.
+    pub fn judge_line<'a>(&mut self, line: &'a [u8], time: Time) -> Option<Judged<'a>> {
+        self.log_counters.lines += 1;
+        let ev = match self.log.parse(line) {
+            crate::logdoor::LogLine::Other => return None,
+            crate::logdoor::LogLine::BadAddress(raw) => {
+                self.log_counters.bad_address += 1;
+                if self.log_counters.bad_address == 1 {
+                    crate::warn!(
+                        "a line of Asterisk's log names no address Ampere reads ({}): counted from now on, not logged",
+                        printable(&raw[..raw.len().min(64)])
+                    );
+                }
+                return None;
+            }
+            crate::logdoor::LogLine::Event(ev) => ev,
+        };
+        self.log_counters.events += 1;
+        if time == Time::OfEvents {
+            if let Some(t) = crate::logdoor::line_time(line) {
+                self.event_time = u64::try_from(t).unwrap_or(0);
+            }
+        }
+        Some(self.judge_event(ev, time))
+    }
+
+    /// A security event through the engine and the admission check.
+    #[inline]
+    fn judge_event<'a>(&mut self, ev: SecurityEvent<'a>, time: Time) -> Judged<'a> {
         let (mono, wall) = match time {
             Time::At { mono, wall } => (mono, wall),
             Time::OfEvents => {
@@ -159,11 +208,11 @@ impl Judge {
             Verdict::Ban(t) => self.admit(&t, &ev, wall),
             _ => None,
         };
-        Some(Judged {
+        Judged {
             event: ev,
             verdict,
             admitted,
-        })
+        }
     }
 
     /// The ban a verdict asks for, if the admission check lets it in.
@@ -194,7 +243,7 @@ impl Judge {
             // Loudly: a forger who knows a phone's address can cause this; so can a guesser
             // behind the phone's NAT (pjsip-reset-abuse). Only the admin can tell.
             crate::warn!(
-                "{} logged in before, and reached the limit ({}) on evidence a forged packet can make ({} over UDP, account `{}`): banned for {} s only; if it is an office, put it in `trust`",
+                "{} logged in before, and reached the limit ({}) on evidence a forged packet can make ({}, account `{}`): banned for {} s only; if it is an office, put it in `trust`",
                 crate::addr::net_text(&net),
                 t.penalty,
                 ev.kind.name(),

@@ -17,6 +17,9 @@ pub enum Driver {
     ChanSip,
     /// The manager itself (`Service: AMI`).
     Ami,
+    /// chan_iax2, which reports nothing on AMI: its lines in Asterisk's log, read by the
+    /// log door (`logdoor.rs`; `authdebug = yes` in iax.conf).
+    Iax2Log,
 }
 
 impl Driver {
@@ -25,6 +28,7 @@ impl Driver {
             Driver::Pjsip => "PJSIP",
             Driver::ChanSip => "chan_sip",
             Driver::Ami => "AMI",
+            Driver::Iax2Log => "chan_iax2 (Asterisk's log)",
         }
     }
 }
@@ -53,10 +57,18 @@ const fn add(base: u32, bump: u32) -> Weight {
 
 const TRANSPORT: &str = "strong over TCP, TLS, WS(S) and from AMI; weak over UDP";
 
-use Driver::{Ami, ChanSip, Pjsip};
+use Driver::{Ami, ChanSip, Iax2Log, Pjsip};
+
+impl Kind {
+    /// Whether Asterisk sends it on AMI (an `Event:` of that name is read), or only the log
+    /// door makes it.
+    pub fn on_ami(&self) -> bool {
+        self.sent_by.is_empty() || self.sent_by.iter().any(|d| *d != Iax2Log)
+    }
+}
 
 /// In `EventKind::ALL`'s order (a test holds them together).
-pub const KINDS: [Kind; 15] = [
+pub const KINDS: [Kind; 16] = [
     Kind {
         kind: EventKind::InvalidPassword,
         name: "InvalidPassword",
@@ -98,7 +110,7 @@ pub const KINDS: [Kind; 15] = [
         name: "InvalidAccountID",
         weight: add(5, 5),
         credential: false,
-        sent_by: &[Pjsip, ChanSip, Ami],
+        sent_by: &[Pjsip, ChanSip, Ami, Iax2Log],
         evidence: TRANSPORT,
         meaning: "an account that does not exist (extension scanning); on strong evidence it bans a host that never logged in at once",
     },
@@ -191,6 +203,15 @@ pub const KINDS: [Kind; 15] = [
         sent_by: &[],
         evidence: TRANSPORT,
         meaning: "a request refused at the load average limit",
+    },
+    Kind {
+        kind: EventKind::Iax2AuthFailed,
+        name: "Iax2AuthFailed",
+        weight: add(5, 5),
+        credential: true,
+        sent_by: &[Iax2Log],
+        evidence: "strong while call tokens are required (iax.conf's requirecalltoken, yes by default): the source answered a CALLTOKEN first; weak for a peer or user with requirecalltoken = no",
+        meaning: "chan_iax2's wrong MD5 secret for a registration or a call: the challenge and its failed answer in one line of Asterisk's log",
     },
 ];
 

@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod log;
+pub mod logdoor;
 
 pub mod account;
 pub mod addr;
@@ -28,6 +29,7 @@ pub mod event;
 mod exec;
 pub mod facts;
 pub mod firewall;
+mod follow;
 mod hook;
 mod http;
 pub mod ip_text;

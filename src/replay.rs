@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use crate::addr::net_text;
 use crate::ami::{Framer, Item};
 use crate::config::Config;
-use crate::judge::{Judge, Time};
+use crate::judge::{Judge, Judged, Time};
 use crate::log::printable;
 use crate::table::FoldState;
 
@@ -29,7 +29,50 @@ pub fn replay(cfg: &Config, data: &[u8], out: &mut dyn Write) -> std::io::Result
     replay_from(cfg, &mut &data[..], out)
 }
 
+/// What a replay prints: each ban the daemon would make, once per network (and again when
+/// strong evidence comes for a network banned on weak, as the daemon replaces that ban).
+struct Printer<'o> {
+    out: &'o mut dyn Write,
+    bans: Vec<IpNet>,
+    /// Each network printed, and whether its ban was strong.
+    banned: HashMap<IpNet, bool, FoldState>,
+    line: Vec<u8>,
+    result: std::io::Result<()>,
+}
+
+impl Printer<'_> {
+    fn judged(&mut self, j: &Judged<'_>) {
+        let Some(a) = j.admitted else {
+            return;
+        };
+        let strong = a.weak.is_none();
+        let new = match self.banned.get(&a.net) {
+            None => true,
+            Some(&was_strong) => strong && !was_strong,
+        };
+        if !new {
+            return;
+        }
+        if self.banned.insert(a.net, strong).is_none() {
+            self.bans.push(a.net);
+        }
+        if self.result.is_ok() {
+            ban_line(
+                &mut self.line,
+                &a.net,
+                j.event.kind.name(),
+                j.account(),
+                a.penalty,
+                a.weak.is_some(),
+            );
+            self.result = self.out.write_all(&self.line);
+        }
+    }
+}
+
 /// As `replay`, reading the stream in pieces: memory stays flat whatever the file's size.
+/// An AMI stream, or Asterisk's log (the log door's lines, `logdoor.rs`), told apart by
+/// its first line.
 pub fn replay_from(
     cfg: &Config,
     input: &mut dyn Read,
@@ -37,74 +80,85 @@ pub fn replay_from(
 ) -> std::io::Result<Outcome> {
     let mut judge = Judge::new(cfg);
     let mut framer = Framer::new();
-    let mut bans: Vec<IpNet> = Vec::new();
-    // Each network printed, and whether its ban was strong.
-    let mut banned: HashMap<IpNet, bool, FoldState> = HashMap::with_hasher(FoldState::new());
+    let mut lines = crate::logdoor::Lines::default();
+    let mut p = Printer {
+        out,
+        bans: Vec::new(),
+        banned: HashMap::with_hasher(FoldState::new()),
+        line: Vec::with_capacity(128),
+        result: Ok(()),
+    };
     let mut messages = 0u64;
-    let mut result = Ok(());
     let mut buf = vec![0u8; 1 << 16];
-    let mut first = true;
-    let mut line = Vec::with_capacity(128);
+    // The start of the input until it shows what it is (a whole first line, or 64 bytes).
+    let mut head: Option<Vec<u8>> = Some(Vec::new());
+    let mut log = false;
     loop {
         let n = match input.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => 0,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        if std::mem::take(&mut first) && !buf[..n].starts_with(b"Asterisk Call Manager") {
-            // A stream saved without its banner: the first line is already a header.
-            framer.push(b"(no banner)\n", &mut |_| {});
-        }
-        framer.push(&buf[..n], &mut |item| {
-            let Item::Message(m) = item else { return };
-            messages += 1;
-            // The daemon's own pipeline, on the events' time: what it would ask to ban,
-            // after the same admission check.
-            let Some(j) = judge.judge(&m, Time::OfEvents) else {
-                return;
-            };
-            let Some(a) = j.admitted else {
-                return;
-            };
-            // The daemon records a ban once; later events still in flight find it already
-            // stored. Print each network once, as the daemon bans it once — and again when
-            // strong evidence comes for a network banned on weak, as the daemon replaces
-            // that ban.
-            let strong = a.weak.is_none();
-            let new = match banned.get(&a.net) {
-                None => true,
-                Some(&was_strong) => strong && !was_strong,
-            };
-            if new {
-                if banned.insert(a.net, strong).is_none() {
-                    bans.push(a.net);
-                }
-                if result.is_ok() {
-                    ban_line(
-                        &mut line,
-                        &a.net,
-                        j.event.kind.name(),
-                        j.account(),
-                        a.penalty,
-                        a.weak.is_some(),
-                    );
-                    result = out.write_all(&line);
-                }
+        let mut data = &buf[..n];
+        let held;
+        if let Some(h) = head.as_mut() {
+            h.extend_from_slice(data);
+            if n > 0 && h.len() < 64 && !h.contains(&b'\n') {
+                continue;
             }
-        });
-        std::mem::replace(&mut result, Ok(()))?;
+            held = head.take().unwrap_or_default();
+            data = &held;
+            log = crate::logdoor::looks_like_a_log(data);
+            if !log && !data.starts_with(b"Asterisk Call Manager") {
+                // A stream saved without its banner: the first line is already a header.
+                framer.push(b"(no banner)\n", &mut |_| {});
+            }
+        }
+        if log {
+            lines.push(data, &mut |line| {
+                messages += 1;
+                if let Some(j) = judge.judge_line(line, Time::OfEvents) {
+                    p.judged(&j);
+                }
+            });
+        } else {
+            framer.push(data, &mut |item| {
+                let Item::Message(m) = item else { return };
+                messages += 1;
+                // The daemon's own pipeline, on the events' time: what it would ask to
+                // ban, after the same admission check.
+                if let Some(j) = judge.judge(&m, Time::OfEvents) {
+                    p.judged(&j);
+                }
+            });
+        }
+        std::mem::replace(&mut p.result, Ok(()))?;
         // The daemon stores what it learned of legitimate hosts; a replay keeps nothing.
         judge.engine.discard_learned();
+        if n == 0 {
+            break;
+        }
+    }
+    if log && lines.pending() {
+        // A last line without its line break.
+        lines.push(b"\n", &mut |line| {
+            messages += 1;
+            if let Some(j) = judge.judge_line(line, Time::OfEvents) {
+                p.judged(&j);
+            }
+        });
+        std::mem::replace(&mut p.result, Ok(()))?;
     }
     let summary = format!(
-        "{} messages; {}; {} address(es) banned",
+        "{} {}; {}; {} address(es) banned",
         messages,
+        if log { "lines" } else { "messages" },
         judge.engine.counters.summary(),
-        bans.len()
+        p.bans.len()
     );
     Ok(Outcome {
-        bans,
+        bans: p.bans,
         messages,
         summary,
     })

@@ -77,6 +77,8 @@ pub struct Live<'a> {
     pub crowdsec: String,
     /// The PBX's own addresses and links.
     pub own: &'a crate::own::OwnNets,
+    /// The log door (`daemon/logdoor.rs`): a line for a person, and `key value` lines.
+    pub log_door: (String, String),
 }
 
 /// A trusted name's addresses, or why it has none.
@@ -217,6 +219,7 @@ pub fn status(live: &mut Live, keys: bool) -> String {
             ec.stale_failures,
             ec.stale_bans
         );
+        o.push_str(&live.log_door.1);
         let _ = writeln!(
             o,
             "own_addresses {}\nown_links {}",
@@ -328,6 +331,7 @@ pub fn status(live: &mut Live, keys: bool) -> String {
             live.cfg.weak_known_bantime
         );
     }
+    o.push_str(&live.log_door.0);
     o.push_str(&live.crowdsec);
     let _ = writeln!(
         o,

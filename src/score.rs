@@ -23,10 +23,12 @@ pub enum EventKind {
     /// AMI: a session refused because Asterisk is short of memory or overloaded.
     MemoryLimit,
     LoadAverageLimit,
+    /// chan_iax2's wrong secret, from Asterisk's log (the log door): it sends nothing on AMI.
+    Iax2AuthFailed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::InvalidPassword,
         EventKind::ChallengeResponseFailed,
         EventKind::ChallengeSent,
@@ -42,6 +44,7 @@ impl EventKind {
         EventKind::SessionLimit,
         EventKind::MemoryLimit,
         EventKind::LoadAverageLimit,
+        EventKind::Iax2AuthFailed,
     ];
 
     /// Asterisk's `Event:` value (`kinds::KINDS`).
@@ -64,11 +67,12 @@ impl EventKind {
     }
 
     /// Exact (case-sensitive) match on an `Event:` value, as Asterisk spells them.
+    /// (Only kinds Asterisk sends on AMI: `Iax2AuthFailed` is the log door's.)
     pub fn from_event(name: &[u8]) -> Option<EventKind> {
-        EventKind::ALL
+        crate::kinds::KINDS
             .iter()
-            .copied()
-            .find(|k| k.name().as_bytes() == name)
+            .find(|k| k.name.as_bytes() == name && k.on_ami())
+            .map(|k| k.kind)
     }
 
     /// Case-insensitive match, for config keys typed by people.
@@ -263,9 +267,15 @@ mod tests {
     #[test]
     fn event_names() {
         for k in EventKind::ALL {
-            assert_eq!(EventKind::from_event(k.name().as_bytes()), Some(k));
+            let on_ami = crate::kinds::of(k).on_ami();
+            assert_eq!(
+                EventKind::from_event(k.name().as_bytes()),
+                on_ami.then_some(k)
+            );
             assert_eq!(EventKind::from_config(&k.name().to_lowercase()), Some(k));
         }
+        // The log door's kind is never read from AMI.
+        assert_eq!(EventKind::from_event(b"Iax2AuthFailed"), None);
         assert_eq!(EventKind::from_event(b"invalidpassword"), None);
         assert_eq!(EventKind::from_event(b"Shutdown"), None);
     }

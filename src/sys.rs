@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 pub use libc::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
+mod inotify;
+pub use inotify::Inotify;
+
 /// Write end of the self-pipe; the signal handler only reads this atomic and calls write(2),
 /// both async-signal-safe.
 static SIGNAL_PIPE_WR: AtomicI32 = AtomicI32::new(-1);

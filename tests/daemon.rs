@@ -349,7 +349,7 @@ fn missing_chain_is_a_clear_error_with_the_commands() {
     );
     assert!(log.contains("ip6tables -N pbxban"), "{log}");
     assert!(
-        log.contains("ip6tables -I INPUT -p udp --dport 5060 -j pbxban"),
+        log.contains("ip6tables -I INPUT -p udp -m multiport --dports 5060,4569 -j pbxban"),
         "{log}"
     );
     assert!(!log.contains("iptables -N pbxban\n"), "{log}");

@@ -33,6 +33,8 @@ use common::*;
 mod ceiling;
 #[path = "netns/guard.rs"]
 mod guard;
+#[path = "netns/iax2.rs"]
+mod iax2;
 #[path = "netns/kernel.rs"]
 mod kernel;
 use kernel::*;
@@ -316,6 +318,13 @@ fn the_pbx_s_own_addresses_and_link_are_never_one_attacker() {
 }
 
 #[test]
+fn an_address_banned_from_an_iax2_log_line_loses_4569_and_5060() {
+    for backend in BACKENDS {
+        TestNet::create().run_backend("iax2::inner_iax2", backend);
+    }
+}
+
+#[test]
 fn another_tables_reload_leaves_the_nft_bans() {
     TestNet::create().run_inner("networks::inner_coexist");
 }
@@ -375,7 +384,18 @@ fn setup_chain() {
         ]);
         must(&[t, "-w", "-N", "ampere"]);
         must(&[
-            t, "-w", "-I", "INPUT", "-p", "udp", "--dport", "5060", "-j", "ampere",
+            t,
+            "-w",
+            "-I",
+            "INPUT",
+            "-p",
+            "udp",
+            "-m",
+            "multiport",
+            "--dports",
+            "5060,4569",
+            "-j",
+            "ampere",
         ]);
         must(&[
             t,
@@ -420,15 +440,17 @@ fn rule_packets(tool: &str, addr: &str) -> u64 {
         .unwrap_or_else(|| panic!("no rule for {addr}:\n{out}"))
 }
 
-/// Echoes SIP-like datagrams on 5060 (IPv4 and IPv6).
+/// Echoes datagrams on SIP's 5060 and IAX2's 4569 (IPv4 and IPv6).
 fn start_responder() {
-    let sock = UdpSocket::bind("[::]:5060").expect("bind [::]:5060");
-    thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        while let Ok((n, from)) = sock.recv_from(&mut buf) {
-            let _ = sock.send_to(&buf[..n], from);
-        }
-    });
+    for port in [5060, 4569] {
+        let sock = UdpSocket::bind(format!("[::]:{port}")).expect("bind the responder");
+        thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                let _ = sock.send_to(&buf[..n], from);
+            }
+        });
+    }
 }
 
 /// The attacker: one UDP socket (one conntrack flow) sending a datagram every 20 ms from
@@ -1475,9 +1497,8 @@ fn inner_mixed_batch() {
     pbx.logged_in(1);
     // Someone removes the IPv6 chain (its jumps first).
     let t = "ip6tables";
-    must(&[
-        t, "-w", "-D", "INPUT", "-p", "udp", "--dport", "5060", "-j", "ampere",
-    ]);
+    let udp = ["-p", "udp", "-m", "multiport", "--dports", "5060,4569"];
+    must(&[&[t, "-w", "-D", "INPUT"][..], &udp, &["-j", "ampere"]].concat());
     let tcp = ["-p", "tcp", "-m", "multiport", "--dports", "5060,5061"];
     must(&[&[t, "-w", "-D", "INPUT"][..], &tcp, &["-j", "ampere"]].concat());
     must(&[t, "-w", "-F", "ampere"]);

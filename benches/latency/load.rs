@@ -121,3 +121,33 @@ pub fn hostiles(socket: PathBuf) -> Background<usize> {
         trios
     })
 }
+
+/// Asterisk's log growing by `per_sec` bytes a second all along (lines of other modules,
+/// and chan_iax2 lines that are no guess), into `path`, which the daemon follows. Returns
+/// the bytes written.
+pub fn log_flood(path: &std::path::Path, per_sec: usize) -> Background<u64> {
+    use std::io::Write;
+    let path = path.to_path_buf();
+    Background::start(move |stop| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .unwrap();
+        let lines = "[2026-12-06 20:15:32] VERBOSE[16974][C-00000a1f] pbx.c: Executing [600@internal:1] Answer(\"SIP/1001-00000a1f\", \"\") in new stack\n\
+                     [2026-12-06 20:15:32] WARNING[16980] chan_iax2.c: Silently dropping frame without existent call number: 18829\n";
+        let chunk = lines.repeat((per_sec / 100) / lines.len() + 1);
+        let mut written = 0u64;
+        let start = std::time::Instant::now();
+        while !stop.load(Ordering::SeqCst) {
+            // A hundredth of a second's worth each 10 ms.
+            f.write_all(chunk.as_bytes()).unwrap();
+            written += chunk.len() as u64;
+            let due = start + Duration::from_secs_f64(written as f64 / per_sec as f64);
+            if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                thread::sleep(wait);
+            }
+        }
+        written
+    })
+}

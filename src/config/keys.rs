@@ -4,7 +4,9 @@
 //! default and doc; `tests/docs.rs` holds them to it) are all driven by this table, so a new
 //! key is one new row.
 
-use super::key::{list, one, Effect, Key, Section};
+use std::path::PathBuf;
+
+use super::key::{list, one, path_opt, Effect, Key, Section};
 use super::value::{boolean, duration, host_name, number, rate, rate_text};
 use super::TrustName;
 use crate::addr::parse_net;
@@ -138,6 +140,19 @@ static KEYS: &[Key] = &[
         |c, v| c.flood = rate(v)?,
         |c| rate_text(c.flood)
     ),
+    Key {
+        show: |c| path_opt("asterisk_log", &c.asterisk_log),
+        ..key!(
+            "asterisk_log",
+            Live,
+            "",
+            "/var/log/asterisk/messages",
+            Section::Ami,
+            "Asterisk's log, followed for what AMI does not report: chan_iax2's wrong secrets and unknown peers (it sends no security event at all; set `authdebug = yes` in iax.conf, and a logger.conf line that writes `notice` and `warning` there). Its events are weak evidence: a name in a log line can hold line breaks. Off unless set.",
+            |c, v| c.asterisk_log = Some(PathBuf::from(v)),
+            |_c| ""
+        )
+    },
     key!(
         "loyalty",
         Live,

@@ -58,6 +58,15 @@ impl Daemon {
         self.link
             .reconfigure(Settings::from(&new), !changes.reconnect.is_empty());
         let trust_changed = changes.live.contains(&"trust");
+        if changes.live.contains(&"asterisk_log") {
+            self.log_door = new
+                .asterisk_log
+                .as_deref()
+                .map(|p| crate::follow::Follower::new(p, Instant::now()));
+            if new.asterisk_log.is_none() {
+                info!("the log door is closed (asterisk_log unset)");
+            }
+        }
         self.cfg = new;
         info!("config reloaded from {}", self.cfg.source);
         if trust_changed {

@@ -114,12 +114,12 @@ impl Chains {
         }
     }
 
-    /// The commands that create the chain and send SIP traffic through it (README,
-    /// "The firewall chain").
+    /// The commands that create the chain and send SIP and IAX2 traffic through it
+    /// (README, "The firewall chain").
     fn setup_commands(&self, fam: &str) -> String {
         let c = &self.chain;
         format!(
-            "  {fam} -N {c}\n  {fam} -I INPUT -p udp --dport 5060 -j {c}\n  {fam} -I INPUT -p tcp -m multiport --dports 5060,5061 -j {c}\n"
+            "  {fam} -N {c}\n  {fam} -I INPUT -p udp -m multiport --dports 5060,4569 -j {c}\n  {fam} -I INPUT -p tcp -m multiport --dports 5060,5061 -j {c}\n"
         )
     }
 

@@ -27,7 +27,12 @@ pub struct Ask {
     prefix: String,
     endpoints: usize,
     denied: bool,
+    /// chan_iax2 answered `IAXpeers`: it is loaded (and reports nothing on AMI).
+    iax2: bool,
 }
+
+/// `IAXpeers`' place in `LISTS`.
+const IAXPEERS: usize = 2;
 
 impl Ask {
     pub fn new(seq: u64) -> Ask {
@@ -35,6 +40,7 @@ impl Ask {
             prefix: format!("ampere-ask-{seq}-"),
             endpoints: 0,
             denied: false,
+            iax2: false,
         }
     }
 
@@ -70,10 +76,14 @@ impl Ask {
             return;
         };
         if m.is_response() {
-            if m.get("Response")
-                .is_some_and(|r| r.eq_ignore_ascii_case(b"Error"))
-            {
-                self.refused(list, m.get("Message").unwrap_or(b""));
+            match m.get("Response") {
+                Some(r) if r.eq_ignore_ascii_case(b"Error") => {
+                    self.refused(list, m.get("Message").unwrap_or(b""))
+                }
+                Some(r) if r.eq_ignore_ascii_case(b"Success") && list == IAXPEERS => {
+                    self.iax2 = true
+                }
+                _ => {}
             }
             return;
         }
@@ -91,6 +101,11 @@ impl Ask {
                 }
             }
         }
+    }
+
+    /// Whether chan_iax2 answered at this login.
+    pub fn iax2_loaded(&self) -> bool {
+        self.iax2
     }
 
     fn refused(&mut self, list: usize, why: &[u8]) {

@@ -176,6 +176,11 @@ impl Link {
         self.conn.as_ref().map(|_| self.peer)
     }
 
+    /// Whether chan_iax2 answered the current session (it reports nothing on AMI).
+    pub fn iax2_loaded(&self) -> bool {
+        self.conn.as_ref().is_some_and(|(_, s)| s.iax2_loaded())
+    }
+
     /// Whether a session is logged in, so that Ampere sees Asterisk's security events.
     pub fn logged_in(&self) -> bool {
         self.conn.as_ref().is_some_and(|(_, s)| s.is_ready())

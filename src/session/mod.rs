@@ -132,6 +132,11 @@ impl Session {
         }
     }
 
+    /// Whether chan_iax2 answered this session's `IAXpeers`.
+    pub fn iax2_loaded(&self) -> bool {
+        self.proto.ask.iax2_loaded()
+    }
+
     pub fn is_ready(&self) -> bool {
         self.proto.is_ready()
     }

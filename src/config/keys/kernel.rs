@@ -121,10 +121,10 @@ pub(super) static KEYS: &[Key] = &[
     key!(
         "ports",
         Restart,
-        "5060,5061",
         "5060,5061,4569",
+        "5060,5061,4569,5080",
         Section::Firewall,
-        "nft: the destination ports (UDP and TCP) banned hosts lose.",
+        "nft: the destination ports (UDP and TCP) banned hosts lose, and the guards watch: SIP's and IAX2's (4569: a host banned from an IAX2 log line loses it too).",
         |c, v| {
             let ports = list(v)
                 .into_iter()
