@@ -212,6 +212,33 @@ impl Admission {
         }
     }
 
+    /// The largest networks inside `net` that `door` may ban now, when `net` itself may
+    /// not because it takes in something protected or the PBX's own address: `net` halved
+    /// around it until each half may be banned (the trusted address alone let through).
+    /// None when more than `max` pieces would be needed, or when the refusal is one a
+    /// split cannot help (the PBX's own link, IPv6 off, ...).
+    pub fn split_around(&self, net: &IpNet, door: Door, max: usize) -> Option<Vec<IpNet>> {
+        let mut out = Vec::new();
+        let mut todo = vec![*net];
+        while let Some(n) = todo.pop() {
+            match self.check(&n, door) {
+                Ok(()) => out.push(n),
+                Err(Refusal::Protected(p) | Refusal::Own(p)) if n != p && !p.contains(&n) => {
+                    let halves = n.subnets(n.prefix_len() + 1).ok()?;
+                    todo.extend(halves);
+                }
+                // Inside the protected network, or what no split helps: let through.
+                Err(Refusal::Protected(_) | Refusal::Own(_)) => {}
+                Err(_) => return None,
+            }
+            if out.len() + todo.len() > max {
+                return None;
+            }
+        }
+        out.sort();
+        Some(out)
+    }
+
     /// May `net` be banned through `door`?
     pub fn check(&self, net: &IpNet, door: Door) -> Result<(), Refusal> {
         if let Some(p) = self.guard.overlaps(net) {
@@ -332,6 +359,43 @@ mod tests {
         assert_eq!(a.check(&net("203.0.114.0/24"), manual(false)), Ok(()));
         assert!(Refusal::Protected(net("127.0.0.1")).lifts_a_ban());
         assert!(!Refusal::Ipv6Off.lifts_a_ban());
+    }
+
+    #[test]
+    fn a_network_is_split_around_what_it_takes_in() {
+        let a = admission("trust = 198.51.100.77\ntrust = 2001:db8:5::7\n");
+        let pieces = a
+            .split_around(&net("198.51.100.0/24"), Door::Judged, 256)
+            .unwrap();
+        // Eight networks: everything of the /24 but the trusted address.
+        assert_eq!(pieces.len(), 8, "{pieces:?}");
+        let total: u32 = pieces.iter().map(|p| 1u32 << (32 - p.prefix_len())).sum();
+        assert_eq!(total, 255);
+        let trusted: IpAddr = "198.51.100.77".parse().unwrap();
+        assert!(pieces.iter().all(|p| !p.contains(&trusted)));
+        for attacker in [
+            "198.51.100.10",
+            "198.51.100.76",
+            "198.51.100.78",
+            "198.51.100.255",
+        ] {
+            let ip: IpAddr = attacker.parse().unwrap();
+            assert!(pieces.iter().any(|p| p.contains(&ip)), "{attacker}");
+        }
+        // A /64 around one address: 64 networks; more than allowed: none.
+        let v6 = a
+            .split_around(&net("2001:db8:5::/64"), Door::Judged, 256)
+            .unwrap();
+        assert_eq!(v6.len(), 64);
+        assert_eq!(
+            a.split_around(&net("2001:db8:5::/64"), Door::Judged, 10),
+            None
+        );
+        // Nothing to split around: the network itself.
+        assert_eq!(
+            a.split_around(&net("203.0.113.0/24"), Door::Judged, 256),
+            Some(vec![net("203.0.113.0/24")])
+        );
     }
 
     #[test]

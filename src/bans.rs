@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use crate::addr::net_text;
-use crate::ban::{Ban, BanRequest};
+use crate::ban::{Ban, BanRequest, Origin};
 use crate::clock;
 use crate::config::Config;
 use crate::firewall::{Backend, Entry, FwError};
@@ -153,23 +153,6 @@ impl Bans {
         &self.store
     }
 
-    /// The daemon's start: checkpoints from its timer, bans that ended while Ampere was down
-    /// lifted, then the firewall flushed and every stored ban put back, with its remaining
-    /// time, in one batch. Returns how many were restored.
-    pub fn restore(&mut self, now: i64) -> Result<usize, String> {
-        let _held = self.lock_kernel(true);
-        self.store.defer_checkpoints().map_err(|e| e.to_string())?;
-        let lapsed = self.store.expire_due(now).map_err(|e| e.to_string())?;
-        if !lapsed.is_empty() {
-            info!("{} ban(s) ended while Ampere was not running", lapsed.len());
-        }
-        let bans = self.store.active().map_err(|e| e.to_string())?;
-        let entries: Vec<Entry> = bans.iter().map(Ban::entry).collect();
-        self.fw.restore(&entries, now).map_err(|e| e.to_string())?;
-        self.read_next_expiry();
-        Ok(bans.len())
-    }
-
     /// Queues a ban the daemon decided; `flush` applies the queue after each read, so that
     /// a burst of bans costs one transaction and one firewall command instead of one each.
     pub fn queue(&mut self, ban: BanRequest) {
@@ -198,7 +181,7 @@ impl Bans {
         } else {
             Vec::new()
         };
-        let upgrades = self.weak_to_replace(&pending);
+        let upgrades = self.to_replace(&pending);
         let recorded = self.record(cfg, &pending, held.is_some());
         let mut new = Vec::with_capacity(pending.len());
         let mut known: Vec<IpNet> = Vec::new();
@@ -226,7 +209,7 @@ impl Bans {
             }
         }
         if !upgrades.is_empty() {
-            // The weak ban's entry goes, for the strong one's (its own timeout, or none).
+            // The replaced ban's entry goes, for the new one's (its own timeout, or none).
             let replaced: Vec<IpNet> = new
                 .iter()
                 .map(|b| b.net)
@@ -234,7 +217,7 @@ impl Bans {
                 .collect();
             if let Err(e) = self.fw.unban_many(&replaced) {
                 warn!(
-                    "lifting the weak bans of {} for strong ones: {e}",
+                    "lifting {} ban(s) for the ones that take their place: {e}",
                     replaced.len()
                 );
             }
@@ -253,15 +236,17 @@ impl Bans {
         }
     }
 
-    /// The networks of strong requests in `pending` that hold an active weak ban now: the
-    /// strong ban takes its place (a forged packet must not save an attacker from its
-    /// permanent ban). One indexed lookup per strong request.
-    fn weak_to_replace(&self, pending: &[BanRequest]) -> Vec<IpNet> {
+    /// The networks in `pending` whose active ban the request takes the place of
+    /// (`store::takes_over`: strong evidence over a weak ban, so that a forged packet never
+    /// saves an attacker from its permanent ban; the daemon's own over CrowdSec's, so that
+    /// LAPI's deletion never frees it). One indexed lookup per daemon request.
+    fn to_replace(&self, pending: &[BanRequest]) -> Vec<IpNet> {
         pending
             .iter()
-            .filter(|r| r.evidence() == Evidence::Strong)
+            .filter(|r| r.origin == Origin::Daemon)
             .filter(|r| {
-                matches!(self.store.active_ban(&r.net), Ok(Some(b)) if b.evidence == Evidence::Weak)
+                matches!(self.store.active_ban(&r.net), Ok(Some(b))
+                    if crate::store::takes_over(r, b.evidence == Evidence::Weak, b.origin))
             })
             .map(|r| r.net)
             .collect()
@@ -513,6 +498,7 @@ mod lock;
 mod outage;
 mod pulled;
 mod repair;
+mod restore;
 mod subnet;
 
 #[cfg(test)]

@@ -42,6 +42,8 @@ use kernel::*;
 mod networks;
 #[path = "netns/own.rs"]
 mod own;
+#[path = "netns/split.rs"]
+mod split;
 
 const PBX4: &str = "192.0.2.1";
 const ATK4: &str = "192.0.2.66";
@@ -321,6 +323,13 @@ fn the_pbx_s_own_addresses_and_link_are_never_one_attacker() {
 fn an_address_banned_from_an_iax2_log_line_loses_4569_and_5060() {
     for backend in BACKENDS {
         TestNet::create().run_backend("iax2::inner_iax2", backend);
+    }
+}
+
+#[test]
+fn trust_added_over_a_network_ban_frees_only_what_it_trusts() {
+    for backend in BACKENDS {
+        TestNet::create().run_backend("split::inner_split", backend);
     }
 }
 

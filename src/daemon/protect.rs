@@ -9,10 +9,14 @@ use ipnet::IpNet;
 use super::Daemon;
 use crate::addr::net_text;
 use crate::admission::{Door, Refusal};
-use crate::ban::Origin;
+use crate::ban::{BanRequest, Lifetime, Origin};
 use crate::bans::{Lift, Outcome};
 use crate::resolver;
 use crate::{error, info, warn};
+
+/// The most networks one lifted ban is split into around what became protected (a /64
+/// around one address is 64).
+const MAX_PIECES: usize = 256;
 
 impl Daemon {
     /// The trusted names resolve to other addresses: the engine and the SIP limit take them,
@@ -64,16 +68,41 @@ impl Daemon {
             Origin::Crowdsec => Door::Crowdsec,
             Origin::Daemon => Door::Judged,
         };
-        let (nets, by): (Vec<IpNet>, Vec<Refusal>) = active
+        let lifting: Vec<(&crate::ban::Ban, Refusal)> = active
             .iter()
             .filter_map(|b| match admission.check(&b.net, door(b.origin)) {
-                Err(r) if r.lifts_a_ban() => Some((b.net, r)),
+                Err(r) if r.lifts_a_ban() => Some((b, r)),
                 _ => None,
             })
-            .unzip();
-        if nets.is_empty() {
+            .collect();
+        if lifting.is_empty() {
             return;
         }
+        // What was banned stays banned but for what became protected: a network of the
+        // daemon's or an admin's (a subnet that folded attackers in, a /64) is banned again
+        // around it (CrowdSec's decisions are CrowdSec's to make).
+        let around: Vec<BanRequest> = lifting
+            .iter()
+            .filter(|(b, _)| b.origin != Origin::Crowdsec)
+            .filter_map(|(b, _)| {
+                let pieces = admission.split_around(&b.net, door(b.origin), MAX_PIECES)?;
+                let lifetime = b.expires.map_or(Lifetime::Permanent, Lifetime::Until);
+                Some(
+                    pieces
+                        .into_iter()
+                        .filter(|p| *p != b.net)
+                        .map(move |p| BanRequest {
+                            account: b.account.clone(),
+                            service: b.service.clone().into(),
+                            penalty: b.penalty,
+                            ..BanRequest::new(p, b.origin, "split", b.since, lifetime)
+                        }),
+                )
+            })
+            .flatten()
+            .collect();
+        let (nets, by): (Vec<IpNet>, Vec<Refusal>) =
+            lifting.iter().map(|(b, r)| (b.net, *r)).unzip();
         match self.bans.remove(&nets, Lift::Protected, false, &mut |_| {}) {
             Ok((outcomes, lifted)) => {
                 for ((net, p), o) in nets.iter().zip(&by).zip(outcomes) {
@@ -83,6 +112,22 @@ impl Daemon {
                     }
                 }
                 self.publish(lifted);
+                if !around.is_empty() {
+                    info!(
+                        "{} network(s) around what became protected stay banned: {}",
+                        around.len(),
+                        around
+                            .iter()
+                            .map(|r| net_text(&r.net))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    for r in around {
+                        self.bans.queue(r);
+                    }
+                    let changes = self.bans.flush(&self.cfg, crate::clock::now_epoch);
+                    self.publish(changes);
+                }
             }
             Err(e) => {
                 warn!("cannot lift the bans of protected addresses yet: {e}; trying again in 1 s");

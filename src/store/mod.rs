@@ -12,7 +12,7 @@ use std::path::Path;
 use ipnet::IpNet;
 
 use crate::addr;
-use crate::ban::{Ban, BanRequest};
+use crate::ban::{Ban, BanRequest, Origin};
 use crate::score::Evidence;
 pub use queries::Record;
 use sqlite::{Db, Result, Stmt};
@@ -73,8 +73,20 @@ ALTER TABLE bans ADD COLUMN evidence TEXT NOT NULL DEFAULT 'strong'; -- strong |
 /// How long a writer waits for another connection's lock before giving up.
 const BUSY_MS: i32 = 10_000;
 
+/// Whether `r` takes the place of its network's active ban (the rest stay as they are):
+/// strong evidence over a weak ban, and the daemon's own judgment over CrowdSec's (whose
+/// deletion would otherwise free an attacker that attacked here too). `Bans::flush` swaps
+/// the kernel's entry. (An admin's `-a` takes over a temporary ban its own way:
+/// `make_permanent`.)
+pub fn takes_over(r: &BanRequest, active_weak: bool, active_origin: Origin) -> bool {
+    r.origin == Origin::Daemon
+        && ((active_weak && r.evidence() == Evidence::Strong) || active_origin == Origin::Crowdsec)
+}
+
 pub struct Store {
     db: Db,
+    /// The file did not exist before this process opened it (`create`).
+    new: bool,
 }
 
 impl Store {
@@ -96,7 +108,7 @@ impl Store {
         db.exec("PRAGMA synchronous = NORMAL")?;
         // Bounded page cache: Ampere's working set is tiny and routers have little memory.
         db.exec("PRAGMA cache_size = -256")?;
-        let store = Store { db };
+        let store = Store { db, new: false };
         store.migrate()?;
         Ok(store)
     }
@@ -112,7 +124,13 @@ impl Store {
                 })?;
             }
         }
-        Store::open(path)
+        let new = !path.exists();
+        Store::open(path).map(|s| Store { new, ..s })
+    }
+
+    /// Whether this process made the file (it did not exist when `create` opened it).
+    pub fn is_new(&self) -> bool {
+        self.new
     }
 
     /// How long a write waits for another connection's lock: the daemon waits briefly and
@@ -180,8 +198,9 @@ impl Store {
         escalation: &dyn Fn(i64, i64) -> Option<i64>,
     ) -> Result<Vec<Option<Ban>>> {
         self.in_transaction(|db| {
-            let mut find =
-                db.prepare("SELECT count, active, first_ban, evidence FROM bans WHERE addr = ?1")?;
+            let mut find = db.prepare(
+                "SELECT count, active, first_ban, evidence, origin FROM bans WHERE addr = ?1",
+            )?;
             let mut put = db.prepare(
                 "INSERT INTO bans(addr, first_ban, last_ban, count, event, account, expires,
                                   active, penalty, origin, service, evidence)
@@ -191,26 +210,25 @@ impl Store {
                     account = excluded.account, expires = excluded.expires, active = 1,
                     penalty = excluded.penalty, origin = excluded.origin,
                     service = excluded.service, folded_into = NULL,
-                    evidence = excluded.evidence",
+                    evidence = excluded.evidence, pulled = NULL",
             )?;
             let mut out = Vec::with_capacity(requests.len());
             for r in requests {
                 let key = addr::net_text(&r.net);
                 find.reset();
                 find.bind_text(1, &key)?;
-                let (count, active, first, weak) = if find.step_row()? {
+                let (count, active, first, weak, origin) = if find.step_row()? {
                     (
                         find.column_i64(0),
                         find.column_i64(1) != 0,
                         find.column_i64(2),
                         Evidence::parse(&find.column_text(3)) == Evidence::Weak,
+                        Origin::parse(&find.column_text(4)),
                     )
                 } else {
-                    (0, false, r.at, false)
+                    (0, false, r.at, false, Origin::Daemon)
                 };
-                // Strong evidence takes the place of an active weak ban (`Bans::flush` swaps
-                // the kernel's entry); any other active ban stays as it is.
-                if active && !(weak && r.evidence() == Evidence::Strong) {
+                if active && !takes_over(r, weak, origin) {
                     out.push(None);
                     continue;
                 }

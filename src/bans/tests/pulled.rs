@@ -115,3 +115,26 @@ fn nothing_is_ended_while_an_admin_holds_the_kernel_lock() {
     assert_eq!(r.held(), ["192.0.2.1"]);
     assert_eq!(r.stored(), r.held());
 }
+
+#[test]
+fn the_daemon_s_own_ban_takes_over_a_crowdsec_ban_and_outlives_its_deletion() {
+    // An address CrowdSec banned attacks this PBX: the daemon's judgment takes over the
+    // row (it was skipped as banned already, and LAPI's deletion freed the attacker).
+    let mut r = rig("");
+    assert_eq!(pull(&mut r, &["192.0.2.1"], &[], 1).banned, 1);
+    r.bans.queue(ban_at("192.0.2.1", T0 + 10));
+    let cfg = r.cfg.clone();
+    let changes = r.bans.flush(&cfg, || T0 + 10);
+    assert_eq!(changes.banned.len(), 1, "the daemon's ban is made");
+    let b = &r.bans.store().active().unwrap()[0];
+    assert_eq!((b.origin, b.expires), (Origin::Daemon, None));
+    // The kernel holds the daemon's (permanent) ban, once.
+    assert_eq!(r.held(), ["192.0.2.1"]);
+    // LAPI deletes its decision: the daemon's ban stays.
+    assert_eq!(pull(&mut r, &[], &["192.0.2.1"], 2).lifted, 0);
+    assert_eq!(r.held(), ["192.0.2.1"]);
+    // And a whole list without it ends nothing of the daemon's either.
+    let (n, _) = r.bans.unlisted(3, 100).unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(r.stored(), ["192.0.2.1"]);
+}

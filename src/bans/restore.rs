@@ -1,0 +1,47 @@
+//! The daemon's start: what ended while Ampere was down lifted, and the kernel made equal
+//! to the database in one batch; a database made anew adopts the kernel's bans first.
+
+use super::{Ban, Bans};
+use crate::ban::{BanRequest, Lifetime, Origin};
+use crate::firewall::Entry;
+use crate::{info, warn};
+
+impl Bans {
+    /// The daemon's start: checkpoints from its timer, bans that ended while Ampere was down
+    /// lifted, then the firewall flushed and every stored ban put back, with its remaining
+    /// time, in one batch. Returns how many were restored.
+    pub fn restore(&mut self, now: i64) -> Result<usize, String> {
+        let _held = self.lock_kernel(true);
+        self.store.defer_checkpoints().map_err(|e| e.to_string())?;
+        let lapsed = self.store.expire_due(now).map_err(|e| e.to_string())?;
+        if !lapsed.is_empty() {
+            info!("{} ban(s) ended while Ampere was not running", lapsed.len());
+        }
+        let mut bans = self.store.active().map_err(|e| e.to_string())?;
+        if self.store.is_new() && bans.is_empty() {
+            // The database was deleted (a stop right after, or a mistake) and made anew: the
+            // kernel's bans are the only record left. Adopted, not flushed.
+            if let Some(held) = self.fw.list().ok().filter(|h| !h.is_empty()) {
+                let requests: Vec<BanRequest> = held
+                    .iter()
+                    .map(|n| {
+                        BanRequest::new(*n, Origin::Daemon, "recovered", now, Lifetime::Permanent)
+                    })
+                    .collect();
+                self.store
+                    .record(&requests, &|_, _| None)
+                    .map_err(|e| e.to_string())?;
+                warn!(
+                    "the database {} is new, and the kernel holds {} ban(s) of Ampere's: adopted (as permanent; `ampere -d` lifts them)",
+                    self.store.path(),
+                    held.len()
+                );
+                bans = self.store.active().map_err(|e| e.to_string())?;
+            }
+        }
+        let entries: Vec<Entry> = bans.iter().map(Ban::entry).collect();
+        self.fw.restore(&entries, now).map_err(|e| e.to_string())?;
+        self.read_next_expiry();
+        Ok(bans.len())
+    }
+}
