@@ -64,6 +64,26 @@ in_ns /etc/init.d/ampere stop || fail "stop failed"
 if in_ns /etc/init.d/ampere status >/dev/null; then fail "status: still running after stop"; fi
 in_ns iptables -w -S ampere | grep -q -- "-s 203.0.113.2/32" || fail "the ban did not outlive the daemon"
 
+# Each action's exit status is the truth: a reload with no daemon fails (LSB 7); with
+# another Ampere on the same config (started by hand), `start` fails (the daemon it
+# launched died, whoever answers) and `stop` fails (Ampere still runs).
+set +e
+in_ns /etc/init.d/ampere reload >/dev/null 2>&1
+rc=$?
+set -e
+[ "$rc" = 7 ] || fail "reload with no daemon exited $rc"
+ip netns exec "$ns" /usr/sbin/ampere -c /etc/ampere/ampere.cfg -o /var/log/ampere-other.log &
+other=$!
+for _ in $(seq 100); do in_ns ampere status >/dev/null 2>&1 && break; sleep 0.1; done
+in_ns ampere status >/dev/null 2>&1 || fail "the hand-started Ampere does not answer"
+if out=$(in_ns /etc/init.d/ampere start 2>&1); then fail "start succeeded though its daemon died: $out"; fi
+echo "$out" | grep -q "another Ampere is running" || fail "start did not say why: $out"
+if out=$(in_ns /etc/init.d/ampere stop 2>&1); then fail "stop succeeded while Ampere runs: $out"; fi
+echo "$out" | grep -q "pid $other" || fail "stop did not name the process: $out"
+kill "$other"
+wait "$other" || true
+rm -f /var/log/ampere-other.log
+
 dpkg --purge ampere >/dev/null
 # (other ampere processes, of the test suite, may run meanwhile: only the installed one counts)
 pgrep -f '^/usr/sbin/ampere' >/dev/null && fail "a process is left"
@@ -73,4 +93,4 @@ for f in /usr/sbin/ampere /etc/ampere /etc/init.d/ampere /etc/default/ampere /et
     [ -e "$f" ] && fail "$f is left after purge"
 done
 ls /etc/rc?.d/*ampere >/dev/null 2>&1 && fail "rc links are left after purge"
-echo "test-deb: install, failed starts shown, start, status, ban, reload, stop, purge ok"
+echo "test-deb: install, failed starts shown, start, status, ban, reload, stop, exit statuses with no daemon and with another one, purge ok"

@@ -92,6 +92,8 @@ pub struct Bans {
     refusal_logged: Option<Instant>,
     /// Recent daemon bans per escalation subnet (`subnet`).
     recent: subnet::Recent,
+    /// The admin's rule path faults last found (`check_path`).
+    path_faults: Vec<String>,
     pub counters: Counters,
 }
 
@@ -110,6 +112,7 @@ impl Bans {
             unstored: Vec::new(),
             outage: None,
             adopt: false,
+            path_faults: Vec::new(),
             lock_wait: None,
             turn: None,
             reapplied: Default::default(),

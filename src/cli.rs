@@ -19,6 +19,9 @@ pub enum Mode {
     Why(String),
     /// `--resolve NAME...` (not in the usage: the daemon's own name lookup, `resolver`).
     Resolve(Vec<String>),
+    /// `--run-hook SECONDS PROG ARGS...` (not in the usage: the runner of each hook,
+    /// `hook::runner`).
+    RunHook(u64, Vec<std::ffi::OsString>),
     Help,
     Version,
 }
@@ -107,6 +110,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
                 let names = names.map(|n| n.to_string_lossy().into_owned()).collect();
                 set(Mode::Resolve(names), &mut mode)?
             }
+            Long("run-hook") => {
+                let mut rest = p.raw_args().map_err(|e| e.to_string())?;
+                let secs = rest
+                    .next()
+                    .and_then(|s| s.to_str()?.parse().ok())
+                    .ok_or("--run-hook needs SECONDS PROG")?;
+                let argv: Vec<_> = rest.collect();
+                if argv.is_empty() {
+                    return Err("--run-hook needs SECONDS PROG".to_string());
+                }
+                set(Mode::RunHook(secs, argv), &mut mode)?
+            }
             Long("replay") => {
                 let file = PathBuf::from(p.value().map_err(|e| e.to_string())?);
                 set(Mode::Replay(file), &mut mode)?
@@ -140,6 +155,7 @@ fn name(m: &Mode) -> &'static str {
         Mode::Status { .. } => "status",
         Mode::Why(_) => "why",
         Mode::Resolve(_) => "--resolve",
+        Mode::RunHook(..) => "--run-hook",
         Mode::Help => "--help",
         Mode::Version => "--version",
     }

@@ -71,6 +71,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     }
     let restored = bans.restore(now)?;
     info!("chain flushed, {restored} stored ban(s) restored");
+    bans.check_path();
     resolver.wait();
     let mut judge = Judge::new(&cfg);
     judge
@@ -122,6 +123,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     // A stored ban of an address trusted since is lifted now.
     d.lift_protected();
     d.run();
+    d.bans.before_stop(&d.cfg, clock::now_epoch());
     d.sync_guard(true);
     d.write_stats();
     info!("stopped; {}", d.stats().line());

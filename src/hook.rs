@@ -1,7 +1,9 @@
 //! `onban` / `onunban` programs (mail, chat notifications). Started with execve and an
 //! argument vector, never a shell; the loop never waits for them: finished ones are reaped
-//! on each turn, and one that runs past `hook_timeout` is killed with every process it
-//! started (it runs in a process group of its own).
+//! on each turn. Each runs under `ampere --run-hook` (`runner`), the subreaper of all it
+//! starts: at `hook_timeout` every process the hook started is killed, also one that left
+//! its process group or session (`setsid`, a double fork). The daemon kills the runner's
+//! process group itself if the runner overstays by `GRACE`.
 //!
 //! The attacker's AccountID reaches a hook escaped for printing, in `AMPERE_ACCOUNT`, and as
 //! the third argument with a leading `-` written `\x2d`, so that it can never be taken for
@@ -13,6 +15,11 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+
+pub mod runner;
+
+/// How long past `hook_timeout` the daemon waits for the runner, which kills at the timeout.
+const GRACE: Duration = Duration::from_secs(2);
 
 /// More hooks than this at once are not started (a flood of bans must not fork-bomb a router).
 const MAX_RUNNING: usize = 16;
@@ -83,7 +90,10 @@ impl Hooks {
             crate::warn!("hook not started, {MAX_RUNNING} still running: {what}");
             return;
         }
-        let spawned = crate::exec::command(prog)
+        let spawned = crate::exec::command(Path::new("/proc/self/exe"))
+            .arg("--run-hook")
+            .arg(self.timeout.as_secs().to_string())
+            .arg(prog)
             .args(args)
             .envs(env.iter().copied())
             .process_group(0)
@@ -95,7 +105,7 @@ impl Hooks {
             Ok(child) => self.running.push(Running {
                 child,
                 started: now,
-                deadline: now + self.timeout,
+                deadline: now + self.timeout + GRACE,
                 what,
             }),
             Err(e) => crate::error!("cannot run hook {what}: {e}"),
@@ -107,14 +117,20 @@ impl Hooks {
         let now = Instant::now();
         self.running.retain_mut(|r| match r.child.try_wait() {
             Ok(Some(status)) => {
-                if !status.success() {
+                if status.code() == Some(runner::TIMED_OUT) {
+                    crate::warn!(
+                        "hook `{}` ran past hook_timeout ({}s): killed, with every process it started",
+                        r.what,
+                        self.timeout.as_secs()
+                    );
+                } else if !status.success() {
                     crate::warn!("hook `{}` {status}", r.what);
                 }
                 false
             }
             Ok(None) if now >= r.deadline => {
                 crate::warn!(
-                    "hook `{}` still running after {:.1}s: killed with its children",
+                    "hook `{}`: its runner still running after {:.1}s: killed with its process group",
                     r.what,
                     (now - r.started).as_secs_f64()
                 );

@@ -30,7 +30,7 @@ mod exec;
 pub mod facts;
 pub mod firewall;
 mod follow;
-mod hook;
+pub mod hook;
 mod http;
 pub mod ip_text;
 pub mod json;

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
                 Err(_) => ExitCode::FAILURE,
             };
         }
+        Mode::RunHook(secs, argv) => return ampere::hook::runner::run(*secs, &argv[0], &argv[1..]),
         _ => {}
     }
     let path = args
@@ -133,7 +134,9 @@ fn main() -> ExitCode {
             }
         }
         Mode::Daemon => ampere::daemon::run(cfg, args.config, args.logfile).map(|()| true),
-        Mode::Help | Mode::Version | Mode::Resolve(_) => unreachable!("handled above"),
+        Mode::Help | Mode::Version | Mode::Resolve(_) | Mode::RunHook(..) => {
+            unreachable!("handled above")
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

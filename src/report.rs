@@ -365,6 +365,9 @@ pub fn status(live: &mut Live, keys: bool) -> String {
         c.firewall_errors,
         live.sip_limit
     );
+    for f in live.bans.path_faults() {
+        let _ = writeln!(o, "  WARNING: {f}");
+    }
     let limit = live.engine.limit();
     let _ = writeln!(
         o,

@@ -11,6 +11,7 @@ pub use libc::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 mod inotify;
 pub use inotify::Inotify;
+pub mod reaper;
 
 /// Write end of the self-pipe; the signal handler only reads this atomic and calls write(2),
 /// both async-signal-safe.

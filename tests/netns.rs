@@ -31,6 +31,8 @@ use common::*;
 
 #[path = "netns/ceiling.rs"]
 mod ceiling;
+#[path = "netns/deleted.rs"]
+mod deleted;
 #[path = "netns/guard.rs"]
 mod guard;
 #[path = "netns/iax2.rs"]
@@ -42,6 +44,10 @@ use kernel::*;
 mod networks;
 #[path = "netns/own.rs"]
 mod own;
+#[path = "netns/property.rs"]
+mod property;
+#[path = "netns/rules.rs"]
+mod rules;
 #[path = "netns/split.rs"]
 mod split;
 
@@ -242,7 +248,7 @@ fn slow_consumer_keeps_up_with_50k_events_per_second_during_ban_bursts() {
 #[test]
 fn property_kernel_equals_database_after_any_ban_unban_restart_sequence() {
     for backend in BACKENDS {
-        TestNet::create().run_backend("inner_property", backend);
+        TestNet::create().run_backend("property::inner_property", backend);
     }
 }
 
@@ -330,6 +336,20 @@ fn an_address_banned_from_an_iax2_log_line_loses_4569_and_5060() {
 fn trust_added_over_a_network_ban_frees_only_what_it_trusts() {
     for backend in BACKENDS {
         TestNet::create().run_backend("split::inner_split", backend);
+    }
+}
+
+#[test]
+fn the_audit_makes_flushed_or_bypassed_rules_again_and_names_a_bad_input_order() {
+    for backend in BACKENDS {
+        TestNet::create().run_backend("rules::inner_rules", backend);
+    }
+}
+
+#[test]
+fn a_stop_right_after_the_database_was_deleted_keeps_every_ban() {
+    for backend in BACKENDS {
+        TestNet::create().run_backend("deleted::inner_deleted", backend);
     }
 }
 
@@ -1158,257 +1178,6 @@ fn slow_consumer(backend: &str) {
 fn inner_slow_consumer() {
     if inside().is_some() {
         slow_consumer(&backend());
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Property: what the kernel bans is what the database holds
-
-#[derive(Clone, Debug)]
-enum Op {
-    /// Three InvalidAccountID from each host, in one write (a ban batch when several).
-    Attack(Vec<u8>),
-    /// `ampere -a` with these hosts, the daemon running.
-    Add(Vec<u8>),
-    /// `ampere -d`.
-    Del(Vec<u8>),
-    /// SIGTERM and start again (a restore).
-    Restart,
-    /// SIGKILL and start again.
-    Kill,
-    /// Faults: the chain flushed, the sets flushed or the nft table deleted behind Ampere's
-    /// back; every firewall command failing while the daemon bans; an `-a` of 2,000
-    /// addresses SIGKILLed after this many ms; the database's disk full while it bans.
-    BreakFirewall,
-    FailFirewall(Vec<u8>),
-    KillImport(u16),
-    DiskFull(Vec<u8>),
-}
-
-fn host(k: u8) -> String {
-    if k % 4 == 3 {
-        format!("2001:db8:77::{k}")
-    } else {
-        format!("198.51.100.{k}")
-    }
-}
-
-fn op() -> impl proptest::strategy::Strategy<Value = Op> {
-    use proptest::prelude::*;
-    let hosts = proptest::collection::vec(0u8..10, 1..4);
-    prop_oneof![
-        4 => hosts.clone().prop_map(Op::Attack),
-        2 => hosts.clone().prop_map(Op::Add),
-        2 => hosts.clone().prop_map(Op::Del),
-        1 => Just(Op::Restart),
-        1 => Just(Op::Kill),
-        1 => Just(Op::BreakFirewall),
-        1 => hosts.clone().prop_map(Op::FailFirewall),
-        1 => (20u16..400).prop_map(Op::KillImport),
-        1 => hosts.clone().prop_map(Op::DiskFull),
-    ]
-}
-
-/// Firewall tools that fail while `flag` exists and are the real ones otherwise; returns
-/// the config lines that point Ampere at them.
-fn failing_tools(dir: &Path, flag: &Path) -> String {
-    let mut cfg = String::new();
-    for (key, tool) in [
-        ("iptables", "iptables"),
-        ("ip6tables", "ip6tables"),
-        ("iptables_restore", "iptables-restore"),
-        ("ip6tables_restore", "ip6tables-restore"),
-        ("ipset", "ipset"),
-        ("nft", "nft"),
-    ] {
-        let path = dir.join(tool);
-        let script = format!(
-            "#!/bin/sh\n[ -e {flag} ] && {{ echo \"{tool}: simulated failure\" >&2; exit 1; }}\nexec /usr/sbin/{tool} \"$@\"\n",
-            flag = flag.display()
-        );
-        let _lock = exec_lock();
-        std::fs::write(&path, script).unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        cfg.push_str(&format!("{key} = {}\n", path.display()));
-    }
-    cfg
-}
-
-fn attack_events(ks: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for &k in ks {
-        let fam = if k % 4 == 3 { "IPV6" } else { "IPV4" };
-        for n in 0..3 {
-            let e = invalid_account_event(n, &format!("{fam}/TCP/{}/5060", host(k)));
-            bytes.extend(e.into_bytes());
-        }
-    }
-    bytes
-}
-
-/// Random sequences of bans by the daemon, `-a`, `-d`, restarts, SIGKILLs and faults, against
-/// the real backend: after every step, and at most an audit later, the kernel holds exactly
-/// the database's active bans.
-fn kernel_equals_database(backend: &str) {
-    use proptest::test_runner::{Config, TestCaseError, TestRunner};
-    let scratch = tempfile::tempdir().unwrap();
-    let disk = Tmpfs::mount(scratch.path().join("disk"), "8m");
-    let flag = scratch.path().join("fail");
-    let tools = failing_tools(scratch.path(), &flag);
-    let pbx = Pbx::new(&format!(
-        "backend = {backend}\naudit_interval = 1\n{tools}db = {}\n",
-        disk.0.join("ampere.db").display()
-    ));
-    let db = disk.0.join("ampere.db");
-    let stored_at = || stored_in(&db);
-    let daemon = std::cell::RefCell::new(Some(pbx.setup.spawn()));
-    let logins = std::cell::Cell::new(1);
-    pbx.logged_in(1);
-    let mut runner = TestRunner::new(Config {
-        cases: 6,
-        max_shrink_iters: 16,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let restart = |kill: bool| {
-        let d = daemon.borrow_mut().take().unwrap();
-        if kill {
-            drop(d); // SIGKILL
-        } else {
-            assert_eq!(d.stop(), 0);
-        }
-        *daemon.borrow_mut() = Some(pbx.setup.spawn());
-        logins.set(logins.get() + 1);
-        pbx.logged_in(logins.get());
-    };
-    let result = runner.run(&proptest::collection::vec(op(), 1..10), |ops| {
-        // Each case starts from nothing.
-        let stored = stored_at();
-        if !stored.is_empty() {
-            let (code, _, err) = pbx.setup.run(&["-d"], &stored.join("\n"));
-            assert_eq!(code, 0, "{err}");
-        }
-        for (i, op) in ops.iter().enumerate() {
-            match op {
-                Op::Attack(ks) => {
-                    pbx.send(&attack_events(ks));
-                    let end = Instant::now() + Duration::from_secs(5);
-                    while !ks.iter().all(|&k| stored_at().contains(&host(k))) {
-                        if Instant::now() > end {
-                            return Err(TestCaseError::fail(format!(
-                                "step {i} {op:?}: not stored"
-                            )));
-                        }
-                        thread::sleep(Duration::from_millis(10));
-                    }
-                }
-                Op::Add(ks) | Op::Del(ks) => {
-                    let flag = if matches!(op, Op::Add(_)) { "-a" } else { "-d" };
-                    let input: Vec<String> = ks.iter().map(|&k| host(k)).collect();
-                    let (code, _, err) = pbx.setup.run(&[flag], &input.join("\n"));
-                    // -d of a host that is not banned says so and exits 1; nothing else may fail.
-                    if code != 0 && !(flag == "-d" && code == 1) {
-                        return Err(TestCaseError::fail(format!(
-                            "step {i} {op:?}: exit {code}: {err}"
-                        )));
-                    }
-                }
-                Op::Restart => restart(false),
-                Op::Kill => restart(true),
-                // Twice in a row finds the nft table gone already: that is fine.
-                Op::BreakFirewall if backend == "nft" => {
-                    let _ = sh(&["nft", "delete", "table", "inet", "ampere"]);
-                }
-                Op::BreakFirewall => break_firewall(backend),
-                Op::FailFirewall(ks) => {
-                    std::fs::write(&flag, "").unwrap();
-                    pbx.send(&attack_events(ks));
-                    let end = Instant::now() + Duration::from_secs(5);
-                    while !ks.iter().all(|&k| stored_at().contains(&host(k))) {
-                        if Instant::now() > end {
-                            let _ = std::fs::remove_file(&flag);
-                            return Err(TestCaseError::fail(format!(
-                                "step {i} {op:?}: not stored"
-                            )));
-                        }
-                        thread::sleep(Duration::from_millis(10));
-                    }
-                    std::fs::remove_file(&flag).unwrap();
-                }
-                Op::KillImport(ms) => {
-                    let list: Vec<String> = (0..2000)
-                        .map(|n| format!("10.77.{}.{}", n / 250, n % 250 + 1))
-                        .collect();
-                    let mut cmd = ampere();
-                    cmd.arg("-c")
-                        .arg(&pbx.setup.cfg)
-                        .arg("-a")
-                        .stdin(Stdio::piped())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null());
-                    let mut child = {
-                        let _lock = exec_lock();
-                        cmd.spawn().unwrap()
-                    };
-                    let mut input = child.stdin.take().unwrap();
-                    let _ = std::io::Write::write_all(&mut input, list.join("\n").as_bytes());
-                    drop(input);
-                    thread::sleep(Duration::from_millis(u64::from(*ms)));
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-                Op::DiskFull(ks) => {
-                    disk.fill();
-                    pbx.send(&attack_events(ks));
-                    let end = Instant::now() + Duration::from_secs(5);
-                    while !ks.iter().all(|&k| in_kernel(backend, &host(k))) {
-                        if Instant::now() > end {
-                            disk.free();
-                            return Err(TestCaseError::fail(format!(
-                                "step {i} {op:?}: not banned on a full disk"
-                            )));
-                        }
-                        thread::sleep(Duration::from_millis(10));
-                    }
-                    disk.free();
-                }
-            }
-            // The daemon applies a ban right after storing it; after a fault, the audit
-            // (every second) repairs, and bans that waited for the database are written
-            // (retries back off from 1 s): give it that.
-            let end = Instant::now() + Duration::from_secs(10);
-            loop {
-                let stored: BTreeSet<String> = stored_at().into_iter().collect();
-                let kernel = kernel_bans(backend);
-                if kernel == stored {
-                    break;
-                }
-                if Instant::now() > end {
-                    return Err(TestCaseError::fail(format!(
-                        "after step {i} ({op:?}) of {ops:?}: kernel {kernel:?}, database {stored:?}"
-                    )));
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-        }
-        Ok(())
-    });
-    if let Err(e) = result {
-        panic!("{backend}: {e}\n{}", pbx.setup.log());
-    }
-    let d = daemon.borrow_mut().take().unwrap();
-    assert_eq!(d.stop(), 0);
-    println!(
-        "measured: {backend}: 6 random sequences with faults, kernel == database after every step"
-    );
-}
-
-#[test]
-#[ignore = "helper: runs inside the pbx namespace, once per backend (AMPERE_NETNS_BACKEND)"]
-fn inner_property() {
-    if inside().is_some() {
-        kernel_equals_database(&backend());
     }
 }
 

@@ -105,9 +105,12 @@ impl Bans {
         {
             return false;
         }
-        if !self.store.has_moved() {
-            return true;
-        }
+        !self.store.has_moved() || self.reopen_moved()
+    }
+
+    /// Opens the database again at its path after it was deleted or replaced; the next
+    /// audit (due at once) adopts what the kernel holds.
+    fn reopen_moved(&mut self) -> bool {
         let path = self.store.path().to_string();
         match reopen(&path) {
             Ok(store) => {
@@ -121,6 +124,18 @@ impl Bans {
                 self.store_failed(&e);
                 false
             }
+        }
+    }
+
+    /// At a stop: a database deleted or replaced since the last audit adopts what the
+    /// kernel holds now. The next start adopts the kernel's bans into a database it makes
+    /// new, but not into one this daemon made again a moment before the stop.
+    pub fn before_stop(&mut self, cfg: &Config, now: i64) {
+        if self.store.has_moved() {
+            self.reopen_moved();
+        }
+        if self.adopt {
+            self.audit(cfg, now);
         }
     }
 

@@ -58,17 +58,6 @@ impl Bans {
                 return;
             }
         };
-        match self.fw.keep_limit() {
-            Ok(true) => {
-                self.counters.repaired += 1;
-                warn!("audit: the SIP limit was gone from the firewall: put back");
-            }
-            Ok(false) => {}
-            Err(e) => {
-                self.counters.firewall_errors += 1;
-                error!("audit: cannot check or put back the SIP limit: {e}");
-            }
-        }
         let held: std::collections::HashSet<IpNet> = kernel.iter().copied().collect();
         let stored: std::collections::HashSet<IpNet> = active.iter().map(|b| b.net).collect();
         let missing: Vec<Entry> = active
@@ -135,5 +124,75 @@ impl Bans {
         } else {
             self.retry = RETRY_FIRST;
         }
+        self.audit_rules(now);
+        self.check_path();
+    }
+
+    /// The rest of what makes a ban real: Ampere's chain, sets or table as it wrote them. A
+    /// flushed chain, a stray rule above the bans, a lost limit: everything Ampere owns is
+    /// made again in one transaction, with exactly the database's bans.
+    fn audit_rules(&mut self, now: i64) {
+        let faults = match self.fw.faults() {
+            Ok(f) if f.is_empty() => return,
+            Ok(f) => f,
+            Err(e) => {
+                // A chain or table gone is found by the listing of the next audit.
+                debug!("audit: cannot read the rules: {e}");
+                return;
+            }
+        };
+        for f in &faults {
+            warn!("audit: {f}");
+        }
+        let rebuilt = self
+            .store
+            .active()
+            .map_err(|e| e.to_string())
+            .and_then(|a| {
+                let entries: Vec<Entry> = a
+                    .iter()
+                    .map(Ban::entry)
+                    .chain(self.unstored.iter().map(|u| u.held))
+                    .collect();
+                self.fw
+                    .restore(&entries, now)
+                    .map(|()| entries.len())
+                    .map_err(|e| e.to_string())
+            });
+        match rebuilt {
+            Ok(n) => {
+                self.counters.repaired += faults.len() as u64;
+                warn!("audit: Ampere's rules made again as it wrote them, {n} ban(s) in place");
+            }
+            Err(e) => {
+                self.counters.firewall_errors += 1;
+                error!("audit: making the rules again failed: {e}");
+                self.retry_soon();
+            }
+        }
+    }
+
+    /// Warns when the admin's rule path into the chain changes for the worse (and says when
+    /// it is clean again); `status` and `why` show what is wrong meanwhile.
+    pub fn check_path(&mut self) {
+        let now = match self.fw.path_faults() {
+            Ok(f) => f,
+            Err(e) => {
+                debug!("cannot read INPUT: {e}");
+                return;
+            }
+        };
+        for f in now.iter().filter(|f| !self.path_faults.contains(f)) {
+            warn!("{f}");
+        }
+        if now.is_empty() && !self.path_faults.is_empty() {
+            crate::info!("the rule path into Ampere's chain is clean again");
+        }
+        self.path_faults = now;
+    }
+
+    /// What keeps the bans from dropping on the admin's side, as the last check found it.
+    pub fn path_faults(&self) -> &[String] {
+        &self.path_faults
     }
 }

@@ -22,6 +22,8 @@ struct Kernel {
     refuse: Vec<IpNet>,
     /// The table was deleted: listing fails until `prepare` makes it again.
     gone: bool,
+    /// What `faults` reports until the next `restore`.
+    faults: Vec<String>,
 }
 
 #[derive(Clone, Default)]
@@ -40,6 +42,7 @@ impl Backend for Fake {
             .collect();
         k.calls.push(format!("restore {}", line.join(" ")));
         k.held = bans.iter().map(|b| b.net).collect();
+        k.faults.clear();
         Ok(())
     }
     fn ban(&self, b: &Entry, now: i64) -> FwResult<()> {
@@ -72,8 +75,8 @@ impl Backend for Fake {
         }
         Ok(k.held.clone())
     }
-    fn keep_limit(&self) -> FwResult<bool> {
-        Ok(false)
+    fn faults(&self) -> FwResult<Vec<String>> {
+        Ok(self.0.borrow().faults.clone())
     }
     fn holds(&self, net: &IpNet) -> FwResult<bool> {
         Ok(self.0.borrow().held.contains(net))
@@ -492,35 +495,28 @@ mod subnet;
 mod weak;
 
 #[test]
-fn a_new_database_adopts_the_bans_the_kernel_holds_at_start() {
-    // The database deleted, the daemon stopped a second later, started again: the new, empty
-    // database must not flush the kernel's bans away.
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = crate::config::parse(
-        format!("db = {}\n", dir.path().join("new.db").display()).as_bytes(),
-        "t",
-    )
-    .unwrap()
-    .config;
-    let kernel = Fake::default();
-    kernel.0.borrow_mut().held = ["192.0.2.1", "2001:db8::/64"]
-        .iter()
-        .map(|n| parse_net(n).unwrap())
-        .collect();
-    let mut bans = Bans::open(&cfg, Box::new(kernel.clone())).unwrap();
-    assert_eq!(bans.restore(T0).unwrap(), 2);
-    assert_eq!(active_in(bans.store()), ["192.0.2.1", "2001:db8::/64"]);
-    let mut held: Vec<String> = kernel.0.borrow().held.iter().map(net_text).collect();
-    held.sort();
-    assert_eq!(held, ["192.0.2.1", "2001:db8::/64"]);
-    // An existing database, even empty, is the truth: the next start flushes strays.
-    drop(bans);
-    kernel
+fn rules_unlike_what_ampere_wrote_are_made_again_with_exactly_the_database_s_bans() {
+    let mut r = rig("");
+    r.flush(&["192.0.2.1", "192.0.2.2"], T0);
+    r.calls();
+    // The sets are intact but the chain is not (a flushed nft chain, a stray RETURN).
+    r.kernel.0.borrow_mut().faults =
+        vec!["chain `ampere`: `-A ampere -j RETURN` is not Ampere's".into()];
+    r.kernel
         .0
         .borrow_mut()
         .held
-        .push(parse_net("198.51.100.9").unwrap());
-    let mut bans = Bans::open(&cfg, Box::new(kernel.clone())).unwrap();
-    assert_eq!(bans.restore(T0 + 1).unwrap(), 2);
-    assert_eq!(kernel.0.borrow().held.len(), 2);
+        .push(parse_net("192.0.2.9").unwrap());
+    r.audit(T0 + 1);
+    let calls = r.calls();
+    assert_eq!(
+        calls.last().unwrap(),
+        "restore 192.0.2.1:None 192.0.2.2:None",
+        "{calls:?}"
+    );
+    assert_eq!(r.held(), ["192.0.2.1", "192.0.2.2"]);
+    assert!(r.bans.counters.repaired >= 1);
+    // Intact: the next audit changes nothing.
+    r.audit(T0 + 2);
+    assert!(r.calls().iter().all(|c| !c.starts_with("restore")));
 }

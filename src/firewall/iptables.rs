@@ -28,10 +28,18 @@ pub(super) struct Chains {
     /// The SIP limit's rules now at the top of the chain, to take them down again and to
     /// keep them when the chain is rewritten.
     limit: RefCell<Option<SipLimit>>,
+    /// The tail of the per-ban rules the chain may hold (`-j DROP`); None for ipset, whose
+    /// chain holds no rule per ban.
+    ban_tail: Option<String>,
+    /// Per family (IPv4, IPv6), the chain's other rules (the limit's, ipset's match rule) as
+    /// `-S` printed them right after Ampere wrote them: what the audit compares with, in
+    /// the tool's own wording whatever its version.
+    shape: RefCell<[Option<Vec<String>>; 2]>,
 }
 
 impl Chains {
-    pub fn new(c: &Config) -> Chains {
+    /// `bans_in_chain`: one rule per ban in the chain (the iptables backend).
+    pub fn new(c: &Config, bans_in_chain: bool) -> Chains {
         Chains {
             v4: Family {
                 name: "iptables",
@@ -48,7 +56,66 @@ impl Chains {
             chain: c.chain.clone(),
             target: c.target,
             limit: RefCell::new(None),
+            ban_tail: bans_in_chain.then(|| format!("-j {}", c.target.as_str())),
+            shape: RefCell::new([None, None]),
         }
+    }
+
+    /// The chain's rules that are not bans, in order.
+    fn skeleton(&self, fam: &Family) -> Result<Vec<String>> {
+        let mut rules = self.rules_of(fam)?;
+        if let Some(tail) = &self.ban_tail {
+            rules.retain(|r| ban_rule(r, tail).is_none());
+        }
+        Ok(rules)
+    }
+
+    /// Notes the family's skeleton as Ampere just wrote it.
+    fn remember(&self, fam: &Family) {
+        self.shape.borrow_mut()[usize::from(fam.v6)] = self.skeleton(fam).ok();
+    }
+
+    /// How the chain differs from what Ampere wrote last (a stray rule inserted, one of its
+    /// rules deleted or moved, the chain flushed); empty when it is as written.
+    pub fn faults(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for fam in self.families() {
+            let Some(want) = self.shape.borrow()[usize::from(fam.v6)].clone() else {
+                continue;
+            };
+            let have = self.skeleton(fam)?;
+            if have != want {
+                out.push(format!(
+                    "{}: chain `{}`: {}",
+                    fam.name,
+                    self.chain,
+                    describe_change(&want, &have, |r| format!("-A {} {r}", self.chain))
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The admin's side of the path into the chain, per family (`path.rs`).
+    pub fn path_faults(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for fam in self.families() {
+            let mut list = |name: &str| -> Result<Option<Vec<String>>> {
+                let head = format!("-A {name} ");
+                match output(&fam.cmd, &["-w", "-S", name]) {
+                    Ok(text) => Ok(Some(
+                        text.lines()
+                            .filter_map(|l| l.strip_prefix(&head))
+                            .map(String::from)
+                            .collect(),
+                    )),
+                    Err(e) if e.kind == ErrorKind::MissingChain => Ok(None),
+                    Err(e) => Err(e),
+                }
+            };
+            out.extend(super::path::faults(&self.chain, fam.name, &mut list)?);
+        }
+        Ok(out)
     }
 
     /// Puts the limit's rules at the top of the chain, or takes the ones it put there away.
@@ -84,23 +151,10 @@ impl Chains {
         if result.is_ok() {
             *self.limit.borrow_mut() = limit.cloned();
         }
-        result
-    }
-
-    /// Puts the limit back if a family's chain lost it (`iptables -F`, a firewall reload);
-    /// true if it did.
-    pub fn keep_limit(&self) -> Result<bool> {
-        let Some(limit) = self.limit.borrow().clone() else {
-            return Ok(false);
-        };
         for fam in self.families() {
-            let name = format!("--hashlimit-name {} ", limit.main_hashlimit_name(fam.v6));
-            if !self.rules_of(fam)?.iter().any(|r| r.contains(&name)) {
-                self.set_limit(Some(&limit))?;
-                return Ok(true);
-            }
+            self.remember(fam);
         }
-        Ok(false)
+        result
     }
 
     pub fn families(&self) -> impl Iterator<Item = &Family> {
@@ -209,7 +263,9 @@ impl Chains {
         for r in limit.into_iter().flatten().chain(rules) {
             body.push_str(&format!("-A {} {r}\n", self.chain));
         }
-        self.commit(fam, &body)
+        self.commit(fam, &body)?;
+        self.remember(fam);
+        Ok(())
     }
 
     /// Applies `body` (rule commands for the filter table) in one restore transaction,
@@ -231,6 +287,22 @@ fn ban_rule(rule: &str, tail: &str) -> Option<IpNet> {
     crate::addr::parse_net(net).ok()
 }
 
+/// What changed from `want` to `have` (rules or lines), for a log line: the first rule that
+/// is new, else the first one gone, else the order.
+pub(super) fn describe_change(
+    want: &[String],
+    have: &[String],
+    show: impl Fn(&str) -> String,
+) -> String {
+    if let Some(new) = have.iter().find(|r| !want.contains(r)) {
+        return format!("`{}` is not Ampere's", show(new));
+    }
+    if let Some(gone) = want.iter().find(|r| !have.contains(r)) {
+        return format!("`{}` is gone", show(gone));
+    }
+    "its rules are out of order".to_string()
+}
+
 /// Deleting more rules than this at once rebuilds the chain instead: each `-D` searches the
 /// chain, so 20,000 of them in one restore took 97 s, a rebuild a fraction of a second.
 const REBUILD_ABOVE: usize = 64;
@@ -242,7 +314,7 @@ pub struct Iptables {
 impl Iptables {
     pub fn new(c: &Config) -> Iptables {
         Iptables {
-            chains: Chains::new(c),
+            chains: Chains::new(c, true),
         }
     }
 
@@ -301,8 +373,12 @@ impl Backend for Iptables {
         self.chains.set_limit(limit)
     }
 
-    fn keep_limit(&self) -> Result<bool> {
-        self.chains.keep_limit()
+    fn faults(&self) -> Result<Vec<String>> {
+        self.chains.faults()
+    }
+
+    fn path_faults(&self) -> Result<Vec<String>> {
+        self.chains.path_faults()
     }
 
     fn holds(&self, net: &IpNet) -> Result<bool> {

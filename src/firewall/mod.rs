@@ -6,6 +6,7 @@ mod ipset;
 mod iptables;
 mod limit;
 mod nft;
+mod path;
 
 use std::fmt;
 use std::io::Write;
@@ -131,9 +132,15 @@ pub trait Backend {
     fn limit_sip(&self, limit: Option<&SipLimit>) -> Result<()>;
     /// Whether the kernel holds exactly `net` now (for `why`): one cheap query, no listing.
     fn holds(&self, net: &IpNet) -> Result<bool>;
-    /// For the audit: puts the limit in place back if the firewall lost it (a flushed chain);
-    /// true if it did.
-    fn keep_limit(&self) -> Result<bool>;
+    /// How the structure Ampere owns (its chain's rules and their order, its sets'
+    /// definitions, its nft table) differs from what it last wrote: a flushed chain, a stray
+    /// rule above the bans, a lost SIP limit. Empty when intact; the audit then `restore`s.
+    fn faults(&self) -> Result<Vec<String>>;
+    /// What on the admin's side keeps the bans from dropping (no jump into the chain, an
+    /// `ESTABLISHED` accept before it): reported, never changed.
+    fn path_faults(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 pub fn backend(cfg: &Config) -> Box<dyn Backend> {

@@ -68,6 +68,10 @@ pub struct Nft {
     ipv6: bool,
     /// The SIP limit in the `guard` chain, kept when the table is made again.
     limit: RefCell<Option<SipLimit>>,
+    /// The table without its elements (`nft -t list table`) as nft printed it right after
+    /// Ampere wrote it: what the audit compares with, in nft's own wording whatever its
+    /// version.
+    shape: RefCell<Option<String>>,
 }
 
 impl Nft {
@@ -83,7 +87,18 @@ impl Nft {
             },
             ipv6: c.ipv6,
             limit: RefCell::new(None),
+            shape: RefCell::new(None),
         }
+    }
+
+    /// The table's sets and chains as nft prints them, without elements.
+    fn shape_now(&self) -> Result<String> {
+        output(&self.nft, &["-t", "list", "table", "inet", &self.table])
+    }
+
+    /// Notes the table's shape as Ampere just wrote it.
+    fn remember(&self) {
+        *self.shape.borrow_mut() = self.shape_now().ok();
     }
 
     /// The limit's statements, both families (IPv6 only with `ipv6`).
@@ -256,7 +271,9 @@ impl Backend for Nft {
             &["-f", "-"],
             Some(self.table_def(&|_| String::new()).as_bytes()),
         )
-        .map_err(Self::unusable)
+        .map_err(Self::unusable)?;
+        self.remember();
+        Ok(())
     }
 
     fn restore(&self, bans: &[Entry], now: i64) -> Result<()> {
@@ -275,6 +292,7 @@ impl Backend for Nft {
             t = self.table
         );
         if run(&self.nft, &["-f", "-"], Some(script.as_bytes())).is_ok() {
+            self.remember();
             return Ok(());
         }
         // One element the kernel refuses (overlapping networks: interval sets reject
@@ -286,6 +304,7 @@ impl Backend for Nft {
             t = self.table
         );
         run(&self.nft, &["-f", "-"], Some(empty.as_bytes())).map_err(Self::unusable)?;
+        self.remember();
         let mut refused = 0;
         for b in bans.iter().filter(|b| self.ipv6 || !is_v6(&b.net)) {
             if let Err(e) = self.ban(b, now) {
@@ -363,6 +382,7 @@ impl Backend for Nft {
         }
         run(&self.nft, &["-f", "-"], Some(script.as_bytes()))?;
         *self.limit.borrow_mut() = limit.cloned();
+        self.remember();
         Ok(())
     }
 
@@ -376,16 +396,20 @@ impl Backend for Nft {
         ))
     }
 
-    fn keep_limit(&self) -> Result<bool> {
-        let Some(limit) = self.limit.borrow().clone() else {
-            return Ok(false);
+    fn faults(&self) -> Result<Vec<String>> {
+        let Some(want) = self.shape.borrow().clone() else {
+            return Ok(Vec::new());
         };
-        let chain = output(&self.nft, &["list", "chain", "inet", &self.table, "guard"])?;
-        if chain.contains("limit rate over") {
-            return Ok(false);
+        let have = self.shape_now()?;
+        if have == want {
+            return Ok(Vec::new());
         }
-        self.limit_sip(Some(&limit))?;
-        Ok(true)
+        let lines = |t: &str| -> Vec<String> { t.lines().map(|l| l.trim().to_string()).collect() };
+        Ok(vec![format!(
+            "nft: table inet {}: {}",
+            self.table,
+            super::iptables::describe_change(&lines(&want), &lines(&have), str::to_string)
+        )])
     }
 
     fn unban(&self, net: &IpNet) -> Result<()> {

@@ -128,9 +128,28 @@ pub fn why(
         .map(|r| &r.ban.net)
         .collect();
     let mut kernel = Vec::new();
+    // The rule path, not only the set: what of Ampere's rules differs from what it wrote,
+    // and what of the admin's keeps traffic from reaching them.
+    let path: Vec<String> = if active.is_empty() {
+        Vec::new()
+    } else {
+        let mut p = fw
+            .faults()
+            .unwrap_or_else(|e| vec![format!("cannot read the rules: {e}")]);
+        if !p.is_empty() {
+            p.push("the audit makes Ampere's rules again".to_string());
+        }
+        p.extend(fw.path_faults().unwrap_or_default());
+        p
+    };
     for n in active {
         match fw.holds(n) {
-            Ok(true) => kernel.push(format!("drops it ({})", net_text(n))),
+            Ok(true) if path.is_empty() => kernel.push(format!("drops it ({})", net_text(n))),
+            Ok(true) => kernel.push(format!(
+                "holds the ban of {}, but the rules do NOT drop it for sure: {}",
+                net_text(n),
+                path.join("; ")
+            )),
             Ok(false) => kernel.push(format!(
                 "does NOT hold the ban of {} (the audit puts it back)",
                 net_text(n)

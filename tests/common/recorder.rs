@@ -14,7 +14,7 @@ pub struct Call {
 
 /// Shell scripts named iptables, ip6tables, iptables-restore and ip6tables-restore that log
 /// every argument on its own line (and stdin for the restore commands) and succeed, unless
-/// a file `fail-<name>` exists in the directory.
+/// a file `fail-<name>` exists in the directory; `-S INPUT` lists a jump into the chain.
 pub struct Recorder {
     pub dir: PathBuf,
     log: PathBuf,
@@ -43,6 +43,8 @@ name=$(basename "$0")
 }} >> "{log}"
 [ -e "{dir}/slow-$name" ] && sleep "$(cat "{dir}/slow-$name")"
 [ -e "{dir}/fail-$name" ] && {{ echo "$name: simulated failure" >&2; exit 1; }}
+# INPUT leads into the chain, as README step 2 sets it up.
+[ "$2 $3" = "-S INPUT" ] && echo "-A INPUT -p udp -m multiport --dports 5060,4569 -j ampere"
 exit 0
 "#,
             log = log.display(),

@@ -178,3 +178,54 @@ pub fn limit_in_kernel(backend: &str) -> bool {
             .all(|t| must(&[t, "-w", "-S", "ampere"]).contains("-m hashlimit"))
     }
 }
+
+/// A rule above the bans that lets everything through, behind Ampere's back.
+pub fn insert_stray(backend: &str) {
+    if backend == "nft" {
+        must(&["nft", "insert", "rule", "inet", "ampere", "input", "accept"]);
+    } else {
+        must(&["iptables", "-w", "-I", "ampere", "1", "-j", "RETURN"]);
+    }
+}
+
+/// Ampere's rules flushed, its sets intact (iptables: its chain, the bans with it).
+pub fn flush_rules(backend: &str) {
+    if backend == "nft" {
+        must(&["nft", "flush", "chain", "inet", "ampere", "input"]);
+    } else {
+        must(&["iptables", "-w", "-F", "ampere"]);
+    }
+}
+
+/// Whether Ampere's rules are as it writes them: no stray above the bans, the drop rules
+/// (nft) and the sets' match rules (ipset) in place.
+pub fn rules_intact(backend: &str) -> bool {
+    match backend {
+        "nft" => {
+            let Ok(out) = Command::new("nft")
+                .args(["list", "chain", "inet", "ampere", "input"])
+                .output()
+            else {
+                return false;
+            };
+            let text = String::from_utf8_lossy(&out.stdout);
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            lines.contains(&"jump guard")
+                && ["@v4 drop", "@net4 drop", "@v6 drop", "@net6 drop"]
+                    .iter()
+                    .all(|d| lines.iter().filter(|l| l.ends_with(d)).count() == 1)
+                && !lines.contains(&"accept")
+        }
+        _ => ["iptables", "ip6tables"].iter().all(|t| {
+            let rules = must(&[t, "-w", "-S", "ampere"]);
+            let set = if *t == "iptables" {
+                "ampere-v4"
+            } else {
+                "ampere-v6"
+            };
+            !rules.lines().any(|l| l == "-A ampere -j RETURN")
+                && (backend != "ipset"
+                    || rules.contains(&format!("-A ampere -m set --match-set {set} src -j DROP")))
+        }),
+    }
+}

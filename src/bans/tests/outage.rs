@@ -94,3 +94,59 @@ fn a_deleted_database_is_made_again_and_adopts_what_the_kernel_holds() {
     );
     assert_eq!(r.held(), ["192.0.2.1", "192.0.2.2"]);
 }
+
+#[test]
+fn a_stop_before_the_adopting_audit_adopts_at_the_stop() {
+    let mut r = rig("bantime = 1h\n");
+    r.flush(&["192.0.2.1"], T0);
+    // Deleted, then a ban made the database again; the stop comes before the next audit.
+    std::fs::remove_dir_all(r.cfg.db.parent().unwrap()).unwrap();
+    r.flush(&["192.0.2.2"], T0 + 1);
+    assert_eq!(on_disk(&r), ["192.0.2.2"]);
+    let cfg = r.cfg.clone();
+    r.bans.before_stop(&cfg, T0 + 1);
+    assert_eq!(
+        on_disk(&r),
+        ["192.0.2.1", "192.0.2.2"],
+        "adopted at the stop"
+    );
+    // Deleted with nothing written since: the stop makes it again and adopts too.
+    std::fs::remove_dir_all(r.cfg.db.parent().unwrap()).unwrap();
+    r.bans.before_stop(&cfg, T0 + 2);
+    assert_eq!(on_disk(&r), ["192.0.2.1", "192.0.2.2"]);
+    assert_eq!(r.held(), ["192.0.2.1", "192.0.2.2"]);
+}
+
+#[test]
+fn a_new_database_adopts_the_bans_the_kernel_holds_at_start() {
+    // The database deleted, the daemon stopped a second later, started again: the new, empty
+    // database must not flush the kernel's bans away.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::config::parse(
+        format!("db = {}\n", dir.path().join("new.db").display()).as_bytes(),
+        "t",
+    )
+    .unwrap()
+    .config;
+    let kernel = Fake::default();
+    kernel.0.borrow_mut().held = ["192.0.2.1", "2001:db8::/64"]
+        .iter()
+        .map(|n| parse_net(n).unwrap())
+        .collect();
+    let mut bans = Bans::open(&cfg, Box::new(kernel.clone())).unwrap();
+    assert_eq!(bans.restore(T0).unwrap(), 2);
+    assert_eq!(active_in(bans.store()), ["192.0.2.1", "2001:db8::/64"]);
+    let mut held: Vec<String> = kernel.0.borrow().held.iter().map(net_text).collect();
+    held.sort();
+    assert_eq!(held, ["192.0.2.1", "2001:db8::/64"]);
+    // An existing database, even empty, is the truth: the next start flushes strays.
+    drop(bans);
+    kernel
+        .0
+        .borrow_mut()
+        .held
+        .push(parse_net("198.51.100.9").unwrap());
+    let mut bans = Bans::open(&cfg, Box::new(kernel.clone())).unwrap();
+    assert_eq!(bans.restore(T0 + 1).unwrap(), 2);
+    assert_eq!(kernel.0.borrow().held.len(), 2);
+}
