@@ -94,6 +94,11 @@ pub struct Bans {
     recent: subnet::Recent,
     /// The admin's rule path faults last found (`check_path`).
     path_faults: Vec<String>,
+    /// The daemon audits through a child (`survey`): the one under way, and what it found
+    /// that waits for repair.
+    surveys: bool,
+    survey: Option<survey::Survey>,
+    to_repair: Option<repair::Found>,
     pub counters: Counters,
 }
 
@@ -113,6 +118,9 @@ impl Bans {
             outage: None,
             adopt: false,
             path_faults: Vec::new(),
+            surveys: false,
+            survey: None,
+            to_repair: None,
             lock_wait: None,
             turn: None,
             reapplied: Default::default(),
@@ -145,6 +153,12 @@ impl Bans {
     pub fn for_daemon(self) -> Bans {
         self.store.set_busy_ms(outage::DAEMON_BUSY_MS);
         self
+    }
+
+    /// Audits through a child from now on (`survey`): the daemon, whose loop must not wait
+    /// for a listing of a million.
+    pub fn audit_in_child(&mut self) {
+        self.surveys = true;
     }
 
     pub fn firewall(&self) -> &dyn Backend {
@@ -409,6 +423,7 @@ impl Bans {
             Some(self.expiry_read + EXPIRY_REFRESH),
             self.checkpoint_due(),
             Some(self.audit_due.max(blocked)),
+            self.repairing().then_some(blocked),
             waiting,
         ]
         .into_iter()
@@ -425,7 +440,8 @@ impl Bans {
         let set = clock::is_set(t);
         let mut lifted = Vec::new();
         let expiry_due = set && self.next_expiry.is_some_and(|e| e <= t);
-        let due = expiry_due || now >= self.audit_due || self.outage_due(now, t, set);
+        let due =
+            expiry_due || now >= self.audit_due || self.repairing() || self.outage_due(now, t, set);
         // Everything that changes the kernel waits for the lock (an admin's `-a`/`-d`).
         if due && !self.lock_blocked(now) {
             if let Some(_held) = self.lock_kernel(false) {
@@ -435,11 +451,20 @@ impl Bans {
                 if expiry_due && self.store_writable() {
                     lifted.extend(self.expire(t));
                 }
-                if now >= self.audit_due {
+                if self.repairing() {
+                    self.repair_part(cfg, t);
+                } else if now >= self.audit_due && !self.surveys {
                     self.audit(cfg, t);
                 }
             }
         }
+        // Not under the lock: the child would inherit it and hold it for as long as it
+        // lists (an admin's `-d` through the daemon was refused as busy meanwhile).
+        if self.surveys && now >= self.audit_due && !self.repairing() {
+            self.audit_due = now + self.audit_interval;
+            self.start_survey(cfg, t);
+        }
+        self.survey_timers();
         if !expiry_due && now >= self.expiry_read + EXPIRY_REFRESH {
             self.read_next_expiry();
         }
@@ -503,6 +528,7 @@ mod pulled;
 mod repair;
 mod restore;
 mod subnet;
+pub mod survey;
 
 #[cfg(test)]
 mod tests;

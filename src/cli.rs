@@ -22,6 +22,9 @@ pub enum Mode {
     /// `--run-hook SECONDS PROG ARGS...` (not in the usage: the runner of each hook,
     /// `hook::runner`).
     RunHook(u64, Vec<std::ffi::OsString>),
+    /// `--list-active DB` (not in the usage: the audit's survey reads the active bans in a
+    /// process of its own, `bans::survey`).
+    ListActive(PathBuf),
     Help,
     Version,
 }
@@ -122,6 +125,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
                 }
                 set(Mode::RunHook(secs, argv), &mut mode)?
             }
+            Long("list-active") => {
+                let db = PathBuf::from(p.value().map_err(|e| e.to_string())?);
+                set(Mode::ListActive(db), &mut mode)?
+            }
             Long("replay") => {
                 let file = PathBuf::from(p.value().map_err(|e| e.to_string())?);
                 set(Mode::Replay(file), &mut mode)?
@@ -156,6 +163,7 @@ fn name(m: &Mode) -> &'static str {
         Mode::Why(_) => "why",
         Mode::Resolve(_) => "--resolve",
         Mode::RunHook(..) => "--run-hook",
+        Mode::ListActive(_) => "--list-active",
         Mode::Help => "--help",
         Mode::Version => "--version",
     }

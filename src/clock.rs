@@ -1,7 +1,8 @@
 //! Wall-clock time as Ampere uses it: unix seconds for ban expiry (they survive a restart),
 //! and one way to show them to a person. Scoring uses the monotonic clock instead.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+// AtomicI32 and not AtomicI64: 32-bit MIPS has no 64-bit atomics; ±68 years of offset is plenty.
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::sys;
 
@@ -18,7 +19,11 @@ pub fn is_set(epoch: i64) -> bool {
 /// A test's clock: seconds added to every reading of the wall clock and of the daemon's
 /// scoring clock (`mono_secs`), so that a test plays an hour without waiting for it. Set
 /// only by `read_test_clock`, which does nothing unless `AMPERE_TEST_CLOCK` names a file.
-static OFFSET: AtomicI64 = AtomicI64::new(0);
+static OFFSET: AtomicI32 = AtomicI32::new(0);
+
+fn offset() -> i64 {
+    i64::from(OFFSET.load(Ordering::Relaxed))
+}
 
 /// With `AMPERE_TEST_CLOCK=FILE` in the environment, reads the offset (seconds, a decimal
 /// number) from FILE: the daemon calls it once per turn of its loop. Without it (any real
@@ -35,7 +40,7 @@ pub fn read_test_clock() {
         .unwrap_or(0);
     if let Some(secs) = std::str::from_utf8(&text[..n])
         .ok()
-        .and_then(|t| t.trim().parse::<i64>().ok())
+        .and_then(|t| t.trim().parse::<i32>().ok())
     {
         OFFSET.store(secs, Ordering::Relaxed);
     }
@@ -43,10 +48,7 @@ pub fn read_test_clock() {
 
 /// The seconds since `started` on the scoring clock (monotonic, plus a test's offset).
 pub fn mono_secs(started: std::time::Instant) -> u64 {
-    started
-        .elapsed()
-        .as_secs()
-        .saturating_add_signed(OFFSET.load(Ordering::Relaxed))
+    started.elapsed().as_secs().saturating_add_signed(offset())
 }
 
 /// The wall clock in unix milliseconds, for timers that must not fire a second late.
@@ -55,7 +57,7 @@ pub fn now_epoch_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-        .saturating_add(OFFSET.load(Ordering::Relaxed).saturating_mul(1000))
+        .saturating_add(offset().saturating_mul(1000))
 }
 
 pub fn now_epoch() -> i64 {
@@ -63,7 +65,7 @@ pub fn now_epoch() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-        .saturating_add(OFFSET.load(Ordering::Relaxed))
+        .saturating_add(offset())
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in local time (the admin's TZ or /etc/localtime).

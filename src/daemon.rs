@@ -72,6 +72,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     let restored = bans.restore(now)?;
     info!("chain flushed, {restored} stored ban(s) restored");
     bans.check_path();
+    bans.audit_in_child();
     resolver.wait();
     let mut judge = Judge::new(&cfg);
     judge
@@ -219,6 +220,14 @@ impl Daemon {
                     revents: 0,
                 });
             }
+            let survey_at = fds.len();
+            if let Some(fd) = self.bans.survey_fd() {
+                fds.push(PollFd {
+                    fd,
+                    events: sys::POLLIN,
+                    revents: 0,
+                });
+            }
             if let Err(e) = sys::poll(&mut fds, self.poll_timeout()) {
                 error!("poll: {e}");
                 std::thread::sleep(Duration::from_millis(100));
@@ -231,7 +240,10 @@ impl Daemon {
                 });
                 self.control = Some(c);
             }
-            let woken = fds.get(follow_at).is_some_and(|f| f.revents != 0);
+            if fds.get(survey_at).is_some_and(|f| f.revents != 0) {
+                self.bans.survey_ready(clock::now_epoch());
+            }
+            let woken = fds[follow_at..survey_at].iter().any(|f| f.revents != 0);
             self.on_log_door(woken);
             if lapi_at > resolver_at && fds[resolver_at].revents != 0 && self.resolver.ready() {
                 self.trust_changed();

@@ -17,6 +17,8 @@ pub mod admission;
 pub mod ami;
 pub mod ban;
 mod bans;
+/// `ampere --list-active DB` (the audit's survey reads the database through it).
+pub use bans::survey::list_active;
 pub mod cli;
 mod clock;
 pub mod config;

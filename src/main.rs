@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             };
         }
         Mode::RunHook(secs, argv) => return ampere::hook::runner::run(*secs, &argv[0], &argv[1..]),
+        Mode::ListActive(db) => return ampere::list_active(db),
         _ => {}
     }
     let path = args
@@ -134,7 +135,7 @@ fn main() -> ExitCode {
             }
         }
         Mode::Daemon => ampere::daemon::run(cfg, args.config, args.logfile).map(|()| true),
-        Mode::Help | Mode::Version | Mode::Resolve(_) | Mode::RunHook(..) => {
+        Mode::Help | Mode::Version | Mode::Resolve(_) | Mode::RunHook(..) | Mode::ListActive(_) => {
             unreachable!("handled above")
         }
     };

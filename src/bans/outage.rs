@@ -131,6 +131,7 @@ impl Bans {
     /// kernel holds now. The next start adopts the kernel's bans into a database it makes
     /// new, but not into one this daemon made again a moment before the stop.
     pub fn before_stop(&mut self, cfg: &Config, now: i64) {
+        self.end_survey();
         if self.store.has_moved() {
             self.reopen_moved();
         }

@@ -1,5 +1,10 @@
-//! The audit: the kernel compared with the database and repaired both ways.
+//! The audit: the kernel compared with the database and repaired both ways. What differs is
+//! found either here (`audit`: at a stop, in tests, and for `-a`'s own process) or, in the
+//! daemon, by the survey child (`survey.rs`) off the loop; either way `repair` acts on it,
+//! checking each difference against the database again first (the kernel or the database
+//! may have changed since it was found).
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use ipnet::IpNet;
@@ -7,24 +12,72 @@ use ipnet::IpNet;
 use super::{Ban, Bans, RETRY_FIRST};
 use crate::addr::net_text;
 use crate::config::Config;
-use crate::firewall::Entry;
+use crate::firewall::{Entry, FwError};
 use crate::{debug, error, warn};
 
+/// What an audit found.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The kernel could not be listed (a chain, set or table gone): what is Ampere's is made
+    /// again with every ban.
+    pub unlisted: Option<String>,
+    /// Stored and active, not in the kernel.
+    pub missing: Vec<IpNet>,
+    /// In the kernel, with no active stored ban.
+    pub strays: Vec<IpNet>,
+    /// How the rules differ from what Ampere wrote (`Backend::faults`).
+    pub faults: Vec<String>,
+    /// The admin's rule path as read (`Backend::path_faults`); None when it could not be.
+    pub path: Option<Vec<String>>,
+}
+
+impl Found {
+    /// The kernel's entries `kernel` against the active bans `stored`.
+    pub fn diff(kernel: &[IpNet], stored: &HashSet<IpNet>) -> Found {
+        let held: HashSet<&IpNet> = kernel.iter().collect();
+        Found {
+            missing: stored
+                .iter()
+                .filter(|n| !held.contains(n))
+                .copied()
+                .collect(),
+            strays: kernel
+                .iter()
+                .filter(|n| !stored.contains(n))
+                .copied()
+                .collect(),
+            ..Found::default()
+        }
+    }
+
+    /// At most `n` of the missing and `n` of the strays, taken from this one: a repair of
+    /// a million is spread over turns of the loop.
+    pub fn take_part(&mut self, n: usize) -> Found {
+        let cut = |v: &mut Vec<IpNet>| v.split_off(v.len().saturating_sub(n));
+        Found {
+            missing: cut(&mut self.missing),
+            strays: cut(&mut self.strays),
+            ..Found::default()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.strays.is_empty()
+    }
+}
+
 impl Bans {
-    /// Compares the kernel with the database and repairs both ways: a stored ban missing from
-    /// the kernel is put back (one batch), an entry in Ampere's chain or sets that no active
-    /// ban stands for is removed. If the chain, sets or table are gone, what Ampere owns is
-    /// made again and every ban put back; an iptables chain is the admin's: the error says
-    /// what to run.
+    /// Compares the kernel with the database in this process and repairs both ways: a
+    /// stored ban missing from the kernel is put back (one batch), an entry in Ampere's
+    /// chain or sets that no active ban stands for is removed. If the chain, sets or table
+    /// are gone, what Ampere owns is made again and every ban put back; an iptables chain is
+    /// the admin's: the error says what to run.
     pub fn audit(&mut self, cfg: &Config, now: i64) {
-        self.counters.audits += 1;
-        self.counters.last_audit = now;
-        self.audit_due = Instant::now() + self.audit_interval;
-        let active: Vec<Entry> = match self.store.active() {
+        let stored: HashSet<IpNet> = match self.store.active() {
             Ok(a) => a
                 .iter()
-                .map(Ban::entry)
-                .chain(self.unstored.iter().map(|u| u.held))
+                .map(|b| b.net)
+                .chain(self.unstored.iter().map(|u| u.held.net))
                 .collect(),
             Err(e) => {
                 self.counters.store_errors += 1;
@@ -32,39 +85,42 @@ impl Bans {
                 return;
             }
         };
-        let kernel = match self.fw.list() {
-            Ok(k) => k,
-            Err(e) => {
-                warn!("audit: cannot list the firewall ({e}); making it again");
-                let rebuilt = self
-                    .fw
-                    .prepare()
-                    .and_then(|()| self.fw.restore(&active, now));
-                match rebuilt {
-                    Ok(()) => {
-                        self.counters.repaired += active.len() as u64;
-                        self.retry = RETRY_FIRST;
-                        warn!(
-                            "audit: firewall made again, {} ban(s) put back",
-                            active.len()
-                        );
-                    }
-                    Err(e) => {
-                        self.counters.firewall_errors += 1;
-                        error!("audit: {e}");
-                        self.retry_soon();
-                    }
-                }
-                return;
-            }
+        let mut found = match self.fw.list() {
+            Ok(kernel) => Found::diff(&kernel, &stored),
+            Err(e) => Found {
+                unlisted: Some(e.to_string()),
+                ..Found::default()
+            },
         };
-        let held: std::collections::HashSet<IpNet> = kernel.iter().copied().collect();
-        let stored: std::collections::HashSet<IpNet> = active.iter().map(|b| b.net).collect();
-        let missing: Vec<Entry> = active
-            .into_iter()
-            .filter(|b| !held.contains(&b.net))
-            .collect();
+        match self.fw.faults() {
+            Ok(f) => found.faults = f,
+            // A chain or table gone is found by the listing.
+            Err(e) => debug!("audit: cannot read the rules: {e}"),
+        }
+        found.path = self.fw.path_faults().ok();
+        self.counted_audit(now);
+        self.repair(cfg, found, now);
+    }
+
+    /// An audit is done (its differences maybe still to repair).
+    pub(super) fn counted_audit(&mut self, now: i64) {
+        self.counters.audits += 1;
+        self.counters.last_audit = now;
+        self.audit_due = Instant::now() + self.audit_interval;
+    }
+
+    /// Acts on what an audit found, each difference checked against the database first.
+    pub(super) fn repair(&mut self, cfg: &Config, found: Found, now: i64) {
+        if let Some(e) = &found.unlisted {
+            self.remake(&format!("cannot list the firewall ({e})"), now);
+            return;
+        }
         let mut failed = 0;
+        let missing: Vec<Entry> = found
+            .missing
+            .iter()
+            .filter_map(|n| self.stored_entry(n))
+            .collect();
         for (b, r) in missing.iter().zip(self.apply(&missing, now)) {
             match r {
                 Ok(()) => {
@@ -83,9 +139,10 @@ impl Bans {
                 }
             }
         }
-        let strays: Vec<IpNet> = kernel
+        let strays: Vec<IpNet> = found
+            .strays
             .iter()
-            .filter(|n| !stored.contains(n))
+            .filter(|n| self.stored_entry(n).is_none())
             .copied()
             .collect();
         let strays = if self.adopt {
@@ -103,7 +160,46 @@ impl Bans {
         } else {
             strays
         };
-        for net in &strays {
+        failed += self.remove_strays(&strays);
+        self.counters.firewall_errors += failed;
+        if failed > 0 {
+            self.retry_soon();
+        } else {
+            self.retry = RETRY_FIRST;
+        }
+        if !found.faults.is_empty() {
+            for f in &found.faults {
+                warn!("audit: {f}");
+            }
+            if self.remake("Ampere's rules differ from what it wrote", now) {
+                self.counters.repaired += found.faults.len() as u64 - 1;
+            }
+        }
+        if let Some(path) = found.path {
+            self.note_path(path);
+        }
+    }
+
+    /// The ban the database (or the memory of unstored bans) holds for exactly `net`, as
+    /// the kernel should hold it.
+    fn stored_entry(&self, net: &IpNet) -> Option<Entry> {
+        if let Some(u) = self.unstored.iter().find(|u| u.held.net == *net) {
+            return Some(u.held);
+        }
+        match self.store.active_ban(net) {
+            Ok(b) => b.as_ref().map(Ban::entry),
+            // Unknown: neither put back nor removed now; the next audit asks again.
+            Err(e) => {
+                debug!("audit: {e}");
+                None
+            }
+        }
+    }
+
+    /// Removes `strays` from the kernel; returns how many failed.
+    fn remove_strays(&mut self, strays: &[IpNet]) -> u64 {
+        let mut failed = 0;
+        for net in strays {
             match self.fw.unban(net) {
                 Ok(()) => {
                     self.counters.strays_removed += 1;
@@ -118,70 +214,56 @@ impl Bans {
                 }
             }
         }
-        self.counters.firewall_errors += failed;
-        if failed > 0 {
-            self.retry_soon();
-        } else {
-            self.retry = RETRY_FIRST;
-        }
-        self.audit_rules(now);
-        self.check_path();
+        failed
     }
 
-    /// The rest of what makes a ban real: Ampere's chain, sets or table as it wrote them. A
-    /// flushed chain, a stray rule above the bans, a lost limit: everything Ampere owns is
-    /// made again in one transaction, with exactly the database's bans.
-    fn audit_rules(&mut self, now: i64) {
-        let faults = match self.fw.faults() {
-            Ok(f) if f.is_empty() => return,
-            Ok(f) => f,
-            Err(e) => {
-                // A chain or table gone is found by the listing of the next audit.
-                debug!("audit: cannot read the rules: {e}");
-                return;
-            }
-        };
-        for f in &faults {
-            warn!("audit: {f}");
-        }
-        let rebuilt = self
+    /// Makes everything Ampere owns again (its table, sets, chain's rules) with exactly the
+    /// database's bans, in one transaction per tool; true if it worked.
+    fn remake(&mut self, why: &str, now: i64) -> bool {
+        let entries: Result<Vec<Entry>, String> = self
             .store
             .active()
-            .map_err(|e| e.to_string())
-            .and_then(|a| {
-                let entries: Vec<Entry> = a
-                    .iter()
+            .map(|a| {
+                a.iter()
                     .map(Ban::entry)
                     .chain(self.unstored.iter().map(|u| u.held))
-                    .collect();
-                self.fw
-                    .restore(&entries, now)
-                    .map(|()| entries.len())
-                    .map_err(|e| e.to_string())
-            });
+                    .collect()
+            })
+            .map_err(|e| e.to_string());
+        let rebuilt = entries.and_then(|entries| {
+            self.fw
+                .prepare()
+                .and_then(|()| self.fw.restore(&entries, now))
+                .map(|()| entries.len())
+                .map_err(|e: FwError| e.to_string())
+        });
         match rebuilt {
             Ok(n) => {
-                self.counters.repaired += faults.len() as u64;
-                warn!("audit: Ampere's rules made again as it wrote them, {n} ban(s) in place");
+                self.counters.repaired += 1;
+                self.retry = RETRY_FIRST;
+                warn!("audit: {why}: made again as Ampere writes them, {n} ban(s) in place");
+                true
             }
             Err(e) => {
                 self.counters.firewall_errors += 1;
-                error!("audit: making the rules again failed: {e}");
+                error!("audit: {why}, and making the rules again failed: {e}");
                 self.retry_soon();
+                false
             }
+        }
+    }
+
+    /// Reads the admin's rule path now (at start; the audit reads it with the rest).
+    pub fn check_path(&mut self) {
+        match self.fw.path_faults() {
+            Ok(f) => self.note_path(f),
+            Err(e) => debug!("cannot read INPUT: {e}"),
         }
     }
 
     /// Warns when the admin's rule path into the chain changes for the worse (and says when
     /// it is clean again); `status` and `why` show what is wrong meanwhile.
-    pub fn check_path(&mut self) {
-        let now = match self.fw.path_faults() {
-            Ok(f) => f,
-            Err(e) => {
-                debug!("cannot read INPUT: {e}");
-                return;
-            }
-        };
+    fn note_path(&mut self, now: Vec<String>) {
         for f in now.iter().filter(|f| !self.path_faults.contains(f)) {
             warn!("{f}");
         }

@@ -96,3 +96,24 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// The database at `path` for reading only (the audit's survey child): never made,
+    /// never migrated.
+    pub fn open_read_only(path: &std::path::Path) -> Result<Store> {
+        Ok(Store {
+            db: super::sqlite::Db::open_read_only(path, 10_000)?,
+            new: false,
+        })
+    }
+
+    /// Calls `f` with the address of every active ban as stored, one row at a time: the
+    /// survey reads a million this way without holding them as bans.
+    pub fn for_each_active_addr(&self, mut f: impl FnMut(&str)) -> Result<()> {
+        let mut st = self.db.prepare("SELECT addr FROM bans WHERE active = 1")?;
+        while st.step_row()? {
+            f(&st.column_text(0));
+        }
+        Ok(())
+    }
+}

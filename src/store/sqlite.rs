@@ -65,16 +65,23 @@ pub struct Db {
 
 impl Db {
     pub fn open(path: &Path, busy_ms: c_int) -> Result<Db> {
+        let flags = ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE;
+        Db::open_with(path, busy_ms, flags)
+    }
+
+    /// The file as it is, for reading only: never made, never changed.
+    pub fn open_read_only(path: &Path, busy_ms: c_int) -> Result<Db> {
+        Db::open_with(path, busy_ms, ffi::SQLITE_OPEN_READONLY)
+    }
+
+    fn open_with(path: &Path, busy_ms: c_int, mode: c_int) -> Result<Db> {
         let shown = path.display().to_string();
         let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| StoreError {
             kind: ErrorKind::CantOpen,
             msg: format!("{shown}: path contains a NUL byte"),
         })?;
         let mut raw = ptr::null_mut();
-        let flags = ffi::SQLITE_OPEN_READWRITE
-            | ffi::SQLITE_OPEN_CREATE
-            | ffi::SQLITE_OPEN_NOMUTEX
-            | ffi::SQLITE_OPEN_EXRESCODE;
+        let flags = mode | ffi::SQLITE_OPEN_NOMUTEX | ffi::SQLITE_OPEN_EXRESCODE;
         // SAFETY: cpath is NUL-terminated and outlives the call; raw receives a handle that
         // we own from here on (closed in Drop, also when open fails).
         let rc = unsafe { ffi::sqlite3_open_v2(cpath.as_ptr(), &mut raw, flags, ptr::null()) };

@@ -60,3 +60,81 @@ pub fn kill_hard(pid: u32) {
         }
     }
 }
+
+/// Which side of a `fork` this is.
+pub enum Forked {
+    Parent(u32),
+    Child,
+}
+
+/// fork(2). Only for a process with one thread (the daemon has no other): the child may
+/// allocate and run code at once, no lock can be held by a thread that is not copied.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: fork takes no arguments; with a single thread the child's copy of the heap
+    // and of every lock is consistent.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as u32)),
+    }
+}
+
+/// In a forked child: a process group of its own (the parent kills it whole), and the
+/// default action for the signals whose handlers write to the parent's signal pipe.
+pub fn become_helper() {
+    // SAFETY: setpgid and signal take integers; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::setpgid(0, 0);
+        for sig in [
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGALRM,
+        ] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+}
+
+/// Ends this process at once, running no destructor: a forked child must not tear down
+/// what it shares with its parent (an `ipset -` it would kill, a socket it would close
+/// with a goodbye).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an integer and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Reaps child `pid` if it ended (its exit code, 128 + a signal); None while it runs.
+pub fn reaped(pid: u32) -> Option<i32> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes the status into our local integer, valid for the call.
+    let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+    match r {
+        0 => None,
+        r if r > 0 => Some(if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            128 + libc::WTERMSIG(status)
+        }),
+        // Not our child (any more): nothing to wait for.
+        _ => Some(-1),
+    }
+}
+
+/// A pipe (read end, write end), both blocking and closed on exec.
+pub fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just opened by pipe2 and are owned by nobody else.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
+}

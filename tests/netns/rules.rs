@@ -112,7 +112,7 @@ pub fn rules_scenario(backend: &str) {
     }
     let (_, status, _) = pbx.setup.run(&["status"], "");
     assert!(!status.contains(" 0 repaired"), "{status}");
-    assert!(pbx.setup.log().contains("made again as it wrote them"));
+    assert!(pbx.setup.log().contains("made again as Ampere writes them"));
 
     // The admin's ESTABLISHED accept moved above the jumps: the open flow gets through.
     let est = [
