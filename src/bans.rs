@@ -48,6 +48,8 @@ pub struct Counters {
     pub subnets: u64,
     /// Unix time of the last audit (0: none yet).
     pub last_audit: i64,
+    /// Expired bans forgotten (`ban_forget`, `db_max_inactive`).
+    pub forgotten: u64,
 }
 
 /// Rows per transaction in bulk admin commands: the daemon's writes get in between.

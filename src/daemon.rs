@@ -104,7 +104,8 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         log_override: logfile.is_some(),
         started,
         started_at,
-        next_forget: started + known::FORGET_EVERY,
+        // Forgetting is due at once: a box that reboots daily would never reach an hour.
+        next_forget: (started, 0),
         own,
         next_own: started + crate::own::REFRESH,
         log_door: cfg
@@ -167,7 +168,7 @@ struct Daemon {
     /// Reads the AMI socket in batches under a flood.
     pace: pace::Pace,
     /// When known hosts not seen for `known_forget` are next forgotten.
-    next_forget: Instant,
+    next_forget: (Instant, i64),
     /// The PBX's own addresses and links, and when they are read again.
     own: OwnNets,
     next_own: Instant,
@@ -256,7 +257,9 @@ impl Daemon {
             let pulled = self.lapi.take_changes();
             self.publish(pulled);
             let ami = if resolver_at > 1 { fds[1].revents } else { 0 };
-            if ami != 0 && self.link.dialing() {
+            if ami != 0 && self.link.resolving() {
+                self.link.resolve_ready();
+            } else if ami != 0 && self.link.dialing() {
                 self.link.connect_ready();
             } else if ami != 0 {
                 self.on_ami(ami, &mut buf);
@@ -326,7 +329,7 @@ impl Daemon {
             self.lift_retry,
             self.lapi.next_timer(),
             self.pace.next_timer(),
-            Some(self.next_forget),
+            Some(self.next_forget.0),
             Some(self.next_own),
             self.log_door.as_ref().map(Follower::next_timer),
         ]
@@ -375,15 +378,13 @@ impl Daemon {
             self.next_own = now + crate::own::REFRESH;
             self.read_own();
         }
-        if now >= self.next_forget {
+        // Due by either clock: the wall clock leaps on a box that learns the time late (and
+        // on the tests' clock), and forgetting follows it.
+        let epoch = clock::now_epoch();
+        if now >= self.next_forget.0 || epoch >= self.next_forget.1 {
             let sec = clock::mono_secs(self.started);
-            self.next_forget = known::forget(
-                &mut self.judge,
-                &mut self.bans,
-                &self.cfg,
-                clock::now_epoch(),
-                sec,
-            );
+            let wait = known::forget(&mut self.judge, &mut self.bans, &self.cfg, epoch, sec);
+            self.next_forget = (now + wait, epoch.saturating_add(wait.as_secs() as i64));
         }
         // The AMI host as this connection resolved it is never banned, also when it is a
         // name that did not resolve at start.

@@ -239,6 +239,13 @@ pub fn status(live: &mut Live, keys: bool) -> String {
             "last_audit {}\naudits {}\nrepaired {}\nstrays_removed {}\nfirewall_errors {}",
             c.last_audit, c.audits, c.repaired, c.strays_removed, c.firewall_errors
         );
+        let _ = writeln!(
+            o,
+            "db_bytes {}\ndb_inactive {}\nbans_forgotten {}",
+            store.size_on_disk(),
+            store.inactive_count().unwrap_or(-1),
+            c.forgotten
+        );
         return o;
     }
     let _ = writeln!(
@@ -352,6 +359,15 @@ pub fn status(live: &mut Live, keys: bool) -> String {
             n => format!("; {n} trunk network(s)"),
         },
         store.known_count().unwrap_or(-1)
+    );
+    let _ = writeln!(
+        o,
+        "database: {} KiB; {} expired ban(s) kept for escalation (at most db_max_inactive {}, each for ban_forget {}), {} forgotten",
+        store.size_on_disk() / 1024,
+        store.inactive_count().unwrap_or(-1),
+        live.cfg.db_max_inactive,
+        crate::clock::span(live.cfg.ban_forget),
+        c.forgotten
     );
     let _ = writeln!(
         o,

@@ -5,11 +5,8 @@
 //! more fd in the poll loop. The child is killed after `LIMIT`. A name that fails keeps the
 //! addresses it had: a DNS outage must not expose the admin's office to a ban.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, ToSocketAddrs};
-use std::os::fd::AsRawFd;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -18,6 +15,9 @@ use crate::addr::canonical;
 use crate::config::{Config, TrustName};
 use crate::sys::{self, PollFd};
 use crate::{error, info, warn};
+
+pub mod child;
+pub use child::LookupChild;
 
 /// The longest a lookup of all names may take before its child is killed.
 pub const LIMIT: Duration = Duration::from_secs(10);
@@ -104,13 +104,9 @@ pub fn networks(names: &[Named]) -> Vec<IpNet> {
         .collect()
 }
 
-/// A lookup under way: the child, its stdout and what it said so far.
+/// A lookup under way and which names it answered.
 struct Lookup {
-    child: Child,
-    out: File,
-    buf: Vec<u8>,
-    total: usize,
-    deadline: Instant,
+    child: LookupChild,
     answered: Vec<bool>,
 }
 
@@ -176,7 +172,7 @@ impl Resolver {
     pub fn poll_fd(&self, fds: &mut Vec<PollFd>) {
         if let Some(l) = &self.running {
             fds.push(PollFd {
-                fd: l.out.as_raw_fd(),
+                fd: l.child.fd(),
                 events: sys::POLLIN,
                 revents: 0,
             });
@@ -185,7 +181,7 @@ impl Resolver {
 
     pub fn next_timer(&self) -> Option<Instant> {
         match &self.running {
-            Some(l) => Some(l.deadline),
+            Some(l) => Some(l.child.deadline),
             None => self.next,
         }
     }
@@ -194,7 +190,7 @@ impl Resolver {
     /// names keep what they had: nothing changes).
     pub fn tick(&mut self, now: Instant) {
         match &self.running {
-            Some(l) if now >= l.deadline => {
+            Some(l) if now >= l.child.deadline => {
                 self.gave_up(&format!("within {}s (DNS down?)", LIMIT.as_secs()));
                 self.stop();
             }
@@ -206,47 +202,21 @@ impl Resolver {
 
     fn start(&mut self, now: Instant) {
         self.next = Some(now + self.every);
-        let spawned = crate::exec::command(std::path::Path::new("/proc/self/exe"))
-            .arg("--resolve")
-            .args(self.names.iter().map(|n| &n.name))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                error!("trust: cannot start a lookup of the trusted names: {e}");
-                return;
+        let names = self.names.iter().map(|n| n.name.as_str());
+        match LookupChild::spawn(names, now + LIMIT) {
+            Ok(child) => {
+                self.running = Some(Lookup {
+                    child,
+                    answered: vec![false; self.names.len()],
+                })
             }
-        };
-        let out = File::from(std::os::fd::OwnedFd::from(
-            child.stdout.take().expect("stdout is piped"),
-        ));
-        if let Err(e) = sys::set_nonblocking(out.as_raw_fd()) {
-            error!("trust: lookup pipe: {e}");
-            let _ = child.kill();
-            let _ = child.wait();
-            return;
+            Err(e) => error!("trust: cannot start a lookup of the trusted names: {e}"),
         }
-        self.running = Some(Lookup {
-            child,
-            out,
-            buf: Vec::new(),
-            total: 0,
-            deadline: now + LIMIT,
-            answered: vec![false; self.names.len()],
-        });
     }
 
     /// Ends the lookup under way, if any; its child is killed and reaped.
     fn stop(&mut self) {
-        if let Some(mut l) = self.running.take() {
-            if let Ok(None) = l.child.try_wait() {
-                let _ = l.child.kill();
-            }
-            let _ = l.child.wait();
-        }
+        self.running = None;
     }
 
     /// The names the running lookup did not answer count as failed; logged for those that
@@ -275,30 +245,17 @@ impl Resolver {
         let Some(l) = &mut self.running else {
             return false;
         };
-        let mut chunk = [0u8; 4096];
-        let (n, eof) = match l.out.read(&mut chunk) {
-            Ok(0) => (0, true),
-            Ok(n) => (n, false),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return false,
+        let (lines, eof) = match l.child.read() {
+            Ok(read) => read,
             Err(e) => {
-                error!("trust: reading the lookup: {e}");
-                (0, true)
+                error!("trust: {e}; ignored");
+                self.stop();
+                return false;
             }
         };
-        l.total += n;
-        if l.total > MAX_OUTPUT {
-            error!("trust: the lookup said more than {MAX_OUTPUT} bytes; ignored");
-            self.stop();
-            return false;
-        }
-        l.buf.extend_from_slice(&chunk[..n]);
-        // The complete lines; a partial one waits for the rest.
-        let complete = l.buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let lines: Vec<u8> = l.buf.drain(..complete).collect();
         let mut changed = false;
-        for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            changed |= self.answer(&String::from_utf8_lossy(line));
+        for line in &lines {
+            changed |= self.answer(line);
         }
         if eof {
             self.gave_up("(the lookup ended early)");
@@ -312,25 +269,13 @@ impl Resolver {
         let Some(l) = &mut self.running else {
             return false;
         };
-        let (name, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let (name, parsed) = child::answer(line);
         let Some(i) = self.names.iter().position(|n| n.name == name) else {
             return false;
         };
         if std::mem::replace(&mut l.answered[i], true) {
             return false;
         }
-        let parsed: Result<Vec<IpAddr>, String> = match rest.strip_prefix("! ") {
-            Some(why) => Err(why.to_string()),
-            None => rest
-                .split(' ')
-                .take(MAX_ADDRS)
-                .map(|a| {
-                    a.parse()
-                        .map(canonical)
-                        .map_err(|_| format!("bad answer `{a}`"))
-                })
-                .collect(),
-        };
         let n = &mut self.names[i];
         match parsed {
             Err(why) => {

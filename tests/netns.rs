@@ -33,6 +33,8 @@ use common::*;
 mod ceiling;
 #[path = "netns/deleted.rs"]
 mod deleted;
+#[path = "netns/dns.rs"]
+mod dns;
 #[path = "netns/guard.rs"]
 mod guard;
 #[path = "netns/iax2.rs"]
@@ -295,6 +297,18 @@ fn the_ami_host_named_in_the_config_is_never_banned_even_if_it_resolved_late() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(format!("{dir}/hosts"), "127.0.0.1 localhost\n").unwrap();
     net.run_inner("inner_ami_host_by_name");
+}
+
+#[test]
+fn a_name_server_that_never_answers_never_holds_the_loop() {
+    let net = TestNet::create();
+    // `ip netns exec` puts /etc/netns/<ns>/* over /etc/*: no name in hosts, and a name
+    // server that never answers (dns.rs binds it).
+    let dir = format!("/etc/netns/{}", net.pbx);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(format!("{dir}/hosts"), "127.0.0.1 localhost\n").unwrap();
+    std::fs::write(format!("{dir}/resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+    net.run_inner("dns::inner_dns");
 }
 
 #[test]

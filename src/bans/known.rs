@@ -1,8 +1,10 @@
-//! The memory of known hosts goes to the same database as the bans, under the same rules
-//! for a database that refuses writes (`outage.rs`): the daemon never waits for it.
+//! What the database remembers besides active bans (known hosts, expired bans for the
+//! escalation count) is kept and forgotten here, under the same rules as the bans for a
+//! database that refuses writes (`outage.rs`): the daemon never waits for it.
 
 use super::Bans;
 use crate::known::Learned;
+use crate::store::Pruned;
 
 impl Bans {
     /// Stores what the engine learned about legitimate hosts (`known.rs`): one transaction,
@@ -40,4 +42,27 @@ impl Bans {
             }
         }
     }
+
+    /// Forgets expired bans (`store/prune.rs`): at most `PRUNE_CAP` rows a call, and
+    /// whether more wait.
+    pub fn prune(&mut self, max: usize, before: i64) -> Pruned {
+        if !self.store_writable() {
+            return Pruned::default();
+        }
+        self.wrote();
+        match self.store.prune(max, before, PRUNE_CAP) {
+            Ok(p) => {
+                self.counters.forgotten += p.forgotten as u64;
+                p
+            }
+            Err(e) => {
+                self.store_failed(&e);
+                Pruned::default()
+            }
+        }
+    }
 }
+
+/// Rows forgotten in one transaction: about 30 ms on a Raspberry Pi class machine, so a
+/// backlog (a first start with this version on a database of years) goes in steps.
+pub const PRUNE_CAP: usize = 5_000;

@@ -95,6 +95,8 @@ pub struct Config {
     /// long one is kept without being seen again (seconds).
     pub known_max: usize,
     pub known_forget: u64,
+    pub db_max_inactive: usize,
+    pub ban_forget: u64,
     /// Asterisk's log, followed by the log door (`logdoor.rs`); None: off.
     pub asterisk_log: Option<PathBuf>,
     /// The longest ban on weak evidence (`score::Evidence`), and of a host that had proved
@@ -173,6 +175,8 @@ impl Config {
             table_size: 0,
             known_max: 0,
             known_forget: 0,
+            db_max_inactive: 0,
+            ban_forget: 0,
             asterisk_log: None,
             weak_bantime: 0,
             weak_known_bantime: 0,

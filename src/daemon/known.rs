@@ -1,9 +1,10 @@
 //! The daemon's side of the memory of known hosts (`known.rs`): loaded from the database
 //! before the first AMI login, what the engine learns written after each read (in one
 //! transaction, a host's row at most once per `known::WRITE_EVERY`), and rows not seen for
-//! `known_forget` forgotten once an hour, in memory and on disk.
+//! `known_forget` forgotten once an hour, in memory and on disk; and then expired bans
+//! beyond `ban_forget` and `db_max_inactive` (`store/prune.rs`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::bans::Bans;
 use crate::config::Config;
@@ -41,8 +42,8 @@ pub fn store(judge: &mut Judge, bans: &mut Bans, cfg: &Config) {
 }
 
 /// Once an hour: rows not seen for `known_forget` go, from memory and from disk. `now` is
-/// the wall clock, `sec` the engine's.
-pub fn forget(judge: &mut Judge, bans: &mut Bans, cfg: &Config, now: i64, sec: u64) -> Instant {
+/// the wall clock, `sec` the engine's. Returns when to come back.
+pub fn forget(judge: &mut Judge, bans: &mut Bans, cfg: &Config, now: i64, sec: u64) -> Duration {
     let before = now.saturating_sub(cfg.known_forget as i64);
     let hosts = judge.engine.forget_known(before, sec);
     let rows = bans.forget_known(before);
@@ -52,5 +53,25 @@ pub fn forget(judge: &mut Judge, bans: &mut Bans, cfg: &Config, now: i64, sec: u
             crate::clock::span(cfg.known_forget)
         );
     }
-    Instant::now() + FORGET_EVERY
+    let pruned = bans.prune(
+        cfg.db_max_inactive,
+        now.saturating_sub(cfg.ban_forget as i64),
+    );
+    if pruned.forgotten > 0 {
+        info!(
+            "forgot {} expired ban(s): no ban for {}, or the oldest beyond db_max_inactive {}",
+            pruned.forgotten,
+            crate::clock::span(cfg.ban_forget),
+            cfg.db_max_inactive
+        );
+    }
+    // A backlog goes a step a second: each step is one short transaction.
+    if pruned.more {
+        PRUNE_AGAIN
+    } else {
+        FORGET_EVERY
+    }
 }
+
+/// The next step of a prune that left more to forget.
+const PRUNE_AGAIN: Duration = Duration::from_secs(1);

@@ -58,6 +58,8 @@ pub const PROFILES: [Profile; 2] = [
             ("permanent_after", "4"),
             ("backend", "nft"),
             ("db", "/etc/ampere/ampere.db"),
+            ("db_max_inactive", "10000"),
+            ("ban_forget", "90d"),
         ],
         notes: &[
             (Section::Bans, HUMANE),
@@ -67,7 +69,7 @@ pub const PROFILES: [Profile; 2] = [
             ),
             (
                 Section::Storage,
-                "/var is a RAM disk on OpenWrt: the bans are kept on flash so that a reboot loses none. Bans are rare writes (one transaction per burst), so flash wear is not a concern.",
+                "/var is a RAM disk on OpenWrt: the bans are kept on flash so that a reboot loses none. Bans are rare writes (one transaction per burst), so flash wear is not a concern. The expired bans kept for escalation are bounded to fit a router's flash: 10,000 rows (about 1.7 MB) and 90 days.",
             ),
         ],
     },

@@ -30,6 +30,17 @@ const SETS: [(&str, bool, bool); 4] = [
     ("net6", true, true),
 ];
 
+/// Whether `nft list chains inet` shows `table` with its input chain.
+fn has_input_chain(listing: &str, table: &str) -> bool {
+    let head = format!("table inet {table} {{");
+    let mut lines = listing.lines();
+    // The table's own closing brace is the only one not indented.
+    lines.any(|l| l.trim() == head)
+        && lines
+            .take_while(|l| *l != "}")
+            .any(|l| l.trim() == "chain input {")
+}
+
 /// Seconds of an nft duration such as `29d23h59m59s996ms` (rounded up).
 fn nft_seconds(v: &str) -> Option<u64> {
     let (mut total_ms, mut num) = (0u64, String::new());
@@ -263,7 +274,12 @@ impl Nft {
 
 impl Backend for Nft {
     fn prepare(&self) -> Result<()> {
-        if run(&self.nft, &["list", "table", "inet", &self.table], None).is_ok() {
+        // `list chains` and not `list table`: nft lists a table with every element of its
+        // sets (0.4 s at 100,000), its chains alone in milliseconds; `-a` of one address
+        // must not cost a listing of a million.
+        if output(&self.nft, &["list", "chains", "inet"])
+            .is_ok_and(|text| has_input_chain(&text, &self.table))
+        {
             return Ok(());
         }
         run(
@@ -429,7 +445,16 @@ impl Backend for Nft {
 
 #[cfg(test)]
 mod tests {
-    use super::nft_seconds;
+    use super::{has_input_chain, nft_seconds};
+
+    #[test]
+    fn the_input_chain_is_found_in_its_own_table_only() {
+        let listing = "table inet fw4 {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n}\ntable inet ampere {\n\tchain guard {\n\t}\n\tchain input {\n\t\ttype filter hook input priority filter - 10; policy accept;\n\t}\n}\n";
+        assert!(has_input_chain(listing, "ampere"));
+        assert!(!has_input_chain(listing, "other"));
+        let no_input = "table inet ampere {\n\tchain guard {\n\t}\n}\ntable inet fw4 {\n\tchain input {\n\t}\n}\n";
+        assert!(!has_input_chain(no_input, "ampere"));
+    }
 
     #[test]
     fn nft_durations_read_as_seconds() {

@@ -1,12 +1,13 @@
 //! The TCP connection to Asterisk around a `Session`, and when to try again without one.
 
 use std::io::{ErrorKind, Read as _, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::{Close, Session, Settings};
 use crate::ami::{self, Message};
+use crate::resolver::{self, LookupChild};
 use crate::{debug, info, warn};
 
 /// After a session that had worked ends (Asterisk restarting, crashed), the first attempt
@@ -100,6 +101,9 @@ struct Dialing {
 /// The connection to Asterisk: at most one session, and when to try again without one.
 pub struct Link {
     conn: Option<(TcpStream, Session)>,
+    /// The AMI host's name being looked up (a child: getaddrinfo blocks for as long as DNS
+    /// takes, and a name server that never answers would hold the loop).
+    resolving: Option<LookupChild>,
     dialing: Option<Dialing>,
     /// Where `conn` goes.
     peer: std::net::IpAddr,
@@ -127,6 +131,7 @@ impl Link {
     pub fn new(settings: Settings) -> Link {
         Link {
             conn: None,
+            resolving: None,
             dialing: None,
             peer: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             next_connect: Instant::now(),
@@ -161,6 +166,7 @@ impl Link {
             .set_limits(settings.reconnect_min, settings.reconnect_max);
         self.settings = settings;
         if reconnect {
+            self.resolving = None;
             self.dialing = None;
             self.close(Close::Lost("AMI settings changed".into()));
             self.next_connect = Instant::now();
@@ -199,6 +205,9 @@ impl Link {
 
     /// The socket and the poll events wanted on it, while connected.
     pub fn poll_fd(&self) -> Option<(RawFd, i16)> {
+        if let Some(r) = &self.resolving {
+            return Some((r.fd(), crate::sys::POLLIN));
+        }
         if let Some(d) = &self.dialing {
             return Some((d.stream.as_raw_fd(), crate::sys::POLLOUT));
         }
@@ -211,6 +220,9 @@ impl Link {
     }
 
     pub fn next_timer(&self) -> Option<Instant> {
+        if let Some(r) = &self.resolving {
+            return Some(r.deadline);
+        }
         if let Some(d) = &self.dialing {
             return Some(d.deadline);
         }
@@ -222,6 +234,10 @@ impl Link {
 
     /// Connects when it is time, sends a Ping or ends a dead session.
     pub fn tick(&mut self, now: Instant) {
+        if self.resolving.take_if(|r| now >= r.deadline).is_some() {
+            let why = format!("no answer within {}s", resolver::LIMIT.as_secs());
+            return self.unresolved(&why);
+        }
         if let Some(d) = self.dialing.take_if(|d| now >= d.deadline) {
             let why = std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -234,7 +250,7 @@ impl Link {
             return;
         }
         let Some((_, s)) = &mut self.conn else {
-            if now >= self.next_connect && self.dialing.is_none() {
+            if now >= self.next_connect && self.dialing.is_none() && self.resolving.is_none() {
                 self.connect();
             }
             return;
@@ -246,21 +262,64 @@ impl Link {
         }
     }
 
-    /// Resolves the AMI host and starts connecting to its first address. An address is
-    /// used as it is (std parses it without a lookup); a name goes through the system's
-    /// resolver, which blocks the loop for at most its own timeout (resolv.conf `timeout` ×
-    /// `attempts`; DESIGN.md).
+    /// Starts connecting to the AMI host: an address at once, a name once a child has
+    /// looked it up (`resolve_ready`; a literal address never goes to the resolver).
     fn connect(&mut self) {
-        let target = self.settings.target();
-        let addrs = match (self.settings.host.as_str(), self.settings.port).to_socket_addrs() {
-            Ok(a) => a.collect::<Vec<_>>(),
+        let host = self.settings.host.as_str();
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            let addr = SocketAddr::new(ip, self.settings.port);
+            return self.dial(vec![addr].into_iter(), None);
+        }
+        let deadline = Instant::now() + resolver::LIMIT;
+        match LookupChild::spawn([host], deadline) {
+            Ok(child) => self.resolving = Some(child),
+            Err(e) => self.unresolved(&format!("cannot start a lookup: {e}")),
+        }
+    }
+
+    pub fn resolving(&self) -> bool {
+        self.resolving.is_some()
+    }
+
+    /// The lookup's pipe is readable: connects to what the name resolved to.
+    pub fn resolve_ready(&mut self) {
+        let Some(r) = &mut self.resolving else {
+            return;
+        };
+        let (lines, eof) = match r.read() {
+            Ok(read) => read,
             Err(e) => {
-                self.counters.connect_failures += 1;
-                self.retry_later(&format!("cannot resolve AMI host {target}: {e}"));
-                return;
+                self.resolving = None;
+                return self.unresolved(&e);
             }
         };
-        self.dial(addrs.into_iter(), None);
+        let port = self.settings.port;
+        match lines.first().map(|l| resolver::child::answer(l).1) {
+            Some(Ok(addrs)) => {
+                self.resolving = None;
+                let addrs: Vec<SocketAddr> = addrs
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, port))
+                    .collect();
+                self.dial(addrs.into_iter(), None);
+            }
+            Some(Err(why)) => {
+                self.resolving = None;
+                self.unresolved(&why);
+            }
+            None if eof => {
+                self.resolving = None;
+                self.unresolved("the lookup ended early");
+            }
+            None => {}
+        }
+    }
+
+    fn unresolved(&mut self, why: &str) {
+        self.counters.connect_failures += 1;
+        let target = self.settings.target();
+        self.retry_later(&format!("cannot resolve AMI host {target}: {why}"));
     }
 
     /// Starts a connect to the next of `rest`; when none is left, the attempt failed.

@@ -3,9 +3,12 @@
 //! attackers. Addresses go in and come out as `IpNet`; the text form is only the key.
 
 mod known;
+mod prune;
 mod pulled;
 mod queries;
 mod sqlite;
+
+pub use prune::Pruned;
 
 use std::path::Path;
 

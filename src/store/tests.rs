@@ -470,3 +470,56 @@ fn a_weak_ban_is_temporary_uncounted_and_gives_way_to_a_strong_one() {
     // A strong ban is never replaced by a weak one.
     assert_eq!(record(&mut s, vec![weak(5003)], &forever), [None]);
 }
+
+#[test]
+fn a_prune_keeps_active_bans_and_the_members_of_an_active_network_ban() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("a.db")).unwrap();
+    let now = 1_000_000;
+    let members = ["198.51.100.1", "198.51.100.2", "198.51.100.3"];
+    let reqs = members.iter().map(|a| nb(a, now)).collect();
+    record(&mut s, reqs, &|_| Some(now + 60));
+    record(&mut s, vec![nb("198.51.100.0/24", now)], &forever);
+    let folded = members.map(net);
+    s.fold_into(&folded, &net("198.51.100.0/24"), None).unwrap();
+    for (i, a) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+        .iter()
+        .enumerate()
+    {
+        record(&mut s, vec![nb(a, now + i as i64)], &|_| Some(now + 60));
+    }
+    record(&mut s, vec![nb("192.0.2.1", now)], &forever);
+    s.expire_due(now + 100).unwrap();
+    // Beyond max 1 (and all before `before`): the strays go oldest first; the folded
+    // members and the active bans stay.
+    let p = s.prune(1, 0, 1000).unwrap();
+    assert_eq!(
+        p,
+        Pruned {
+            forgotten: 2,
+            more: false
+        }
+    );
+    assert_eq!(s.records_of(&[net("203.0.113.3")]).unwrap().len(), 1);
+    assert_eq!(s.records_of(&folded).unwrap().len(), 3);
+    // A cap of 1 leaves more; time forgets the rest; the network lifted frees its members.
+    let p = s.prune(1, now + 10, 1).unwrap();
+    assert_eq!(
+        p,
+        Pruned {
+            forgotten: 1,
+            more: true
+        }
+    );
+    s.remove_many(&[net("198.51.100.0/24")]).unwrap();
+    let p = s.prune(1000, now + 10, 1000).unwrap();
+    assert_eq!(
+        p,
+        Pruned {
+            forgotten: 3,
+            more: false
+        }
+    );
+    assert_eq!(texts(s.active().unwrap()), ["192.0.2.1"]);
+    assert_eq!(s.inactive_count().unwrap(), 0);
+}

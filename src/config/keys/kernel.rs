@@ -316,6 +316,26 @@ pub(super) static KEYS: &[Key] = &[
         |c| c.db.display()
     ),
     key!(
+        "db_max_inactive",
+        Live,
+        "100000",
+        "10000",
+        Section::Storage,
+        "Expired bans kept to make an address's next ban longer (about 170 bytes each on disk); beyond, the oldest go first. Active bans are never dropped.",
+        |c, v| c.db_max_inactive = number(v, 100, 1 << 24)? as usize,
+        |c| c.db_max_inactive
+    ),
+    key!(
+        "ban_forget",
+        Live,
+        "180d",
+        "30d",
+        Section::Storage,
+        "An address with no ban for this long is forgotten: its next ban is a first ban again.",
+        |c, v| c.ban_forget = duration(v, 3600)?,
+        |c| c.ban_forget
+    ),
+    key!(
         "socket",
         Restart,
         "/run/ampere/ampere.sock",
