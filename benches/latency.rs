@@ -274,6 +274,8 @@ enum Beside {
     Hostiles,
     /// Asterisk's log, followed by the log door, grows by 10 MB/s all along.
     LogFlood,
+    /// This many bans in place (imported before the start), audited every 2 s.
+    InPlace(usize),
 }
 
 /// What the loaded rounds did: each import's wall time, or how many hostile trios came.
@@ -283,6 +285,9 @@ struct Done {
     trios: usize,
     /// Bytes the log grew by.
     logged: u64,
+    /// The loop's longest turn (ms) and the audits it made, from `status keys`.
+    longest_turn: u64,
+    audits: u64,
 }
 
 /// Time to ban of `n` attackers with `backend`, in ms, with `beside` running all along.
@@ -303,6 +308,11 @@ fn time_to_ban(
     } else {
         String::new()
     };
+    let audit = if matches!(beside, Beside::InPlace(_)) {
+        "audit_interval = 2\n"
+    } else {
+        ""
+    };
     // Each round starts from an empty kernel: a new database adopts the bans it finds.
     for t in ["iptables", "ip6tables"] {
         sh(&[t, "-w", "-F", "ampere"]);
@@ -316,12 +326,25 @@ fn time_to_ban(
         &format!(
             "iptables = /usr/sbin/iptables\nip6tables = /usr/sbin/ip6tables\n\
              iptables_restore = /usr/sbin/iptables-restore\nip6tables_restore = /usr/sbin/ip6tables-restore\n\
-             backend = {backend}\nping_interval = 1h\nban_unknown_account = no\n{door}"
+             backend = {}\nping_interval = 1h\nban_unknown_account = no\n{door}{audit}",
+            // The nft exec path of the same run: the daemon without its `nft -i`.
+            match backend {
+                "nft-exec" => "nft\nnft_interactive = no",
+                b => b,
+            }
         ),
     );
+    let in_place = match beside {
+        Beside::InPlace(big) => {
+            load::fill(&setup.cfg, big);
+            big
+        }
+        _ => 0,
+    };
     let d = setup.spawn();
     let mut ami = Ami::accept(&listener);
-    wait_for(10, "login", || setup.log().contains("logged in"));
+    // A start with a million bans restores them before it logs in.
+    wait_for(300, "login", || setup.log().contains("logged in"));
     let import = match beside {
         Beside::Import(m) => Some(m),
         _ => None,
@@ -366,10 +389,11 @@ fn time_to_ban(
         imports: admin.map(load::Background::finish).unwrap_or_default(),
         trios: attached.map_or(0, load::Background::finish),
         logged: flood.map_or(0, load::Background::finish),
+        ..Done::default()
     };
     // Bans the daemon made while an import held the lock are stored once it is free.
     let end = Instant::now() + Duration::from_secs(10);
-    while setup.stored().len() != n {
+    while setup.stored().len() != n + in_place {
         assert!(
             Instant::now() < end,
             "{backend}: {} of {n} bans stored 10 s after the last\n{}",
@@ -378,6 +402,11 @@ fn time_to_ban(
         );
         thread::sleep(Duration::from_millis(10));
     }
+    let done = Done {
+        longest_turn: load::status_key(&setup.cfg, "loop_longest_turn_ms").unwrap_or(0),
+        audits: load::status_key(&setup.cfg, "audits").unwrap_or(0),
+        ..done
+    };
     assert_eq!(d.stop(), 0);
     (out, done)
 }
@@ -439,7 +468,7 @@ fn per_backend(smoke: bool) -> (usize, usize) {
 fn inside(smoke: bool) {
     let (n, m) = per_backend(smoke);
     setup_chain();
-    let ears = Ears::start(3 * (n + 3 * m) + 1);
+    let ears = Ears::start(3 * (n + 4 * m) + n + 1);
     let atk = std::env::var("AMPERE_BENCH_INSIDE").unwrap();
     let mut prober = Prober::start(&atk);
     println!(
@@ -455,6 +484,8 @@ fn inside(smoke: bool) {
     let mut during = Vec::new();
     let mut hostile = Vec::new();
     let mut flooded = Vec::new();
+    let mut big = Vec::new();
+    let in_place = if smoke { 20_000 } else { 1_000_000 };
     for (b, backend) in ["iptables", "ipset", "nft"].into_iter().enumerate() {
         let t = figures(time_to_ban(backend, n, &ears, &mut prober, b * n, Beside::Nothing).0);
         prepare_floor(backend);
@@ -477,6 +508,24 @@ fn inside(smoke: bool) {
         let at = 3 * (n + 2 * m) + b * m;
         let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, Beside::LogFlood);
         flooded.push((backend, figures(ms), t.p99, done.logged));
+        if backend != "iptables" {
+            let at = 3 * (n + 3 * m) + b * m;
+            let round = Beside::InPlace(in_place);
+            let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, round);
+            big.push((backend, figures(ms), t.p99, done));
+        }
+        if backend == "nft" {
+            // The same backend by exec, for the pipe's gain.
+            let at = 3 * (n + 4 * m);
+            let e = figures(time_to_ban("nft-exec", n, &ears, &mut prober, at, Beside::Nothing).0);
+            println!(
+                "| nft, exec per batch (`nft_interactive = no`) | {:.2} ms | {:.2} ms | {:.2} ms | | | nft -i p99 / exec p99: {:.2}x |",
+                e.p50,
+                e.p99,
+                e.max,
+                t.p99 / e.p99
+            );
+        }
     }
     println!();
     println!("{m} more bans per backend while `ampere -a` and `-d` of {import} addresses run one after the other all along");
@@ -527,6 +576,22 @@ fn inside(smoke: bool) {
             logged as f64 / 1e6
         );
     }
+    println!();
+    println!("{m} more bans per set backend with {in_place} bans in place and `audit_interval = 2` (the audit lists the kernel in a child; iptables is not for a set this size)");
+    println!();
+    println!("| backend | time to ban p50 | p99 | max | p99 vs p99 of the empty round | audits | the loop's longest turn |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for (backend, t, alone, done) in big {
+        println!(
+            "| {backend} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2}x | {} | {} ms |",
+            t.p50,
+            t.p99,
+            t.max,
+            t.p99 / alone,
+            done.audits,
+            done.longest_turn
+        );
+    }
 }
 
 fn main() {
@@ -540,7 +605,7 @@ fn main() {
         return;
     }
     let (n, m) = per_backend(!bench);
-    let net = Net::create(3 * (n + 3 * m) + 1);
+    let net = Net::create(3 * (n + 4 * m) + n + 1);
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &net.pbx])
         .arg(std::env::current_exe().unwrap())

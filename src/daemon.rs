@@ -60,6 +60,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     resolver.tick(Instant::now());
     let fw = firewall::backend(&cfg);
     fw.prepare().map_err(|e| e.to_string())?;
+    fw.keep_running();
     let mut bans = Bans::open(&cfg, fw)?.for_daemon();
     bans.set_audit_interval(Duration::from_secs(cfg.audit_interval));
     let now = clock::now_epoch();
@@ -114,6 +115,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
             .map(|p| Follower::new(p, Instant::now())),
         log_through_ban: 0,
         iax2_warned: false,
+        longest_turn: Duration::ZERO,
         control: Some(control),
         rate: EventRate::default(),
         next_stats: cfg.statsfile.as_ref().map(|_| Instant::now()),
@@ -178,6 +180,8 @@ struct Daemon {
     /// port), and whether the admin was told that IAX2 runs without the log door.
     log_through_ban: u64,
     iax2_warned: bool,
+    /// The longest the loop worked between two polls.
+    longest_turn: Duration,
 }
 
 impl Daemon {
@@ -186,6 +190,7 @@ impl Daemon {
         // Kept from turn to turn: at a steady event rate the loop turns thousands of times a
         // second, and each turn's allocation showed in its CPU.
         let mut fds: Vec<PollFd> = Vec::with_capacity(8);
+        let mut woke: Option<Instant> = None;
         loop {
             self.timers();
             self.sync_guard(false);
@@ -229,7 +234,13 @@ impl Daemon {
                     revents: 0,
                 });
             }
-            if let Err(e) = sys::poll(&mut fds, self.poll_timeout()) {
+            // The loop's work between two polls: what a ban waits for at worst (`status`).
+            if let Some(w) = woke {
+                self.longest_turn = self.longest_turn.max(w.elapsed());
+            }
+            let polled = sys::poll(&mut fds, self.poll_timeout());
+            woke = Some(Instant::now());
+            if let Err(e) = polled {
                 error!("poll: {e}");
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
@@ -312,6 +323,7 @@ impl Daemon {
             },
             own: &self.own,
             log_door,
+            longest_turn: self.longest_turn,
         };
         report::answer(&mut live, request)
     }

@@ -3,7 +3,7 @@
 //! account) is escaped wherever it is printed.
 
 use std::fmt::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::addr::net_text;
 use crate::ban::Origin;
@@ -79,6 +79,8 @@ pub struct Live<'a> {
     pub own: &'a crate::own::OwnNets,
     /// The log door (`daemon/logdoor.rs`): a line for a person, and `key value` lines.
     pub log_door: (String, String),
+    /// The longest the loop worked between two polls since the start.
+    pub longest_turn: Duration,
 }
 
 /// A trusted name's addresses, or why it has none.
@@ -241,10 +243,11 @@ pub fn status(live: &mut Live, keys: bool) -> String {
         );
         let _ = writeln!(
             o,
-            "db_bytes {}\ndb_inactive {}\nbans_forgotten {}",
+            "db_bytes {}\ndb_inactive {}\nbans_forgotten {}\nloop_longest_turn_ms {}",
             store.size_on_disk(),
             store.inactive_count().unwrap_or(-1),
-            c.forgotten
+            c.forgotten,
+            live.longest_turn.as_millis()
         );
         return o;
     }
@@ -293,8 +296,9 @@ pub fn status(live: &mut Live, keys: bool) -> String {
     }
     let _ = writeln!(
         o,
-        "events:   {per_min:.1}/s over the last minute, {overall:.1}/s since start ({} in all)",
-        live.rate.total
+        "events:   {per_min:.1}/s over the last minute, {overall:.1}/s since start ({} in all); the loop's longest turn {} ms",
+        live.rate.total,
+        live.longest_turn.as_millis()
     );
     let _ = writeln!(
         o,
@@ -381,6 +385,9 @@ pub fn status(live: &mut Live, keys: bool) -> String {
         c.firewall_errors,
         live.sip_limit
     );
+    if let Some(tool) = live.bans.firewall().describe() {
+        let _ = writeln!(o, "          {tool}");
+    }
     for f in live.bans.path_faults() {
         let _ = writeln!(o, "  WARNING: {f}");
     }

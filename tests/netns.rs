@@ -44,6 +44,8 @@ mod kernel;
 use kernel::*;
 #[path = "netns/networks.rs"]
 mod networks;
+#[path = "netns/nftcli.rs"]
+mod nftcli;
 #[path = "netns/own.rs"]
 mod own;
 #[path = "netns/property.rs"]
@@ -297,6 +299,16 @@ fn the_ami_host_named_in_the_config_is_never_banned_even_if_it_resolved_late() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(format!("{dir}/hosts"), "127.0.0.1 localhost\n").unwrap();
     net.run_inner("inner_ami_host_by_name");
+}
+
+#[test]
+fn nft_bans_go_through_one_nft_i_child() {
+    TestNet::create().run_inner("nftcli::inner_nftcli");
+}
+
+#[test]
+fn an_nft_without_its_interactive_mode_is_execd() {
+    TestNet::create().run_inner("nftcli::inner_no_cli");
 }
 
 #[test]

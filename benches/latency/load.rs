@@ -151,3 +151,45 @@ pub fn log_flood(path: &std::path::Path, per_sec: usize) -> Background<u64> {
         written
     })
 }
+
+/// `ampere -a` of `n` addresses from 100.64.0.0 on (no daemon runs yet): the bans in place
+/// of the rounds that measure a big set.
+pub fn fill(cfg: &Path, n: usize) {
+    let list: String = (0..n)
+        .map(|i| format!("{}\n", Ipv4Addr::from(0x6440_0000u32 + i as u32)))
+        .collect();
+    let mut child = ampere()
+        .arg("-c")
+        .arg(cfg)
+        .arg("-a")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(list.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "ampere -a of {n}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One value of the running daemon's `status keys`.
+pub fn status_key(cfg: &Path, key: &str) -> Option<u64> {
+    let out = ampere()
+        .arg("-c")
+        .arg(cfg)
+        .args(["status", "keys"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
+}

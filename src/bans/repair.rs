@@ -222,12 +222,10 @@ impl Bans {
     fn remake(&mut self, why: &str, now: i64) -> bool {
         let entries: Result<Vec<Entry>, String> = self
             .store
-            .active()
-            .map(|a| {
-                a.iter()
-                    .map(Ban::entry)
-                    .chain(self.unstored.iter().map(|u| u.held))
-                    .collect()
+            .active_entries()
+            .map(|mut a| {
+                a.extend(self.unstored.iter().map(|u| u.held));
+                a
             })
             .map_err(|e| e.to_string());
         let rebuilt = entries.and_then(|entries| {

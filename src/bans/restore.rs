@@ -1,9 +1,8 @@
 //! The daemon's start: what ended while Ampere was down lifted, and the kernel made equal
 //! to the database in one batch; a database made anew adopts the kernel's bans first.
 
-use super::{Ban, Bans};
+use super::Bans;
 use crate::ban::{BanRequest, Lifetime, Origin};
-use crate::firewall::Entry;
 use crate::{info, warn};
 
 impl Bans {
@@ -17,7 +16,7 @@ impl Bans {
         if !lapsed.is_empty() {
             info!("{} ban(s) ended while Ampere was not running", lapsed.len());
         }
-        let mut bans = self.store.active().map_err(|e| e.to_string())?;
+        let mut bans = self.store.active_entries().map_err(|e| e.to_string())?;
         if self.store.is_new() && bans.is_empty() {
             // The database was deleted (a stop right after, or a mistake) and made anew: the
             // kernel's bans are the only record left. Adopted, not flushed.
@@ -36,11 +35,10 @@ impl Bans {
                     self.store.path(),
                     held.len()
                 );
-                bans = self.store.active().map_err(|e| e.to_string())?;
+                bans = self.store.active_entries().map_err(|e| e.to_string())?;
             }
         }
-        let entries: Vec<Entry> = bans.iter().map(Ban::entry).collect();
-        self.fw.restore(&entries, now).map_err(|e| e.to_string())?;
+        self.fw.restore(&bans, now).map_err(|e| e.to_string())?;
         self.read_next_expiry();
         Ok(bans.len())
     }

@@ -96,6 +96,7 @@ pub struct Config {
     pub known_max: usize,
     pub known_forget: u64,
     pub db_max_inactive: usize,
+    pub nft_interactive: bool,
     pub ban_forget: u64,
     /// Asterisk's log, followed by the log door (`logdoor.rs`); None: off.
     pub asterisk_log: Option<PathBuf>,
@@ -176,6 +177,7 @@ impl Config {
             known_max: 0,
             known_forget: 0,
             db_max_inactive: 0,
+            nft_interactive: false,
             ban_forget: 0,
             asterisk_log: None,
             weak_bantime: 0,

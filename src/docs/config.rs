@@ -57,6 +57,7 @@ pub const PROFILES: [Profile; 2] = [
             ("bantime_factor", "2"),
             ("permanent_after", "4"),
             ("backend", "nft"),
+            ("nft_interactive", "no"),
             ("db", "/etc/ampere/ampere.db"),
             ("db_max_inactive", "10000"),
             ("ban_forget", "90d"),
@@ -65,7 +66,7 @@ pub const PROFILES: [Profile; 2] = [
             (Section::Bans, HUMANE),
             (
                 Section::Firewall,
-                "OpenWrt 22.03 and later run fw4 on nftables, without iptables: Ampere keeps a table of its own (`inet ampere`, input hook at priority -10) that no fw4 reload touches.",
+                "OpenWrt 22.03 and later run fw4 on nftables, without iptables: Ampere keeps a table of its own (`inet ampere`, input hook at priority -10) that no fw4 reload touches. OpenWrt's nft is built without its interactive mode, so each batch of bans execs nft.",
             ),
             (
                 Section::Storage,

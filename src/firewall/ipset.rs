@@ -3,119 +3,30 @@
 //! bans. `hash:net` rather than `hash:ip`: it holds hosts and the networks of blocklists.
 
 use std::cell::RefCell;
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, ChildStdin, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 
 use super::iptables::Chains;
+use super::shell::{Dialect, Shell, ShellError};
 use super::{held, output, run, Backend, Entry, ErrorKind, FwError, Result, SipLimit};
 use crate::addr::is_v6;
 use crate::config::Config;
-use crate::sys::{self, PollFd};
-
-/// How long one command in the running `ipset -` may take before it counts as hung.
-const SHELL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Larger scripts go to `ipset restore` at once: while Ampere writes to the shell it does not
 /// read the shell's errors, so a script must stay well below what the pipes hold.
 const SHELL_MAX_SCRIPT: usize = 16 * 1024;
 
-enum ShellError {
-    /// ipset ran the commands and reported this; the shell is fine.
-    Said(String),
-    /// The shell is gone or stuck.
-    Broken(String),
-}
-
-/// A long-running `ipset -` (interactive mode), so that a ban costs a netlink round trip
-/// (about 0.1 ms) instead of a fork and exec (about 1.2 ms). Its prompts go to stdout, which
-/// stdio buffers when it is a pipe, so they cannot acknowledge a command; each batch of
-/// commands is followed by `test SET 0.0.0.1` instead, whose answer ("0.0.0.1 is [NOT] in
-/// set ...") goes to the unbuffered stderr after any error of the commands before it.
-struct Shell {
-    child: Child,
-    stdin: ChildStdin,
-    stderr: ChildStderr,
-    sentinel: String,
-}
-
-impl Shell {
-    fn spawn(ipset: &Path, sentinel_set: &str) -> std::io::Result<Shell> {
-        let mut child = crate::exec::command(ipset)
-            .arg("-")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stdin = child.stdin.take().expect("piped");
-        let stderr = child.stderr.take().expect("piped");
-        Ok(Shell {
-            child,
-            stdin,
-            stderr,
-            sentinel: format!("test {sentinel_set} 0.0.0.1\n"),
-        })
-    }
-
-    /// Runs `script` (ipset commands, one per line).
-    fn run(&mut self, script: &str) -> std::result::Result<(), ShellError> {
-        let mut input = String::with_capacity(script.len() + self.sentinel.len());
-        input.push_str(script);
-        input.push_str(&self.sentinel);
-        self.stdin
-            .write_all(input.as_bytes())
-            .map_err(|e| ShellError::Broken(format!("ipset - : {e}")))?;
-        let mut said = Vec::new();
-        let deadline = Instant::now() + SHELL_TIMEOUT;
-        loop {
-            let ack = said.windows(11).position(|w| w == b"0.0.0.1 is ");
-            if let Some(at) = ack.filter(|&at| said[at..].contains(&b'\n')) {
-                let text = String::from_utf8_lossy(&said[..at]).trim().to_string();
-                return if text.is_empty() {
-                    Ok(())
-                } else {
-                    Err(ShellError::Said(text))
-                };
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(ShellError::Broken(format!(
-                    "ipset - : no answer within {}s",
-                    SHELL_TIMEOUT.as_secs()
-                )));
-            }
-            let mut fds = [PollFd {
-                fd: self.stderr.as_raw_fd(),
-                events: sys::POLLIN,
-                revents: 0,
-            }];
-            if sys::poll(&mut fds, left.as_millis().max(1) as i32)
-                .map_err(|e| ShellError::Broken(e.to_string()))?
-                == 0
-            {
-                continue;
-            }
-            let mut buf = [0u8; 4096];
-            match self.stderr.read(&mut buf) {
-                Ok(0) => return Err(ShellError::Broken("ipset - exited".into())),
-                Ok(n) => said.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ShellError::Broken(format!("ipset - : {e}"))),
-            }
-        }
-    }
-}
-
-impl Drop for Shell {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// `ipset -` (interactive mode). Its prompts go to stdout, which stdio buffers when it is a
+/// pipe, so they cannot acknowledge a command; each batch is followed by `test SET 0.0.0.1`
+/// instead, whose answer ("0.0.0.1 is [NOT] in set ...") goes to the unbuffered stderr after
+/// any error of the commands before it.
+static IPSET_SHELL: Dialect = Dialect {
+    name: "ipset -",
+    args: &["-"],
+    marker: b"0.0.0.1 is ",
+    acks_on_stdout: false,
+};
 
 /// ipset's largest per-entry timeout (seconds); longer bans are stored without one and
 /// removed by Ampere at their expiry.
@@ -148,7 +59,8 @@ impl Ipset {
         }
         let mut shell = self.shell.borrow_mut();
         if shell.is_none() {
-            *shell = Shell::spawn(&self.ipset, &self.set_name(false)).ok();
+            let sentinel = format!("test {} 0.0.0.1\n", self.set_name(false));
+            *shell = Shell::spawn(&self.ipset, &IPSET_SHELL, sentinel).ok();
         }
         if let Some(sh) = shell.as_mut() {
             match sh.run(script) {

@@ -7,6 +7,7 @@ mod iptables;
 mod limit;
 mod nft;
 mod path;
+mod shell;
 
 use std::fmt;
 use std::io::Write;
@@ -136,6 +137,13 @@ pub trait Backend {
     /// definitions, its nft table) differs from what it last wrote: a flushed chain, a stray
     /// rule above the bans, a lost SIP limit. Empty when intact; the audit then `restore`s.
     fn faults(&self) -> Result<Vec<String>>;
+    /// The daemon's start: a backend that keeps its tool running behind a pipe (nft) starts
+    /// it now, and says once in the log when it cannot.
+    fn keep_running(&self) {}
+    /// How the backend runs its tool, for `status`, where that is worth a line.
+    fn describe(&self) -> Option<String> {
+        None
+    }
     /// What on the admin's side keeps the bans from dropping (no jump into the chain, an
     /// `ESTABLISHED` accept before it): reported, never changed.
     fn path_faults(&self) -> Result<Vec<String>> {

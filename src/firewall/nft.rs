@@ -8,6 +8,8 @@
 //! "interval overlaps with an existing one"; a hash set costs the same at any size. A hash
 //! set matches only exact keys, so networks must stay in an interval set.
 
+mod cli;
+
 use std::cell::RefCell;
 use std::path::PathBuf;
 
@@ -83,6 +85,9 @@ pub struct Nft {
     /// Ampere wrote it: what the audit compares with, in nft's own wording whatever its
     /// version.
     shape: RefCell<Option<String>>,
+    /// The `nft -i` child of the daemon (`cli.rs`), unless `nft_interactive = no`.
+    cli: cli::Cli,
+    interactive: bool,
 }
 
 impl Nft {
@@ -99,6 +104,8 @@ impl Nft {
             ipv6: c.ipv6,
             limit: RefCell::new(None),
             shape: RefCell::new(None),
+            cli: cli::Cli::new(),
+            interactive: c.nft_interactive,
         }
     }
 
@@ -336,12 +343,9 @@ impl Backend for Nft {
 
     fn ban(&self, e: &Entry, now: i64) -> Result<()> {
         let set = self.set_for(&e.net)?;
-        let elem = format!("{{ {} }}", Self::element(e, now));
-        run(
-            &self.nft,
-            &["add", "element", "inet", &self.table, set, &elem],
-            None,
-        )
+        let elem = [Self::element(e, now)];
+        self.cli
+            .apply(&self.nft, &self.elements_line("add", set, &elem))
     }
 
     fn adds_idempotently(&self) -> bool {
@@ -362,7 +366,7 @@ impl Backend for Nft {
             }
             script.push_str(&self.elements_line("add", set, &elems));
         }
-        run(&self.nft, &["-f", "-"], Some(script.as_bytes()))
+        self.cli.apply(&self.nft, &script)
     }
 
     fn unban_many(&self, nets: &[IpNet]) -> Result<()> {
@@ -379,7 +383,7 @@ impl Backend for Nft {
             }
             script.push_str(&self.elements_line("delete", set, &elems));
         }
-        run(&self.nft, &["-f", "-"], Some(script.as_bytes()))
+        self.cli.apply(&self.nft, &script)
     }
 
     fn list(&self) -> Result<Vec<IpNet>> {
@@ -396,10 +400,18 @@ impl Backend for Nft {
         for r in limit.map(|l| self.limit_rules(l)).unwrap_or_default() {
             script.push_str(&format!("add rule inet {t} guard {r}\n"));
         }
-        run(&self.nft, &["-f", "-"], Some(script.as_bytes()))?;
+        self.cli.apply(&self.nft, &script)?;
         *self.limit.borrow_mut() = limit.cloned();
         self.remember();
         Ok(())
+    }
+
+    fn keep_running(&self) {
+        self.cli.start(&self.nft, self.interactive);
+    }
+
+    fn describe(&self) -> Option<String> {
+        self.cli.describe()
     }
 
     fn holds(&self, net: &IpNet) -> Result<bool> {
@@ -430,12 +442,11 @@ impl Backend for Nft {
 
     fn unban(&self, net: &IpNet) -> Result<()> {
         let set = self.set_for(net)?;
-        let elem = format!("{{ {} }}", net_text(net));
-        match run(
-            &self.nft,
-            &["delete", "element", "inet", &self.table, set, &elem],
-            None,
-        ) {
+        let elem = [net_text(net)];
+        match self
+            .cli
+            .apply(&self.nft, &self.elements_line("delete", set, &elem))
+        {
             // Already gone: its kernel timeout ran out first, or the whole table went.
             Err(e) if matches!(e.kind, ErrorKind::NotThere | ErrorKind::MissingChain) => Ok(()),
             r => r,

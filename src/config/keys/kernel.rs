@@ -236,6 +236,16 @@ pub(super) static KEYS: &[Key] = &[
         |c, v| c.nft = command_path(v)?,
         |c| c.nft.display()
     ),
+    key!(
+        "nft_interactive",
+        Restart,
+        "yes",
+        "no",
+        Section::Firewall,
+        "With backend nft, the daemon keeps one `nft -i` running and sends its bans through it (a ban in a fraction of a millisecond instead of an exec of nft); `no` execs nft for each batch. An nft built without its interactive mode (OpenWrt) is found at the start and exec'd.",
+        |c, v| c.nft_interactive = boolean(v)?,
+        |c| if c.nft_interactive { "yes" } else { "no" }
+    ),
     Key {
         show: |c| path_opt("onban", &c.onban),
         ..key!(

@@ -2,6 +2,7 @@
 
 use super::*;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 /// A stand-in `ipset` that speaks the interactive protocol: logs what it is asked,
 /// answers `test` on stderr, reports lines with "bad" as errors and exits at "die".
