@@ -148,7 +148,7 @@ fn inside(smoke: bool) {
         for (i, &n) in sizes.iter().enumerate().filter(|(_, &n)| fits(backend, n)) {
             let e = entries(n, 0);
             let t = Instant::now();
-            fw.restore(&e, NOW).unwrap();
+            fw.restore(&firewall::Listed(&e), NOW).unwrap();
             let took = t.elapsed();
             assert_eq!(count_in_kernel(backend), n, "{backend}: restore incomplete");
             if backend == "iptables" {
@@ -159,7 +159,7 @@ fn inside(smoke: bool) {
             });
             println!("| {backend} | {n} | {:.0} ms | {vs} |", ms(took));
         }
-        fw.restore(&[], NOW).unwrap();
+        fw.restore(&firewall::Listed(&[]), NOW).unwrap();
     }
     println!();
     println!("ban cost: one `ban` call (the backend in this process), and `ampere -a` of one address (the binary, no daemon, its database and lock included), with no ban and with many in place");
@@ -170,10 +170,11 @@ fn inside(smoke: bool) {
     for backend in ["iptables", "ipset", "nft"] {
         let big = *sizes.iter().rfind(|&&n| fits(backend, n)).unwrap();
         let fw = firewall::backend(&config(backend));
-        fw.restore(&[], NOW).unwrap();
+        fw.restore(&firewall::Listed(&[]), NOW).unwrap();
         let empty = ban_cost(fw.as_ref(), samples, 1 << 24);
         let one_empty = add_one(backend, samples, 1 << 23);
-        fw.restore(&entries(big, 0), NOW).unwrap();
+        fw.restore(&firewall::Listed(&entries(big, 0)), NOW)
+            .unwrap();
         let full = ban_cost(fw.as_ref(), samples, 1 << 25);
         let one_full = add_one(backend, samples, 1 << 22);
         println!(
@@ -185,7 +186,7 @@ fn inside(smoke: bool) {
             ms(one_full),
             one_full.as_secs_f64() / one_empty.as_secs_f64()
         );
-        fw.restore(&[], NOW).unwrap();
+        fw.restore(&firewall::Listed(&[]), NOW).unwrap();
     }
     println!();
     println!("| backend | `ampere -a` of | took | `ampere -d` of them | daemon's peak RSS, 0 bans | with them | ratio |");

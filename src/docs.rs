@@ -7,7 +7,7 @@ use crate::kinds::{Kind, KINDS, SYSTEM_EVENTS};
 use crate::score::{Weight, UNIT};
 
 mod config;
-pub use config::{man_configuration, sample_config, PROFILES, SECTIONS};
+pub use config::{man_configuration, markdown_configuration, sample_config, PROFILES, SECTIONS};
 
 /// A generated block: the file it lives in, its name (the markers'), and its text.
 pub struct Block {
@@ -33,6 +33,11 @@ pub fn blocks() -> Vec<Block> {
             file: "doc/ampere.8",
             name: "configuration",
             text: man_configuration(),
+        },
+        Block {
+            file: "doc/configuration.md",
+            name: "keys",
+            text: markdown_configuration(),
         },
     ];
     for p in &PROFILES {

@@ -46,8 +46,10 @@ pub struct Kind {
     /// security_events.h, manager.c) and the captures.
     pub sent_by: &'static [Driver],
     /// What proves its source (`score::Evidence`).
+    #[cfg(not(ampere_lean))]
     pub evidence: &'static str,
     /// What it means, for a person.
+    #[cfg(not(ampere_lean))]
     pub meaning: &'static str,
 }
 
@@ -55,6 +57,7 @@ const fn add(base: u32, bump: u32) -> Weight {
     Weight::Add { base, bump }
 }
 
+#[cfg(not(ampere_lean))]
 const TRANSPORT: &str = "strong over TCP, TLS, WS(S) and from AMI; weak over UDP";
 
 use Driver::{Ami, ChanSip, Iax2Log, Pjsip};
@@ -75,7 +78,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(1, 1),
         credential: true,
         sent_by: &[ChanSip, Ami],
+        #[cfg(not(ampere_lean))]
         evidence: "strong over TCP, TLS, WS(S), from AMI, and when chan_sip's ReceivedChallenge is the Challenge it issued; weak otherwise",
+        #[cfg(not(ampere_lean))]
         meaning: "a wrong password (chan_sip, also for an unknown user with alwaysauthreject; AMI's wrong secret)",
     },
     Kind {
@@ -84,7 +89,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(1, 1),
         credential: true,
         sent_by: &[Pjsip, Ami],
+        #[cfg(not(ampere_lean))]
         evidence: TRANSPORT,
+        #[cfg(not(ampere_lean))]
         meaning: "a wrong digest answer to a challenge (PJSIP's wrong password)",
     },
     Kind {
@@ -93,7 +100,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(4, 10),
         credential: true,
         sent_by: &[Pjsip, ChanSip],
+        #[cfg(not(ampere_lean))]
         evidence: TRANSPORT,
+        #[cfg(not(ampere_lean))]
         meaning: "a request challenged for credentials; free for an account the host logged in with",
     },
     Kind {
@@ -102,7 +111,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(4, 5),
         credential: false,
         sent_by: &[Pjsip, ChanSip, Ami],
+        #[cfg(not(ampere_lean))]
         evidence: TRANSPORT,
+        #[cfg(not(ampere_lean))]
         meaning: "refused by an ACL; free when the registrar refuses a request right after its success",
     },
     Kind {
@@ -111,7 +122,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(5, 5),
         credential: false,
         sent_by: &[Pjsip, ChanSip, Ami, Iax2Log],
+        #[cfg(not(ampere_lean))]
         evidence: TRANSPORT,
+        #[cfg(not(ampere_lean))]
         meaning: "an account that does not exist (extension scanning); on strong evidence it bans a host that never logged in at once",
     },
     Kind {
@@ -120,7 +133,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(3, 3),
         credential: false,
         sent_by: &[Ami],
+        #[cfg(not(ampere_lean))]
         evidence: TRANSPORT,
+        #[cfg(not(ampere_lean))]
         meaning: "a malformed request",
     },
     Kind {
@@ -129,7 +144,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(2, 2),
         credential: false,
         sent_by: &[Ami],
+        #[cfg(not(ampere_lean))]
         evidence: TRANSPORT,
+        #[cfg(not(ampere_lean))]
         meaning: "a request the account may not make (an AMI action without the rights)",
     },
     Kind {
@@ -138,7 +155,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(3, 3),
         credential: false,
         sent_by: &[],
+        #[cfg(not(ampere_lean))]
         evidence: TRANSPORT,
+        #[cfg(not(ampere_lean))]
         meaning: "an authentication method that is not allowed",
     },
     Kind {
@@ -147,7 +166,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(3, 3),
         credential: false,
         sent_by: &[],
+        #[cfg(not(ampere_lean))]
         evidence: TRANSPORT,
+        #[cfg(not(ampere_lean))]
         meaning: "a session continued from another address",
     },
     Kind {
@@ -156,7 +177,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(3, 3),
         credential: false,
         sent_by: &[ChanSip],
+        #[cfg(not(ampere_lean))]
         evidence: TRANSPORT,
+        #[cfg(not(ampere_lean))]
         meaning: "a transport the account may not use",
     },
     Kind {
@@ -165,7 +188,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(1, 1),
         credential: false,
         sent_by: &[Pjsip],
+        #[cfg(not(ampere_lean))]
         evidence: TRANSPORT,
+        #[cfg(not(ampere_lean))]
         meaning: "a request Asterisk does not support",
     },
     Kind {
@@ -174,7 +199,9 @@ pub const KINDS: [Kind; 16] = [
         weight: Weight::Clear,
         credential: false,
         sent_by: &[Pjsip, ChanSip, Ami],
+        #[cfg(not(ampere_lean))]
         evidence: "always strong: a right digest needs the nonce sent to that address",
+        #[cfg(not(ampere_lean))]
         meaning: "a success: takes back what failures against that same account added, and makes the host known",
     },
     Kind {
@@ -183,7 +210,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(1, 1),
         credential: false,
         sent_by: &[ChanSip, Ami],
+        #[cfg(not(ampere_lean))]
         evidence: TRANSPORT,
+        #[cfg(not(ampere_lean))]
         meaning: "a login refused at the session limit, before its secret was checked: a guess",
     },
     Kind {
@@ -192,7 +221,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(1, 1),
         credential: false,
         sent_by: &[Pjsip],
+        #[cfg(not(ampere_lean))]
         evidence: TRANSPORT,
+        #[cfg(not(ampere_lean))]
         meaning: "a request refused for lack of memory",
     },
     Kind {
@@ -201,7 +232,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(1, 1),
         credential: false,
         sent_by: &[],
+        #[cfg(not(ampere_lean))]
         evidence: TRANSPORT,
+        #[cfg(not(ampere_lean))]
         meaning: "a request refused at the load average limit",
     },
     Kind {
@@ -210,7 +243,9 @@ pub const KINDS: [Kind; 16] = [
         weight: add(5, 5),
         credential: true,
         sent_by: &[Iax2Log],
+        #[cfg(not(ampere_lean))]
         evidence: "strong while call tokens are required (iax.conf's requirecalltoken, yes by default): the source answered a CALLTOKEN first; weak for a peer or user with requirecalltoken = no",
+        #[cfg(not(ampere_lean))]
         meaning: "chan_iax2's wrong MD5 secret for a registration or a call: the challenge and its failed answer in one line of Asterisk's log",
     },
 ];

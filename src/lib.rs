@@ -25,6 +25,9 @@ pub mod config;
 pub mod control;
 pub mod crowdsec;
 pub mod daemon;
+/// Without its documentation text (`--cfg ampere_lean`, the size builds for routers): the
+/// documents are written from a normal build (`make docs`), the router never prints them.
+#[cfg(not(ampere_lean))]
 pub mod docs;
 pub mod engine;
 pub mod event;

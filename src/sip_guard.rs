@@ -59,12 +59,16 @@ impl SipGuard {
         if want == self.tried.as_ref() {
             return;
         }
+        // How long the firewall took to put it in place: on a loaded machine the command,
+        // not Ampere's decision, is what lets a flood through meanwhile (tests/netns/guard.rs).
+        let started = std::time::Instant::now();
         let result = fw.limit_sip(want);
+        let took = started.elapsed().as_millis();
         let want = want.cloned();
         let old = std::mem::replace(&mut self.tried, want);
         match (result, &self.tried) {
             (Ok(()), Some(l)) => info!(
-                "{}: SIP limited to {}/s (burst {}) per untrusted source{}",
+                "{}: SIP limited to {}/s (burst {}) per untrusted source{} (in place in {took} ms)",
                 l.kind,
                 l.rate,
                 l.burst,
@@ -73,7 +77,7 @@ impl SipGuard {
                     LimitKind::Flood => "",
                 }
             ),
-            (Ok(()), None) => info!("SIP limit lifted"),
+            (Ok(()), None) => info!("SIP limit lifted (in {took} ms)"),
             (Err(e), Some(l)) => error!("cannot put up the SIP limit ({}): {e}", l.kind),
             (Err(e), None) => error!(
                 "cannot take down the SIP limit ({}): {e}",

@@ -50,6 +50,8 @@ mod nftcli;
 mod own;
 #[path = "netns/property.rs"]
 mod property;
+#[path = "netns/readme.rs"]
+mod readme;
 #[path = "netns/rules.rs"]
 mod rules;
 #[path = "netns/split.rs"]
@@ -309,6 +311,11 @@ fn nft_bans_go_through_one_nft_i_child() {
 #[test]
 fn an_nft_without_its_interactive_mode_is_execd() {
     TestNet::create().run_inner("nftcli::inner_no_cli");
+}
+
+#[test]
+fn the_readme_s_set_up_steps_ban_an_attacker() {
+    TestNet::create().run_inner("readme::inner_readme");
 }
 
 #[test]

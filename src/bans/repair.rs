@@ -66,6 +66,9 @@ impl Found {
     }
 }
 
+/// Strays named one by one in the log; the rest are counted.
+const SHOWN: usize = 10;
+
 impl Bans {
     /// Compares the kernel with the database in this process and repairs both ways: a
     /// stored ban missing from the kernel is put back (one batch), an entry in Ampere's
@@ -198,6 +201,24 @@ impl Bans {
 
     /// Removes `strays` from the kernel; returns how many failed.
     fn remove_strays(&mut self, strays: &[IpNet]) -> u64 {
+        // One batch first (past 64 an iptables chain is rebuilt in one restore): an import
+        // killed half-way left 2,000 strays, and an exec each held the loop for seconds.
+        if strays.len() > 1 && self.fw.unban_many(strays).is_ok() {
+            self.counters.strays_removed += strays.len() as u64;
+            for net in strays.iter().take(SHOWN) {
+                warn!(
+                    "audit: {} was in the kernel without an active ban: removed",
+                    net_text(net)
+                );
+            }
+            if strays.len() > SHOWN {
+                warn!(
+                    "audit: and {} more entries without an active ban: removed",
+                    strays.len() - SHOWN
+                );
+            }
+            return 0;
+        }
         let mut failed = 0;
         for net in strays {
             match self.fw.unban(net) {
@@ -220,21 +241,20 @@ impl Bans {
     /// Makes everything Ampere owns again (its table, sets, chain's rules) with exactly the
     /// database's bans, in one transaction per tool; true if it worked.
     fn remake(&mut self, why: &str, now: i64) -> bool {
-        let entries: Result<Vec<Entry>, String> = self
-            .store
-            .active_entries()
-            .map(|mut a| {
-                a.extend(self.unstored.iter().map(|u| u.held));
-                a
-            })
-            .map_err(|e| e.to_string());
-        let rebuilt = entries.and_then(|entries| {
-            self.fw
-                .prepare()
-                .and_then(|()| self.fw.restore(&entries, now))
-                .map(|()| entries.len())
-                .map_err(|e: FwError| e.to_string())
-        });
+        let extra: Vec<Entry> = self.unstored.iter().map(|u| u.held).collect();
+        let stored = super::restore::Stored {
+            store: &self.store,
+            extra: &extra,
+        };
+        let rebuilt = self
+            .fw
+            .prepare()
+            .and_then(|()| self.fw.restore(&stored, now))
+            .map_err(|e: FwError| e.to_string())
+            .and_then(|()| {
+                let n = self.store.active_count().map_err(|e| e.to_string())?;
+                Ok(usize::try_from(n).unwrap_or(0) + extra.len())
+            });
         match rebuilt {
             Ok(n) => {
                 self.counters.repaired += 1;

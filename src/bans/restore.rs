@@ -3,6 +3,7 @@
 
 use super::Bans;
 use crate::ban::{BanRequest, Lifetime, Origin};
+use crate::firewall::{Entry, ErrorKind, FwError, Source};
 use crate::{info, warn};
 
 impl Bans {
@@ -16,8 +17,8 @@ impl Bans {
         if !lapsed.is_empty() {
             info!("{} ban(s) ended while Ampere was not running", lapsed.len());
         }
-        let mut bans = self.store.active_entries().map_err(|e| e.to_string())?;
-        if self.store.is_new() && bans.is_empty() {
+        let mut count = self.store.active_count().map_err(|e| e.to_string())?;
+        if self.store.is_new() && count == 0 {
             // The database was deleted (a stop right after, or a mistake) and made anew: the
             // kernel's bans are the only record left. Adopted, not flushed.
             if let Some(held) = self.fw.list().ok().filter(|h| !h.is_empty()) {
@@ -35,11 +36,32 @@ impl Bans {
                     self.store.path(),
                     held.len()
                 );
-                bans = self.store.active_entries().map_err(|e| e.to_string())?;
+                count = self.store.active_count().map_err(|e| e.to_string())?;
             }
         }
-        self.fw.restore(&bans, now).map_err(|e| e.to_string())?;
+        let stored = Stored {
+            store: &self.store,
+            extra: &[],
+        };
+        self.fw.restore(&stored, now).map_err(|e| e.to_string())?;
         self.read_next_expiry();
-        Ok(bans.len())
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+}
+
+/// The database's active bans (and `extra`, held in memory) as the firewall's restore
+/// reads them: row by row, never all at once.
+pub(super) struct Stored<'a> {
+    pub store: &'a crate::store::Store,
+    pub extra: &'a [Entry],
+}
+
+impl Source for Stored<'_> {
+    fn each(&self, f: &mut dyn FnMut(Entry)) -> Result<(), FwError> {
+        self.store
+            .for_each_active_entry(&mut *f)
+            .map_err(|e| FwError::new(ErrorKind::Failed, format!("reading the bans: {e}")))?;
+        self.extra.iter().for_each(|e| f(*e));
+        Ok(())
     }
 }

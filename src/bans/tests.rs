@@ -34,7 +34,9 @@ impl Backend for Fake {
         self.0.borrow_mut().gone = false;
         Ok(())
     }
-    fn restore(&self, bans: &[Entry], now: i64) -> FwResult<()> {
+    fn restore(&self, source: &dyn crate::firewall::Source, now: i64) -> FwResult<()> {
+        let mut bans = Vec::new();
+        source.each(&mut |e| bans.push(e))?;
         let mut k = self.0.borrow_mut();
         let line: Vec<String> = bans
             .iter()

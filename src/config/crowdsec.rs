@@ -83,7 +83,7 @@ impl Crowdsec {
 fn lapi_url(v: &str) -> Result<SocketAddr, String> {
     if v.starts_with("https://") {
         return Err(format!(
-            "`{v}`: Ampere speaks plain HTTP to LAPI; reach a remote one through a local tunnel (README)"
+            "`{v}`: Ampere speaks plain HTTP to LAPI; reach a remote one through a local tunnel (doc/crowdsec.md)"
         ));
     }
     let rest = v

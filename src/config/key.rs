@@ -40,6 +40,7 @@ macro_rules! key {
             default: $default,
             example: $example,
             section: $section,
+            #[cfg(not(ampere_lean))]
             doc: $doc,
             secret: false,
             repeat: false,
@@ -63,6 +64,7 @@ pub struct Key {
     /// Where it is documented, and what the documents say of it (the sample configs, the
     /// man page: `docs.rs` writes them from this).
     pub section: Section,
+    #[cfg(not(ampere_lean))]
     pub doc: &'static str,
     /// Masked by `-t`.
     pub secret: bool,

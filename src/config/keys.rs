@@ -136,7 +136,7 @@ static KEYS: &[Key] = &[
         "off",
         "50/s burst 250",
         Section::Ami,
-        "At all times: each untrusted source (IPv6: each ipv6_prefix, LAN addresses one by one) may send at most RATE packets/s to the SIP ports; it catches what AMI never reports (OPTIONS and INVITE floods, REGISTER storms). `flood = 50/s burst 250` lets an office of 60 phones behind one NAT re-register at once (4 packets each) without one drop; see the README.",
+        "At all times: each untrusted source (IPv6: each ipv6_prefix, LAN addresses one by one) may send at most RATE packets/s to the SIP ports; it catches what AMI never reports (OPTIONS and INVITE floods, REGISTER storms). `flood = 50/s burst 250` lets an office of 60 phones behind one NAT re-register at once (4 packets each) without one drop; see doc/scoring.md.",
         |c, v| c.flood = rate(v)?,
         |c| rate_text(c.flood)
     ),
@@ -275,6 +275,7 @@ static KEYS: &[Key] = &[
         default: "",
         example: "weight.InvalidAccountID = 7",
         section: Section::Scoring,
+        #[cfg(not(ampere_lean))]
         doc: "The weight of an event: N, or N/M (+M instead of +N when the penalty is one short of a multiple of 5: the original Ampere's rule), or `clear` (a legitimate event: start from zero), or 0 (ignore).",
         secret: false,
         repeat: false,
@@ -308,6 +309,7 @@ static KEYS: &[Key] = &[
         default: "",
         example: "192.0.2.0/24",
         section: Section::Trust,
+        #[cfg(not(ampere_lean))]
         doc: "A network never banned: addr or addr/len, IPv4 or IPv6, or a host name with a dot (office.example.net, office.lan), trusted at the addresses it resolves to (A and AAAA); repeat the key for more. A ban of an address that becomes trusted is lifted at once.",
         secret: false,
         repeat: true,

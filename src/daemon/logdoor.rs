@@ -45,7 +45,7 @@ impl Daemon {
                 *log_through_ban += 1;
                 if *log_through_ban == 1 {
                     warn!(
-                        "{} is banned but still reaches Asterisk ({} in its log): the ban does not cover IAX2's port 4569 (`ports`, and the jumps into the chain: see the README)",
+                        "{} is banned but still reaches Asterisk ({} in its log): the ban does not cover IAX2's port 4569 (`ports`, and the jumps into the chain: see doc/setup.md)",
                         crate::addr::net_text(&net),
                         j.event.kind.name()
                     );

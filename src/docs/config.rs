@@ -22,7 +22,7 @@ pub const SECTIONS: [(Section, &str, &str); 8] = [
     (Section::Firewall, "Firewall", ""),
     (
         Section::Crowdsec,
-        "Sharing bans with CrowdSec (README)",
+        "Sharing bans with CrowdSec (doc/crowdsec.md)",
         "",
     ),
     (Section::Notify, "Notifications and monitoring", ""),
@@ -186,6 +186,39 @@ pub fn man_configuration() -> String {
             ));
         }
     }
+    o
+}
+
+/// The configuration reference in Markdown (doc/configuration.md): each section, then a
+/// table of its keys with default, when a change takes effect, and what it does.
+pub fn markdown_configuration() -> String {
+    let cell = |t: &str| t.replace('|', "\\|");
+    let mut o = String::new();
+    for (section, title, intro) in SECTIONS {
+        o.push_str(&format!("\n## {title}\n\n"));
+        if !intro.is_empty() {
+            o.push_str(&format!("{intro}\n\n"));
+        }
+        o.push_str("| key | default | takes effect | what it does |\n| --- | --- | --- | --- |\n");
+        for k in keys_of(section) {
+            let default = if k.default.is_empty() {
+                "(none)".to_string()
+            } else {
+                format!("`{}`", k.default)
+            };
+            let effect = match k.effect {
+                crate::config::Effect::Live => "at SIGHUP",
+                crate::config::Effect::Reconnect => "at SIGHUP (a new AMI login)",
+                crate::config::Effect::Restart => "at a restart",
+            };
+            o.push_str(&format!(
+                "| `{}` | {default} | {effect} | {} |\n",
+                k.name,
+                cell(k.doc)
+            ));
+        }
+    }
+    o.push('\n');
     o
 }
 

@@ -9,7 +9,9 @@ use ipnet::IpNet;
 
 use super::iptables::Chains;
 use super::shell::{Dialect, Shell, ShellError};
-use super::{held, output, run, Backend, Entry, ErrorKind, FwError, Result, SipLimit};
+use super::{
+    held, output, run, run_fed, Backend, Entry, ErrorKind, FwError, Result, SipLimit, Source,
+};
 use crate::addr::is_v6;
 use crate::config::Config;
 
@@ -162,7 +164,7 @@ impl Backend for Ipset {
         Ok(())
     }
 
-    fn restore(&self, bans: &[Entry], now: i64) -> Result<()> {
+    fn restore(&self, bans: &dyn Source, now: i64) -> Result<()> {
         // A set of Ampere's name but not of its making cannot be swapped with one that is:
         // its match rule out of the chain, then the set destroyed and made again below.
         for fam in self.chains.families() {
@@ -173,24 +175,34 @@ impl Backend for Ipset {
             }
         }
         // Fill a fresh set and swap it in: the kernel goes from the old set to the complete
-        // new one in one step.
-        let mut script = String::new();
-        for fam in self.chains.families() {
-            let name = self.set_name(fam.v6);
-            let tmp = format!("{name}-n");
-            script.push_str(&self.create_line(&name, fam.v6));
-            script.push_str(&self.create_line(&tmp, fam.v6));
-            script.push_str(&format!("flush {tmp}\n"));
-            for e in bans.iter().filter(|e| is_v6(&e.net) == fam.v6) {
-                script.push_str(&format!(
-                    "add {tmp} {} timeout {}\n",
-                    e.net,
-                    Self::timeout(e, now)
-                ));
+        // new one in one step. Written to `ipset restore` as the bans are read; a read that
+        // fails stops before the swap, and the old set stays.
+        let mut read_error = None;
+        let ran = run_fed(&self.ipset, &["restore"], &mut |w| {
+            for fam in self.chains.families() {
+                let name = self.set_name(fam.v6);
+                let tmp = format!("{name}-n");
+                w.write_all(self.create_line(&name, fam.v6).as_bytes())?;
+                w.write_all(self.create_line(&tmp, fam.v6).as_bytes())?;
+                writeln!(w, "flush {tmp}")?;
+                let mut written = Ok(());
+                let read = bans.each(&mut |e| {
+                    if is_v6(&e.net) == fam.v6 && written.is_ok() {
+                        written =
+                            writeln!(w, "add {tmp} {} timeout {}", e.net, Self::timeout(&e, now));
+                    }
+                });
+                written?;
+                if let Err(e) = read {
+                    let text = e.to_string();
+                    read_error = Some(e);
+                    return Err(std::io::Error::other(text));
+                }
+                writeln!(w, "swap {tmp} {name}\ndestroy {tmp}")?;
             }
-            script.push_str(&format!("swap {tmp} {name}\ndestroy {tmp}\n"));
-        }
-        run(&self.ipset, &["restore"], Some(script.as_bytes()))?;
+            Ok(())
+        });
+        ran.map_err(|e| read_error.take().unwrap_or(e))?;
         for fam in self.chains.families() {
             self.chains
                 .replace(fam, std::iter::once(self.match_rule(fam.v6)))?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 
 use super::{
-    held, ipv6_disabled, output, run, Backend, Entry, ErrorKind, FwError, Result, SipLimit,
+    held, ipv6_disabled, output, run, Backend, Entry, ErrorKind, FwError, Result, SipLimit, Source,
 };
 use crate::addr::is_v6;
 use crate::config::{Config, RuleTarget};
@@ -329,14 +329,18 @@ impl Backend for Iptables {
         self.chains.check()
     }
 
-    fn restore(&self, bans: &[Entry], _now: i64) -> Result<()> {
+    fn restore(&self, bans: &dyn Source, _now: i64) -> Result<()> {
+        // A rule per ban: iptables is not for a million (doc/backends.md), so the rules of
+        // a family are gathered before its one `iptables-restore`.
         let c = &self.chains;
         for fam in c.families() {
-            let rules = bans
-                .iter()
-                .filter(|e| is_v6(&e.net) == fam.v6)
-                .map(|e| format!("-s {} -j {}", e.net, c.target.as_str()));
-            c.replace(fam, rules)?;
+            let mut rules = Vec::new();
+            bans.each(&mut |e| {
+                if is_v6(&e.net) == fam.v6 {
+                    rules.push(format!("-s {} -j {}", e.net, c.target.as_str()));
+                }
+            })?;
+            c.replace(fam, rules.into_iter())?;
         }
         Ok(())
     }

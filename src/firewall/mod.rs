@@ -90,6 +90,23 @@ impl Entry {
     }
 }
 
+/// The bans a `restore` puts in place, read once for each pass a backend makes (a family, a
+/// set): from the database row by row, a million are never all held in memory at once.
+pub trait Source {
+    /// Calls `f` with every entry, in any order.
+    fn each(&self, f: &mut dyn FnMut(Entry)) -> Result<()>;
+}
+
+/// Entries held in memory, as a `Source`.
+pub struct Listed<'a>(pub &'a [Entry]);
+
+impl Source for Listed<'_> {
+    fn each(&self, f: &mut dyn FnMut(Entry)) -> Result<()> {
+        self.0.iter().for_each(|e| f(*e));
+        Ok(())
+    }
+}
+
 /// What every backend offers the daemon and the admin commands. A ban reaches the kernel
 /// with the seconds it has left at `now`: backends with native timeouts (ipset, nft) let the
 /// kernel expire it even while Ampere is not running; Ampere removes it at its expiry in any
@@ -99,8 +116,9 @@ pub trait Backend {
     /// creates what the backend owns (sets, its nft table) when missing, without touching
     /// bans that are already there. Fails with the commands to run.
     fn prepare(&self) -> Result<()>;
-    /// Replaces every ban with exactly `bans`, in one batch per tool.
-    fn restore(&self, bans: &[Entry], now: i64) -> Result<()>;
+    /// Replaces every ban with exactly `bans`, in one batch per tool, written to the tool as
+    /// they are read.
+    fn restore(&self, bans: &dyn Source, now: i64) -> Result<()>;
     fn ban(&self, ban: &Entry, now: i64) -> Result<()>;
     /// Several bans with one command per tool, so that a burst of bans costs one exec and
     /// does not stall the AMI reader. All or nothing where the tool allows (restore files).
@@ -221,7 +239,37 @@ fn held(r: Result<()>) -> Result<bool> {
 }
 
 pub fn run(cmd: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<()> {
-    execute(cmd, args, stdin, false).map(|_| ())
+    match stdin {
+        Some(data) => execute(cmd, args, Some(&mut |w| w.write_all(data)), false),
+        None => execute(cmd, args, None, false),
+    }
+    .map(|_| ())
+}
+
+/// As `run`, its input written by `feed` as it goes (a restore of a million, never held
+/// whole). A `feed` that fails writes a line no tool takes, so that the tool refuses the
+/// batch rather than apply a part of it.
+pub fn run_fed(
+    cmd: &Path,
+    args: &[&str],
+    feed: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let mut failed = None;
+    let mut guarded = |w: &mut dyn Write| {
+        if let Err(e) = feed(w) {
+            let _ = w.write_all(b"\n!! the input could not be read whole: refused\n");
+            failed = Some(e);
+        }
+        Ok(())
+    };
+    let ran = execute(cmd, args, Some(&mut guarded), false).map(|_| ());
+    match failed {
+        Some(e) => Err(FwError::new(
+            ErrorKind::Failed,
+            format!("{}: {e}", exec::shown(cmd, args)),
+        )),
+        None => ran,
+    }
 }
 
 /// As `run`, returning what the command printed (a listing).
@@ -229,7 +277,9 @@ pub fn output(cmd: &Path, args: &[&str]) -> Result<String> {
     execute(cmd, args, None, true)
 }
 
-fn execute(cmd: &Path, args: &[&str], stdin: Option<&[u8]>, capture: bool) -> Result<String> {
+type Feed<'a> = &'a mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>;
+
+fn execute(cmd: &Path, args: &[&str], stdin: Option<Feed>, capture: bool) -> Result<String> {
     let shown = || exec::shown(cmd, args);
     let mut child = exec::command(cmd)
         .args(args)
@@ -253,9 +303,10 @@ fn execute(cmd: &Path, args: &[&str], stdin: Option<&[u8]>, capture: bool) -> Re
             };
             FwError::new(kind, format!("cannot run {}: {e}", shown()))
         })?;
-    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+    if let (Some(feed), Some(pipe)) = (stdin, child.stdin.take()) {
         // A child that exits early closes the pipe; its exit status tells why.
-        let _ = pipe.write_all(data);
+        let mut w = std::io::BufWriter::with_capacity(64 * 1024, pipe);
+        let _ = feed(&mut w).and_then(|()| w.flush());
     }
     let out = exec::wait_within(child, TOOL_TIMEOUT)
         .map_err(|e| FwError::new(ErrorKind::Failed, format!("{}: {e}", shown())))?

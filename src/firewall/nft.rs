@@ -16,13 +16,17 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 
 use super::{
-    held, ipv6_disabled, output, run, Backend, Entry, ErrorKind, FwError, Result, SipLimit,
+    held, ipv6_disabled, output, run, run_fed, Backend, Entry, ErrorKind, FwError, Result,
+    SipLimit, Source,
 };
 use crate::addr::{is_host, is_v6, net_text};
 use crate::config::{Config, RuleTarget};
 
 /// Removing more elements than this at once looks at the sets first (`remove_listed`).
 const REBUILD_ABOVE: usize = 64;
+
+/// Elements per `add element` line of a restore.
+const PER_LINE: usize = 4096;
 
 /// The sets, each with its family (true: IPv6) and whether it holds networks.
 const SETS: [(&str, bool, bool); 4] = [
@@ -128,20 +132,14 @@ impl Nft {
         rules
     }
 
-    /// The table's definition, with `elements(set)` in each set (a list, maybe empty).
-    fn table_def(&self, elements: &dyn Fn(&str) -> String) -> String {
+    /// The table with its sets empty (a restore adds the elements after it).
+    fn table_def(&self) -> String {
         let mut sets = String::new();
         for (name, v6, net) in SETS {
-            let e = elements(name);
             sets.push_str(&format!(
-                "  set {name} {{ type {}; flags {}timeout;{} }}\n",
+                "  set {name} {{ type {}; flags {}timeout; }}\n",
                 if v6 { "ipv6_addr" } else { "ipv4_addr" },
                 if net { "interval," } else { "" },
-                if e.is_empty() {
-                    String::new()
-                } else {
-                    format!(" elements = {{ {e} }};")
-                }
             ));
         }
         let mut drops = String::new();
@@ -289,54 +287,76 @@ impl Backend for Nft {
         {
             return Ok(());
         }
-        run(
-            &self.nft,
-            &["-f", "-"],
-            Some(self.table_def(&|_| String::new()).as_bytes()),
-        )
-        .map_err(Self::unusable)?;
+        run(&self.nft, &["-f", "-"], Some(self.table_def().as_bytes())).map_err(Self::unusable)?;
         self.remember();
         Ok(())
     }
 
-    fn restore(&self, bans: &[Entry], now: i64) -> Result<()> {
-        let join = |set: &str| {
-            bans.iter()
-                .filter(|e| self.set_for(&e.net).ok() == Some(set))
-                .map(|e| Self::element(e, now))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+    fn restore(&self, bans: &dyn Source, now: i64) -> Result<()> {
         // Declaring the table first makes the delete valid when it does not exist yet; the
-        // three statements are one transaction.
-        let script = format!(
+        // table made again, then its elements in lines of at most `PER_LINE` per set, as
+        // they are read, all in one transaction.
+        let empty = format!(
             "table inet {t} {{}}\ndelete table inet {t}\n{}",
-            self.table_def(&join),
+            self.table_def(),
             t = self.table
         );
-        if run(&self.nft, &["-f", "-"], Some(script.as_bytes())).is_ok() {
-            self.remember();
-            return Ok(());
+        let mut read_error = None;
+        let ran = run_fed(&self.nft, &["-f", "-"], &mut |w| {
+            w.write_all(empty.as_bytes())?;
+            let mut pending: [Vec<String>; 4] = Default::default();
+            let mut written = Ok(());
+            let read = bans.each(&mut |e| {
+                let Ok(set) = self.set_for(&e.net) else {
+                    return;
+                };
+                let i = SETS
+                    .iter()
+                    .position(|(name, _, _)| *name == set)
+                    .unwrap_or(0);
+                pending[i].push(Self::element(&e, now));
+                if pending[i].len() == PER_LINE && written.is_ok() {
+                    written = w.write_all(self.elements_line("add", set, &pending[i]).as_bytes());
+                    pending[i].clear();
+                }
+            });
+            written?;
+            if let Err(e) = read {
+                let text = e.to_string();
+                read_error = Some(e);
+                return Err(std::io::Error::other(text));
+            }
+            for ((set, _, _), elems) in SETS.iter().zip(&pending) {
+                w.write_all(self.elements_line("add", set, elems).as_bytes())?;
+            }
+            Ok(())
+        });
+        match (ran, read_error) {
+            (Ok(()), _) => {
+                self.remember();
+                return Ok(());
+            }
+            (Err(_), Some(e)) => return Err(e),
+            (Err(_), None) => {}
         }
         // One element the kernel refuses (overlapping networks: interval sets reject
         // them) must not cost the others, nor the start: an empty table, then each ban on
         // its own, the refused ones logged.
-        let empty = format!(
-            "table inet {t} {{}}\ndelete table inet {t}\n{}",
-            self.table_def(&|_| String::new()),
-            t = self.table
-        );
         run(&self.nft, &["-f", "-"], Some(empty.as_bytes())).map_err(Self::unusable)?;
         self.remember();
-        let mut refused = 0;
-        for b in bans.iter().filter(|b| self.ipv6 || !is_v6(&b.net)) {
-            if let Err(e) = self.ban(b, now) {
+        let (mut refused, mut total) = (0, 0);
+        bans.each(&mut |b| {
+            if !self.ipv6 && is_v6(&b.net) {
+                return;
+            }
+            total += 1;
+            if let Err(e) = self.ban(&b, now) {
                 refused += 1;
                 crate::error!("restore: {} not put back: {e}", b.net);
             }
-        }
+        })?;
         if refused > 0 {
-            crate::warn!("restore: {refused} of {} ban(s) refused by nft", bans.len());
+            crate::warn!("restore: {refused} of {total} ban(s) refused by nft");
         }
         Ok(())
     }

@@ -107,23 +107,22 @@ impl Store {
         })
     }
 
-    /// Every active ban as the kernel holds it (its network and end), and nothing more: a
-    /// restore of a million holds 40 bytes a ban, not a whole `Ban` with its texts. A row
-    /// whose address does not parse (edited by hand) is left out, as in `active`.
-    pub fn active_entries(&self) -> Result<Vec<crate::firewall::Entry>> {
+    /// Every active ban as the kernel holds it (its network and end), one row at a time: a
+    /// restore of a million streams them to the firewall tool and holds none. A row whose
+    /// address does not parse (edited by hand) is left out, as in `active`.
+    pub fn for_each_active_entry(&self, mut f: impl FnMut(crate::firewall::Entry)) -> Result<()> {
         let mut st = self
             .db
             .prepare("SELECT addr, expires FROM bans WHERE active = 1")?;
-        let mut out = Vec::new();
         while st.step_row()? {
             if let Ok(net) = crate::addr::parse_net(&st.column_text(0)) {
-                out.push(crate::firewall::Entry {
+                f(crate::firewall::Entry {
                     net,
                     expires: st.column_opt_i64(1),
                 });
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Calls `f` with the address of every active ban as stored, one row at a time: the
