@@ -72,6 +72,9 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     }
     let restored = bans.restore(now)?;
     info!("chain flushed, {restored} stored ban(s) restored");
+    if let Some(note) = firewall::slow_note(cfg.backend, restored as i64) {
+        warn!("{note}");
+    }
     bans.check_path();
     bans.audit_in_child();
     resolver.wait();

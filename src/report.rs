@@ -385,6 +385,10 @@ pub fn status(live: &mut Live, keys: bool) -> String {
         c.firewall_errors,
         live.sip_limit
     );
+    let active: i64 = by_origin.iter().map(|(_, n)| n).sum();
+    if let Some(note) = crate::firewall::slow_note(live.cfg.backend, active) {
+        let _ = writeln!(o, "  WARNING: {note}");
+    }
     if let Some(tool) = live.bans.firewall().describe() {
         let _ = writeln!(o, "          {tool}");
     }

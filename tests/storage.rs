@@ -1,7 +1,8 @@
 //! Bounded storage: a botnet of distinct addresses fills the database past `db_max_inactive`;
 //! the oldest expired bans go, active ones never do, and an address banned again within
-//! `ban_forget` still gets a longer ban. The real binary on a test clock (`AMPERE_TEST_CLOCK`),
-//! the test AMI server over TCP, a real SQLite file.
+//! `ban_forget` still gets a longer ban; and iptables, a rule per ban, says at start and in
+//! `status` when its rule count makes every command slow. The real binary (on a test clock,
+//! `AMPERE_TEST_CLOCK`, where time matters), the test AMI server over TCP, a real SQLite file.
 
 mod common;
 
@@ -99,5 +100,40 @@ fn the_oldest_expired_bans_go_active_ones_never_and_a_repeat_still_escalates() {
         status_key(&setup, "db_inactive") == Some(0)
     });
     assert_eq!(count_of(&setup, "192.0.2.200").map(|c| c.1), Some(true));
+    drop(d);
+}
+
+#[test]
+fn iptables_says_at_start_and_in_status_when_its_rule_count_makes_it_slow() {
+    let setup = Setup::new(None, "");
+    let list: String = (0..10_001u32)
+        .map(|i| format!("{}\n", std::net::Ipv4Addr::from(0x6440_0000 + i)))
+        .collect();
+    let (code, _, err) = setup.run(&["-a"], &list);
+    assert_eq!(code, 0, "{err}");
+    let d = setup.spawn();
+    wait_for(20, "the warning at start", || {
+        setup.log().contains("10001 bans are 10001 iptables rules")
+    });
+    wait_for(10, "the control socket", || {
+        setup.run(&["status"], "").0 == 0
+    });
+    let status = setup.run(&["status"], "").1;
+    assert!(
+        status.contains("WARNING: 10001 bans are 10001 iptables rules")
+            && status.contains("use backend = ipset"),
+        "{status}"
+    );
+    drop(d);
+    // Below the threshold: not a word.
+    let quiet = Setup::new(None, "");
+    let (code, _, err) = quiet.run(&["-a"], "192.0.2.1\n");
+    assert_eq!(code, 0, "{err}");
+    let d = quiet.spawn();
+    wait_for(10, "the control socket", || {
+        quiet.run(&["status"], "").0 == 0
+    });
+    assert!(!quiet.run(&["status"], "").1.contains("iptables rules"));
+    assert!(!quiet.log().contains("iptables rules"));
     drop(d);
 }

@@ -90,8 +90,7 @@ impl Shell {
         if let Err(e) = self.stdin.write_all(input.as_bytes()) {
             // Gone before reading: what it said on its way out is the reason.
             let said = self.drain_errors();
-            let said = String::from_utf8_lossy(&said);
-            return Err(broken(&format_args!("{e} {}", said.trim())));
+            return Err(broken(&with_said(&e.to_string(), &said)));
         }
         let marker = self.dialect.marker;
         let mut said = Vec::new();
@@ -120,8 +119,7 @@ impl Shell {
             match self.acks.read(&mut buf) {
                 Ok(0) => {
                     let said = self.drain_errors();
-                    let said = String::from_utf8_lossy(&said);
-                    return Err(broken(&format_args!("exited {}", said.trim())));
+                    return Err(broken(&with_said("exited", &said)));
                 }
                 Ok(n) => said.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -153,6 +151,15 @@ impl Shell {
             }
         }
         text
+    }
+}
+
+/// `what`, and what the tool said on its way out, if anything.
+fn with_said(what: &str, said: &[u8]) -> String {
+    let said = String::from_utf8_lossy(said);
+    match said.trim() {
+        "" => what.to_string(),
+        s => format!("{what}: {s}"),
     }
 }
 
