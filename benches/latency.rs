@@ -403,8 +403,8 @@ fn time_to_ban(
         thread::sleep(Duration::from_millis(10));
     }
     let done = Done {
-        longest_turn: load::status_key(&setup.cfg, "loop_longest_turn_ms").unwrap_or(0),
-        audits: load::status_key(&setup.cfg, "audits").unwrap_or(0),
+        longest_turn: setup.status_key("loop_longest_turn_ms").unwrap_or(0),
+        audits: setup.status_key("audits").unwrap_or(0),
         ..done
     };
     assert_eq!(d.stop(), 0);

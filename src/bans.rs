@@ -350,43 +350,6 @@ impl Bans {
             .collect()
     }
 
-    fn read_next_expiry(&mut self) {
-        self.expiry_read = Instant::now();
-        match self.store.next_expiry() {
-            Ok(n) => self.next_expiry = n,
-            Err(e) => error!("{e}"),
-        }
-    }
-
-    /// Lifts the bans whose time is up: database first (the count stays for escalation),
-    /// then the firewall. Returns the networks unbanned.
-    fn expire(&mut self, now: i64) -> Vec<(IpNet, Lift)> {
-        self.wrote();
-        let due = match self.store.expire_due(now) {
-            Ok(d) => d,
-            Err(e) => {
-                // Lifted once the database takes the change: never a kernel without the row.
-                self.store_failed(&e);
-                return Vec::new();
-            }
-        };
-        let mut lifted = Vec::with_capacity(due.len());
-        for net in due {
-            match self.fw.unban(&net) {
-                Ok(()) => {
-                    self.counters.unbans += 1;
-                    lifted.push((net, Lift::Expired));
-                }
-                Err(e) => {
-                    self.counters.firewall_errors += 1;
-                    error!("unban {} (expired): {e}", net_text(&net));
-                }
-            }
-        }
-        self.read_next_expiry();
-        lifted
-    }
-
     fn wrote(&mut self) {
         let now = Instant::now();
         self.unsynced = Some((self.unsynced.map_or(now, |(first, _)| first), now));
@@ -522,6 +485,7 @@ fn until(at: i64, epoch_ms: i64) -> Duration {
 mod bulk;
 mod ceiling;
 mod changes;
+mod expiry;
 pub use changes::{Changes, Lift, Outcome};
 mod known;
 mod lock;

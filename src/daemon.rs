@@ -24,7 +24,6 @@ use crate::resolver::{self, Resolver};
 use crate::score::EventKind;
 use crate::session::{Link, Read, Settings};
 use crate::sip_guard::SipGuard;
-use crate::stats::{self, Stats};
 use crate::sys::{self, PollFd, SignalPipe};
 use crate::{debug, error, info, warn};
 
@@ -478,31 +477,6 @@ impl Daemon {
             }
         }
         stop
-    }
-
-    fn stats(&self) -> Stats {
-        let t = self.judge.engine.table();
-        Stats {
-            engine: self.judge.engine.counters.clone(),
-            bans: self.bans.counters,
-            ami: self.link.counters(),
-            active_bans: self.bans.active_count(),
-            unstored: self.bans.unstored(),
-            table_hosts: t.len(),
-            table_capacity: t.capacity(),
-            table_evictions: t.evictions(),
-            connected: self.link.connected(),
-            last_event: self.last_event,
-            crowdsec: self.lapi.counters(),
-        }
-    }
-
-    fn write_stats(&self) {
-        if let Some(path) = &self.cfg.statsfile {
-            if let Err(e) = stats::write_atomic(path, &self.stats().prometheus()) {
-                error!("cannot write {}: {e}", path.display());
-            }
-        }
     }
 }
 

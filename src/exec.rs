@@ -18,6 +18,25 @@ pub fn command(prog: &Path) -> Command {
     c
 }
 
+/// A command that runs this very program again (`--resolve`, `--run-hook`, `--list-active`):
+/// /proc/self/exe, which stays right when the binary is replaced on disk by an upgrade. Under
+/// qemu-user (the cross builds' tests, which set `AMPERE_TEST_RUNNER`) the kernel cannot exec
+/// a foreign binary by itself: the emulator goes first, with the program's own path. Never
+/// set in real use.
+pub fn itself() -> Command {
+    let runner = std::env::var("AMPERE_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(emulator) => {
+            let mut c = command(Path::new(emulator));
+            c.args(words);
+            c.arg(std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into()));
+            c
+        }
+        None => command(Path::new("/proc/self/exe")),
+    }
+}
+
 /// Collects a spawned child's stdout and stderr (those that are piped) and its exit status,
 /// waiting at most `limit`: a tool stuck on a lock or a hung kernel call is killed then
 /// (`Ok(None)`), so that the loop is never held longer. Output beyond `MAX_OUTPUT` is

@@ -90,7 +90,7 @@ impl Hooks {
             crate::warn!("hook not started, {MAX_RUNNING} still running: {what}");
             return;
         }
-        let spawned = crate::exec::command(Path::new("/proc/self/exe"))
+        let spawned = crate::exec::itself()
             .arg("--run-hook")
             .arg(self.timeout.as_secs().to_string())
             .arg(prog)

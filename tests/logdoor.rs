@@ -23,13 +23,6 @@ fn append(path: &Path, text: &[u8]) {
         .unwrap();
 }
 
-fn status_key(setup: &Setup, key: &str) -> Option<u64> {
-    let (_, keys, _) = setup.run(&["status", "keys"], "");
-    keys.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key} ")))
-        .and_then(|v| v.parse().ok())
-}
-
 /// One wrong MD5 secret of an IAX2 registration from `addr`, as chan_iax2 logs it.
 fn guess(addr: &str) -> String {
     format!("[2026-12-06 20:15:32] NOTICE[16979] chan_iax2.c: Host {addr} failed MD5 authentication for '2001' (04e71a7b2431beddb9464208688a0c97 != 3c9dc22d7360e16ebb9c62d72ae36a29)\n")
@@ -69,7 +62,7 @@ fn the_iax2_capture_bans_the_attacker_and_never_the_phone() {
     let d = setup.spawn();
     wait_for(10, "login", || setup.log().contains("logged in to AMI"));
     wait_for(10, "the follower", || {
-        status_key(&setup, "log_door") == Some(1)
+        setup.status_key("log_door") == Some(1)
     });
     let text = std::fs::read(fixture_dir().join(LOG)).unwrap();
     // In pieces that cut lines in the middle.
@@ -80,9 +73,9 @@ fn the_iax2_capture_bans_the_attacker_and_never_the_phone() {
         setup.stored() == ["203.0.113.2"]
     });
     wait_for(10, "every line", || {
-        status_key(&setup, "log_lines") == Some(40)
+        setup.status_key("log_lines") == Some(40)
     });
-    assert_eq!(status_key(&setup, "log_events"), Some(32));
+    assert_eq!(setup.status_key("log_events"), Some(32));
     assert_eq!(d.stop(), 0);
     assert_eq!(setup.stored(), ["203.0.113.2"]);
     let line = setup
@@ -111,7 +104,7 @@ fn the_follower_survives_rotation_truncation_and_hostile_lines() {
     let d = setup.spawn();
     wait_for(10, "login", || setup.log().contains("logged in to AMI"));
     wait_for(10, "the follower", || {
-        status_key(&setup, "log_door") == Some(1)
+        setup.status_key("log_door") == Some(1)
     });
 
     // Three guesses, the second cut in two writes.
@@ -135,12 +128,12 @@ fn the_follower_survives_rotation_truncation_and_hostile_lines() {
     wait_for(10, "the ban after rotation", || {
         setup.stored().contains(&"198.51.100.2".to_string())
     });
-    assert_eq!(status_key(&setup, "log_rotations"), Some(1));
+    assert_eq!(setup.status_key("log_rotations"), Some(1));
 
     // Truncated (copytruncate), then written again.
     std::fs::write(&log, b"").unwrap();
     wait_for(10, "the truncation seen", || {
-        status_key(&setup, "log_truncations") == Some(1)
+        setup.status_key("log_truncations") == Some(1)
     });
     for _ in 0..3 {
         append(&log, guess("198.51.100.3").as_bytes());
@@ -167,9 +160,9 @@ fn the_follower_survives_rotation_truncation_and_hostile_lines() {
     wait_for(20, "the marker's ban", || {
         setup.stored().contains(&"198.51.100.4".to_string())
     });
-    assert_eq!(status_key(&setup, "log_too_long"), Some(1));
-    assert_eq!(status_key(&setup, "log_binary"), Some(1));
-    assert_eq!(status_key(&setup, "log_bad_address"), Some(1));
+    assert_eq!(setup.status_key("log_too_long"), Some(1));
+    assert_eq!(setup.status_key("log_binary"), Some(1));
+    assert_eq!(setup.status_key("log_bad_address"), Some(1));
     let (_, status, _) = setup.run(&["status"], "");
     assert_eq!(d.stop(), 0);
     assert_eq!(

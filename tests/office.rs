@@ -39,13 +39,6 @@ fn spawn(setup: &Setup, clock: &std::path::Path) -> Daemon {
     setup.spawn_in(cmd)
 }
 
-fn status_key(setup: &Setup, key: &str) -> Option<u64> {
-    let (_, keys, _) = setup.run(&["status", "keys"], "");
-    keys.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key} ")))
-        .and_then(|v| v.parse().ok())
-}
-
 #[test]
 fn a_stale_password_beside_working_phones_is_never_banned_for_good() {
     let (tx, rx) = mpsc::channel();
@@ -62,7 +55,7 @@ fn a_stale_password_beside_working_phones_is_never_banned_for_good() {
         .unwrap();
     let mut events = 4;
     wait_for(10, "the registrations", || {
-        status_key(&setup, "events_total") == Some(events)
+        setup.status_key("events_total") == Some(events)
     });
     for i in 1..=120u32 {
         std::fs::write(&clock, (i * 30).to_string()).unwrap();
@@ -83,7 +76,7 @@ fn a_stale_password_beside_working_phones_is_never_banned_for_good() {
             // office is in the database).
             45 => {
                 wait_for(10, "the events", || {
-                    status_key(&setup, "events_total") == Some(events)
+                    setup.status_key("events_total") == Some(events)
                 });
                 assert_eq!(d.stop(), 0);
                 d = spawn(&setup, &clock);
@@ -100,7 +93,7 @@ fn a_stale_password_beside_working_phones_is_never_banned_for_good() {
                 });
             }
             _ => wait_for(10, "the events", || {
-                status_key(&setup, "events_total") == Some(events)
+                setup.status_key("events_total") == Some(events)
             }),
         }
     }
@@ -173,7 +166,7 @@ fn the_contact_limit_bans_nobody_and_status_names_it() {
         server.finished() >= 1 && server.accepted() > 1
     });
     wait_for(10, "the refusals counted", || {
-        status_key(&setup, "registrar_refusals") == Some(5)
+        setup.status_key("registrar_refusals") == Some(5)
     });
     let (_, status, _) = setup.run(&["status"], "");
     assert_eq!(d.stop(), 0);

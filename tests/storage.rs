@@ -29,13 +29,6 @@ fn count_of(setup: &Setup, addr: &str) -> Option<(i64, bool)> {
     r.first().map(|r| (r.ban.count, r.active))
 }
 
-fn status_key(setup: &Setup, key: &str) -> Option<i64> {
-    let (_, keys, _) = setup.run(&["status", "keys"], "");
-    keys.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key} ")))
-        .and_then(|v| v.parse().ok())
-}
-
 #[test]
 fn the_oldest_expired_bans_go_active_ones_never_and_a_repeat_still_escalates() {
     let (tx, rx) = mpsc::channel();
@@ -69,10 +62,10 @@ fn the_oldest_expired_bans_go_active_ones_never_and_a_repeat_still_escalates() {
     wait_for(10, "the expiry", || setup.stored() == ["192.0.2.200"]);
     std::fs::write(&clock, "7300").unwrap();
     wait_for(10, "the forgetting", || {
-        status_key(&setup, "db_inactive") == Some(100)
+        setup.status_key("db_inactive") == Some(100)
     });
-    assert_eq!(status_key(&setup, "bans_forgotten"), Some(50));
-    assert!(status_key(&setup, "db_bytes").unwrap() > 0);
+    assert_eq!(setup.status_key("bans_forgotten"), Some(50));
+    assert!(setup.status_key("db_bytes").unwrap() > 0);
     for i in 0..50 {
         assert_eq!(count_of(&setup, &attacker(i)), None, "{} kept", attacker(i));
     }
@@ -97,7 +90,7 @@ fn the_oldest_expired_bans_go_active_ones_never_and_a_repeat_still_escalates() {
     // Two days without a ban: every expired row goes; the active ones stay.
     std::fs::write(&clock, (7300 + 3 * 86400).to_string()).unwrap();
     wait_for(10, "the forgetting after ban_forget", || {
-        status_key(&setup, "db_inactive") == Some(0)
+        setup.status_key("db_inactive") == Some(0)
     });
     assert_eq!(count_of(&setup, "192.0.2.200").map(|c| c.1), Some(true));
     drop(d);

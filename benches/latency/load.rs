@@ -59,22 +59,10 @@ pub fn importer(cfg: &Path, m: usize) -> Background<Vec<(&'static str, f64)>> {
         while !stop.load(Ordering::SeqCst) {
             for op in ["-a", "-d"] {
                 let t = Instant::now();
-                let mut child = ampere()
-                    .arg("-c")
-                    .arg(&cfg)
-                    .arg(op)
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap();
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(list.as_bytes())
-                    .unwrap();
-                assert!(child.wait().unwrap().success(), "ampere {op} failed");
+                assert!(
+                    piped(&cfg, op, &list).status.success(),
+                    "ampere {op} failed"
+                );
                 runs.push((op, t.elapsed().as_secs_f64() * 1000.0));
             }
         }
@@ -158,10 +146,20 @@ pub fn fill(cfg: &Path, n: usize) {
     let list: String = (0..n)
         .map(|i| format!("{}\n", Ipv4Addr::from(0x6440_0000u32 + i as u32)))
         .collect();
+    let out = piped(cfg, "-a", &list);
+    assert!(
+        out.status.success(),
+        "ampere -a of {n}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `ampere -c CFG OP` with `list` on its stdin; what it did.
+fn piped(cfg: &Path, op: &str, list: &str) -> std::process::Output {
     let mut child = ampere()
         .arg("-c")
         .arg(cfg)
-        .arg("-a")
+        .arg(op)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -173,23 +171,5 @@ pub fn fill(cfg: &Path, n: usize) {
         .unwrap()
         .write_all(list.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "ampere -a of {n}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// One value of the running daemon's `status keys`.
-pub fn status_key(cfg: &Path, key: &str) -> Option<u64> {
-    let out = ampere()
-        .arg("-c")
-        .arg(cfg)
-        .args(["status", "keys"])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
+    child.wait_with_output().unwrap()
 }

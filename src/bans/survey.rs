@@ -286,7 +286,7 @@ fn survey(fw: &dyn Backend, db: &Path, unstored: &[IpNet], out: OwnedFd) -> i32 
 
 /// The active bans of `db`, from `ampere --list-active` (a process of its own).
 fn read_active(db: &Path, into: &mut HashSet<IpNet>) -> Result<(), String> {
-    let mut child = crate::exec::command(Path::new("/proc/self/exe"))
+    let mut child = crate::exec::itself()
         .arg("--list-active")
         .arg(db)
         .stdin(Stdio::null())

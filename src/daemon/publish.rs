@@ -1,7 +1,8 @@
 //! What a write changed, told once, whichever door it came through (an event, a subnet, an
 //! admin's `-a`/`-d` handed to the daemon, CrowdSec, expiry, `max_bans`, trust that came
 //! later): the log line, the `onban`/`onunban` hook, the alert for CrowdSec. The counters
-//! are the write path's own (`bans::Counters`), read by the stats.
+//! are the write path's own (`bans::Counters`), read by the stats, which are written here
+//! too (SIGUSR1's line, the Prometheus file).
 //!
 //! Not for CrowdSec's own bans and lifts: no hook (a community list of 50,000 would start
 //! 50,000 children) and no alert back to LAPI; `pull.rs` logs a line per pull instead.
@@ -10,9 +11,11 @@ use super::Daemon;
 use crate::addr::net_text;
 use crate::ban::{Ban, Origin};
 use crate::bans::{Changes, Lift};
+use crate::error;
 use crate::info;
 use crate::log::printable;
 use crate::score::Evidence;
+use crate::stats::{self, Stats};
 
 impl Daemon {
     pub(super) fn publish(&mut self, changes: Changes) {
@@ -74,5 +77,33 @@ fn ban_line(b: &Ban) -> String {
             "ban {text}: {what}; on evidence a forged packet can make: {}, not counted",
             b.until()
         ),
+    }
+}
+
+/// The counters, for SIGUSR1's log line and the Prometheus file (`statsfile`).
+impl Daemon {
+    pub(super) fn stats(&self) -> Stats {
+        let t = self.judge.engine.table();
+        Stats {
+            engine: self.judge.engine.counters.clone(),
+            bans: self.bans.counters,
+            ami: self.link.counters(),
+            active_bans: self.bans.active_count(),
+            unstored: self.bans.unstored(),
+            table_hosts: t.len(),
+            table_capacity: t.capacity(),
+            table_evictions: t.evictions(),
+            connected: self.link.connected(),
+            last_event: self.last_event,
+            crowdsec: self.lapi.counters(),
+        }
+    }
+
+    pub(super) fn write_stats(&self) {
+        if let Some(path) = &self.cfg.statsfile {
+            if let Err(e) = stats::write_atomic(path, &self.stats().prometheus()) {
+                error!("cannot write {}: {e}", path.display());
+            }
+        }
     }
 }

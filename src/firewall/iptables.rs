@@ -72,7 +72,10 @@ impl Chains {
 
     /// Notes the family's skeleton as Ampere just wrote it.
     fn remember(&self, fam: &Family) {
-        self.shape.borrow_mut()[usize::from(fam.v6)] = self.skeleton(fam).ok();
+        // A listing that fails keeps the last one (see nft.rs's `remember`).
+        if let Ok(skeleton) = self.skeleton(fam) {
+            self.shape.borrow_mut()[usize::from(fam.v6)] = Some(skeleton);
+        }
     }
 
     /// How the chain differs from what Ampere wrote last (a stray rule inserted, one of its

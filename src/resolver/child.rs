@@ -32,7 +32,7 @@ impl LookupChild {
         names: impl IntoIterator<Item = &'a str>,
         deadline: Instant,
     ) -> io::Result<LookupChild> {
-        let mut child = crate::exec::command(std::path::Path::new("/proc/self/exe"))
+        let mut child = crate::exec::itself()
             .arg("--resolve")
             .args(names)
             .stdin(Stdio::null())

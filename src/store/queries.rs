@@ -99,10 +99,11 @@ impl Store {
 
 impl Store {
     /// The database at `path` for reading only (the audit's survey child): never made,
-    /// never migrated.
+    /// never migrated. It waits at most a second for a lock: the audit comes again soon,
+    /// and a survey held up for 10 s held up every repair behind it.
     pub fn open_read_only(path: &std::path::Path) -> Result<Store> {
         Ok(Store {
-            db: super::sqlite::Db::open_read_only(path, 10_000)?,
+            db: super::sqlite::Db::open_read_only(path, 1_000)?,
             new: false,
         })
     }
@@ -120,6 +121,23 @@ impl Store {
                     net,
                     expires: st.column_opt_i64(1),
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every active ban's network and origin, one row at a time (what `lift_protected`
+    /// needs to find the few a new protection takes in, without holding a million).
+    pub fn for_each_active_origin(
+        &self,
+        mut f: impl FnMut(IpNet, crate::ban::Origin),
+    ) -> Result<()> {
+        let mut st = self
+            .db
+            .prepare("SELECT addr, origin FROM bans WHERE active = 1")?;
+        while st.step_row()? {
+            if let Ok(net) = crate::addr::parse_net(&st.column_text(0)) {
+                f(net, crate::ban::Origin::parse(&st.column_text(1)));
             }
         }
         Ok(())

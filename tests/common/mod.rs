@@ -116,3 +116,27 @@ pub fn cpu_model() -> String {
         .unwrap_or("unknown CPU")
         .to_string()
 }
+
+/// Builds an AMI event from header pairs.
+pub fn event(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for (n, val) in pairs {
+        v.extend_from_slice(format!("{n}: {val}\r\n").as_bytes());
+    }
+    v.extend_from_slice(b"\r\n");
+    v
+}
+
+/// A PJSIP `ChallengeResponseFailed` from `addr` for `account`.
+pub fn crf(addr: &str, account: &str) -> Vec<u8> {
+    event(&[
+        ("Event", "ChallengeResponseFailed"),
+        ("Privilege", "security,all"),
+        ("Severity", "Error"),
+        ("Service", "PJSIP"),
+        ("AccountID", account),
+        ("SessionID", "x"),
+        ("RemoteAddress", addr),
+        ("Response", "Error"),
+    ])
+}

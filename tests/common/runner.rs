@@ -85,6 +85,13 @@ impl Setup {
         Daemon { child: Some(child) }
     }
 
+    /// One value of the running daemon's `status keys` (None: no daemon, or no such key).
+    pub fn status_key(&self, key: &str) -> Option<u64> {
+        let (_, keys, _) = self.run(&["status", "keys"], "");
+        keys.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
+    }
+
     /// Addresses the database holds as active bans.
     pub fn stored(&self) -> Vec<String> {
         stored_in(&self.db)

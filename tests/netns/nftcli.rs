@@ -23,13 +23,6 @@ fn attack(pbx: &Pbx, addr: &str) {
     }
 }
 
-fn key(pbx: &Pbx, name: &str) -> u64 {
-    let keys = pbx.setup.run(&["status", "keys"], "").1;
-    keys.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {keys}"))
-}
-
 fn status(pbx: &Pbx) -> String {
     pbx.setup.run(&["status"], "").1
 }
@@ -58,10 +51,24 @@ pub fn nftcli_scenario() {
         nft_child(d.pid()).is_some_and(|p| p != first)
     });
     // The audits after it find the kernel as the database says.
-    let audits = key(&pbx, "audits");
-    wait_for(10, "two audits", || key(&pbx, "audits") >= audits + 2);
-    assert_eq!(key(&pbx, "repaired"), 0, "{}", pbx.setup.log());
-    assert_eq!(key(&pbx, "strays_removed"), 0, "{}", pbx.setup.log());
+    let audits = pbx.setup.status_key("audits").unwrap();
+    wait_for(10, "two audits", || {
+        pbx.setup
+            .status_key("audits")
+            .is_some_and(|a| a >= audits + 2)
+    });
+    assert_eq!(
+        pbx.setup.status_key("repaired").unwrap(),
+        0,
+        "{}",
+        pbx.setup.log()
+    );
+    assert_eq!(
+        pbx.setup.status_key("strays_removed").unwrap(),
+        0,
+        "{}",
+        pbx.setup.log()
+    );
     // Stopped: the batch waits for the bound (5 s), then execs nft.
     let second = nft_child(d.pid()).unwrap();
     sh(&["kill", "-STOP", &second.to_string()]);
