@@ -47,6 +47,19 @@ fn has_input_chain(listing: &str, table: &str) -> bool {
             .any(|l| l.trim() == "chain input {")
 }
 
+/// The rules of `chain` in a listing of the table (its base chain declaration not counted).
+fn rules_in(listing: &str, chain: &str) -> usize {
+    let head = format!("chain {chain} {{");
+    let mut lines = listing.lines().map(str::trim);
+    if !lines.any(|l| l == head) {
+        return 0;
+    }
+    lines
+        .take_while(|l| *l != "}")
+        .filter(|l| !l.is_empty() && !l.starts_with("type "))
+        .count()
+}
+
 /// Seconds of an nft duration such as `29d23h59m59s996ms` (rounded up).
 fn nft_seconds(v: &str) -> Option<u64> {
     let (mut total_ms, mut num) = (0u64, String::new());
@@ -123,8 +136,19 @@ impl Nft {
         // A listing that fails (a tool failing for a moment) keeps the last shape: forgotten,
         // the audit was blind to every fault of the rules until the next write (the property
         // test's failing tools found it). A stale shape at worst makes the table again once.
+        // A listing with more rules than Ampere wrote took in someone else's change made in
+        // the milliseconds between the write and the listing (the property test inserts
+        // one then): taken as the reference, it hid that rule for good. Such a listing is
+        // not kept; the last one is, and the audit finds the difference against it.
         if let Ok(shape) = self.shape_now() {
-            *self.shape.borrow_mut() = Some(shape);
+            let guard = self
+                .limit
+                .borrow()
+                .as_ref()
+                .map_or(0, |l| self.limit_rules(l).len());
+            if rules_in(&shape, "input") == 1 + SETS.len() && rules_in(&shape, "guard") == guard {
+                *self.shape.borrow_mut() = Some(shape);
+            }
         }
     }
 
@@ -481,7 +505,15 @@ impl Backend for Nft {
 
 #[cfg(test)]
 mod tests {
-    use super::{has_input_chain, nft_seconds};
+    use super::{has_input_chain, nft_seconds, rules_in};
+
+    #[test]
+    fn the_rules_of_a_chain_are_counted_without_its_declaration() {
+        let listing = "table inet ampere {\n\tset v4 {\n\t\ttype ipv4_addr\n\t}\n\n\tchain guard {\n\t}\n\n\tchain input {\n\t\ttype filter hook input priority filter - 10; policy accept;\n\t\tjump guard\n\t\tmeta l4proto { tcp, udp } th dport 5060 ip saddr @v4 drop\n\t\taccept\n\t}\n}\n";
+        assert_eq!(rules_in(listing, "input"), 3);
+        assert_eq!(rules_in(listing, "guard"), 0);
+        assert_eq!(rules_in(listing, "nope"), 0);
+    }
 
     #[test]
     fn the_input_chain_is_found_in_its_own_table_only() {
