@@ -72,8 +72,16 @@ impl Chains {
 
     /// Notes the family's skeleton as Ampere just wrote it.
     fn remember(&self, fam: &Family) {
-        // A listing that fails keeps the last one (see nft.rs's `remember`).
-        if let Ok(skeleton) = self.skeleton(fam) {
+        // A listing that fails keeps the last one, and so does one with more rules than
+        // Ampere writes (the SIP limit's, and ipset's match rule): someone's rule inserted
+        // between the write and the listing would be hidden for good (see nft.rs).
+        let limit = self
+            .limit
+            .borrow()
+            .as_ref()
+            .map_or(0, |l| l.iptables_rules(fam.v6).len());
+        let own = limit + usize::from(self.ban_tail.is_none());
+        if let Some(skeleton) = self.skeleton(fam).ok().filter(|s| s.len() <= own) {
             self.shape.borrow_mut()[usize::from(fam.v6)] = Some(skeleton);
         }
     }
