@@ -21,7 +21,7 @@ trap stop_hogs EXIT INT TERM
 # 77-100 ms with it, and waited at most 24 ms with the release build).
 cargo build --release
 cargo test --test netns --test liveness --no-run
-AMPERE_TEST_BIN="$(pwd)/target/release/ampere"
+AMPERE_TEST_BIN="${CARGO_TARGET_DIR:-$(pwd)/target}/release/ampere"
 export AMPERE_TEST_BIN
 i=0
 while [ "$i" -lt "$cores" ]; do
