@@ -112,8 +112,12 @@ impl Shell {
                 events: sys::POLLIN,
                 revents: 0,
             }];
-            if sys::poll(&mut fds, left.as_millis().max(1) as i32).map_err(|e| broken(&e))? == 0 {
-                continue;
+            match sys::poll(&mut fds, left.as_millis().max(1) as i32) {
+                Ok(0) => continue,
+                Ok(_) => {}
+                // A signal (SIGHUP, SIGUSR1) is no reason to give up on the tool.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(broken(&e)),
             }
             let mut buf = [0u8; 4096];
             match self.acks.read(&mut buf) {
