@@ -63,13 +63,18 @@ impl Daemon {
         };
         // The active bans read row by row, only those taken in kept whole: a million
         // stored bans were a million `Ban`s in memory here (170 MB).
-        let mut taken_in = Vec::new();
+        // Each refusal is kept with its network: the records read after are not judged again.
+        let mut taken_in: std::collections::HashMap<IpNet, Refusal> = Default::default();
         let read = self.bans.store().for_each_active_origin(|net, origin| {
-            if matches!(admission.check(&net, door(origin)), Err(r) if r.lifts_a_ban()) {
-                taken_in.push(net);
+            if let Err(r) = admission.check(&net, door(origin)) {
+                if r.lifts_a_ban() {
+                    taken_in.insert(net, r);
+                }
             }
         });
-        let records = match read.and_then(|()| self.bans.store().records_of(&taken_in)) {
+        let mut nets: Vec<IpNet> = taken_in.keys().copied().collect();
+        nets.sort();
+        let records = match read.and_then(|()| self.bans.store().records_of(&nets)) {
             Ok(r) => r,
             Err(e) => {
                 error!("cannot read the active bans to lift those of trusted addresses: {e}");
@@ -79,10 +84,7 @@ impl Daemon {
         let lifting: Vec<(&crate::ban::Ban, Refusal)> = records
             .iter()
             .filter(|r| r.active)
-            .filter_map(|r| match admission.check(&r.ban.net, door(r.ban.origin)) {
-                Err(rf) if rf.lifts_a_ban() => Some((&r.ban, rf)),
-                _ => None,
-            })
+            .filter_map(|r| Some((&r.ban, *taken_in.get(&r.ban.net)?)))
             .collect();
         if lifting.is_empty() {
             return;

@@ -71,13 +71,11 @@ impl Store {
     /// Deletes the rows not seen since `before`; returns how many.
     pub fn forget_known(&mut self, before: i64) -> Result<usize> {
         self.in_transaction(|db| {
-            let mut st = db.prepare("DELETE FROM known WHERE last < ?1 RETURNING 1")?;
-            st.bind_i64(1, before)?;
-            let mut n = 0;
-            while st.step_row()? {
-                n += 1;
-            }
-            Ok(n)
+            super::prune::delete(
+                db,
+                "DELETE FROM known WHERE last < ?1 RETURNING 1",
+                &[before],
+            )
         })
     }
 

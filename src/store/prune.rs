@@ -21,7 +21,7 @@ pub struct Pruned {
 }
 
 /// Runs a `DELETE ... RETURNING 1` with `args` bound as ?1, ?2...; the rows it deleted.
-fn delete(db: &Db, sql: &str, args: &[i64]) -> Result<usize> {
+pub(super) fn delete(db: &Db, sql: &str, args: &[i64]) -> Result<usize> {
     let mut st = db.prepare(sql)?;
     for (i, a) in (1..).zip(args) {
         st.bind_i64(i, *a)?;
