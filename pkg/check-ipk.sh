@@ -26,7 +26,7 @@ grep -q "/var/lib/ampere" "$t/c/postinst" || fail "postinst does not create /var
 [ -x "$t/d/etc/init.d/ampere" ] || fail "no executable init script"
 grep -q "^USE_PROCD=1" "$t/d/etc/init.d/ampere" || fail "init script is not a procd one"
 grep -q "^db = /etc/ampere/ampere.db" "$t/d/etc/ampere/ampere.cfg" || fail "database not on flash"
-grep -qx "backend = nft" "$t/d/etc/ampere/ampere.cfg" || fail "OpenWrt's config does not use nft (fw4 has no iptables)"
+grep -qE "^backend = nft([[:space:]]*;.*)?$" "$t/d/etc/ampere/ampere.cfg" || fail "OpenWrt's config does not use nft (fw4 has no iptables)"
 grep -qx "Depends: nftables" "$t/c/control" || fail "the package must depend on nftables, not iptables"
 want=$(awk -v t="$triple" '$1 == t { $1=$2=$3=$4=$5=""; sub(/^ +/, ""); print }' cross/targets)
 desc=$(file -b "$t/d/usr/sbin/ampere")
