@@ -12,6 +12,7 @@ use crate::ban::{BanRequest, Lifetime, Origin};
 use crate::bans::{Bans, Lift, Outcome};
 use crate::clock::{self, format_time};
 use crate::config::{self, Config};
+use crate::control::proto::{Answer, Done, Item, List, Request};
 use crate::firewall::Backend;
 use crate::log::printable;
 use crate::store::Store;
@@ -184,14 +185,14 @@ pub fn add(
     if nets.is_empty() {
         return Ok(ok);
     }
-    if let Some(answers) = through_daemon(cfg, "add", &nets)? {
+    if let Some(items) = through_daemon(cfg, &nets, Request::Add)? {
         let (mut added, mut already) = (0, 0);
-        for a in &answers {
-            match a.split_whitespace().nth(2) {
-                Some("banned") if a.starts_with("ok ") => added += 1,
-                Some(_) if a.starts_with("ok ") => already += 1,
-                _ => {
-                    eprintln!("{}", a.strip_prefix("err ").unwrap_or(a));
+        for item in items {
+            match item.result {
+                Ok(Done::Banned) => added += 1,
+                Ok(_) => already += 1,
+                Err(why) => {
+                    eprintln!("{} {why}", item.net);
                     ok = false;
                 }
             }
@@ -271,19 +272,14 @@ pub fn del(cfg: &Config, fw: Box<dyn Backend>, input: impl BufRead) -> Result<bo
     if nets.is_empty() {
         return Ok(ok);
     }
-    if let Some(answers) = through_daemon(cfg, "del", &nets)? {
+    if let Some(items) = through_daemon(cfg, &nets, Request::Del)? {
         let mut removed = 0;
-        for a in &answers {
-            match a.strip_prefix("ok ") {
-                Some(rest) => {
-                    removed += rest
-                        .rsplit(' ')
-                        .next()
-                        .and_then(|n| n.parse::<usize>().ok())
-                        .unwrap_or(0)
-                }
-                None => {
-                    eprintln!("{}", a.strip_prefix("err ").unwrap_or(a));
+        for item in items {
+            match item.result {
+                Ok(Done::Unbanned(n)) => removed += n,
+                Ok(_) => {}
+                Err(why) => {
+                    eprintln!("{} {why}", item.net);
                     ok = false;
                 }
             }
@@ -325,16 +321,31 @@ pub fn del(cfg: &Config, fw: Box<dyn Backend>, input: impl BufRead) -> Result<bo
 /// (an import) is applied by this process under the kernel lock, as without a daemon: in
 /// the daemon's loop, parts of it held up bans (latency bench, 2,000 addresses imported and
 /// removed over and over: time to ban p99 525 to 583 ms instead of a few ms).
-fn through_daemon(cfg: &Config, verb: &str, nets: &[IpNet]) -> Result<Option<Vec<String>>, String> {
-    use crate::control::client::{ask_with, Asked};
+/// An error that stopped the daemon half-way comes after the items it did answer, as one
+/// more item that failed.
+fn through_daemon(
+    cfg: &Config,
+    nets: &[IpNet],
+    request: fn(List) -> Request,
+) -> Result<Option<Vec<Item>>, String> {
+    use crate::control::client::{ask, Asked};
     if nets.len() > crate::control::LIST_PART {
         return Ok(None);
     }
-    let body: String = nets.iter().map(|n| format!("{}\n", net_text(n))).collect();
-    match ask_with(&cfg.socket, verb, Some(&body))? {
+    match ask(&cfg.socket, &request(List::of(nets)))? {
         Asked::NotRunning => Ok(None),
-        Asked::Answer(a) if a.starts_with("error: ") => Err(a.trim_end().to_string()),
-        Asked::Answer(a) => Ok(Some(a.lines().map(String::from).collect())),
+        Asked::Answer(Answer::Items { mut items, error }) => {
+            items.extend(error.map(|e| Item {
+                net: "error:".into(),
+                result: Err(e),
+            }));
+            Ok(Some(items))
+        }
+        Asked::Answer(Answer::Error(e)) => Err(format!("error: {e}")),
+        Asked::Answer(Answer::Text(t)) => Err(format!(
+            "the daemon answered a list with a report: {}",
+            crate::log::printable(t.as_bytes())
+        )),
     }
 }
 

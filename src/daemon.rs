@@ -10,6 +10,7 @@ use crate::ami::Message;
 use crate::bans::Bans;
 use crate::clock;
 use crate::config::{self, Config};
+use crate::control::proto::{Answer, Request};
 use crate::control::Control;
 use crate::crowdsec::Lapi;
 use crate::firewall;
@@ -249,9 +250,7 @@ impl Daemon {
             }
             clock::read_test_clock();
             if let Some(mut c) = self.control.take() {
-                c.ready(&fds[control_at..follow_at], &mut |req, body| {
-                    self.answer(req, body)
-                });
+                c.ready(&fds[control_at..follow_at], &mut |r| self.answer(r));
                 self.control = Some(c);
             }
             if fds.get(survey_at).is_some_and(|f| f.revents != 0) {
@@ -294,18 +293,21 @@ impl Daemon {
     }
 
     /// A control-socket request, answered from the daemon's state.
-    fn answer(&mut self, request: &str, body: &str) -> String {
+    fn answer(&mut self, request: Request) -> Answer {
         let (answer, changes) = match request {
-            "add" => live_admin::add(&mut self.bans, &self.judge.engine, &self.cfg, body),
-            "del" => live_admin::del(&mut self.bans, &mut self.judge.engine, body),
-            _ => return self.report(request),
+            Request::Add(l) => live_admin::add(&mut self.bans, &self.judge.engine, &self.cfg, l),
+            Request::Del(l) => live_admin::del(&mut self.bans, &mut self.judge.engine, l),
+            Request::Status { keys } => {
+                return self.report(&mut |live| Answer::Text(report::status(live, keys)))
+            }
+            Request::Why(a) => return self.report(&mut |live| report::why_live(live, &a)),
         };
         self.publish(changes);
         answer
     }
 
     /// `status` and `why`, answered from the daemon's state.
-    fn report(&mut self, request: &str) -> String {
+    fn report(&mut self, answer: &mut dyn FnMut(&mut Live) -> Answer) -> Answer {
         let log_door = self.describe_log_door();
         let mut live = Live {
             cfg: &self.cfg,
@@ -327,7 +329,7 @@ impl Daemon {
             log_door,
             longest_turn: self.longest_turn,
         };
-        report::answer(&mut live, request)
+        answer(&mut live)
     }
 
     /// Milliseconds until the next timer, rounded up so that it is due when poll returns.

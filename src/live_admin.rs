@@ -1,49 +1,31 @@
 //! An admin's `-a`/`-d` applied by the running daemon, in its loop (the lists come through the
 //! control socket in parts): the penalty table, the expiry schedule and the kernel stay in
 //! step, a `-d`'d host starts from zero, and the import never waits on SQLite's busy handler
-//! while the daemon holds the database. The list is parsed again here: whatever reaches the
-//! socket is untrusted.
-
-use std::collections::HashSet;
-use std::fmt::Write;
+//! while the daemon holds the database. The list was parsed again on its way in
+//! (`control::proto`): whatever reaches the socket is untrusted.
 
 use ipnet::IpNet;
+use std::collections::HashSet;
 
-use crate::addr::{self, net_text};
+use crate::addr::net_text;
 use crate::admission::Door;
 use crate::ban::{BanRequest, Lifetime, Origin};
 use crate::bans::{Bans, Changes, Lift, Outcome};
 use crate::clock;
 use crate::config::Config;
+use crate::control::proto::{Answer, Done, Item, List};
 use crate::engine::Engine;
 use crate::firewall::ErrorKind;
 use crate::{info, warn};
 
-/// The networks of a list, one per line; a line that is none is answered as an error.
-fn parse(body: &str, out: &mut String) -> Vec<IpNet> {
-    let mut nets = Vec::new();
-    for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        match addr::parse_net(line) {
-            Ok(n) => nets.push(n.trunc()),
-            Err(e) => {
-                let _ = writeln!(out, "err {} {e}", printable(line));
-            }
-        }
-    }
-    nets
-}
-
-fn printable(s: &str) -> String {
-    crate::log::printable(&s.as_bytes()[..s.len().min(100)])
-}
-
-/// `add`: answers `ok NET banned|already|permanent` or `err NET why`, one line each; and
-/// what changed, for the daemon to tell (the log, the hooks).
-pub fn add(bans: &mut Bans, engine: &Engine, cfg: &Config, body: &str) -> (String, Changes) {
-    let mut out = String::new();
+/// `add`: an item per network (banned, already, made permanent, or why not); and what
+/// changed, for the daemon to tell (the log, the hooks).
+pub fn add(bans: &mut Bans, engine: &Engine, cfg: &Config, list: List) -> (Answer, Changes) {
+    let mut items = list.bad;
+    let mut error = None;
     let mut wanted = Vec::new();
     let now = clock::now_epoch();
-    for net in parse(body, &mut out) {
+    for net in list.nets {
         // The command checked the admin's own address before it sent the list.
         let door = Door::Manual {
             admin: None,
@@ -57,9 +39,7 @@ pub fn add(bans: &mut Bans, engine: &Engine, cfg: &Config, body: &str) -> (Strin
                 now,
                 Lifetime::Permanent,
             )),
-            Err(why) => {
-                let _ = writeln!(out, "err {} {why}", net_text(&net));
-            }
+            Err(why) => items.push(Item::err(&net, why)),
         }
     }
     let nets: Vec<IpNet> = wanted.iter().map(|b| b.net).collect();
@@ -80,38 +60,42 @@ pub fn add(bans: &mut Bans, engine: &Engine, cfg: &Config, body: &str) -> (Strin
                 }
             }
             for (net, o) in nets.iter().zip(outcomes) {
-                let text = net_text(net);
-                let _ = match o {
-                    Outcome::Done => writeln!(out, "ok {text} banned"),
-                    Outcome::Unchanged => writeln!(out, "ok {text} already"),
+                items.push(match o {
+                    Outcome::Done => Item::ok(net, Done::Banned),
+                    Outcome::Unchanged => Item::ok(net, Done::Already),
                     Outcome::MadePermanent => {
+                        let text = net_text(net);
                         info!("{text}: temporary ban made permanent (manual, ampere -a)");
-                        writeln!(out, "ok {text} permanent")
+                        Item::ok(net, Done::Permanent)
                     }
                     Outcome::Firewall(e) => {
-                        writeln!(out, "err {text} recorded, but the firewall failed: {e}")
+                        Item::err(net, format!("recorded, but the firewall failed: {e}"))
                     }
-                };
+                });
             }
         }
         Err(e) => {
             warn!("ampere -a through the control socket: {e}");
-            let _ = writeln!(out, "error: {e}");
+            error = Some(e.to_string());
         }
     }
-    (out, changes)
+    (Answer::Items { items, error }, changes)
 }
 
 /// `del`: each network's own ban and every ban inside it are lifted, and the penalties
-/// inside it forgotten. Answers `ok NET unbanned N` or `err NET why`; and what changed.
-pub fn del(bans: &mut Bans, engine: &mut Engine, body: &str) -> (String, Changes) {
-    let mut out = String::new();
-    let asked = parse(body, &mut out);
+/// inside it forgotten. An item per network (how many were lifted, or why not); and what
+/// changed.
+pub fn del(bans: &mut Bans, engine: &mut Engine, list: List) -> (Answer, Changes) {
+    let (mut items, asked) = (list.bad, list.nets);
+    let mut error = None;
     engine.forget(&asked);
     // Each asked network with the active bans it takes in (itself included), each lifted once.
     let per_asked = match bans.active_within(&asked) {
         Ok(p) => p,
-        Err(e) => return (format!("{out}error: {e}\n"), Changes::default()),
+        Err(e) => {
+            let error = Some(e.to_string());
+            return (Answer::Items { items, error }, Changes::default());
+        }
     };
     let mut seen = HashSet::new();
     let lift: Vec<IpNet> = per_asked
@@ -134,24 +118,26 @@ pub fn del(bans: &mut Bans, engine: &mut Engine, body: &str) -> (String, Changes
                 .collect();
             for (net, inside) in asked.iter().zip(&per_asked) {
                 let text = net_text(net);
-                let _ = match failed.iter().find(|(n, _)| net.contains(n)) {
-                    Some((n, e)) => writeln!(
-                        out,
-                        "err {text} removed from the database, but the firewall failed for {}: {e}",
-                        net_text(n)
+                items.push(match failed.iter().find(|(n, _)| net.contains(n)) {
+                    Some((n, e)) => Item::err(
+                        net,
+                        format!(
+                            "removed from the database, but the firewall failed for {}: {e}",
+                            net_text(n)
+                        ),
                     ),
-                    None if inside.is_empty() => writeln!(out, "err {text} is not banned"),
+                    None if inside.is_empty() => Item::err(net, "is not banned"),
                     None => {
                         info!("unbanned {text} and {} ban(s) inside it (manual, ampere -d); its penalties forgotten", inside.len());
-                        writeln!(out, "ok {text} unbanned {}", inside.len())
+                        Item::ok(net, Done::Unbanned(inside.len()))
                     }
-                };
+                });
             }
         }
         Err(e) => {
             warn!("ampere -d through the control socket: {e}");
-            let _ = writeln!(out, "error: {e}");
+            error = Some(e.to_string());
         }
     }
-    (out, changes)
+    (Answer::Items { items, error }, changes)
 }

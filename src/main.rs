@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use ampere::cli::{self, Mode};
 use ampere::config;
-use ampere::control::client::Asked;
+use ampere::control::client::{self, Asked};
+use ampere::control::proto::{Answer, Request};
 use ampere::log;
 
 fn main() -> ExitCode {
@@ -88,52 +89,39 @@ fn main() -> ExitCode {
             }
         }
         Mode::Replay(file) => ampere::replay::run(&cfg, file).map(|()| true),
-        Mode::Status { keys } => {
-            let request = if *keys { "status keys" } else { "status" };
-            match ampere::control::client::ask(&cfg.socket, request) {
-                Ok(Asked::Answer(a)) => {
-                    print!("{a}");
-                    Ok(true)
-                }
-                Ok(Asked::NotRunning) => {
-                    print!("{}", ampere::report::status_offline(&cfg, *keys));
-                    return ExitCode::from(3);
-                }
-                Err(e) => Err(e),
+        Mode::Status { keys } => match client::ask(&cfg.socket, &Request::Status { keys: *keys }) {
+            Ok(Asked::Answer(a)) => Ok(shown(a)),
+            Ok(Asked::NotRunning) => {
+                print!("{}", ampere::report::status_offline(&cfg, *keys));
+                return ExitCode::from(3);
             }
-        }
-        Mode::Why(addr) => {
-            match ampere::control::client::ask(&cfg.socket, &format!("why {addr}")) {
-                Ok(Asked::Answer(a)) => {
-                    print!("{a}");
-                    Ok(!a.starts_with("error"))
-                }
-                Ok(Asked::NotRunning) => ampere::store::Store::open(&cfg.db)
-                    .map_err(|e| e.to_string())
-                    .map(|store| {
-                        let fw = ampere::firewall::backend(&cfg);
-                        let names = ampere::resolver::lookup_all(&cfg.trust_names);
-                        let names: Vec<_> = names.into_iter().map(|(n, _)| n).collect();
-                        let mut own = ampere::own::OwnNets::default();
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs() as i64);
-                        let _ = own.read(now);
-                        let a = ampere::report::why(
-                            &cfg,
-                            &store,
-                            fw.as_ref(),
-                            None,
-                            &names,
-                            &own,
-                            addr,
-                        );
-                        print!("{a}");
-                        !a.contains("error:")
-                    }),
-                Err(e) => Err(e),
-            }
-        }
+            Err(e) => Err(e),
+        },
+        Mode::Why(addr) => match client::ask(&cfg.socket, &Request::Why(addr.clone())) {
+            Ok(Asked::Answer(a)) => Ok(shown(a)),
+            Ok(Asked::NotRunning) => ampere::store::Store::open(&cfg.db)
+                .map_err(|e| e.to_string())
+                .map(|store| {
+                    let fw = ampere::firewall::backend(&cfg);
+                    let names = ampere::resolver::lookup_all(&cfg.trust_names);
+                    let names: Vec<_> = names.into_iter().map(|(n, _)| n).collect();
+                    let mut own = ampere::own::OwnNets::default();
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs() as i64);
+                    let _ = own.read(now);
+                    shown(ampere::report::why(
+                        &cfg,
+                        &store,
+                        fw.as_ref(),
+                        None,
+                        &names,
+                        &own,
+                        addr,
+                    ))
+                }),
+            Err(e) => Err(e),
+        },
         Mode::Daemon => ampere::daemon::run(cfg, args.config, args.logfile).map(|()| true),
         Mode::Help | Mode::Version | Mode::Resolve(_) | Mode::RunHook(..) | Mode::ListActive(_) => {
             unreachable!("handled above")
@@ -145,6 +133,25 @@ fn main() -> ExitCode {
         Err(e) => {
             ampere::error!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// A report on standard output, an error too (as the daemon gave it); true when it is no
+/// error.
+fn shown(a: Answer) -> bool {
+    match a {
+        Answer::Text(t) => {
+            print!("{t}");
+            true
+        }
+        Answer::Error(e) => {
+            println!("error: {e}");
+            false
+        }
+        Answer::Items { .. } => {
+            println!("error: the daemon answered a report request with a list");
+            false
         }
     }
 }

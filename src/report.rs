@@ -10,6 +10,7 @@ use crate::ban::Origin;
 use crate::bans::Bans;
 use crate::clock::{self, format_time};
 use crate::config::Config;
+use crate::control::proto::Answer;
 use crate::engine::Engine;
 use crate::log::printable;
 use crate::resolver::{self, Named};
@@ -461,24 +462,16 @@ pub fn status_offline(cfg: &Config, keys: bool) -> String {
 mod why;
 pub use why::why;
 
-/// A request line from the control socket, answered from the daemon's state.
-pub fn answer(live: &mut Live, request: &str) -> String {
-    let mut words = request.split_whitespace();
-    match (words.next(), words.next(), words.next()) {
-        (Some("status"), None, _) => status(live, false),
-        (Some("status"), Some("keys"), None) => status(live, true),
-        (Some("why"), Some(a), None) => {
-            let sec = clock::mono_secs(live.started);
-            why(
-                live.cfg,
-                live.bans.store(),
-                live.bans.firewall(),
-                Some((live.engine, sec)),
-                live.names,
-                live.own,
-                a,
-            )
-        }
-        _ => "error: requests are `status`, `status keys` and `why ADDR`\n".to_string(),
-    }
+/// `why` answered from the daemon's state: with the penalty the engine holds now.
+pub fn why_live(live: &Live, text: &str) -> Answer {
+    let sec = clock::mono_secs(live.started);
+    why(
+        live.cfg,
+        live.bans.store(),
+        live.bans.firewall(),
+        Some((live.engine, sec)),
+        live.names,
+        live.own,
+        text,
+    )
 }

@@ -1,5 +1,5 @@
-//! The other end of the control socket: `ampere status` and `ampere why` send one line and
-//! print the answer. The answer is bounded too: a daemon (or whatever listens there) that
+//! The other end of the control socket: `ampere status`, `why`, `-a` and `-d` send a request
+//! and read the answer, both through `proto`. The answer is bounded too: a daemon (or whatever listens there) that
 //! sends more than `MAX_ANSWER` or takes longer than `TIMEOUT` is an error.
 
 use std::io::{self, Read, Write};
@@ -7,22 +7,19 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+use super::proto::{Answer, Request};
+
 const MAX_ANSWER: u64 = 1 << 20;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What asking the daemon gave.
 pub enum Asked {
-    Answer(String),
+    Answer(Answer),
     /// Nothing listens at the socket: the daemon is not running.
     NotRunning,
 }
 
-pub fn ask(path: &Path, request: &str) -> Result<Asked, String> {
-    ask_with(path, request, None)
-}
-
-/// A request with a body (`add`/`del` and a list): the body ends at this side's EOF.
-pub fn ask_with(path: &Path, request: &str, body: Option<&str>) -> Result<Asked, String> {
+pub fn ask(path: &Path, request: &Request) -> Result<Asked, String> {
     let shown = path.display();
     let mut s = match UnixStream::connect(path) {
         Ok(s) => s,
@@ -39,7 +36,8 @@ pub fn ask_with(path: &Path, request: &str, body: Option<&str>) -> Result<Asked,
     let io = |e: io::Error| format!("{shown}: {e}");
     s.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
     s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
-    s.write_all(format!("{request}\n").as_bytes()).map_err(io)?;
+    let (line, body) = request.encode();
+    s.write_all(format!("{line}\n").as_bytes()).map_err(io)?;
     if let Some(b) = body {
         s.write_all(b.as_bytes()).map_err(io)?;
         s.shutdown(std::net::Shutdown::Write).map_err(io)?;
@@ -56,5 +54,6 @@ pub fn ask_with(path: &Path, request: &str, body: Option<&str>) -> Result<Asked,
     if answer.len() as u64 > MAX_ANSWER {
         return Err(format!("{shown}: the answer is over {MAX_ANSWER} bytes"));
     }
-    Ok(Asked::Answer(String::from_utf8_lossy(&answer).into_owned()))
+    let text = String::from_utf8_lossy(&answer);
+    Ok(Asked::Answer(Answer::decode(request, &text)))
 }

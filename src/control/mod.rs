@@ -8,6 +8,7 @@
 //! (SO_PEERCRED), and the socket file is mode 0600.
 
 pub mod client;
+pub mod proto;
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::sys::{self, PollFd};
 use crate::{debug, warn};
+use proto::{Answer, Request};
 
 /// Longest request line; a longer one is refused without being read further.
 pub const MAX_REQUEST: usize = 512;
@@ -135,9 +137,8 @@ impl Control {
     }
 
     /// Handles what `poll` reported for the fds `poll_fds` added (in that order); `answer`
-    /// turns a complete request (its line and its body, empty but for `add`/`del`) into the
-    /// answer's text.
-    pub fn ready(&mut self, fds: &[PollFd], answer: &mut dyn FnMut(&str, &str) -> String) {
+    /// answers a complete request, decoded.
+    pub fn ready(&mut self, fds: &[PollFd], answer: &mut dyn FnMut(Request) -> Answer) {
         let now = Instant::now();
         let mut done = vec![false; self.clients.len()];
         for (i, fd) in fds.iter().enumerate().skip(1).take(self.clients.len()) {
@@ -212,7 +213,7 @@ impl Control {
     }
 
     /// One bounded read or write for client `i`; false when it is finished with.
-    fn serve(&mut self, i: usize, answer: &mut dyn FnMut(&str, &str) -> String) -> bool {
+    fn serve(&mut self, i: usize, answer: &mut dyn FnMut(Request) -> Answer) -> bool {
         let c = &mut self.clients[i];
         if let Some((out, sent)) = &mut c.answer {
             let end = out.len().min(*sent + CHUNK);
@@ -237,22 +238,28 @@ impl Control {
         c.request.extend_from_slice(&buf[..n]);
         let (head_end, limit) = shape(&c.request);
         let len = c.request.len();
-        let text = match head_end {
+        let reply = match head_end {
             _ if len > limit || (head_end.is_none() && len > MAX_REQUEST) => {
                 self.refused += 1;
-                if limit == MAX_BODY {
-                    format!("error: a list is at most {MAX_BODY} bytes; send it in parts\n")
+                Answer::Error(if limit == MAX_BODY {
+                    format!("a list is at most {MAX_BODY} bytes; send it in parts")
                 } else {
-                    format!("error: a request is one line of at most {MAX_REQUEST} bytes\n")
-                }
+                    format!("a request is one line of at most {MAX_REQUEST} bytes")
+                })
             }
             Some(_) if limit == MAX_BODY && n > 0 => return true,
             Some(end) => match std::str::from_utf8(&c.request) {
-                Ok(all) => answer(all[..end].trim_end_matches('\r'), &all[end + 1..]),
-                Err(_) => "error: the request is not UTF-8\n".to_string(),
+                Ok(all) => {
+                    match Request::decode(all[..end].trim_end_matches('\r'), &all[end + 1..]) {
+                        Ok(r) => answer(r),
+                        Err(e) => Answer::Error(e),
+                    }
+                }
+                Err(_) => Answer::Error("the request is not UTF-8".into()),
             },
             None => return true,
         };
+        let text = reply.encode();
         let c = &mut self.clients[i];
         let _ = c.stream.shutdown(std::net::Shutdown::Read);
         c.answer = Some((text.into_bytes(), 0));
@@ -268,7 +275,7 @@ impl Control {
 fn shape(request: &[u8]) -> (Option<usize>, usize) {
     let end = request.iter().position(|&b| b == b'\n');
     let line = end.map(|e| &request[..e]);
-    let body = line.is_some_and(|l| matches!(l.strip_suffix(b"\r").unwrap_or(l), b"add" | b"del"));
+    let body = line.is_some_and(Request::has_body);
     (end, if body { MAX_BODY } else { MAX_REQUEST + 1 })
 }
 

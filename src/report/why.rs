@@ -11,6 +11,7 @@ use super::{ago, ban_line};
 use crate::addr::{self, net_text};
 use crate::clock::{self, format_time};
 use crate::config::Config;
+use crate::control::proto::Answer;
 use crate::engine::Engine;
 use crate::firewall::Backend;
 use crate::log::printable;
@@ -63,16 +64,16 @@ pub fn why(
     names: &[Named],
     own: &OwnNets,
     text: &str,
-) -> String {
+) -> Answer {
     let net = match addr::parse_net(text.trim()) {
         Ok(n) => n,
-        Err(e) => return format!("error: {e}\n"),
+        Err(e) => return Answer::Error(e),
     };
     let now = clock::now_epoch();
     let mut o = format!("{}:\n", net_text(&net));
     let records = match store.records_of(&containing(net)) {
         Ok(r) => r,
-        Err(e) => return format!("{o}error: {e}\n"),
+        Err(e) => return Answer::Error(format!("{}: {e}", net_text(&net))),
     };
     if records.is_empty() {
         let _ = writeln!(o, "  bans: none, now or before");
@@ -161,7 +162,7 @@ pub fn why(
         kernel.push("no active ban to hold".to_string());
     }
     let _ = writeln!(o, "  kernel: {}", kernel.join("; "));
-    o
+    Answer::Text(o)
 }
 
 /// Whether `ip` is the PBX's own address, or on one of its links, and since when.
