@@ -365,7 +365,7 @@ impl Bans {
     /// its time, not a second late), rereading it, the WAL checkpoint, the audit, writing
     /// bans that wait for the database. `epoch_ms` gives the wall clock in unix
     /// milliseconds, read only when a ban is due to expire at all.
-    pub fn next_wake(&self, epoch_ms: impl FnOnce() -> i64) -> Option<Instant> {
+    pub fn next_timer_by(&self, epoch_ms: impl FnOnce() -> i64) -> Option<Instant> {
         let now = Instant::now();
         let wall = (self.next_expiry.is_some() || !self.unstored.is_empty()).then(epoch_ms);
         // While the database refuses writes, a due expiry waits for the next retry; while

@@ -25,7 +25,7 @@ use crate::resolver::{self, Resolver};
 use crate::score::EventKind;
 use crate::session::{Link, Read, Settings};
 use crate::sip_guard::SipGuard;
-use crate::sys::{self, PollFd, SignalPipe};
+use crate::sys::{self, SignalPipe};
 use crate::{debug, error, info, warn};
 
 mod known;
@@ -34,6 +34,9 @@ mod pace;
 mod protect;
 mod publish;
 mod reload;
+mod sources;
+
+use sources::{PollSet, Source, Token};
 
 /// Bytes read per poll turn at most, so that signals are looked at between bursts.
 const READ_PER_TURN: usize = 1 << 18;
@@ -96,7 +99,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     let mut d = Daemon {
         resolver,
         lapi: Lapi::new(&cfg),
-        lift_retry: None,
+        lift_due: None,
         pace: pace::Pace::default(),
         sip_guard: SipGuard::new(&cfg, judge.engine.protected()),
         judge,
@@ -109,9 +112,9 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         started,
         started_at,
         // Forgetting is due at once: a box that reboots daily would never reach an hour.
-        next_forget: (started, 0),
+        forget_due: (started, 0),
         own,
-        next_own: started + crate::own::REFRESH,
+        own_due: started + crate::own::REFRESH,
         log_door: cfg
             .asterisk_log
             .as_deref()
@@ -121,7 +124,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
         longest_turn: Duration::ZERO,
         control: Some(control),
         rate: EventRate::default(),
-        next_stats: cfg.statsfile.as_ref().map(|_| Instant::now()),
+        stats_due: cfg.statsfile.as_ref().map(|_| Instant::now()),
         last_event: None,
         unset_clock: (!clock::is_set(now)).then(|| (Instant::now(), now)),
         signals,
@@ -155,7 +158,7 @@ struct Daemon {
     control: Option<Control>,
     /// Security events per second, for `status`.
     rate: EventRate,
-    next_stats: Option<Instant>,
+    stats_due: Option<Instant>,
     /// Unix time of the latest security event.
     last_event: Option<i64>,
     /// The per-source SIP limit in the firewall: blind guard or flood guard.
@@ -169,14 +172,14 @@ struct Daemon {
     lapi: Lapi,
     /// When to try again to lift the bans of newly protected addresses (the kernel lock
     /// was held by an `ampere -a`).
-    lift_retry: Option<Instant>,
+    lift_due: Option<Instant>,
     /// Reads the AMI socket in batches under a flood.
     pace: pace::Pace,
     /// When known hosts not seen for `known_forget` are next forgotten.
-    next_forget: (Instant, i64),
+    forget_due: (Instant, i64),
     /// The PBX's own addresses and links, and when they are read again.
     own: OwnNets,
-    next_own: Instant,
+    own_due: Instant,
     /// Asterisk's log, followed for what AMI does not report (`asterisk_log`).
     log_door: Option<Follower>,
     /// The log door's events from addresses banned already (the ban does not reach their
@@ -192,56 +195,27 @@ impl Daemon {
         let mut buf = vec![0u8; 65536];
         // Kept from turn to turn: at a steady event rate the loop turns thousands of times a
         // second, and each turn's allocation showed in its CPU.
-        let mut fds: Vec<PollFd> = Vec::with_capacity(8);
+        let mut set = PollSet::default();
         let mut woke: Option<Instant> = None;
         loop {
             self.timers();
             self.sync_guard(false);
-            fds.clear();
-            fds.push(PollFd {
-                fd: self.signals.fd(),
-                events: sys::POLLIN,
-                revents: 0,
-            });
-            if let Some((fd, mut events)) = self.link.poll_fd() {
-                if self.pace.holding(Instant::now()) {
-                    events &= !sys::POLLIN;
-                }
-                fds.push(PollFd {
-                    fd,
-                    events,
-                    revents: 0,
-                });
+            set.clear();
+            set.add(Token::Signals, &self.signals);
+            set.add(Token::Ami, &self.link);
+            if self.pace.holding(Instant::now()) {
+                set.mask(Token::Ami, sys::POLLIN);
             }
-            let resolver_at = fds.len();
-            self.resolver.poll_fd(&mut fds);
-            let lapi_at = fds.len();
-            self.lapi.poll_fds(&mut fds);
-            let control_at = fds.len();
-            if let Some(c) = &self.control {
-                c.poll_fds(&mut fds);
-            }
-            let follow_at = fds.len();
-            if let Some(fd) = self.log_door.as_ref().and_then(Follower::poll_fd) {
-                fds.push(PollFd {
-                    fd,
-                    events: sys::POLLIN,
-                    revents: 0,
-                });
-            }
-            let survey_at = fds.len();
-            if let Some(fd) = self.bans.survey_fd() {
-                fds.push(PollFd {
-                    fd,
-                    events: sys::POLLIN,
-                    revents: 0,
-                });
-            }
+            set.add(Token::Resolver, &self.resolver);
+            set.add(Token::Lapi, &self.lapi);
+            set.add(Token::Control, &self.control);
+            set.add(Token::LogDoor, &self.log_door);
+            set.add(Token::Survey, &self.bans);
             // The loop's work between two polls: what a ban waits for at worst (`status`).
             if let Some(w) = woke {
                 self.longest_turn = self.longest_turn.max(w.elapsed());
             }
-            let polled = sys::poll(&mut fds, self.poll_timeout());
+            let polled = set.poll(self.poll_timeout());
             woke = Some(Instant::now());
             if let Err(e) = polled {
                 error!("poll: {e}");
@@ -250,25 +224,21 @@ impl Daemon {
             }
             clock::read_test_clock();
             if let Some(mut c) = self.control.take() {
-                c.ready(&fds[control_at..follow_at], &mut |r| self.answer(r));
+                c.ready(set.of(Token::Control), &mut |r| self.answer(r));
                 self.control = Some(c);
             }
-            if fds.get(survey_at).is_some_and(|f| f.revents != 0) {
+            if set.revents(Token::Survey) != 0 {
                 self.bans.survey_ready(clock::now_epoch());
             }
-            let woken = fds[follow_at..survey_at].iter().any(|f| f.revents != 0);
-            self.on_log_door(woken);
-            if lapi_at > resolver_at && fds[resolver_at].revents != 0 && self.resolver.ready() {
+            self.on_log_door(set.revents(Token::LogDoor) != 0);
+            if set.revents(Token::Resolver) != 0 && self.resolver.ready() {
                 self.trust_changed();
             }
-            self.lapi.ready(
-                &fds[lapi_at..control_at],
-                &mut self.bans,
-                &self.judge.engine,
-            );
+            self.lapi
+                .ready(set.of(Token::Lapi), &mut self.bans, &self.judge.engine);
             let pulled = self.lapi.take_changes();
             self.publish(pulled);
-            let ami = if resolver_at > 1 { fds[1].revents } else { 0 };
+            let ami = set.revents(Token::Ami);
             if ami != 0 && self.link.resolving() {
                 self.link.resolve_ready();
             } else if ami != 0 && self.link.dialing() {
@@ -278,7 +248,7 @@ impl Daemon {
                 self.sync_guard(false);
                 self.check_iax2();
             }
-            if fds[0].revents != 0 && self.on_signals() {
+            if set.revents(Token::Signals) != 0 && self.on_signals() {
                 self.link.logoff();
                 return;
             }
@@ -332,26 +302,32 @@ impl Daemon {
         answer(&mut live)
     }
 
-    /// Milliseconds until the next timer, rounded up so that it is due when poll returns.
+    /// Milliseconds until the next timer, rounded up so that it is due when poll returns:
+    /// the sources' and the daemon's own (`*_due`).
     fn poll_timeout(&self) -> i32 {
         let now = Instant::now();
-        let next = [
-            self.link.next_timer(),
-            self.bans.next_wake(clock::now_epoch_ms),
-            self.hooks.next_check(),
-            self.control.as_ref().and_then(Control::next_timer),
-            self.next_stats,
-            self.resolver.next_timer(),
-            self.lift_retry,
-            self.lapi.next_timer(),
-            self.pace.next_timer(),
-            Some(self.next_forget.0),
-            Some(self.next_own),
-            self.log_door.as_ref().map(Follower::next_timer),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let sources: [&dyn Source; 8] = [
+            &self.link,
+            &self.bans,
+            &self.hooks,
+            &self.control,
+            &self.resolver,
+            &self.lapi,
+            &self.pace,
+            &self.log_door,
+        ];
+        let own = [
+            self.stats_due,
+            self.lift_due,
+            Some(self.forget_due.0),
+            Some(self.own_due),
+        ];
+        let next = sources
+            .iter()
+            .map(|s| s.next_timer())
+            .chain(own)
+            .flatten()
+            .min();
         match next {
             None => -1,
             Some(t) if t <= now => 0,
@@ -375,9 +351,9 @@ impl Daemon {
         self.publish(lifted);
         self.hooks.reap();
         let now = Instant::now();
-        if self.next_stats.is_some_and(|t| now >= t) {
+        if self.stats_due.is_some_and(|t| now >= t) {
             self.write_stats();
-            self.next_stats = Some(now + Duration::from_secs(self.cfg.stats_interval));
+            self.stats_due = Some(now + Duration::from_secs(self.cfg.stats_interval));
         }
         self.link.tick(now);
         if let Some(c) = &mut self.control {
@@ -387,20 +363,20 @@ impl Daemon {
         self.lapi.tick(now, &mut self.bans);
         let pulled = self.lapi.take_changes();
         self.publish(pulled);
-        if self.lift_retry.is_some_and(|t| now >= t) {
+        if self.lift_due.is_some_and(|t| now >= t) {
             self.lift_protected();
         }
-        if now >= self.next_own {
-            self.next_own = now + crate::own::REFRESH;
+        if now >= self.own_due {
+            self.own_due = now + crate::own::REFRESH;
             self.read_own();
         }
         // Due by either clock: the wall clock leaps on a box that learns the time late (and
         // on the tests' clock), and forgetting follows it.
         let epoch = clock::now_epoch();
-        if now >= self.next_forget.0 || epoch >= self.next_forget.1 {
+        if now >= self.forget_due.0 || epoch >= self.forget_due.1 {
             let sec = clock::mono_secs(self.started);
             let wait = known::forget(&mut self.judge, &mut self.bans, &self.cfg, epoch, sec);
-            self.next_forget = (now + wait, epoch.saturating_add(wait.as_secs() as i64));
+            self.forget_due = (now + wait, epoch.saturating_add(wait.as_secs() as i64));
         }
         // The AMI host as this connection resolved it is never banned, also when it is a
         // name that did not resolve at start.

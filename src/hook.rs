@@ -148,7 +148,7 @@ impl Hooks {
     }
 
     /// When the loop should look at the hooks again: soon while any runs (to reap it).
-    pub fn next_check(&self) -> Option<Instant> {
+    pub fn next_timer(&self) -> Option<Instant> {
         let soonest = self.running.iter().map(|r| r.deadline).min()?;
         Some(soonest.min(Instant::now() + Duration::from_millis(200)))
     }

@@ -302,7 +302,7 @@ fn expiry_is_database_first_and_remembers_the_count() {
     r.flush(&["192.0.2.2"], T0 + 30);
     r.calls();
     // The loop wakes for the first expiry, not later.
-    let wake = r.bans.next_wake(|| (T0 + 10) * 1000).unwrap();
+    let wake = r.bans.next_timer_by(|| (T0 + 10) * 1000).unwrap();
     assert!(
         wake <= Instant::now() + Duration::from_secs(50),
         "wakes at the expiry"
@@ -478,7 +478,7 @@ fn a_failed_firewall_step_is_retried_soon() {
     r.bans.set_audit_interval(Duration::from_secs(300));
     r.kernel.0.borrow_mut().refuse = vec![parse_net("192.0.2.1").unwrap()];
     r.flush(&["192.0.2.1"], T0);
-    let soon = r.bans.next_wake(|| T0 * 1000).unwrap();
+    let soon = r.bans.next_timer_by(|| T0 * 1000).unwrap();
     assert!(
         soon <= Instant::now() + RETRY_FIRST,
         "retried within a second, not in 5 minutes"

@@ -49,7 +49,7 @@ impl Daemon {
     /// Lifts every active ban that the admission check would refuse now because of what it
     /// takes in (trusted, loopback, the AMI host): protection that came after the ban wins.
     pub(super) fn lift_protected(&mut self) {
-        self.lift_retry = None;
+        self.lift_due = None;
         let admission = self.judge.engine.admission();
         // Asked through the door it came in by: an admin's forced ban on the PBX's own link
         // stays, a daemon's does not.
@@ -142,7 +142,7 @@ impl Daemon {
             }
             Err(e) => {
                 warn!("cannot lift the bans of protected addresses yet: {e}; trying again in 1 s");
-                self.lift_retry = Some(Instant::now() + Duration::from_secs(1));
+                self.lift_due = Some(Instant::now() + Duration::from_secs(1));
             }
         }
     }

@@ -51,9 +51,9 @@ impl Daemon {
         self.bans
             .set_audit_interval(Duration::from_secs(new.audit_interval));
         if new.statsfile.is_none() {
-            self.next_stats = None;
-        } else if self.next_stats.is_none() {
-            self.next_stats = Some(Instant::now());
+            self.stats_due = None;
+        } else if self.stats_due.is_none() {
+            self.stats_due = Some(Instant::now());
         }
         self.link
             .reconfigure(Settings::from(&new), !changes.reconnect.is_empty());

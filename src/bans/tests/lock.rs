@@ -34,7 +34,7 @@ fn a_ban_made_while_an_admin_holds_the_lock_is_in_the_kernel_at_once_and_outlive
     r.timers(T0 + 1);
     assert!(r.stored().is_empty());
     // Waiting for the lock does not spin.
-    assert!(r.bans.next_wake(|| (T0 + 1) * 1000).unwrap() > Instant::now());
+    assert!(r.bans.next_timer_by(|| (T0 + 1) * 1000).unwrap() > Instant::now());
     drop(admin);
     lock_retry_now(&mut r);
     r.timers(T0 + 1);

@@ -26,7 +26,7 @@ fn bans_made_while_the_database_refuses_writes_are_written_when_it_takes_them_ag
     // Still refused: they wait, and the retry backs off instead of spinning.
     r.bans.retry_now();
     assert!(r.timers(T0 + 2).is_empty());
-    assert!(r.bans.next_wake(|| (T0 + 2) * 1000).unwrap() > Instant::now());
+    assert!(r.bans.next_timer_by(|| (T0 + 2) * 1000).unwrap() > Instant::now());
     r.bans.store().allow_writes();
     r.bans.retry_now();
     r.timers(T0 + 3);
@@ -51,7 +51,7 @@ fn a_ban_that_never_reached_the_database_still_expires() {
     let mut r = rig("bantime = 60\n");
     r.bans.store().refuse_writes();
     r.flush(&["192.0.2.1"], T0);
-    let wake = r.bans.next_wake(|| (T0 + 10) * 1000).unwrap();
+    let wake = r.bans.next_timer_by(|| (T0 + 10) * 1000).unwrap();
     assert!(wake <= Instant::now() + Duration::from_secs(50));
     assert!(r.timers(T0 + 59).is_empty());
     assert_eq!(r.timers(T0 + 60), [parse_net("192.0.2.1").unwrap()]);
