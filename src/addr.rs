@@ -2,6 +2,7 @@
 //! mapped into IPv6 taken as the IPv4 host, and printed in one canonical text form (the
 //! database key, log lines, `-l`).
 
+use crate::error::Invalid;
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -22,7 +23,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 /// `addr` or `addr/len`, IPv4 or IPv6; host bits are cleared (`10.1.2.3/8` = `10.0.0.0/8`),
 /// and IPv4-mapped IPv6 (`::ffff:1.2.3.4`, `::ffff:10.0.0.0/104`) becomes the IPv4 network it
 /// is: the kernel sees IPv4 packets from it, and the loopback guard must see 127.0.0.1.
-pub fn parse_net(v: &str) -> Result<IpNet, String> {
+pub fn parse_net(v: &str) -> Result<IpNet, Invalid> {
     let net = if v.contains('/') {
         IpNet::from_str(v).map_err(|_| format!("`{v}` is not an address or network"))?
     } else {

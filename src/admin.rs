@@ -13,9 +13,10 @@ use crate::bans::{Bans, Lift, Outcome};
 use crate::clock::{self, format_time};
 use crate::config::{self, Config};
 use crate::control::proto::{Answer, Done, Item, List, Request};
+use crate::error::Error;
 use crate::firewall::Backend;
 use crate::log::printable;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// One input line that is not an address, with its 1-based number.
 #[derive(Debug, PartialEq, Eq)]
@@ -129,7 +130,7 @@ pub fn add(
     fw: Box<dyn Backend>,
     input: impl BufRead,
     force: bool,
-) -> Result<bool, String> {
+) -> Result<bool, Error> {
     // The lookups happen here, in the command, never in the admission check.
     let mut ami = Admission::ami_literal(cfg);
     if ami.is_empty() {
@@ -200,7 +201,7 @@ pub fn add(
         eprintln!("{added} banned, {already} already banned (by the running daemon)");
         return Ok(ok);
     }
-    fw.prepare().map_err(|e| e.to_string())?;
+    fw.prepare()?;
     let mut bans = Bans::open(cfg, fw)?;
     let now = clock::now_epoch();
     // An admin's bans are permanent.
@@ -253,7 +254,7 @@ fn progress(total: usize) -> impl FnMut(usize) {
 }
 
 /// `-d`: returns Ok(true) when every line was applied.
-pub fn del(cfg: &Config, fw: Box<dyn Backend>, input: impl BufRead) -> Result<bool, String> {
+pub fn del(cfg: &Config, fw: Box<dyn Backend>, input: impl BufRead) -> Result<bool, Error> {
     let mut ok = true;
     let mut lines = Vec::new();
     let mut nets = Vec::new();
@@ -327,7 +328,7 @@ fn through_daemon(
     cfg: &Config,
     nets: &[IpNet],
     request: fn(List) -> Request,
-) -> Result<Option<Vec<Item>>, String> {
+) -> Result<Option<Vec<Item>>, Error> {
     use crate::control::client::{ask, Asked};
     if nets.len() > crate::control::LIST_PART {
         return Ok(None);
@@ -341,11 +342,11 @@ fn through_daemon(
             }));
             Ok(Some(items))
         }
-        Asked::Answer(Answer::Error(e)) => Err(format!("error: {e}")),
-        Asked::Answer(Answer::Text(t)) => Err(format!(
+        Asked::Answer(Answer::Error(e)) => Err(Error::Daemon(e)),
+        Asked::Answer(Answer::Text(t)) => Err(Error::Protocol(format!(
             "the daemon answered a list with a report: {}",
             crate::log::printable(t.as_bytes())
-        )),
+        ))),
     }
 }
 
@@ -355,7 +356,7 @@ fn within(
     bans: &Bans,
     lines: &[usize],
     nets: &[IpNet],
-) -> Result<(Vec<usize>, Vec<IpNet>), String> {
+) -> Result<(Vec<usize>, Vec<IpNet>), StoreError> {
     if nets.iter().all(crate::addr::is_host) {
         return Ok((lines.to_vec(), nets.to_vec()));
     }
@@ -381,9 +382,9 @@ fn within(
 
 /// `-l`: aligned columns; AccountID is attacker text and is escaped before it reaches a
 /// terminal.
-pub fn list(cfg: &Config, out: &mut dyn std::io::Write) -> Result<(), String> {
-    let store = Store::open(&cfg.db).map_err(|e| e.to_string())?;
-    let bans = store.active().map_err(|e| e.to_string())?;
+pub fn list(cfg: &Config, out: &mut dyn std::io::Write) -> Result<(), Error> {
+    let store = Store::open(&cfg.db)?;
+    let bans = store.active()?;
     let rows: Vec<[String; 5]> = bans
         .iter()
         .map(|b| {
@@ -440,7 +441,7 @@ pub fn list(cfg: &Config, out: &mut dyn std::io::Write) -> Result<(), String> {
     match result {
         // The reader went away (`ampere -l | head`): nothing left to do, not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.map_err(|e| e.to_string()),
+        r => r.map_err(|e| Error::io("standard output", e)),
     }
 }
 

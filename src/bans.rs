@@ -16,7 +16,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::firewall::{Backend, Entry, FwError};
 use crate::score::Evidence;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::{debug, error, info, warn};
 
 /// How often the next expiry is reread from the database, to notice `ampere -a`/`-d`.
@@ -145,8 +145,8 @@ impl Bans {
 
     /// Opens the database, creating its directory. The firewall is the caller's to check
     /// (`Backend::prepare`) where it is about to add bans.
-    pub fn open(cfg: &Config, fw: Box<dyn Backend>) -> Result<Bans, String> {
-        let store = Store::create(&cfg.db).map_err(|e| e.to_string())?;
+    pub fn open(cfg: &Config, fw: Box<dyn Backend>) -> Result<Bans, StoreError> {
+        let store = Store::create(&cfg.db)?;
         Ok(Bans::new(store, fw))
     }
 

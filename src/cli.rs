@@ -1,5 +1,6 @@
 //! Command-line options (lexopt). Only parsing lives here; `main` dispatches.
 
+use crate::error::Invalid;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -61,20 +62,18 @@ are skipped. Exit status: 0 ok, 1 a line or an action failed, 2 bad usage or con
 3 (status) the daemon is not running.
 ";
 
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Invalid> {
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
     let mut mode = None;
     let mut config = None;
     let mut logfile = None;
     let mut force = false;
-    let set = |m: Mode, mode: &mut Option<Mode>| -> Result<(), String> {
+    let set = |m: Mode, mode: &mut Option<Mode>| -> Result<(), Invalid> {
         match mode {
-            Some(prev) if *prev != m => Err(format!(
-                "{} and {} cannot be combined",
-                name(prev),
-                name(&m)
-            )),
+            Some(prev) if *prev != m => {
+                Err(format!("{} and {} cannot be combined", name(prev), name(&m)).into())
+            }
             _ => {
                 *mode = Some(m);
                 Ok(())
@@ -121,7 +120,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
                     .ok_or("--run-hook needs SECONDS PROG")?;
                 let argv: Vec<_> = rest.collect();
                 if argv.is_empty() {
-                    return Err("--run-hook needs SECONDS PROG".to_string());
+                    return Err("--run-hook needs SECONDS PROG".into());
                 }
                 set(Mode::RunHook(secs, argv), &mut mode)?
             }
@@ -140,7 +139,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
                 logfile = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?))
             }
             Long("force") => force = true,
-            _ => return Err(arg.unexpected().to_string()),
+            _ => return Err(arg.unexpected().to_string().into()),
         }
     }
     Ok(Args {
@@ -173,7 +172,7 @@ fn name(m: &Mode) -> &'static str {
 mod tests {
     use super::*;
 
-    fn p(args: &[&str]) -> Result<Args, String> {
+    fn p(args: &[&str]) -> Result<Args, Invalid> {
         parse(args.iter().map(OsString::from))
     }
 
@@ -219,7 +218,10 @@ mod tests {
 
     #[test]
     fn bad_usage() {
-        assert!(p(&["-a", "-d"]).unwrap_err().contains("cannot be combined"));
+        assert!(p(&["-a", "-d"])
+            .unwrap_err()
+            .0
+            .contains("cannot be combined"));
         assert!(p(&["-x"]).is_err());
         assert!(p(&["-c"]).is_err());
         assert!(p(&["stray"]).is_err());

@@ -13,6 +13,7 @@ use crate::config::{self, Config};
 use crate::control::proto::{Answer, Request};
 use crate::control::Control;
 use crate::crowdsec::Lapi;
+use crate::error::Error;
 use crate::firewall;
 use crate::follow::Follower;
 use crate::hook::Hooks;
@@ -41,7 +42,7 @@ use sources::{PollSet, Source, Token};
 /// Bytes read per poll turn at most, so that signals are looked at between bursts.
 const READ_PER_TURN: usize = 1 << 18;
 
-pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> Result<(), String> {
+pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> Result<(), Error> {
     clock::read_test_clock();
     info!(
         "{} starting: config {}, chain {}, database {}",
@@ -54,7 +55,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     // First of all, so that a SIGHUP from logrotate or a SIGUSR1 during a long restore waits
     // in the pipe instead of killing the process.
     let signals = SignalPipe::install(&[sys::SIGTERM, sys::SIGINT, sys::SIGHUP, sys::SIGUSR1])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        .map_err(|e| Error::io("cannot install signal handlers", e))?;
     // Before the firewall is touched: a second daemon must not flush the first one's bans.
     let control = Control::bind(&cfg.socket)?;
     // The trusted names are looked up while the bans are restored, and waited for (at most
@@ -62,7 +63,7 @@ pub fn run(cfg: Config, cfg_path: Option<PathBuf>, logfile: Option<PathBuf>) -> 
     let mut resolver = Resolver::new(&cfg);
     resolver.tick(Instant::now());
     let fw = firewall::backend(&cfg);
-    fw.prepare().map_err(|e| e.to_string())?;
+    fw.prepare()?;
     fw.keep_running();
     let mut bans = Bans::open(&cfg, fw)?.for_daemon();
     bans.set_audit_interval(Duration::from_secs(cfg.audit_interval));

@@ -5,6 +5,7 @@
 //! the server ends the body by closing and never uses chunked encoding; no TLS (LAPI is on
 //! loopback or a private network; DESIGN.md says how to reach another).
 
+use crate::error::{Error, Result};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -53,7 +54,7 @@ impl Request<'_> {
 }
 
 /// Where an answer's body goes, piece by piece, with its status; an error ends the exchange.
-pub type BodySink<'a> = dyn FnMut(u16, &[u8]) -> Result<(), String> + 'a;
+pub type BodySink<'a> = dyn FnMut(u16, &[u8]) -> Result<()> + 'a;
 
 #[derive(Debug)]
 enum State {
@@ -138,29 +139,35 @@ impl Exchange {
     pub fn ready(&mut self, sink: &mut BodySink<'_>) -> Step {
         match self.advance(sink) {
             Ok(step) => step,
-            Err(e) => Step::Failed(e),
+            Err(e) => Step::Failed(e.to_string()),
         }
     }
 
-    fn advance(&mut self, sink: &mut BodySink<'_>) -> Result<Step, String> {
+    fn advance(&mut self, sink: &mut BodySink<'_>) -> Result<Step> {
         if let State::Connecting = self.state {
             match self.stream.take_error() {
                 Ok(None) => {}
-                Ok(Some(e)) | Err(e) => return Err(format!("cannot connect: {e}")),
+                Ok(Some(e)) | Err(e) => {
+                    return Err(Error::Protocol(format!("cannot connect: {e}")))
+                }
             }
             if let Err(e) = self.stream.peer_addr() {
-                return Err(format!("cannot connect: {e}"));
+                return Err(Error::Protocol(format!("cannot connect: {e}")));
             }
             self.state = State::Writing { written: 0 };
         }
         if let State::Writing { written } = &mut self.state {
             loop {
                 match self.stream.write(&self.out[*written..]) {
-                    Ok(0) => return Err("the connection closed while sending".into()),
+                    Ok(0) => {
+                        return Err(Error::Protocol(
+                            "the connection closed while sending".into(),
+                        ))
+                    }
                     Ok(n) => *written += n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::Pending),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(format!("cannot send the request: {e}")),
+                    Err(e) => return Err(Error::Protocol(format!("cannot send the request: {e}"))),
                 }
                 if *written == self.out.len() {
                     break;
@@ -176,16 +183,18 @@ impl Exchange {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::Pending),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("cannot read the answer: {e}")),
+                Err(e) => return Err(Error::Protocol(format!("cannot read the answer: {e}"))),
             };
             taken += n;
             if n == 0 {
                 return match self.state {
                     State::Body { status, left: None } => Ok(Step::Done(status)),
-                    State::Body { left: Some(l), .. } => Err(format!(
+                    State::Body { left: Some(l), .. } => Err(Error::Protocol(format!(
                         "the answer ended {l} bytes short of its Content-Length"
+                    ))),
+                    _ => Err(Error::Protocol(
+                        "the connection closed before a complete answer head".into(),
                     )),
-                    _ => Err("the connection closed before a complete answer head".into()),
                 };
             }
             if let Some(step) = self.received(&buf[..n], sink)? {
@@ -196,26 +205,24 @@ impl Exchange {
     }
 
     /// Bytes arrived: into the head until it is complete, the rest to the sink.
-    fn received(
-        &mut self,
-        mut bytes: &[u8],
-        sink: &mut BodySink<'_>,
-    ) -> Result<Option<Step>, String> {
+    fn received(&mut self, mut bytes: &[u8], sink: &mut BodySink<'_>) -> Result<Option<Step>> {
         if let State::Head = self.state {
             let before = self.head.len();
             self.head.extend_from_slice(bytes);
             let Some(end) = head_end(&self.head) else {
                 if self.head.len() > MAX_HEAD {
-                    return Err(format!("an answer head longer than {MAX_HEAD} bytes"));
+                    return Err(Error::Protocol(format!(
+                        "an answer head longer than {MAX_HEAD} bytes"
+                    )));
                 }
                 return Ok(None);
             };
             let (status, length) = parse_head(&self.head[..end])?;
             if let Some(l) = length.filter(|&l| l > self.max_body) {
-                return Err(format!(
+                return Err(Error::Protocol(format!(
                     "an answer of {l} bytes (at most {} are read)",
                     self.max_body
-                ));
+                )));
             }
             self.state = State::Body {
                 status,
@@ -235,10 +242,10 @@ impl Exchange {
         }
         self.body_read += bytes.len() as u64;
         if self.body_read > self.max_body {
-            return Err(format!(
+            return Err(Error::Protocol(format!(
                 "an answer longer than {} bytes (no more is read)",
                 self.max_body
-            ));
+            )));
         }
         if !bytes.is_empty() {
             sink(status, bytes)?;
@@ -262,21 +269,23 @@ fn head_end(head: &[u8]) -> Option<usize> {
 
 /// The status and the Content-Length, if any. Chunked encoding is refused: an HTTP/1.0
 /// request never gets it from a server that keeps to the protocol.
-fn parse_head(head: &[u8]) -> Result<(u16, Option<u64>), String> {
-    let text = std::str::from_utf8(head).map_err(|_| "an answer head that is not text")?;
+fn parse_head(head: &[u8]) -> Result<(u16, Option<u64>)> {
+    let bad = Error::Protocol;
+    let text =
+        std::str::from_utf8(head).map_err(|_| bad("an answer head that is not text".into()))?;
     let mut lines = text.lines();
     let status_line = lines.next().unwrap_or("");
     let mut parts = status_line.splitn(3, ' ');
     let (proto, code) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     if !proto.starts_with("HTTP/1.") || code.len() != 3 {
-        return Err(format!(
+        return Err(bad(format!(
             "not an HTTP answer: `{}`",
             crate::log::printable(status_line.as_bytes())
-        ));
+        )));
     }
     let status = code
         .parse::<u16>()
-        .map_err(|_| format!("a status that is not a number: `{code}`"))?;
+        .map_err(|_| bad(format!("a status that is not a number: `{code}`")))?;
     let mut length = None;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
@@ -284,17 +293,16 @@ fn parse_head(head: &[u8]) -> Result<(u16, Option<u64>), String> {
         };
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
-            length = Some(
-                value
-                    .parse::<u64>()
-                    .map_err(|_| format!("a Content-Length that is not a number: `{value}`"))?,
-            );
+            length =
+                Some(value.parse::<u64>().map_err(|_| {
+                    bad(format!("a Content-Length that is not a number: `{value}`"))
+                })?);
         } else if name.eq_ignore_ascii_case("transfer-encoding")
             && !value.eq_ignore_ascii_case("identity")
         {
-            return Err(format!(
+            return Err(bad(format!(
                 "an answer in `{value}` encoding to an HTTP/1.0 request"
-            ));
+            )));
         }
     }
     Ok((status, length))

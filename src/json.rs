@@ -7,6 +7,7 @@
 //! Hand-written rather than a crate: the two shapes read here are flat, and a full parser
 //! (serde_json) would add its tree or its derive machinery to a router's binary (DESIGN.md).
 
+use crate::error::Invalid;
 use std::fmt;
 
 /// Containers nested deeper than this are an error (the API's shapes nest three deep).
@@ -112,12 +113,12 @@ impl Reader {
     pub fn feed(
         &mut self,
         bytes: &[u8],
-        sink: &mut dyn FnMut(Token<'_>) -> Result<(), String>,
+        sink: &mut dyn FnMut(Token<'_>) -> Result<(), Invalid>,
     ) -> Result<(), Error> {
         for &b in bytes {
             self.byte(b, sink).map_err(|what| Error {
                 offset: self.offset,
-                what,
+                what: what.0,
             })?;
             self.offset += 1;
         }
@@ -128,7 +129,7 @@ impl Reader {
     /// end is complete only now.
     pub fn finish(
         &mut self,
-        sink: &mut dyn FnMut(Token<'_>) -> Result<(), String>,
+        sink: &mut dyn FnMut(Token<'_>) -> Result<(), Invalid>,
     ) -> Result<(), Error> {
         let at = self.offset;
         let err = |what: &str| Error {
@@ -136,7 +137,7 @@ impl Reader {
             what: what.to_string(),
         };
         if self.expect == Expect::Number {
-            self.end_number(sink).map_err(|w| err(&w))?;
+            self.end_number(sink).map_err(|w| err(&w.0))?;
         }
         if self.expect == Expect::Done {
             Ok(())
@@ -148,8 +149,8 @@ impl Reader {
     fn byte(
         &mut self,
         b: u8,
-        sink: &mut dyn FnMut(Token<'_>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        sink: &mut dyn FnMut(Token<'_>) -> Result<(), Invalid>,
+    ) -> Result<(), Invalid> {
         match self.expect {
             Expect::Str { key } => self.string_byte(b, key, sink),
             Expect::Escape { key } => self.escape(b, key),
@@ -184,7 +185,8 @@ impl Reader {
                         "unexpected {} in `{}`",
                         shown(b),
                         String::from_utf8_lossy(word)
-                    ));
+                    )
+                    .into());
                 }
                 if usize::from(seen) + 1 < word.len() {
                     self.expect = Expect::Literal {
@@ -201,12 +203,12 @@ impl Reader {
                 })
             }
             _ if matches!(b, b' ' | b'\t' | b'\n' | b'\r') => Ok(()),
-            Expect::Done => Err(format!("{} after the end of the text", shown(b))),
+            Expect::Done => Err(format!("{} after the end of the text", shown(b)).into()),
             Expect::Colon if b == b':' => {
                 self.expect = Expect::Value;
                 Ok(())
             }
-            Expect::Colon => Err(format!("expected `:`, found {}", shown(b))),
+            Expect::Colon => Err(format!("expected `:`, found {}", shown(b)).into()),
             Expect::KeyOrEnd | Expect::Key if b == b'"' => {
                 self.text.clear();
                 self.expect = Expect::Str { key: true };
@@ -214,7 +216,7 @@ impl Reader {
             }
             Expect::KeyOrEnd if b == b'}' => self.close(true, sink),
             Expect::Key | Expect::KeyOrEnd => {
-                Err(format!("expected a key in quotes, found {}", shown(b)))
+                Err(format!("expected a key in quotes, found {}", shown(b)).into())
             }
             Expect::CommaOrEnd => match (b, self.stack.last()) {
                 (b',', Some(true)) => {
@@ -227,7 +229,7 @@ impl Reader {
                 }
                 (b'}', Some(true)) => self.close(true, sink),
                 (b']', Some(false)) => self.close(false, sink),
-                _ => Err(format!("expected `,` or the end, found {}", shown(b))),
+                _ => Err(format!("expected `,` or the end, found {}", shown(b)).into()),
             },
             Expect::ValueOrEnd if b == b']' => self.close(false, sink),
             Expect::Value | Expect::ValueOrEnd => self.value_start(b, sink),
@@ -237,12 +239,12 @@ impl Reader {
     fn value_start(
         &mut self,
         b: u8,
-        sink: &mut dyn FnMut(Token<'_>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        sink: &mut dyn FnMut(Token<'_>) -> Result<(), Invalid>,
+    ) -> Result<(), Invalid> {
         match b {
             b'{' | b'[' => {
                 if self.stack.len() >= MAX_DEPTH {
-                    return Err(format!("nested deeper than {MAX_DEPTH}"));
+                    return Err(format!("nested deeper than {MAX_DEPTH}").into());
                 }
                 let object = b == b'{';
                 self.stack.push(object);
@@ -276,15 +278,15 @@ impl Reader {
                 self.expect = Expect::Literal { word, seen: 1 };
                 Ok(())
             }
-            _ => Err(format!("expected a value, found {}", shown(b))),
+            _ => Err(format!("expected a value, found {}", shown(b)).into()),
         }
     }
 
     fn close(
         &mut self,
         object: bool,
-        sink: &mut dyn FnMut(Token<'_>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        sink: &mut dyn FnMut(Token<'_>) -> Result<(), Invalid>,
+    ) -> Result<(), Invalid> {
         self.stack.pop();
         self.value_done();
         sink(if object {
@@ -299,9 +301,9 @@ impl Reader {
         self.expect = after_value(&self.stack);
     }
 
-    fn push_text(&mut self, b: u8) -> Result<(), String> {
+    fn push_text(&mut self, b: u8) -> Result<(), Invalid> {
         if self.text.len() >= self.max_string {
-            return Err(format!("a string longer than {} bytes", self.max_string));
+            return Err(format!("a string longer than {} bytes", self.max_string).into());
         }
         self.text.push(b);
         Ok(())
@@ -311,8 +313,8 @@ impl Reader {
         &mut self,
         b: u8,
         key: bool,
-        sink: &mut dyn FnMut(Token<'_>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        sink: &mut dyn FnMut(Token<'_>) -> Result<(), Invalid>,
+    ) -> Result<(), Invalid> {
         if self.high.is_some() && b != b'\\' {
             self.lone_surrogate()?;
         }
@@ -332,12 +334,12 @@ impl Reader {
                 self.expect = Expect::Escape { key };
                 Ok(())
             }
-            0..=0x1f => Err(format!("{} inside a string", shown(b))),
+            0..=0x1f => Err(format!("{} inside a string", shown(b)).into()),
             _ => self.push_text(b),
         }
     }
 
-    fn escape(&mut self, b: u8, key: bool) -> Result<(), String> {
+    fn escape(&mut self, b: u8, key: bool) -> Result<(), Invalid> {
         if b == b'u' {
             self.expect = Expect::Unicode {
                 key,
@@ -356,7 +358,7 @@ impl Reader {
             b'n' => b'\n',
             b'r' => b'\r',
             b't' => b'\t',
-            _ => return Err(format!("unknown escape \\{}", shown(b))),
+            _ => return Err(format!("unknown escape \\{}", shown(b)).into()),
         };
         self.expect = Expect::Str { key };
         self.push_text(c)
@@ -364,7 +366,7 @@ impl Reader {
 
     /// A `\uXXXX` escape: a character, or half of a surrogate pair. A half without its
     /// other half becomes U+FFFD, as most readers do.
-    fn code_point(&mut self, code: u32) -> Result<(), String> {
+    fn code_point(&mut self, code: u32) -> Result<(), Invalid> {
         let c = match (self.high.take(), code) {
             (None, 0xd800..=0xdbff) => {
                 self.high = Some(code);
@@ -380,12 +382,12 @@ impl Reader {
         self.push_char(char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER))
     }
 
-    fn lone_surrogate(&mut self) -> Result<(), String> {
+    fn lone_surrogate(&mut self) -> Result<(), Invalid> {
         self.high = None;
         self.push_char(char::REPLACEMENT_CHARACTER)
     }
 
-    fn push_char(&mut self, c: char) -> Result<(), String> {
+    fn push_char(&mut self, c: char) -> Result<(), Invalid> {
         let mut buf = [0u8; 4];
         c.encode_utf8(&mut buf)
             .bytes()
@@ -394,11 +396,11 @@ impl Reader {
 
     fn end_number(
         &mut self,
-        sink: &mut dyn FnMut(Token<'_>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        sink: &mut dyn FnMut(Token<'_>) -> Result<(), Invalid>,
+    ) -> Result<(), Invalid> {
         let text = std::str::from_utf8(&self.text).unwrap_or("");
         if !is_number(text) {
-            return Err(format!("`{}` is not a number", text));
+            return Err(format!("`{}` is not a number", text).into());
         }
         self.expect = after_value(&self.stack);
         sink(Token::Number(text))

@@ -30,6 +30,7 @@ pub mod daemon;
 #[cfg(not(ampere_lean))]
 pub mod docs;
 pub mod engine;
+pub mod error;
 pub mod event;
 mod exec;
 pub mod facts;

@@ -8,6 +8,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use crate::error::Error;
+
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Level {
     Error,
@@ -67,7 +69,7 @@ fn default_level() -> Level {
     }
 }
 
-fn open_sink(target: &Target) -> Result<Sink, String> {
+fn open_sink(target: &Target) -> Result<Sink, Error> {
     match target {
         Target::Stderr => Ok(Sink::Stderr),
         Target::File(path) => OpenOptions::new()
@@ -75,7 +77,7 @@ fn open_sink(target: &Target) -> Result<Sink, String> {
             .append(true)
             .open(path)
             .map(Sink::File)
-            .map_err(|e| format!("cannot open log file {}: {e}", path.display())),
+            .map_err(|e| Error::io(format_args!("cannot open log file {}", path.display()), e)),
         Target::Syslog => {
             let fmt = syslog::Formatter3164 {
                 facility: syslog::Facility::LOG_DAEMON,
@@ -83,15 +85,16 @@ fn open_sink(target: &Target) -> Result<Sink, String> {
                 process: "ampere".into(),
                 pid: std::process::id(),
             };
-            syslog::unix(fmt)
-                .map(Sink::Syslog)
-                .map_err(|e| format!("cannot connect to syslog: {e}"))
+            syslog::unix(fmt).map(Sink::Syslog).map_err(|e| Error::Io {
+                what: "cannot connect to syslog".into(),
+                err: std::io::Error::other(e.to_string()),
+            })
         }
     }
 }
 
 /// Sends log lines to `target` from now on. On failure the previous destination stays.
-pub fn init(target: &Target) -> Result<(), String> {
+pub fn init(target: &Target) -> Result<(), Error> {
     let sink = open_sink(target)?;
     let mut guard = LOGGER.lock().unwrap_or_else(|p| p.into_inner());
     let max = guard.as_ref().map_or_else(default_level, |l| l.max);
@@ -104,7 +107,7 @@ pub fn init(target: &Target) -> Result<(), String> {
 }
 
 /// Reopens the current destination (after logrotate moved the file away).
-pub fn reopen() -> Result<(), String> {
+pub fn reopen() -> Result<(), Error> {
     let target = {
         let guard = LOGGER.lock().unwrap_or_else(|p| p.into_inner());
         match guard.as_ref() {

@@ -6,6 +6,7 @@ use ampere::cli::{self, Mode};
 use ampere::config;
 use ampere::control::client::{self, Asked};
 use ampere::control::proto::{Answer, Request};
+use ampere::error::Error;
 use ampere::log;
 
 fn main() -> ExitCode {
@@ -100,7 +101,7 @@ fn main() -> ExitCode {
         Mode::Why(addr) => match client::ask(&cfg.socket, &Request::Why(addr.clone())) {
             Ok(Asked::Answer(a)) => Ok(shown(a)),
             Ok(Asked::NotRunning) => ampere::store::Store::open(&cfg.db)
-                .map_err(|e| e.to_string())
+                .map_err(Error::from)
                 .map(|store| {
                     let fw = ampere::firewall::backend(&cfg);
                     let names = ampere::resolver::lookup_all(&cfg.trust_names);
@@ -132,7 +133,7 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             ampere::error!("{e}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
     }
 }
@@ -153,5 +154,21 @@ fn shown(a: Answer) -> bool {
             println!("error: the daemon answered a report request with a list");
             false
         }
+    }
+}
+
+/// The exit status of a command that failed: 1, as init scripts and the tests expect of
+/// every failure after the config was read (a usage or config error is 2, a `status` with
+/// no daemon 3, both decided above). One place, so that a kind of its own can have its own.
+fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Config(_)
+        | Error::Store(_)
+        | Error::Firewall(_)
+        | Error::Io { .. }
+        | Error::Invalid(_)
+        | Error::Daemon(_)
+        | Error::Running(_)
+        | Error::Protocol(_) => 1,
     }
 }

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use crate::addr::net_text;
 use crate::ami::{Framer, Item};
 use crate::config::Config;
+use crate::error::Error;
 use crate::judge::{Judge, Judged, Time};
 use crate::log::printable;
 use crate::table::FoldState;
@@ -212,12 +213,13 @@ fn decimal(line: &mut Vec<u8>, mut n: u32) {
     line.extend_from_slice(&digits[i..]);
 }
 
-pub fn run(cfg: &Config, file: &Path) -> Result<(), String> {
-    let mut f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+pub fn run(cfg: &Config, file: &Path) -> Result<(), Error> {
+    let shown = file.display();
+    let mut f = std::fs::File::open(file).map_err(|e| Error::io(&shown, e))?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let o = replay_from(cfg, &mut f, &mut out).map_err(|e| format!("{}: {e}", file.display()))?;
-    writeln!(out, "summary: {}", o.summary).map_err(|e| e.to_string())?;
+    let o = replay_from(cfg, &mut f, &mut out).map_err(|e| Error::io(&shown, e))?;
+    writeln!(out, "summary: {}", o.summary).map_err(|e| Error::io("standard output", e))?;
     Ok(())
 }
 

@@ -40,8 +40,8 @@ pub struct Named {
 
 /// A blocking lookup of the A and AAAA addresses of `name`, as the C library does it (hosts
 /// file, then DNS).
-pub fn lookup(name: &str) -> Result<Vec<IpAddr>, String> {
-    let found = (name, 0).to_socket_addrs().map_err(|e| e.to_string())?;
+pub fn lookup(name: &str) -> io::Result<Vec<IpAddr>> {
+    let found = (name, 0).to_socket_addrs()?;
     let mut addrs: Vec<IpAddr> = Vec::new();
     for ip in found.map(|a| canonical(a.ip())) {
         if !addrs.contains(&ip) && addrs.len() < MAX_ADDRS {
@@ -49,7 +49,7 @@ pub fn lookup(name: &str) -> Result<Vec<IpAddr>, String> {
         }
     }
     if addrs.is_empty() {
-        return Err("no address".to_string());
+        return Err(io::Error::new(io::ErrorKind::NotFound, "no address"));
     }
     Ok(addrs)
 }
@@ -68,7 +68,7 @@ pub fn child(names: &[String]) -> io::Result<()> {
     for name in names {
         match lookup(name) {
             Ok(addrs) => writeln!(out, "{name} {}", joined(&addrs))?,
-            Err(e) => writeln!(out, "{name} ! {}", e.replace('\n', " "))?,
+            Err(e) => writeln!(out, "{name} ! {}", e.to_string().replace('\n', " "))?,
         }
         out.flush()?;
     }
@@ -77,7 +77,7 @@ pub fn child(names: &[String]) -> io::Result<()> {
 
 /// For the commands that run once (`-t`, `-a`, `why` without a daemon): every name looked
 /// up now, in turn, blocking.
-pub fn lookup_all(names: &[TrustName]) -> Vec<(Named, Option<String>)> {
+pub fn lookup_all(names: &[TrustName]) -> Vec<(Named, Option<io::Error>)> {
     names
         .iter()
         .map(|n| {

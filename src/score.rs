@@ -2,6 +2,8 @@
 //! in the table of event kinds (`kinds.rs`): the original Ampere's arithmetic exactly, and
 //! weights for the events it ignored.
 
+use crate::error::Invalid;
+
 /// The security events Ampere scores. Names are Asterisk's `Event:` values.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum EventKind {
@@ -152,16 +154,16 @@ impl Weight {
     }
 
     /// Config syntax: `N`, `N/M` (M when one short of a unit), or `clear`.
-    pub fn parse(s: &str) -> Result<Weight, String> {
+    pub fn parse(s: &str) -> Result<Weight, Invalid> {
         if s.eq_ignore_ascii_case("clear") {
             return Ok(Weight::Clear);
         }
-        let num = |t: &str| -> Result<u32, String> {
+        let num = |t: &str| -> Result<u32, Invalid> {
             t.trim()
                 .parse::<u32>()
                 .ok()
                 .filter(|&n| n <= 1_000_000)
-                .ok_or_else(|| format!("weight must be N, N/M or `clear`, not `{s}`"))
+                .ok_or_else(|| Invalid(format!("weight must be N, N/M or `clear`, not `{s}`")))
         };
         match s.split_once('/') {
             Some((a, b)) => Ok(Weight::Add {

@@ -5,9 +5,15 @@ use ipnet::IpNet;
 use super::{Ban, Bans, Changes, Lift, Outcome, DB_CHUNK, FW_CHUNK};
 use crate::ban::BanRequest;
 use crate::clock;
-use crate::firewall::{Entry, FwError};
+use crate::error::Error;
+use crate::firewall::{Entry, ErrorKind as FwKind, FwError};
+use crate::store::StoreError;
 
-const BUSY: &str = "another ampere -a or -d is changing the bans; try again";
+/// Another process holds the kernel lock and the caller would not wait for it.
+fn busy() -> Error {
+    let why = "another ampere -a or -d is changing the bans; try again";
+    Error::Firewall(FwError::new(FwKind::Busy, why))
+}
 
 impl Bans {
     /// An admin's `-a`: in batches of `FW_CHUNK`, each under the kernel lock (the daemon
@@ -22,20 +28,16 @@ impl Bans {
         requests: Vec<BanRequest>,
         wait: bool,
         progress: &mut dyn FnMut(usize),
-    ) -> Result<(Vec<Outcome>, Changes), String> {
+    ) -> Result<(Vec<Outcome>, Changes), Error> {
         let now = clock::now_epoch();
         let mut out = Vec::with_capacity(requests.len());
         let mut changes = Changes::default();
         for chunk in requests.chunks(FW_CHUNK) {
-            let _held = self.lock_kernel(wait).ok_or(BUSY)?;
+            let _held = self.lock_kernel(wait).ok_or_else(busy)?;
             let mut stored: Vec<Option<Ban>> = Vec::with_capacity(chunk.len());
             for part in chunk.chunks(DB_CHUNK) {
                 // An admin's ban is permanent: nothing escalates.
-                stored.extend(
-                    self.store
-                        .record(part, &|_, _| None)
-                        .map_err(|e| e.to_string())?,
-                );
+                stored.extend(self.store.record(part, &|_, _| None)?);
             }
             let known: Vec<IpNet> = chunk
                 .iter()
@@ -43,10 +45,7 @@ impl Bans {
                 .filter(|(_, s)| s.is_none())
                 .map(|(r, _)| r.net)
                 .collect();
-            let made = self
-                .store
-                .make_permanent(&known)
-                .map_err(|e| e.to_string())?;
+            let made = self.store.make_permanent(&known)?;
             let made: std::collections::HashSet<IpNet> = known
                 .iter()
                 .zip(made)
@@ -116,14 +115,14 @@ impl Bans {
         why: Lift,
         wait: bool,
         progress: &mut dyn FnMut(usize),
-    ) -> Result<(Vec<Outcome>, Changes), String> {
+    ) -> Result<(Vec<Outcome>, Changes), Error> {
         let mut out = Vec::with_capacity(nets.len());
         let mut changes = Changes::default();
         for chunk in nets.chunks(FW_CHUNK) {
-            let _held = self.lock_kernel(wait).ok_or(BUSY)?;
+            let _held = self.lock_kernel(wait).ok_or_else(busy)?;
             let mut was_active = Vec::with_capacity(chunk.len());
             for part in chunk.chunks(DB_CHUNK) {
-                was_active.extend(self.store.remove_many(part).map_err(|e| e.to_string())?);
+                was_active.extend(self.store.remove_many(part)?);
             }
             let gone: Vec<IpNet> = chunk
                 .iter()
@@ -153,17 +152,16 @@ impl Bans {
     /// For each of `nets`, the active bans it takes in: its own first, then those inside it.
     /// Addresses are looked up by key; the active bans are read once, and only when a
     /// network is asked.
-    pub fn active_within(&self, nets: &[IpNet]) -> Result<Vec<Vec<IpNet>>, String> {
-        let err = |e: crate::store::StoreError| e.to_string();
+    pub fn active_within(&self, nets: &[IpNet]) -> Result<Vec<Vec<IpNet>>, StoreError> {
         let active = if nets.iter().all(crate::addr::is_host) {
             Vec::new()
         } else {
-            self.store.active().map_err(err)?
+            self.store.active()?
         };
         nets.iter()
             .map(|net| {
                 let mut inside = Vec::new();
-                if self.store.is_banned(net).map_err(err)? {
+                if self.store.is_banned(net)? {
                     inside.push(*net);
                 }
                 inside.extend(

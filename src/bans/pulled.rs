@@ -11,8 +11,12 @@ use std::collections::HashSet;
 
 use ipnet::IpNet;
 
+use super::lock::Held;
 use super::{Bans, Lift};
 use crate::ban::{Ban, BanRequest};
+use crate::error::Error;
+use crate::firewall::{ErrorKind as FwKind, FwError};
+use crate::store::{ErrorKind as StoreKind, StoreError};
 
 /// What one batch of decisions changed.
 #[derive(Debug, Default)]
@@ -30,9 +34,27 @@ pub struct Pulled {
 }
 
 impl Bans {
+    /// Whether a pull's batch may be applied now: not while the kernel lock is held by an
+    /// admin's `-a`, nor while the database refuses writes (the caller reads the stream
+    /// again later). The kernel lock is held as long as what this returns is.
+    fn may_write(&mut self) -> Result<Held, Error> {
+        let Some(held) = self.lock_kernel(false) else {
+            let why = "another ampere holds the kernel lock";
+            return Err(Error::Firewall(FwError::new(FwKind::Busy, why)));
+        };
+        if !self.store_writable() {
+            return Err(Error::Store(StoreError {
+                kind: StoreKind::Busy,
+                msg: "the database refuses writes".into(),
+            }));
+        }
+        self.wrote();
+        Ok(held)
+    }
+
     /// The number of the latest pull that listed a ban: the next pull's is higher.
-    pub fn last_pull(&self) -> Result<i64, String> {
-        self.store.last_pull().map_err(|e| e.to_string())
+    pub fn last_pull(&self) -> Result<i64, StoreError> {
+        self.store.last_pull()
     }
 
     /// Applies a batch of pull number `pull`: `deleted` first, then `new` (each with its
@@ -47,21 +69,15 @@ impl Bans {
         max: usize,
         now: i64,
         pull: i64,
-    ) -> Result<Pulled, String> {
-        let Some(_held) = self.lock_kernel(false) else {
-            return Err("another ampere holds the kernel lock".into());
-        };
-        if !self.store_writable() {
-            return Err("the database refuses writes".into());
-        }
-        self.wrote();
+    ) -> Result<Pulled, Error> {
+        let _held = self.may_write()?;
         let mut out = Pulled::default();
         // Known already from CrowdSec: listed again, so not ended as unlisted.
         let nets: Vec<IpNet> = new.iter().map(|b| b.net).collect();
-        let listed = self.store.mark_pulled(&nets, pull).map_err(|e| {
-            self.store_failed(&e);
-            e.to_string()
-        })?;
+        let listed = self
+            .store
+            .mark_pulled(&nets, pull)
+            .inspect_err(|e| self.store_failed(e))?;
         let mut listed = listed.into_iter();
         new.retain(|_| !listed.next().unwrap_or(false));
         out.known = nets.len() - new.len();
@@ -72,18 +88,15 @@ impl Bans {
                 .filter(|n| !nets.contains(n))
                 .copied()
                 .collect();
-            let ended = self.store.end_crowdsec(&deleted, pull).map_err(|e| {
-                self.store_failed(&e);
-                e.to_string()
-            })?;
+            let ended = self
+                .store
+                .end_crowdsec(&deleted, pull)
+                .inspect_err(|e| self.store_failed(e))?;
             out.lifted = ended.len();
             out.changes.lifted = self.lift_pulled(&ended, Lift::CrowdsecDeleted);
         }
         if max > 0 && !new.is_empty() {
-            let active = self
-                .store
-                .active_crowdsec_count()
-                .map_err(|e| e.to_string())?;
+            let active = self.store.active_crowdsec_count()?;
             let room = usize::try_from(max as i64 - active).unwrap_or(0);
             if new.len() > room {
                 out.over_max = new.len() - room;
@@ -94,18 +107,17 @@ impl Bans {
             return Ok(out);
         }
         // Each decision lasts as long as LAPI said: nothing escalates.
-        let stored = self.store.record(new, &|_, _| None).map_err(|e| {
-            self.store_failed(&e);
-            e.to_string()
-        })?;
+        let stored = self
+            .store
+            .record(new, &|_, _| None)
+            .inspect_err(|e| self.store_failed(e))?;
         new.clear();
         out.known += stored.iter().filter(|b| b.is_none()).count();
         let todo: Vec<Ban> = stored.into_iter().flatten().collect();
         let nets: Vec<IpNet> = todo.iter().map(|b| b.net).collect();
-        self.store.mark_pulled(&nets, pull).map_err(|e| {
-            self.store_failed(&e);
-            e.to_string()
-        })?;
+        self.store
+            .mark_pulled(&nets, pull)
+            .inspect_err(|e| self.store_failed(e))?;
         // Not marked `just_banned`: that memory (4,096 addresses) is for the daemon's own
         // bans, whose later events in a batch prove nothing.
         let banned = self.put_in_kernel(todo, now, false);
@@ -116,18 +128,12 @@ impl Bans {
 
     /// Ends up to `n` bans from CrowdSec that pull `pull`, a whole list, did not hold.
     /// Returns how many, and what changed; fewer than `n` means none is left.
-    pub fn unlisted(&mut self, pull: i64, n: usize) -> Result<(usize, super::Changes), String> {
-        let Some(_held) = self.lock_kernel(false) else {
-            return Err("another ampere holds the kernel lock".into());
-        };
-        if !self.store_writable() {
-            return Err("the database refuses writes".into());
-        }
-        self.wrote();
-        let ended = self.store.end_unlisted(pull, n).map_err(|e| {
-            self.store_failed(&e);
-            e.to_string()
-        })?;
+    pub fn unlisted(&mut self, pull: i64, n: usize) -> Result<(usize, super::Changes), Error> {
+        let _held = self.may_write()?;
+        let ended = self
+            .store
+            .end_unlisted(pull, n)
+            .inspect_err(|e| self.store_failed(e))?;
         let lifted = self.lift_pulled(&ended, Lift::CrowdsecUnlisted);
         Ok((
             ended.len(),

@@ -3,6 +3,7 @@
 
 use super::Bans;
 use crate::ban::{BanRequest, Lifetime, Origin};
+use crate::error::Error;
 use crate::firewall::{Entry, ErrorKind, FwError, Source};
 use crate::{info, warn};
 
@@ -10,14 +11,14 @@ impl Bans {
     /// The daemon's start: checkpoints from its timer, bans that ended while Ampere was down
     /// lifted, then the firewall flushed and every stored ban put back, with its remaining
     /// time, in one batch. Returns how many were restored.
-    pub fn restore(&mut self, now: i64) -> Result<usize, String> {
+    pub fn restore(&mut self, now: i64) -> Result<usize, Error> {
         let _held = self.lock_kernel(true);
-        self.store.defer_checkpoints().map_err(|e| e.to_string())?;
-        let lapsed = self.store.expire_due(now).map_err(|e| e.to_string())?;
+        self.store.defer_checkpoints()?;
+        let lapsed = self.store.expire_due(now)?;
         if !lapsed.is_empty() {
             info!("{} ban(s) ended while Ampere was not running", lapsed.len());
         }
-        let mut count = self.store.active_count().map_err(|e| e.to_string())?;
+        let mut count = self.store.active_count()?;
         if self.store.is_new() && count == 0 {
             // The database was deleted (a stop right after, or a mistake) and made anew: the
             // kernel's bans are the only record left. Adopted, not flushed.
@@ -28,22 +29,20 @@ impl Bans {
                         BanRequest::new(*n, Origin::Daemon, "recovered", now, Lifetime::Permanent)
                     })
                     .collect();
-                self.store
-                    .record(&requests, &|_, _| None)
-                    .map_err(|e| e.to_string())?;
+                self.store.record(&requests, &|_, _| None)?;
                 warn!(
                     "the database {} is new, and the kernel holds {} ban(s) of Ampere's: adopted (as permanent; `ampere -d` lifts them)",
                     self.store.path(),
                     held.len()
                 );
-                count = self.store.active_count().map_err(|e| e.to_string())?;
+                count = self.store.active_count()?;
             }
         }
         let stored = Stored {
             store: &self.store,
             extra: &[],
         };
-        self.fw.restore(&stored, now).map_err(|e| e.to_string())?;
+        self.fw.restore(&stored, now)?;
         self.read_next_expiry();
         Ok(usize::try_from(count).unwrap_or(0))
     }

@@ -29,6 +29,7 @@ use ipnet::IpNet;
 use super::repair::Found;
 use super::Bans;
 use crate::config::Config;
+use crate::error::Error;
 use crate::firewall::Backend;
 use crate::sys::reaper::{self, Forked};
 use crate::{error, warn};
@@ -267,7 +268,7 @@ fn survey(fw: &dyn Backend, db: &Path, unstored: &[IpNet], out: OwnedFd) -> i32 
     }
     let mut stored: HashSet<IpNet> = unstored.iter().copied().collect();
     if let Err(e) = read_active(db, &mut stored) {
-        let _ = writeln!(w, "D {}\nE", one_line(&e));
+        let _ = writeln!(w, "D {}\nE", one_line(&e.to_string()));
         return 0;
     }
     let found = Found::diff(&kernel, &stored);
@@ -285,7 +286,7 @@ fn survey(fw: &dyn Backend, db: &Path, unstored: &[IpNet], out: OwnedFd) -> i32 
 }
 
 /// The active bans of `db`, from `ampere --list-active` (a process of its own).
-fn read_active(db: &Path, into: &mut HashSet<IpNet>) -> Result<(), String> {
+fn read_active(db: &Path, into: &mut HashSet<IpNet>) -> Result<(), Error> {
     let mut child = crate::exec::itself()
         .arg("--list-active")
         .arg(db)
@@ -293,10 +294,10 @@ fn read_active(db: &Path, into: &mut HashSet<IpNet>) -> Result<(), String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run ampere --list-active: {e}"))?;
+        .map_err(|e| Error::io("cannot run ampere --list-active", e))?;
     let out = BufReader::new(child.stdout.take().expect("piped"));
     for line in out.lines() {
-        let line = line.map_err(|e| e.to_string())?;
+        let line = line.map_err(|e| Error::io("ampere --list-active", e))?;
         if let Ok(n) = crate::addr::parse_net(&line) {
             into.insert(n);
         }
@@ -305,11 +306,17 @@ fn read_active(db: &Path, into: &mut HashSet<IpNet>) -> Result<(), String> {
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut err);
     }
-    let status = child.wait().map_err(|e| e.to_string())?;
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("ampere --list-active", e))?;
     if status.success() {
         Ok(())
     } else {
-        Err(err.trim().to_string())
+        // It printed the store's error (`list_active`): the listing failed as a whole.
+        Err(Error::Protocol(format!(
+            "ampere --list-active: {}",
+            crate::log::printable(err.trim().as_bytes())
+        )))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `crowdsec_*` keys: where CrowdSec's Local API is and how Ampere talks to it, as a
 //! watcher (pushing its bans) and as a bouncer (applying LAPI's decisions). Off unless set.
 
+use crate::error::Invalid;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
@@ -80,17 +81,21 @@ impl Crowdsec {
 
 /// `http://ADDR[:PORT][/]`. No TLS, no name: DESIGN.md says how to reach a LAPI that is
 /// not on this host or its network.
-fn lapi_url(v: &str) -> Result<SocketAddr, String> {
+fn lapi_url(v: &str) -> Result<SocketAddr, Invalid> {
     if v.starts_with("https://") {
         return Err(format!(
             "`{v}`: Ampere speaks plain HTTP to LAPI; reach a remote one through a local tunnel (doc/crowdsec.md)"
-        ));
+        ).into());
     }
     let rest = v
         .strip_prefix("http://")
         .ok_or_else(|| format!("expected http://ADDRESS:PORT, not `{v}`"))?;
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let bad = || format!("expected http://ADDRESS:PORT with an IP address, not `{v}`");
+    let bad = || {
+        Invalid::from(format!(
+            "expected http://ADDRESS:PORT with an IP address, not `{v}`"
+        ))
+    };
     if let Ok(sa) = SocketAddr::from_str(rest) {
         return Ok(sa);
     }
@@ -102,7 +107,7 @@ fn lapi_url(v: &str) -> Result<SocketAddr, String> {
 
 /// A credential that goes in a header or a JSON body: printable ASCII without spaces, so
 /// that it can never end a header line.
-fn credential(v: &str) -> Result<String, String> {
+fn credential(v: &str) -> Result<String, Invalid> {
     if v.len() > 256 || !v.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("expected printable ASCII without spaces, at most 256 characters".into());
     }

@@ -1,6 +1,7 @@
 //! What a config key is: its name, parser, default, how `-t` shows it and when a change
 //! takes effect. The rows themselves are in `keys.rs`.
 
+use crate::error::Invalid;
 use std::path::PathBuf;
 
 use super::Config;
@@ -71,7 +72,7 @@ pub struct Key {
     /// May be given many times, each adding a value (`trust`).
     pub repeat: bool,
     /// Parses `value` into the config; gets the key as written, lowercased (`weight.*`).
-    pub(super) set: fn(&mut Config, &str, &str) -> Result<(), String>,
+    pub(super) set: fn(&mut Config, &str, &str) -> Result<(), Invalid>,
     /// The current value(s) as (key, value) pairs a file could contain.
     pub(super) show: fn(&Config) -> Vec<(String, String)>,
 }

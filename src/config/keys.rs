@@ -318,7 +318,7 @@ static KEYS: &[Key] = &[
                 (Ok(net), _) => c.trust.push(net),
                 (Err(_), Some(name)) => c.trust_names.push(TrustName { name, line: 0 }),
                 (Err(_), None) => {
-                    return Err(format!("`{v}` is not an address, a network or a host name"))
+                    return Err(format!("`{v}` is not an address, a network or a host name").into())
                 }
             }
             Ok(())

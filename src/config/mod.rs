@@ -11,6 +11,7 @@ mod keys;
 mod kinds;
 mod value;
 
+use crate::error::Invalid;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -290,7 +291,7 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Loaded, ConfigError> {
         }
         let text = std::str::from_utf8(raw)
             .map_err(|_| err(format!("not valid UTF-8: `{}`", log::printable(raw))))?;
-        let Some((key, value)) = split_line(text).map_err(err)? else {
+        let Some((key, value)) = split_line(text).map_err(|e| err(e.0))? else {
             continue;
         };
         let lower = key.to_ascii_lowercase();
@@ -346,33 +347,33 @@ fn check(c: &Config, lines: &HashMap<&'static str, usize>) -> Result<(), (usize,
 /// Splits one line into a key (as written) and its value; `None` for blank and comment lines.
 /// A comment starts at `#` or `;` at the start of a line or after white space, so that
 /// `pass = abc#1` keeps its `#`; a double-quoted value may contain anything but `"`.
-fn split_line(text: &str) -> Result<Option<(String, String)>, String> {
+fn split_line(text: &str) -> Result<Option<(String, String)>, Invalid> {
     let t = text.trim();
     if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
         return Ok(None);
     }
     let Some((key, rest)) = t.split_once('=') else {
-        return Err(format!("expected `key = value`, found `{t}`"));
+        return Err(format!("expected `key = value`, found `{t}`").into());
     };
     let key = key.trim().to_string();
     if key.is_empty() || key.contains(char::is_whitespace) {
-        return Err(format!("expected `key = value`, found `{t}`"));
+        return Err(format!("expected `key = value`, found `{t}`").into());
     }
     let rest = rest.trim_start();
     let value = if let Some(quoted) = rest.strip_prefix('"') {
         let Some((inner, after)) = quoted.split_once('"') else {
-            return Err(format!("unterminated quote in `{t}`"));
+            return Err(format!("unterminated quote in `{t}`").into());
         };
         let after = after.trim();
         if !(after.is_empty() || after.starts_with('#') || after.starts_with(';')) {
-            return Err(format!("text after the closing quote in `{t}`"));
+            return Err(format!("text after the closing quote in `{t}`").into());
         }
         inner.to_string()
     } else {
         strip_comment(rest).trim_end().to_string()
     };
     if value.is_empty() {
-        return Err(format!("`{key}` has no value"));
+        return Err(format!("`{key}` has no value").into());
     }
     Ok(Some((key, value)))
 }

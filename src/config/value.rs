@@ -1,18 +1,17 @@
 //! Parsers for the kinds of values config keys take. Each error names the offending text.
 
+use crate::error::Invalid;
 use std::path::PathBuf;
 
-pub fn number(v: &str, min: u64, max: u64) -> Result<u64, String> {
+pub fn number(v: &str, min: u64, max: u64) -> Result<u64, Invalid> {
     match v.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "expected a whole number from {min} to {max}, not `{v}`"
-        )),
+        _ => Err(format!("expected a whole number from {min} to {max}, not `{v}`").into()),
     }
 }
 
 /// Seconds, with an optional unit: `90`, `90s`, `10m`, `2h`, `1d`.
-pub fn duration(v: &str, min: u64) -> Result<u64, String> {
+pub fn duration(v: &str, min: u64) -> Result<u64, Invalid> {
     let (digits, mult) = match v.as_bytes().last() {
         Some(b's') => (&v[..v.len() - 1], 1),
         Some(b'm') => (&v[..v.len() - 1], 60),
@@ -25,7 +24,11 @@ pub fn duration(v: &str, min: u64) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .filter(|&n| n >= min && n <= 10 * 365 * 86_400)
-        .ok_or_else(|| format!("expected a duration such as 90, 90s, 10m, 2h or 1d, not `{v}`"))
+        .ok_or_else(|| {
+            Invalid(format!(
+                "expected a duration such as 90, 90s, 10m, 2h or 1d, not `{v}`"
+            ))
+        })
 }
 
 /// A DNS host name as `trust` takes it, lower-cased: at least two labels of letters, digits
@@ -48,17 +51,17 @@ pub fn host_name(v: &str) -> Option<String> {
     ok.then(|| v.to_ascii_lowercase())
 }
 
-pub fn boolean(v: &str) -> Result<bool, String> {
+pub fn boolean(v: &str) -> Result<bool, Invalid> {
     match v.to_ascii_lowercase().as_str() {
         "yes" | "true" | "on" | "1" => Ok(true),
         "no" | "false" | "off" | "0" => Ok(false),
-        _ => Err(format!("expected yes or no, not `{v}`")),
+        _ => Err(format!("expected yes or no, not `{v}`").into()),
     }
 }
 
 /// iptables limits chain names to 28 characters; we also keep them to characters that can
 /// never be read as an option or need quoting anywhere.
-pub fn chain_name(v: &str) -> Result<String, String> {
+pub fn chain_name(v: &str) -> Result<String, Invalid> {
     let ok = !v.is_empty()
         && v.len() <= 28
         && !v.starts_with('-')
@@ -69,15 +72,16 @@ pub fn chain_name(v: &str) -> Result<String, String> {
     } else {
         Err(format!(
             "`{v}` is not a valid chain name (1-28 of A-Z a-z 0-9 - _, not starting with -)"
-        ))
+        )
+        .into())
     }
 }
 
-pub fn command_path(v: &str) -> Result<PathBuf, String> {
+pub fn command_path(v: &str) -> Result<PathBuf, Invalid> {
     if v.starts_with('/') {
         Ok(PathBuf::from(v))
     } else {
-        Err(format!("must be an absolute path, not `{v}`"))
+        Err(format!("must be an absolute path, not `{v}`").into())
     }
 }
 
@@ -90,11 +94,15 @@ pub fn rate_text(r: Option<(u32, u32)>) -> String {
     }
 }
 
-pub fn rate(v: &str) -> Result<Option<(u32, u32)>, String> {
+pub fn rate(v: &str) -> Result<Option<(u32, u32)>, Invalid> {
     if matches!(v.to_ascii_lowercase().as_str(), "off" | "no" | "0") {
         return Ok(None);
     }
-    let bad = || format!("expected `off` or a rate such as `10/s burst 20`, not `{v}`");
+    let bad = || {
+        Invalid::from(format!(
+            "expected `off` or a rate such as `10/s burst 20`, not `{v}`"
+        ))
+    };
     let mut words = v.split_whitespace();
     let per_sec = words
         .next()

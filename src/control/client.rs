@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::proto::{Answer, Request};
+use crate::error::Error;
 
 const MAX_ANSWER: u64 = 1 << 20;
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,7 +20,7 @@ pub enum Asked {
     NotRunning,
 }
 
-pub fn ask(path: &Path, request: &Request) -> Result<Asked, String> {
+pub fn ask(path: &Path, request: &Request) -> Result<Asked, Error> {
     let shown = path.display();
     let mut s = match UnixStream::connect(path) {
         Ok(s) => s,
@@ -31,9 +32,9 @@ pub fn ask(path: &Path, request: &Request) -> Result<Asked, String> {
         {
             return Ok(Asked::NotRunning)
         }
-        Err(e) => return Err(format!("{shown}: {e}")),
+        Err(e) => return Err(Error::io(&shown, e)),
     };
-    let io = |e: io::Error| format!("{shown}: {e}");
+    let io = |e: io::Error| Error::io(&shown, e);
     s.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
     s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
     let (line, body) = request.encode();
@@ -45,14 +46,16 @@ pub fn ask(path: &Path, request: &Request) -> Result<Asked, String> {
     let mut answer = Vec::new();
     s.take(MAX_ANSWER + 1)
         .read_to_end(&mut answer)
-        .map_err(|e| format!("{shown}: no complete answer: {e}"))?;
+        .map_err(|e| Error::io(format_args!("{shown}: no complete answer"), e))?;
     if answer.is_empty() {
-        return Err(format!(
+        return Err(Error::Protocol(format!(
             "{shown}: the daemon closed the connection without an answer"
-        ));
+        )));
     }
     if answer.len() as u64 > MAX_ANSWER {
-        return Err(format!("{shown}: the answer is over {MAX_ANSWER} bytes"));
+        return Err(Error::Protocol(format!(
+            "{shown}: the answer is over {MAX_ANSWER} bytes"
+        )));
     }
     let text = String::from_utf8_lossy(&answer);
     Ok(Asked::Answer(Answer::decode(request, &text)))

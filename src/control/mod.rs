@@ -17,6 +17,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::error::Error;
 use crate::sys::{self, PollFd};
 use crate::{debug, warn};
 use proto::{Answer, Request};
@@ -69,7 +70,7 @@ impl Control {
     /// Binds `path` (mode 0600, its directory made 0755 if missing). A socket file left by a
     /// daemon that died is replaced; one that answers belongs to a running daemon, and that
     /// is an error: two daemons would fight over the firewall.
-    pub fn bind(path: &Path) -> Result<Control, String> {
+    pub fn bind(path: &Path) -> Result<Control, Error> {
         let shown = path.display();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
@@ -77,32 +78,31 @@ impl Control {
                     .recursive(true)
                     .mode(0o755)
                     .create(dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                    .map_err(|e| Error::io(format_args!("cannot create {}", dir.display()), e))?;
             }
         }
         if std::fs::symlink_metadata(path).is_ok() {
             if let Ok(s) = UnixStream::connect(path) {
                 if answers(s) {
-                    return Err(format!(
-                        "{shown}: another Ampere is running and answers there (stop it first, or set `socket` to another path)"
-                    ));
+                    return Err(Error::Running(shown.to_string()));
                 }
                 warn!(
                     "{shown}: something holds the socket but does not answer within {}s (a child of a daemon that was killed, before its exec): replaced",
                     PROBE_TIMEOUT.as_secs()
                 );
             }
-            std::fs::remove_file(path)
-                .map_err(|e| format!("cannot remove the stale socket {shown}: {e}"))?;
+            std::fs::remove_file(path).map_err(|e| {
+                Error::io(format_args!("cannot remove the stale socket {shown}"), e)
+            })?;
         }
         // Made 0600 before anyone can connect: bind under a umask that leaves nothing else.
         let listener = with_umask(0o177, || UnixListener::bind(path))
-            .map_err(|e| format!("cannot listen on {shown}: {e}"))?;
+            .map_err(|e| Error::io(format_args!("cannot listen on {shown}"), e))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("{shown}: {e}"))?;
+            .map_err(|e| Error::io(&shown, e))?;
         listener
             .set_nonblocking(true)
-            .map_err(|e| format!("{shown}: {e}"))?;
+            .map_err(|e| Error::io(&shown, e))?;
         Ok(Control {
             listener,
             path: path.to_path_buf(),
@@ -252,7 +252,7 @@ impl Control {
                 Ok(all) => {
                     match Request::decode(all[..end].trim_end_matches('\r'), &all[end + 1..]) {
                         Ok(r) => answer(r),
-                        Err(e) => Answer::Error(e),
+                        Err(e) => Answer::Error(e.0),
                     }
                 }
                 Err(_) => Answer::Error("the request is not UTF-8".into()),

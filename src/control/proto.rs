@@ -6,6 +6,7 @@
 //! Everything the daemon decodes comes from a client it does not trust: a list is parsed
 //! into networks here, and a line that is none becomes that line's error, never a ban.
 
+use crate::error::Invalid;
 use std::fmt::Write;
 
 use ipnet::IpNet;
@@ -53,6 +54,8 @@ pub enum Answer {
 pub struct Item {
     /// The network as the daemon printed it (or the line that is none, escaped).
     pub net: String,
+    /// Why not: the daemon's words as they go over the wire, for the admin to read (the
+    /// daemon's typed error became this text there; the CLI only prints it).
     pub result: Result<Done, String>,
 }
 
@@ -121,7 +124,7 @@ impl Request {
     }
 
     /// A request line and its body (empty but for a list); Err is the refusal's text.
-    pub fn decode(line: &str, body: &str) -> Result<Request, String> {
+    pub fn decode(line: &str, body: &str) -> Result<Request, Invalid> {
         let mut words = line.split_whitespace();
         match (words.next(), words.next(), words.next()) {
             (Some("status"), None, _) => Ok(Request::Status { keys: false }),
@@ -158,7 +161,7 @@ impl List {
                 Ok(n) => list.nets.push(n),
                 Err(e) => list.bad.push(Item {
                     net: crate::log::printable(&line.as_bytes()[..line.len().min(100)]),
-                    result: Err(e),
+                    result: Err(e.0),
                 }),
             }
         }

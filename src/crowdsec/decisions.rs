@@ -4,6 +4,7 @@
 //! checked here: what comes out is a network Ampere may hand to its ban path, or the reason
 //! an entry was left out.
 
+use crate::error::Invalid;
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -129,20 +130,20 @@ impl Partial {
             Err(why) => Item::Skipped {
                 list,
                 value: self.value.unwrap_or_default(),
-                why,
+                why: why.0,
             },
         }
     }
 
     /// The decision, its origin and scenario taken out; the value stays for the log line
     /// of an entry left out.
-    fn check(&mut self, list: List) -> Result<Decision, String> {
+    fn check(&mut self, list: List) -> Result<Decision, Invalid> {
         if let Some(f) = self.wrong {
-            return Err(format!("its `{}` is not a string", f.name()));
+            return Err(format!("its `{}` is not a string", f.name()).into());
         }
         let kind = self.kind.as_deref().ok_or("it has no `type`")?;
         if kind != "ban" {
-            return Err(format!("type `{kind}` (only `ban` is applied)"));
+            return Err(format!("type `{kind}` (only `ban` is applied)").into());
         }
         let value = self.value.as_deref().ok_or("it has no `value`")?;
         let scope = self.scope.as_deref().ok_or("it has no `scope`")?;
@@ -154,15 +155,13 @@ impl Partial {
             IpNet::from_str(value)
                 .map_err(|_| "scope Range with a value that is not a network".to_string())?
         } else {
-            return Err(format!("scope `{scope}` (only Ip and Range are applied)"));
+            return Err(format!("scope `{scope}` (only Ip and Range are applied)").into());
         };
         let duration = self.duration.as_deref().ok_or("it has no `duration`")?;
         let seconds = go_duration(duration)?;
         let seconds = if list == List::New {
             if seconds <= 0.0 {
-                return Err(format!(
-                    "a new decision whose duration `{duration}` is over"
-                ));
+                return Err(format!("a new decision whose duration `{duration}` is over").into());
             }
             seconds.ceil() as i64
         } else {
@@ -245,7 +244,7 @@ fn step(
     after_skip: &mut At,
     partial: &mut Partial,
     out: &mut dyn FnMut(Item),
-) -> Result<(), String> {
+) -> Result<(), Invalid> {
     let opens = matches!(t, Token::BeginObject | Token::BeginArray);
     if *skip > 0 {
         match t {
@@ -277,7 +276,7 @@ fn step(
         (At::Top(_), Token::EndObject) => *at = At::End,
         (At::Top(Some(l)), Token::BeginArray) => *at = At::List(l),
         (At::Top(Some(_)), Token::Null) => *at = At::Top(None),
-        (At::Top(Some(l)), _) => return Err(format!("`{}` is not a list", l.as_str())),
+        (At::Top(Some(l)), _) => return Err(format!("`{}` is not a list", l.as_str()).into()),
         (At::Top(None), _) => skip_value(At::Top(None)),
         (At::List(l), Token::BeginObject) => {
             *partial = Partial::default();
@@ -314,8 +313,8 @@ fn step(
 }
 
 /// Go's `time.Duration` text (`3h59m57.6s`, `-1.5s`, `300ms`, `0`) in seconds.
-pub fn go_duration(s: &str) -> Result<f64, String> {
-    let bad = || format!("`{s}` is not a duration");
+pub fn go_duration(s: &str) -> Result<f64, Invalid> {
+    let bad = || Invalid::from(format!("`{s}` is not a duration"));
     let (neg, rest) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -356,7 +355,7 @@ pub fn go_duration(s: &str) -> Result<f64, String> {
         rest = &rest[unit_len..];
         total += n * scale;
         if !total.is_finite() || total > MAX_SECONDS {
-            return Err(format!("`{s}` is longer than a Go duration can be"));
+            return Err(format!("`{s}` is longer than a Go duration can be").into());
         }
     }
     Ok(if neg { -total } else { total })

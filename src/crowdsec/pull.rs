@@ -6,6 +6,7 @@
 //! After a whole list, the bans from CrowdSec it no longer holds are ended, a batch per
 //! turn of the loop.
 
+use crate::error::Error;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -214,7 +215,7 @@ impl Pull {
         // One clock read per turn: each decision's expiry and kernel timeout count from it.
         let now = clock::now_epoch();
         let gained = &mut self.changes;
-        let mut apply = |batch: &mut Batch| -> Result<(), String> {
+        let mut apply = |batch: &mut Batch| -> Result<(), Error> {
             let p = bans.pulled(&mut batch.new, &batch.deleted, max, now, *number)?;
             gained.extend(p.changes);
             *banned += p.banned;
@@ -237,7 +238,7 @@ impl Pull {
                     admit(item, engine, now, batch);
                     full |= batch.new.len() + batch.deleted.len() >= BATCH;
                 })
-                .map_err(|e| format!("not a decision stream: {e}"))?;
+                .map_err(|e| Error::Protocol(format!("not a decision stream: {e}")))?;
             if full {
                 apply(batch)?;
             }
@@ -247,7 +248,7 @@ impl Pull {
             Step::Done(200) => match reader.finish() {
                 Ok(()) => match apply(batch) {
                     Ok(()) => Step::Done(200),
-                    Err(e) => Step::Failed(e),
+                    Err(e) => Step::Failed(e.to_string()),
                 },
                 Err(e) => Step::Failed(format!("not a decision stream: {e}")),
             },

@@ -114,7 +114,7 @@ fn an_error_of_the_sink_stops_the_reading() {
         .feed(b"[1,2,3]", &mut |_| {
             n += 1;
             if n == 3 {
-                Err("enough".to_string())
+                Err("enough".into())
             } else {
                 Ok(())
             }

@@ -67,7 +67,7 @@ pub fn why(
 ) -> Answer {
     let net = match addr::parse_net(text.trim()) {
         Ok(n) => n,
-        Err(e) => return Answer::Error(e),
+        Err(e) => return Answer::Error(e.0),
     };
     let now = clock::now_epoch();
     let mut o = format!("{}:\n", net_text(&net));

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::{MAX_ADDRS, MAX_OUTPUT};
 use crate::addr::canonical;
+use crate::error::Error;
 use crate::sys;
 
 /// A lookup under way: the child, its stdout and what it said so far. Dropping it kills
@@ -25,7 +26,7 @@ pub struct LookupChild {
 
 /// What one read of the pipe gave: the complete lines, and whether the child is done (its
 /// end of the pipe closed, or it broke a bound: then `Err`).
-pub type Lines = Result<(Vec<String>, bool), String>;
+pub type Lines = Result<(Vec<String>, bool), Error>;
 
 impl LookupChild {
     pub fn spawn<'a>(
@@ -71,11 +72,13 @@ impl LookupChild {
             {
                 return Ok((Vec::new(), false))
             }
-            Err(e) => return Err(format!("reading the lookup: {e}")),
+            Err(e) => return Err(Error::io("reading the lookup", e)),
         };
         self.total += n;
         if self.total > MAX_OUTPUT {
-            return Err(format!("the lookup said more than {MAX_OUTPUT} bytes"));
+            return Err(Error::Protocol(format!(
+                "the lookup said more than {MAX_OUTPUT} bytes"
+            )));
         }
         self.buf.extend_from_slice(&chunk[..n]);
         // The complete lines; a partial one waits for the rest.
@@ -103,7 +106,9 @@ impl Drop for LookupChild {
     }
 }
 
-/// One line of the child: `NAME ADDR...` or `NAME ! why`, as (name, its answer).
+/// One line of the child: `NAME ADDR...` or `NAME ! why`, as (name, its answer). The error
+/// is the child's own words (its resolver's error, written as text on the pipe): logged as
+/// they are, never decided on.
 pub fn answer(line: &str) -> (&str, Result<Vec<IpAddr>, String>) {
     let (name, rest) = line.split_once(' ').unwrap_or((line, ""));
     let parsed = match rest.strip_prefix("! ") {

@@ -291,7 +291,7 @@ impl Link {
             Ok(read) => read,
             Err(e) => {
                 self.resolving = None;
-                return self.unresolved(&e);
+                return self.unresolved(&e.to_string());
             }
         };
         let port = self.settings.port;

@@ -162,7 +162,7 @@ pub(super) static KEYS: &[Key] = &[
         |c, v| c.target = match v.to_ascii_uppercase().as_str() {
             "DROP" => RuleTarget::Drop,
             "REJECT" => RuleTarget::Reject,
-            _ => return Err(format!("must be DROP or REJECT, not `{v}`")),
+            _ => return Err(format!("must be DROP or REJECT, not `{v}`").into()),
         },
         |c| c.target.as_str()
     ),
