@@ -21,6 +21,7 @@ use super::pace::Pace;
 
 /// Which source an fd belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Token {
     Signals,
     Ami,
@@ -30,6 +31,8 @@ pub enum Token {
     LogDoor,
     Survey,
 }
+
+const TOKENS: usize = Token::Survey as usize + 1;
 
 pub trait Source {
     /// The fds this source waits on now, each with what it waits for.
@@ -42,30 +45,24 @@ pub trait Source {
 #[derive(Default)]
 pub struct PollSet {
     fds: Vec<PollFd>,
-    /// Each token and where its fds end.
-    ends: Vec<(Token, usize)>,
+    /// Where each token's fds are (empty: it added none, or was not added this turn).
+    at: [Range<usize>; TOKENS],
 }
 
 impl PollSet {
     pub fn clear(&mut self) {
         self.fds.clear();
-        self.ends.clear();
+        self.at = Default::default();
     }
 
     pub fn add(&mut self, token: Token, source: &dyn Source) {
+        let start = self.fds.len();
         source.poll_fds(&mut self.fds);
-        self.ends.push((token, self.fds.len()));
+        self.at[token as usize] = start..self.fds.len();
     }
 
     fn range(&self, token: Token) -> Range<usize> {
-        let mut start = 0;
-        for &(t, end) in &self.ends {
-            if t == token {
-                return start..end;
-            }
-            start = end;
-        }
-        0..0
+        self.at[token as usize].clone()
     }
 
     /// The fds `token`'s source added (none if it added none).
