@@ -309,6 +309,11 @@ fn nft_bans_go_through_one_nft_i_child() {
 }
 
 #[test]
+fn nft_removes_many_without_listing_its_addresses() {
+    TestNet::create().run_inner("nftcli::inner_many_removed");
+}
+
+#[test]
 fn an_nft_without_its_interactive_mode_is_execd() {
     TestNet::create().run_inner("nftcli::inner_no_cli");
 }

@@ -225,52 +225,62 @@ impl Nft {
     fn elements(&self) -> Result<Vec<(IpNet, Option<u64>)>> {
         let mut out = Vec::new();
         for (set, _) in self.sets() {
-            let text = output(&self.nft, &["list", "set", "inet", &self.table, set])?;
-            // `elements = { 10.0.0.1 timeout 30d expires 29d…, 10.2.0.0/16 }`, maybe over
-            // several lines.
-            let Some(body) = text.split_once("elements = {").map(|(_, b)| b) else {
-                continue;
-            };
-            let body = body.split('}').next().unwrap_or("");
-            for elem in body.split(',') {
-                let mut words = elem.split_whitespace();
-                if let Some(Ok(n)) = words.next().map(crate::addr::parse_net) {
-                    let left = words
-                        .skip_while(|w| *w != "expires")
-                        .nth(1)
-                        .and_then(nft_seconds);
-                    out.push((n, left));
-                }
-            }
+            self.elements_of(set, &mut out)?;
         }
         Ok(out)
     }
 
-    /// Removes `nets` in one transaction, looking at the sets first: from a hash set only
-    /// what it holds (a `delete element` of one that is gone, its timeout run out, fails
-    /// the whole transaction); an interval set is rebuilt as it is minus `nets` (flush, then
-    /// add back with the time each had left): nft 1.0.6 took minutes to delete 50,000
-    /// elements of an interval set with `delete element`.
+    /// The elements of `set` with the seconds they have left, added to `out`.
+    fn elements_of(&self, set: &str, out: &mut Vec<(IpNet, Option<u64>)>) -> Result<()> {
+        let text = output(&self.nft, &["list", "set", "inet", &self.table, set])?;
+        // `elements = { 10.0.0.1 timeout 30d expires 29d…, 10.2.0.0/16 }`, maybe over
+        // several lines.
+        let Some(body) = text.split_once("elements = {").map(|(_, b)| b) else {
+            return Ok(());
+        };
+        let body = body.split('}').next().unwrap_or("");
+        for elem in body.split(',') {
+            let mut words = elem.split_whitespace();
+            if let Some(Ok(n)) = words.next().map(crate::addr::parse_net) {
+                let left = words
+                    .skip_while(|w| *w != "expires")
+                    .nth(1)
+                    .and_then(nft_seconds);
+                out.push((n, left));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `nets` in one transaction, whatever the sets still hold (a `delete element`
+    /// of one that is gone, its timeout run out, fails the whole transaction). From a hash
+    /// set each is added, then deleted: an `add` of one it holds changes nothing, so the
+    /// delete always finds it, and no listing is needed (listing a million for every part
+    /// of a `-d` of a million took 128 s). An interval set is rebuilt as it is minus `nets`
+    /// (listed, flushed, added back with the time each had left): an added network that
+    /// overlaps a held one would fail, and nft 1.0.6 took minutes to delete 50,000 elements
+    /// of an interval set with `delete element`. Interval sets hold networks only: few.
     fn remove_listed(&self, nets: &[IpNet]) -> Result<()> {
         let drop: std::collections::HashSet<&IpNet> = nets.iter().collect();
-        let held = self.elements()?;
         let mut script = String::new();
-        for (set, net) in self.sets() {
-            let mine = held
+        for (set, interval) in self.sets() {
+            let asked: Vec<&IpNet> = nets
                 .iter()
-                .filter(|(n, _)| self.set_for(n).ok() == Some(set));
-            if !net {
-                let gone: Vec<String> = mine
-                    .filter(|(n, _)| drop.contains(n))
-                    .map(|(n, _)| net_text(n))
-                    .collect();
+                .filter(|n| self.set_for(n).ok() == Some(set))
+                .collect();
+            if asked.is_empty() {
+                continue;
+            }
+            if !interval {
+                let gone: Vec<String> = asked.iter().map(|n| net_text(n)).collect();
+                script.push_str(&self.elements_line("add", set, &gone));
                 script.push_str(&self.elements_line("delete", set, &gone));
                 continue;
             }
-            if !nets.iter().any(|n| self.set_for(n).ok() == Some(set)) {
-                continue;
-            }
-            let keep: Vec<String> = mine
+            let mut held = Vec::new();
+            self.elements_of(set, &mut held)?;
+            let keep: Vec<String> = held
+                .iter()
                 .filter(|(n, _)| !drop.contains(n))
                 .map(|(n, t)| match t {
                     Some(t) => format!("{n} timeout {}s", (*t).max(1)),
