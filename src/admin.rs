@@ -109,6 +109,10 @@ pub fn read_addresses(mut input: impl BufRead) -> Vec<Result<(usize, IpNet), Bad
     out
 }
 
+/// A list longer than this is logged in one line, not a line per ban: an import of a
+/// million wrote a million lines to the log.
+const LOG_EACH: usize = 1_000;
+
 /// The address the admin is logged in from, so that `-a` does not cut the admin's own
 /// session without `--force`.
 fn ssh_client() -> Option<IpAddr> {
@@ -211,25 +215,35 @@ pub fn add(
         .collect();
     let (mut added, mut already, mut permanent) = (0, 0, 0);
     // Told here, line by line: no daemon runs to tell it (nor hooks: see the README).
+    let each = nets.len() <= LOG_EACH;
     let (outcomes, _) = bans.add(wanted, true, &mut progress(nets.len()))?;
     for (net, outcome) in nets.iter().zip(outcomes) {
-        let text = net_text(net);
         match outcome {
             Outcome::Unchanged => already += 1,
             Outcome::MadePermanent => {
                 already += 1;
                 permanent += 1;
-                crate::info!("{text}: temporary ban made permanent (manual)");
+                if each {
+                    crate::info!("{}: temporary ban made permanent (manual)", net_text(net));
+                }
             }
             Outcome::Done => {
                 added += 1;
-                crate::info!("banned {text} (manual)");
+                if each {
+                    crate::info!("banned {} (manual)", net_text(net));
+                }
             }
             Outcome::Firewall(e) => {
-                eprintln!("{text}: recorded, but the firewall failed: {e}");
+                eprintln!("{}: recorded, but the firewall failed: {e}", net_text(net));
                 ok = false;
             }
         }
+    }
+    if !each {
+        crate::info!(
+            "banned {added} of a list of {} (manual); {already} were banned already, {permanent} of them made permanent",
+            nets.len()
+        );
     }
     if permanent > 0 {
         eprintln!("{added} banned, {already} already banned, {permanent} of them made permanent");
@@ -292,6 +306,7 @@ pub fn del(cfg: &Config, fw: Box<dyn Backend>, input: impl BufRead) -> Result<bo
     // A network lifts every ban inside it, as through the daemon.
     let (lines, nets) = within(&bans, &lines, &nets)?;
     let mut removed = 0;
+    let each = nets.len() <= LOG_EACH;
     let (outcomes, _) = bans.remove(&nets, Lift::Manual, true, &mut progress(nets.len()))?;
     for ((line, net), outcome) in lines.iter().zip(&nets).zip(outcomes) {
         let text = net_text(net);
@@ -305,13 +320,18 @@ pub fn del(cfg: &Config, fw: Box<dyn Backend>, input: impl BufRead) -> Result<bo
             }
             Outcome::Done | Outcome::MadePermanent => {
                 removed += 1;
-                crate::info!("unbanned {text} (manual)");
+                if each {
+                    crate::info!("unbanned {text} (manual)");
+                }
             }
             Outcome::Firewall(e) => {
                 eprintln!("{text}: removed from the database, but the firewall failed: {e}");
                 ok = false;
             }
         }
+    }
+    if !each {
+        crate::info!("unbanned {removed} of a list of {} (manual)", nets.len());
     }
     eprintln!("{removed} unbanned");
     Ok(ok)

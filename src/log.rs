@@ -144,18 +144,15 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
         return;
     }
     match guard.as_mut().map(|l| &mut l.sink) {
+        // One write call per line: stderr is unbuffered, and a line written in pieces cost
+        // eight system calls (and interleaves with another process's lines).
         None | Some(Sink::Stderr) => {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "{} {}: {}",
-                stamp(),
-                level.tag(),
-                args
-            );
+            let line = format!("{} {}: {}\n", stamp(), level.tag(), args);
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
         Some(Sink::File(f)) => {
-            // One write call per line, so that concurrent writers (daemon and `ampere -a`)
-            // never interleave within a line of an O_APPEND file.
+            // Also so that concurrent writers (daemon and `ampere -a`) never interleave
+            // within a line of an O_APPEND file.
             let line = format!("{} {}: {}\n", stamp(), level.tag(), args);
             let _ = f.write_all(line.as_bytes());
         }

@@ -150,14 +150,34 @@ echo \"$*\" >> {}\nexec /usr/sbin/nft \"$@\"\n",
     let pbx = Pbx::new(&format!("backend = nft\nnft = {}\n", wrapper.display()));
     let hosts: Vec<String> = (1..=100).map(|i| format!("198.18.0.{i}")).collect();
     let nets = ["198.19.1.0/24", "198.19.2.0/24"];
-    let all: Vec<String> = hosts.iter().cloned().chain(nets.map(String::from)).collect();
+    let all: Vec<String> = hosts
+        .iter()
+        .cloned()
+        .chain(nets.map(String::from))
+        .collect();
     let (code, _, err) = pbx.setup.run(&["-a"], &all.join("\n"));
     assert_eq!(code, 0, "{err}");
     assert_eq!(kernel_bans("nft").len(), 102);
     // Gone from the kernel before the `-d`: 30 addresses and a network.
     let gone = hosts[..30].join(", ");
-    sh(&["nft", "delete", "element", "inet", "ampere", "v4", &format!("{{ {gone} }}")]);
-    sh(&["nft", "delete", "element", "inet", "ampere", "net4", "{ 198.19.2.0/24 }"]);
+    sh(&[
+        "nft",
+        "delete",
+        "element",
+        "inet",
+        "ampere",
+        "v4",
+        &format!("{{ {gone} }}"),
+    ]);
+    sh(&[
+        "nft",
+        "delete",
+        "element",
+        "inet",
+        "ampere",
+        "net4",
+        "{ 198.19.2.0/24 }",
+    ]);
     std::fs::write(&calls, "").unwrap();
     let (code, _, err) = pbx.setup.run(&["-d"], &all.join("\n"));
     assert_eq!(code, 0, "{err}");
