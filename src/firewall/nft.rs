@@ -9,6 +9,7 @@
 //! set matches only exact keys, so networks must stay in an interval set.
 
 mod cli;
+mod shape;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -45,19 +46,6 @@ fn has_input_chain(listing: &str, table: &str) -> bool {
         && lines
             .take_while(|l| *l != "}")
             .any(|l| l.trim() == "chain input {")
-}
-
-/// The rules of `chain` in a listing of the table (its base chain declaration not counted).
-fn rules_in(listing: &str, chain: &str) -> usize {
-    let head = format!("chain {chain} {{");
-    let mut lines = listing.lines().map(str::trim);
-    if !lines.any(|l| l == head) {
-        return 0;
-    }
-    lines
-        .take_while(|l| *l != "}")
-        .filter(|l| !l.is_empty() && !l.starts_with("type "))
-        .count()
 }
 
 /// Seconds of an nft duration such as `29d23h59m59s996ms` (rounded up).
@@ -98,9 +86,8 @@ pub struct Nft {
     ipv6: bool,
     /// The SIP limit in the `guard` chain, kept when the table is made again.
     limit: RefCell<Option<SipLimit>>,
-    /// The table without its elements (`nft -t list table`) as nft printed it right after
-    /// Ampere wrote it: what the audit compares with, in nft's own wording whatever its
-    /// version.
+    /// The table without its elements as nft prints what Ampere wrote (`shape.rs`): what
+    /// the audit compares with.
     shape: RefCell<Option<String>>,
     /// The `nft -i` child of the daemon (`cli.rs`), unless `nft_interactive = no`.
     cli: cli::Cli,
@@ -126,32 +113,6 @@ impl Nft {
         }
     }
 
-    /// The table's sets and chains as nft prints them, without elements.
-    fn shape_now(&self) -> Result<String> {
-        output(&self.nft, &["-t", "list", "table", "inet", &self.table])
-    }
-
-    /// Notes the table's shape as Ampere just wrote it.
-    fn remember(&self) {
-        // A listing that fails (a tool failing for a moment) keeps the last shape: forgotten,
-        // the audit was blind to every fault of the rules until the next write (the property
-        // test's failing tools found it). A stale shape at worst makes the table again once.
-        // A listing with more rules than Ampere wrote took in someone else's change made in
-        // the milliseconds between the write and the listing (the property test inserts
-        // one then): taken as the reference, it hid that rule for good. Such a listing is
-        // not kept; the last one is, and the audit finds the difference against it.
-        if let Ok(shape) = self.shape_now() {
-            let guard = self
-                .limit
-                .borrow()
-                .as_ref()
-                .map_or(0, |l| self.limit_rules(l).len());
-            if rules_in(&shape, "input") == 1 + SETS.len() && rules_in(&shape, "guard") == guard {
-                *self.shape.borrow_mut() = Some(shape);
-            }
-        }
-    }
-
     /// The limit's statements, both families (IPv6 only with `ipv6`).
     fn limit_rules(&self, limit: &SipLimit) -> Vec<String> {
         let mut rules = limit.nft_rules(false, &self.ports);
@@ -163,6 +124,12 @@ impl Nft {
 
     /// The table with its sets empty (a restore adds the elements after it).
     fn table_def(&self) -> String {
+        self.table_def_named(&self.table, false)
+    }
+
+    /// The table as `table_def` makes it, under `name`; `dormant`: its chains hooked
+    /// nowhere (the scratch copy `shape.rs` lists).
+    fn table_def_named(&self, name: &str, dormant: bool) -> String {
         let mut sets = String::new();
         for (name, v6, net) in SETS {
             sets.push_str(&format!(
@@ -189,8 +156,8 @@ impl Nft {
             None => String::new(),
         };
         format!(
-            "table inet {t} {{\n{sets}  set guard4 {{ type ipv4_addr; size 65535; flags dynamic,timeout; timeout 1m; }}\n  set guard6 {{ type ipv6_addr; size 65535; flags dynamic,timeout; timeout 1m; }}\n  chain guard {{\n{limit}  }}\n  chain input {{\n    type filter hook input priority -10; policy accept;\n    jump guard\n{drops}  }}\n}}\n",
-            t = self.table,
+            "table inet {name} {{\n{flags}{sets}  set guard4 {{ type ipv4_addr; size 65535; flags dynamic,timeout; timeout 1m; }}\n  set guard6 {{ type ipv6_addr; size 65535; flags dynamic,timeout; timeout 1m; }}\n  chain guard {{\n{limit}  }}\n  chain input {{\n    type filter hook input priority -10; policy accept;\n    jump guard\n{drops}  }}\n}}\n",
+            flags = if dormant { "  flags dormant;\n" } else { "" },
         )
     }
 
@@ -515,7 +482,8 @@ impl Backend for Nft {
 
 #[cfg(test)]
 mod tests {
-    use super::{has_input_chain, nft_seconds, rules_in};
+    use super::shape::rules_in;
+    use super::{has_input_chain, nft_seconds};
 
     #[test]
     fn the_rules_of_a_chain_are_counted_without_its_declaration() {
