@@ -159,25 +159,13 @@ echo \"$*\" >> {}\nexec /usr/sbin/nft \"$@\"\n",
     assert_eq!(code, 0, "{err}");
     assert_eq!(kernel_bans("nft").len(), 102);
     // Gone from the kernel before the `-d`: 30 addresses and a network.
-    let gone = hosts[..30].join(", ");
-    sh(&[
-        "nft",
-        "delete",
-        "element",
-        "inet",
-        "ampere",
-        "v4",
-        &format!("{{ {gone} }}"),
-    ]);
-    sh(&[
-        "nft",
-        "delete",
-        "element",
-        "inet",
-        "ampere",
-        "net4",
-        "{ 198.19.2.0/24 }",
-    ]);
+    for (set, gone) in [
+        ("v4", hosts[..30].join(", ")),
+        ("net4", nets[1].to_string()),
+    ] {
+        let elems = format!("{{ {gone} }}");
+        sh(&["nft", "delete", "element", "inet", "ampere", set, &elems]);
+    }
     std::fs::write(&calls, "").unwrap();
     let (code, _, err) = pbx.setup.run(&["-d"], &all.join("\n"));
     assert_eq!(code, 0, "{err}");
