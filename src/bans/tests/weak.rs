@@ -162,7 +162,15 @@ proptest! {
                 let strong_ban = active.iter().any(|b| {
                     b.net.contains(&ip) && b.evidence == Evidence::Strong && b.expires.is_none()
                 });
-                prop_assert!(strong_ban, "attacker {} after {} guesses: {:?}", ATTACKERS[a], guesses[a], active);
+                prop_assert!(
+                    strong_ban,
+                    "attacker {} after {} guesses: {:?}; waiting for the database: {}; the engine: {:?}",
+                    ATTACKERS[a],
+                    guesses[a],
+                    active,
+                    d.rig.bans.unstored(),
+                    (d.judge.engine.penalty_of(ip, (now - T0) as u64), d.rig.bans.counters)
+                );
                 prop_assert!(d.rig.kernel.0.borrow().held.iter().any(|h| h.contains(&ip)));
             }
         }
