@@ -81,6 +81,16 @@ impl Daemon {
         }
         let cfg = self.rig.cfg.clone();
         let mut banned = self.rig.bans.flush(&cfg, || now).banned;
+        // The tests run as threads of one process: another test's child, between its fork
+        // and its exec, holds a copy of every descriptor, this rig's kernel lock too, for
+        // a moment (long under qemu: a failure seen once on armv7). The daemon, one thread,
+        // never forks with the lock open but to exec at once; it tries again after
+        // `LOCK_RETRY`, and so does this, for at most 5 s.
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.rig.bans.lock_wait.is_some() && std::time::Instant::now() < end {
+            std::thread::sleep(crate::bans::lock::LOCK_RETRY);
+            banned.extend(self.rig.bans.flush(&cfg, || now).banned);
+        }
         let escalated = self
             .rig
             .bans
