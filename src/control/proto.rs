@@ -160,7 +160,7 @@ impl List {
             match addr::parse_net(line) {
                 Ok(n) => list.nets.push(n),
                 Err(e) => list.bad.push(Item {
-                    net: crate::log::printable(&line.as_bytes()[..line.len().min(100)]),
+                    net: crate::log::printable(line.as_bytes()),
                     result: Err(e.0),
                 }),
             }
