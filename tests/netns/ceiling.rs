@@ -31,7 +31,7 @@ pub fn ceiling_scenario(backend: &str) {
         thread::spawn(move || {
             let mut most = 0;
             while !*stop.lock().unwrap() {
-                most = most.max(kernel_bans(&backend).len());
+                most = most.max(kernel_ban_count(&backend));
                 thread::sleep(Duration::from_millis(50));
             }
             most

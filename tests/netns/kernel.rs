@@ -96,6 +96,29 @@ pub fn nft_duration(v: &str) -> f64 {
     total
 }
 
+/// How many bans the backend holds at one instant, both families. `ipset save` is no
+/// snapshot: the kernel dumps a set in parts, and an entry deleted after its part was dumped
+/// is listed beside one added after it. Measured: a set kept at 1,000 by a delete before each
+/// add was listed with up to 1,013 entries (and CI once failed on 1,003), while its counter,
+/// which `ipset list -t` reads at one instant, never passed 1,000. `iptables -S` reads the
+/// table in one piece, and `nft` restarts a listing that a change interrupted.
+pub fn kernel_ban_count(backend: &str) -> usize {
+    if backend != "ipset" {
+        return kernel_bans(backend).len();
+    }
+    ["ampere-v4", "ampere-v6"]
+        .iter()
+        .map(|set| {
+            let terse = must(&["ipset", "list", "-t", set]);
+            let n = terse
+                .lines()
+                .find_map(|l| l.strip_prefix("Number of entries: "))
+                .unwrap_or_else(|| panic!("no entry count in `ipset list -t {set}`:\n{terse}"));
+            n.trim().parse::<usize>().unwrap()
+        })
+        .sum()
+}
+
 /// Every address the backend holds, both families.
 pub fn kernel_bans(backend: &str) -> BTreeSet<String> {
     match backend {
