@@ -20,6 +20,9 @@
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 30-attacker smoke round
 //! per backend, which still asserts that every attacker was cut off.
+//!
+//! `AMPERE_BENCH_ROUNDS=in-place` runs only what the round with a million in place needs:
+//! the set backends' empty rounds, then theirs with the million (a few minutes, not twenty).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -486,8 +489,23 @@ fn inside(smoke: bool) {
     let mut flooded = Vec::new();
     let mut big = Vec::new();
     let in_place = if smoke { 20_000 } else { 1_000_000 };
+    let only_in_place = std::env::var("AMPERE_BENCH_ROUNDS").is_ok_and(|r| r == "in-place");
     for (b, backend) in ["iptables", "ipset", "nft"].into_iter().enumerate() {
+        if only_in_place && backend == "iptables" {
+            continue;
+        }
         let t = figures(time_to_ban(backend, n, &ears, &mut prober, b * n, Beside::Nothing).0);
+        if only_in_place {
+            println!(
+                "| {backend} | {:.2} ms | {:.2} ms | {:.2} ms | | | |",
+                t.p50, t.p99, t.max
+            );
+            let at = 3 * (n + 3 * m) + b * m;
+            let round = Beside::InPlace(in_place);
+            let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, round);
+            big.push((backend, figures(ms), t.p99, done));
+            continue;
+        }
         prepare_floor(backend);
         let f = figures(floor(backend, n, b * n));
         println!(

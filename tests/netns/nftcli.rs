@@ -41,6 +41,12 @@ pub fn nftcli_scenario() {
         "{}",
         status(&pbx)
     );
+    // The kernel walks the address sets for expired elements once an hour, not each second
+    // (a walk of a million delayed the bans that met it), the interval sets as it likes.
+    for (set, gc) in [("v4", true), ("v6", true), ("net4", false), ("net6", false)] {
+        let listed = must(&["nft", "list", "set", "inet", "ampere", set]);
+        assert_eq!(listed.contains("gc-interval 1h"), gc, "{listed}");
+    }
     // Killed: the next batch is one exec, and a new child comes.
     sh(&["kill", "-KILL", &first.to_string()]);
     attack(&pbx, "192.0.2.72");
