@@ -22,7 +22,8 @@
 //! per backend, which still asserts that every attacker was cut off.
 //!
 //! `AMPERE_BENCH_ROUNDS=in-place` runs only what the round with a million in place needs:
-//! the set backends' empty rounds, then theirs with the million (a few minutes, not twenty).
+//! the set backends' empty rounds, then theirs with the million (a few minutes, not twenty);
+//! `AMPERE_BENCH_BACKEND=ipset` (or `nft`) only that backend's.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -491,7 +492,8 @@ fn inside(smoke: bool) {
     let in_place = if smoke { 20_000 } else { 1_000_000 };
     let only_in_place = std::env::var("AMPERE_BENCH_ROUNDS").is_ok_and(|r| r == "in-place");
     for (b, backend) in ["iptables", "ipset", "nft"].into_iter().enumerate() {
-        if only_in_place && backend == "iptables" {
+        let chosen = std::env::var("AMPERE_BENCH_BACKEND").map_or(true, |b| b == backend);
+        if only_in_place && (backend == "iptables" || !chosen) {
             continue;
         }
         let t = figures(time_to_ban(backend, n, &ears, &mut prober, b * n, Beside::Nothing).0);

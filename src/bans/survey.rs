@@ -248,14 +248,14 @@ impl Survey {
 fn survey(fw: &dyn Backend, db: &Path, unstored: &[IpNet], out: OwnedFd) -> i32 {
     let mut w = std::io::BufWriter::new(std::fs::File::from(out));
     let one_line = |s: &str| s.replace('\n', " ");
-    let kernel = match fw.list() {
+    let (kernel, faults) = match fw.list_and_faults() {
         Ok(k) => k,
         Err(e) => {
             let _ = writeln!(w, "L {}\nE", one_line(&e.to_string()));
             return 0;
         }
     };
-    if let Ok(faults) = fw.faults() {
+    if let Ok(faults) = faults {
         for f in faults {
             let _ = writeln!(w, "F {}", one_line(&f));
         }

@@ -112,8 +112,26 @@ impl Ipset {
                 .find_map(|l| l.strip_prefix(k))
                 .map_or("", str::trim)
         };
-        let kind = field("Type:");
         let header: Vec<&str> = field("Header:").split_whitespace().collect();
+        Ok(self.judge_definition(v6, field("Type:"), &header))
+    }
+
+    /// `definition_fault` from the `create` line of an `ipset save` of the set.
+    fn saved_definition_fault(&self, v6: bool, saved: &str) -> Option<String> {
+        let mut words = saved
+            .lines()
+            .find(|l| l.starts_with("create "))
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(2);
+        let kind = words.next().unwrap_or("");
+        let header: Vec<&str> = words.collect();
+        self.judge_definition(v6, kind, &header)
+    }
+
+    /// Whether a set of type `kind` with these header words (`family inet hashsize 1024
+    /// maxelem 65536 timeout 0 ...`) is the set Ampere makes; what differs if not.
+    fn judge_definition(&self, v6: bool, kind: &str, header: &[&str]) -> Option<String> {
         let value = |k: &str| header.windows(2).find(|w| w[0] == k).map(|w| w[1]);
         let family = if v6 { "inet6" } else { "inet" };
         let max = self.maxelem.to_string();
@@ -121,12 +139,43 @@ impl Ipset {
             && value("family") == Some(family)
             && value("maxelem") == Some(max.as_str())
             && value("timeout").is_some();
-        Ok((!ours).then(|| {
+        (!ours).then(|| {
             format!(
-                "ipset: set `{name}` is `{kind} {}`, not `hash:net family {family} maxelem {max} timeout`",
+                "ipset: set `{}` is `{kind} {}`, not `hash:net family {family} maxelem {max} timeout`",
+                self.set_name(v6),
                 header.join(" ")
             )
-        }))
+        })
+    }
+
+    /// The members of a set as `ipset save` printed them.
+    fn saved_members(name: &str, saved: &str, into: &mut Vec<IpNet>) {
+        for line in saved.lines() {
+            let mut words = line.split_whitespace();
+            if (words.next(), words.next()) == (Some("add"), Some(name)) {
+                if let Some(Ok(n)) = words.next().map(crate::addr::parse_net) {
+                    into.push(n);
+                }
+            }
+        }
+    }
+
+    /// A set that exists but is not matched is no ban: the match rules must be there too.
+    fn check_match_rules(&self) -> Result<()> {
+        let rules = self.chains.listed_rules()?;
+        for fam in self.chains.families() {
+            if !rules.iter().any(|r| *r == self.match_rule(fam.v6)) {
+                return Err(FwError::new(
+                    super::ErrorKind::MissingChain,
+                    format!(
+                        "the rule `{}` is missing from chain `{}`",
+                        self.match_rule(fam.v6),
+                        self.chains.chain
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn timeout(e: &Entry, now: i64) -> u64 {
@@ -258,31 +307,26 @@ impl Backend for Ipset {
         let mut out = Vec::new();
         for fam in self.chains.families() {
             let name = self.set_name(fam.v6);
-            let text = output(&self.ipset, &["save", &name])?;
-            for line in text.lines() {
-                let mut words = line.split_whitespace();
-                if (words.next(), words.next()) == (Some("add"), Some(name.as_str())) {
-                    if let Some(Ok(n)) = words.next().map(crate::addr::parse_net) {
-                        out.push(n);
-                    }
-                }
-            }
+            Self::saved_members(&name, &output(&self.ipset, &["save", &name])?, &mut out);
         }
-        // A set that exists but is not matched is no ban: the match rules must be there too.
-        let rules = self.chains.listed_rules()?;
-        for fam in self.chains.families() {
-            if !rules.iter().any(|r| *r == self.match_rule(fam.v6)) {
-                return Err(FwError::new(
-                    super::ErrorKind::MissingChain,
-                    format!(
-                        "the rule `{}` is missing from chain `{}`",
-                        self.match_rule(fam.v6),
-                        self.chains.chain
-                    ),
-                ));
-            }
-        }
+        self.check_match_rules()?;
         Ok(out)
+    }
+
+    fn list_and_faults(&self) -> Result<(Vec<IpNet>, Result<Vec<String>>)> {
+        let (mut nets, mut definitions) = (Vec::new(), Vec::new());
+        for fam in self.chains.families() {
+            let name = self.set_name(fam.v6);
+            let saved = output(&self.ipset, &["save", &name])?;
+            Self::saved_members(&name, &saved, &mut nets);
+            definitions.extend(self.saved_definition_fault(fam.v6, &saved));
+        }
+        self.check_match_rules()?;
+        let faults = self.chains.faults().map(|mut f| {
+            f.extend(definitions);
+            f
+        });
+        Ok((nets, faults))
     }
 
     fn unban_many(&self, nets: &[IpNet]) -> Result<()> {

@@ -131,3 +131,31 @@ fn a_big_batch_goes_to_ipset_restore_not_through_the_pipe() {
         .iter()
         .all(|l| l.starts_with("RESTORE add ampere-v4 10.0.")));
 }
+
+#[test]
+fn the_audit_reads_members_and_definition_from_one_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ipset, _) = fake(dir.path());
+    let max = ipset.maxelem;
+    let ours = format!(
+        "create ampere-v4 hash:net family inet hashsize 1024 maxelem {max} timeout 0 bucketsize 12 initval 0x5e5419e2\nadd ampere-v4 192.0.2.1 timeout 0\nadd ampere-v4 198.51.100.0/24 timeout 300\nadd other 203.0.113.9\n"
+    );
+    assert_eq!(ipset.saved_definition_fault(false, &ours), None);
+    let mut nets = Vec::new();
+    Ipset::saved_members("ampere-v4", &ours, &mut nets);
+    assert_eq!(
+        nets,
+        vec![entry("192.0.2.1").net, entry("198.51.100.0/24").net]
+    );
+    // A set of the same name made by hand, the other family, or no create line at all.
+    let by_hand = format!("create ampere-v4 hash:ip family inet hashsize 1024 maxelem {max}\n");
+    let fault = ipset.saved_definition_fault(false, &by_hand).unwrap();
+    assert!(fault.contains("is `hash:ip family inet"), "{fault}");
+    assert!(ipset.saved_definition_fault(true, &ours).is_some());
+    assert!(ipset.saved_definition_fault(false, "").is_some());
+    // Without timeouts, or another maxelem: not Ampere's set either.
+    let no_timeout = ours.replace(" timeout 0 bucketsize", " bucketsize");
+    assert!(ipset.saved_definition_fault(false, &no_timeout).is_some());
+    let smaller = ours.replace(&format!("maxelem {max}"), "maxelem 1024");
+    assert!(ipset.saved_definition_fault(false, &smaller).is_some());
+}
