@@ -216,17 +216,7 @@ impl Nft {
         let Some(body) = text.split_once("elements = {").map(|(_, b)| b) else {
             return Ok(());
         };
-        let body = body.split('}').next().unwrap_or("");
-        for elem in body.split(',') {
-            let mut words = elem.split_whitespace();
-            if let Some(Ok(n)) = words.next().map(crate::addr::parse_net) {
-                let left = words
-                    .skip_while(|w| *w != "expires")
-                    .nth(1)
-                    .and_then(nft_seconds);
-                out.push((n, left));
-            }
-        }
+        shape::parse_elements(body.split('}').next().unwrap_or(""), out);
         Ok(())
     }
 
@@ -462,19 +452,23 @@ impl Backend for Nft {
     }
 
     fn faults(&self) -> Result<Vec<String>> {
-        let Some(want) = self.shape.borrow().clone() else {
-            return Ok(Vec::new());
-        };
-        let have = self.shape_now()?;
-        if have == want {
+        if self.shape.borrow().is_none() {
             return Ok(Vec::new());
         }
-        let lines = |t: &str| -> Vec<String> { t.lines().map(|l| l.trim().to_string()).collect() };
-        Ok(vec![format!(
-            "nft: table inet {}: {}",
-            self.table,
-            super::iptables::describe_change(&lines(&want), &lines(&have), str::to_string)
-        )])
+        Ok(self.faults_of(&self.shape_now()?))
+    }
+
+    fn list_and_faults(&self) -> Result<(Vec<IpNet>, Result<Vec<String>>)> {
+        let listing = output(&self.nft, &["list", "table", "inet", &self.table])?;
+        let (shape, blocks) = shape::split_listing(&listing);
+        let mut nets = Vec::new();
+        for (set, body) in &blocks {
+            if self.sets().any(|(s, _)| s == set) {
+                shape::parse_elements(body, &mut nets);
+            }
+        }
+        let nets = nets.into_iter().map(|(n, _)| n).collect();
+        Ok((nets, Ok(self.faults_of(&shape))))
     }
 
     fn unban(&self, net: &IpNet) -> Result<()> {
