@@ -155,10 +155,11 @@ pub trait Backend {
     /// definitions, its nft table) differs from what it last wrote: a flushed chain, a stray
     /// rule above the bans, a lost SIP limit. Empty when intact; the audit then `restore`s.
     fn faults(&self) -> Result<Vec<String>>;
-    /// `list` and `faults` together, for the audit's survey, in as few listings as the tool
-    /// allows: ipset reads both from one `ipset save` per set. Every listing of an ipset set
-    /// makes the kernel count its elements with bottom halves off (the set's header): about
-    /// 17 ms a million, a stall of one core that a ban meeting it waits for.
+    /// `list` and `faults` together, for the audit's survey, with each set listed once:
+    /// ipset reads both from one `ipset save` per set, nft from one `nft list table`. Every
+    /// listing of an ipset set makes the kernel count its elements with bottom halves off
+    /// (the set's header): about 17 ms a million, a stall of one core that a ban meeting it
+    /// waits for; nft's `-t` listing of the shape fetched every element too.
     fn list_and_faults(&self) -> Result<(Vec<IpNet>, Result<Vec<String>>)> {
         Ok((self.list()?, self.faults()))
     }

@@ -8,7 +8,8 @@
 //! table and each change of the SIP limit. It is read from a scratch copy instead: the same
 //! definition under another name, dormant (its chains hooked nowhere, so it drops and
 //! limits nothing) and without elements, listed, then deleted. The live table is listed
-//! only by the audit, in its child (`faults`).
+//! only by the audit, in its child, once for its elements and shape together
+//! (`list_and_faults`, `split_listing`).
 
 use ipnet::IpNet;
 
