@@ -491,9 +491,10 @@ fn inside(smoke: bool) {
     let mut big = Vec::new();
     let in_place = if smoke { 20_000 } else { 1_000_000 };
     let only_in_place = std::env::var("AMPERE_BENCH_ROUNDS").is_ok_and(|r| r == "in-place");
+    let chosen = std::env::var("AMPERE_BENCH_BACKEND").ok();
     for (b, backend) in ["iptables", "ipset", "nft"].into_iter().enumerate() {
-        let chosen = std::env::var("AMPERE_BENCH_BACKEND").map_or(true, |b| b == backend);
-        if only_in_place && (backend == "iptables" || !chosen) {
+        let skipped = backend == "iptables" || chosen.as_deref().is_some_and(|c| c != backend);
+        if only_in_place && skipped {
             continue;
         }
         let t = figures(time_to_ban(backend, n, &ears, &mut prober, b * n, Beside::Nothing).0);
@@ -502,39 +503,36 @@ fn inside(smoke: bool) {
                 "| {backend} | {:.2} ms | {:.2} ms | {:.2} ms | | | |",
                 t.p50, t.p99, t.max
             );
-            let at = 3 * (n + 3 * m) + b * m;
-            let round = Beside::InPlace(in_place);
-            let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, round);
-            big.push((backend, figures(ms), t.p99, done));
-            continue;
+        } else {
+            prepare_floor(backend);
+            let f = figures(floor(backend, n, b * n));
+            println!(
+                "| {backend} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2}x |",
+                t.p50,
+                t.p99,
+                t.max,
+                f.p50,
+                f.p99,
+                t.p99 / f.p99
+            );
+            let at = 3 * n + b * m;
+            let (ms, done) =
+                time_to_ban(backend, m, &ears, &mut prober, at, Beside::Import(import));
+            during.push((backend, figures(ms), t.p99, done.imports));
+            let at = 3 * (n + m) + b * m;
+            let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, Beside::Hostiles);
+            hostile.push((backend, figures(ms), t.p99, done.trios));
+            let at = 3 * (n + 2 * m) + b * m;
+            let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, Beside::LogFlood);
+            flooded.push((backend, figures(ms), t.p99, done.logged));
         }
-        prepare_floor(backend);
-        let f = figures(floor(backend, n, b * n));
-        println!(
-            "| {backend} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2}x |",
-            t.p50,
-            t.p99,
-            t.max,
-            f.p50,
-            f.p99,
-            t.p99 / f.p99
-        );
-        let at = 3 * n + b * m;
-        let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, Beside::Import(import));
-        during.push((backend, figures(ms), t.p99, done.imports));
-        let at = 3 * (n + m) + b * m;
-        let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, Beside::Hostiles);
-        hostile.push((backend, figures(ms), t.p99, done.trios));
-        let at = 3 * (n + 2 * m) + b * m;
-        let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, Beside::LogFlood);
-        flooded.push((backend, figures(ms), t.p99, done.logged));
         if backend != "iptables" {
             let at = 3 * (n + 3 * m) + b * m;
             let round = Beside::InPlace(in_place);
             let (ms, done) = time_to_ban(backend, m, &ears, &mut prober, at, round);
             big.push((backend, figures(ms), t.p99, done));
         }
-        if backend == "nft" {
+        if backend == "nft" && !only_in_place {
             // The same backend by exec, for the pipe's gain.
             let at = 3 * (n + 4 * m);
             let e = figures(time_to_ban("nft-exec", n, &ears, &mut prober, at, Beside::Nothing).0);

@@ -160,6 +160,20 @@ impl Ipset {
         }
     }
 
+    /// Both sets as one `ipset save` each printed them: their members, and what is wrong
+    /// with their definitions. An error if a set or its match rule is missing.
+    fn saved_sets(&self) -> Result<(Vec<IpNet>, Vec<String>)> {
+        let (mut nets, mut definitions) = (Vec::new(), Vec::new());
+        for fam in self.chains.families() {
+            let name = self.set_name(fam.v6);
+            let saved = output(&self.ipset, &["save", &name])?;
+            Self::saved_members(&name, &saved, &mut nets);
+            definitions.extend(self.saved_definition_fault(fam.v6, &saved));
+        }
+        self.check_match_rules()?;
+        Ok((nets, definitions))
+    }
+
     /// A set that exists but is not matched is no ban: the match rules must be there too.
     fn check_match_rules(&self) -> Result<()> {
         let rules = self.chains.listed_rules()?;
@@ -304,24 +318,11 @@ impl Backend for Ipset {
     }
 
     fn list(&self) -> Result<Vec<IpNet>> {
-        let mut out = Vec::new();
-        for fam in self.chains.families() {
-            let name = self.set_name(fam.v6);
-            Self::saved_members(&name, &output(&self.ipset, &["save", &name])?, &mut out);
-        }
-        self.check_match_rules()?;
-        Ok(out)
+        Ok(self.saved_sets()?.0)
     }
 
     fn list_and_faults(&self) -> Result<(Vec<IpNet>, Result<Vec<String>>)> {
-        let (mut nets, mut definitions) = (Vec::new(), Vec::new());
-        for fam in self.chains.families() {
-            let name = self.set_name(fam.v6);
-            let saved = output(&self.ipset, &["save", &name])?;
-            Self::saved_members(&name, &saved, &mut nets);
-            definitions.extend(self.saved_definition_fault(fam.v6, &saved));
-        }
-        self.check_match_rules()?;
+        let (nets, definitions) = self.saved_sets()?;
         let faults = self.chains.faults().map(|mut f| {
             f.extend(definitions);
             f

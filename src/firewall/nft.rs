@@ -212,11 +212,10 @@ impl Nft {
     fn elements_of(&self, set: &str, out: &mut Vec<(IpNet, Option<u64>)>) -> Result<()> {
         let text = output(&self.nft, &["list", "set", "inet", &self.table, set])?;
         // `elements = { 10.0.0.1 timeout 30d expires 29d…, 10.2.0.0/16 }`, maybe over
-        // several lines.
-        let Some(body) = text.split_once("elements = {").map(|(_, b)| b) else {
-            return Ok(());
-        };
-        shape::parse_elements(body.split('}').next().unwrap_or(""), out);
+        // several lines: read as in a listing of the whole table.
+        for (_, body) in shape::split_listing(&text).1 {
+            shape::parse_elements(&body, out);
+        }
         Ok(())
     }
 

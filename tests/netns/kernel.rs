@@ -101,7 +101,8 @@ pub fn nft_duration(v: &str) -> f64 {
 /// is listed beside one added after it. Measured: a set kept at 1,000 by a delete before each
 /// add was listed with up to 1,013 entries (and CI once failed on 1,003), while its counter,
 /// which `ipset list -t` reads at one instant, never passed 1,000. `iptables -S` reads the
-/// table in one piece, and `nft` restarts a listing that a change interrupted.
+/// table in one piece; nft's listings are read as before (no run has shown the artefact
+/// there).
 pub fn kernel_ban_count(backend: &str) -> usize {
     if backend != "ipset" {
         return kernel_bans(backend).len();
