@@ -292,6 +292,9 @@ struct Done {
     /// The loop's longest turn (ms) and the audits it made, from `status keys`.
     longest_turn: u64,
     audits: u64,
+    /// How long the last survey took (ms), and the audit's interval that followed (s).
+    audit_took: u64,
+    audit_every: u64,
 }
 
 /// Time to ban of `n` attackers with `backend`, in ms, with `beside` running all along.
@@ -409,6 +412,8 @@ fn time_to_ban(
     let done = Done {
         longest_turn: setup.status_key("loop_longest_turn_ms").unwrap_or(0),
         audits: setup.status_key("audits").unwrap_or(0),
+        audit_took: setup.status_key("audit_took_ms").unwrap_or(0),
+        audit_every: setup.status_key("audit_every_s").unwrap_or(0),
         ..done
     };
     assert_eq!(d.stop(), 0);
@@ -597,16 +602,18 @@ fn inside(smoke: bool) {
     println!();
     println!("{m} more bans per set backend with {in_place} bans in place and `audit_interval = 2` (the audit lists the kernel in a child; iptables is not for a set this size)");
     println!();
-    println!("| backend | time to ban p50 | p99 | max | p99 vs p99 of the empty round | audits | the loop's longest turn |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| backend | time to ban p50 | p99 | max | p99 vs p99 of the empty round | audits | a survey took | audits then every | the loop's longest turn |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (backend, t, alone, done) in big {
         println!(
-            "| {backend} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2}x | {} | {} ms |",
+            "| {backend} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2}x | {} | {} ms | {} s | {} ms |",
             t.p50,
             t.p99,
             t.max,
             t.p99 / alone,
             done.audits,
+            done.audit_took,
+            done.audit_every,
             done.longest_turn
         );
     }

@@ -48,6 +48,10 @@ pub struct Counters {
     pub subnets: u64,
     /// Unix time of the last audit (0: none yet).
     pub last_audit: i64,
+    /// How long the last survey took, and the audit's interval that follows from it
+    /// (`survey::spaced`; 0: no survey yet).
+    pub audit_took_ms: u64,
+    pub audit_every_s: u64,
     /// Expired bans forgotten (`ban_forget`, `db_max_inactive`).
     pub forgotten: u64,
 }

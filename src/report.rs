@@ -239,8 +239,14 @@ pub fn status(live: &mut Live, keys: bool) -> String {
         );
         let _ = writeln!(
             o,
-            "last_audit {}\naudits {}\nrepaired {}\nstrays_removed {}\nfirewall_errors {}",
-            c.last_audit, c.audits, c.repaired, c.strays_removed, c.firewall_errors
+            "last_audit {}\naudits {}\naudit_took_ms {}\naudit_every_s {}\nrepaired {}\nstrays_removed {}\nfirewall_errors {}",
+            c.last_audit,
+            c.audits,
+            c.audit_took_ms,
+            c.audit_every_s,
+            c.repaired,
+            c.strays_removed,
+            c.firewall_errors
         );
         let _ = writeln!(
             o,
@@ -376,10 +382,11 @@ pub fn status(live: &mut Live, keys: bool) -> String {
     );
     let _ = writeln!(
         o,
-        "firewall: {} `{}`; last audit {} ({} audits, {} repaired, {} strays removed, {} errors); {}",
+        "firewall: {} `{}`; last audit {}{} ({} audits, {} repaired, {} strays removed, {} errors); {}",
         live.cfg.backend.as_str(),
         live.cfg.chain,
         if c.last_audit == 0 { "not yet".to_string() } else { ago(c.last_audit, now) },
+        audit_spacing(&c, live.cfg.audit_interval),
         c.audits,
         c.repaired,
         c.strays_removed,
@@ -474,4 +481,17 @@ pub fn why_live(live: &Live, text: &str) -> Answer {
         live.own,
         text,
     )
+}
+
+/// A note when the audit comes less often than `audit_interval` (`survey::spaced`).
+fn audit_spacing(c: &crate::bans::Counters, interval: u64) -> String {
+    if c.audit_every_s > interval {
+        format!(
+            ", every {} s, not {interval} s: its listing took {:.1} s",
+            c.audit_every_s,
+            c.audit_took_ms as f64 / 1000.0
+        )
+    } else {
+        String::new()
+    }
 }

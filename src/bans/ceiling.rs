@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::Bans;
-use crate::ban::BanRequest;
+use crate::ban::{BanRequest, Origin};
 use crate::config::Config;
 use crate::error;
 
@@ -29,7 +29,7 @@ impl Bans {
         if cfg.max_bans == 0 || pending.is_empty() {
             return Vec::new();
         }
-        let active = match self.store.active_daemon_count() {
+        let active = match self.store.active_count_of(Origin::Daemon) {
             Ok(n) => n as usize + self.unstored.len(),
             Err(e) => {
                 error!("{e}");

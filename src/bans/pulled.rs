@@ -13,7 +13,7 @@ use ipnet::IpNet;
 
 use super::lock::Held;
 use super::{Bans, Lift};
-use crate::ban::{Ban, BanRequest};
+use crate::ban::{Ban, BanRequest, Origin};
 use crate::error::Error;
 use crate::firewall::{ErrorKind as FwKind, FwError};
 use crate::store::{ErrorKind as StoreKind, StoreError};
@@ -96,7 +96,7 @@ impl Bans {
             out.changes.lifted = self.lift_pulled(&ended, Lift::CrowdsecDeleted);
         }
         if max > 0 && !new.is_empty() {
-            let active = self.store.active_crowdsec_count()?;
+            let active = self.store.active_count_of(Origin::Crowdsec)?;
             let room = usize::try_from(max as i64 - active).unwrap_or(0);
             if new.len() > room {
                 out.over_max = new.len() - room;

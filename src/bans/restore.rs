@@ -12,11 +12,21 @@ impl Bans {
     /// lifted, then the firewall flushed and every stored ban put back, with its remaining
     /// time, in one batch. Returns how many were restored.
     pub fn restore(&mut self, now: i64) -> Result<usize, Error> {
+        let started = std::time::Instant::now();
         let _held = self.lock_kernel(true);
         self.store.defer_checkpoints()?;
         let lapsed = self.store.expire_due(now)?;
         if !lapsed.is_empty() {
             info!("{} ban(s) ended while Ampere was not running", lapsed.len());
+        }
+        // The tally the loop reads instead of counting: a hand edit of the database
+        // (sqlite3) is not in it.
+        let off = self.store.recount()?;
+        if off != 0 {
+            warn!(
+                "{}: the count of active bans was off by {off} (edited by hand?): counted again",
+                self.store.path()
+            );
         }
         let mut count = self.store.active_count()?;
         if self.store.is_new() && count == 0 {
@@ -44,6 +54,19 @@ impl Bans {
         };
         self.fw.restore(&stored, now)?;
         self.read_next_expiry();
+        // The kernel is the database now: the first audit is spaced by what this took, as
+        // the next is by a survey's length (a million: the restore and a survey each take
+        // seconds, and a survey at once met the first bans).
+        let took = started.elapsed();
+        let first = super::survey::spaced(self.audit_interval, took, count);
+        if first > self.audit_interval {
+            info!(
+                "the restore took {:.1} s: the first audit comes in {} s",
+                took.as_secs_f64(),
+                first.as_secs()
+            );
+        }
+        self.audit_due = std::time::Instant::now() + first;
         Ok(usize::try_from(count).unwrap_or(0))
     }
 }

@@ -32,7 +32,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::firewall::Backend;
 use crate::sys::reaper::{self, Forked};
-use crate::{error, warn};
+use crate::{error, info, warn};
 
 /// A survey still running after this is killed (and the next one started at the audit
 /// after): a hung firewall tool must not stop the audits for good.
@@ -46,6 +46,27 @@ pub(super) const REPAIR_PER_TURN: usize = 2048;
 
 /// The longest line the child writes (a fault quoting a rule), and then some.
 const MAX_LINE: usize = 8192;
+
+/// With `SPACED_FROM` active bans or more, a survey is followed by the next no sooner than
+/// SPACING times its length: the audit of sets that large keeps to about 1/SPACING of the
+/// time. Its cost grows with the sets, and for ipset part of it stalls the bans themselves:
+/// every listing of a set has the kernel count its elements with bottom halves off (about
+/// 17 ms at a million, which a ban that meets it waits for, whatever the lister's
+/// priority). With `audit_interval = 2` a million were listed every 2 s and the bans' p99
+/// was 3 to 5 times the empty round's (benches/latency.rs). Fewer bans cost the kernel too
+/// little for that to matter, and the time a survey takes on a busy machine (an `iptables
+/// -w` waiting for the xtables lock) says nothing of the sets: the configured interval
+/// holds. At the default 5 min nothing changes below a survey of 6 s.
+const SPACING: u32 = 50;
+pub(super) const SPACED_FROM: i64 = 100_000;
+
+/// How long after a survey that took `took`, with `bans` active bans, the next one starts.
+pub(super) fn spaced(interval: Duration, took: Duration, bans: i64) -> Duration {
+    if bans < SPACED_FROM {
+        return interval;
+    }
+    interval.max(took.saturating_mul(SPACING))
+}
 
 pub(super) struct Survey {
     pid: u32,
@@ -152,6 +173,32 @@ impl Bans {
             return;
         }
         self.counted_audit(now);
+        let took = s.started.elapsed();
+        let every = spaced(
+            self.audit_interval,
+            took,
+            self.store.active_count().unwrap_or(0),
+        );
+        let stretched = every > self.audit_interval;
+        if stretched != (self.counters.audit_every_s > self.audit_interval.as_secs()) {
+            if stretched {
+                info!(
+                    "audit: listing the kernel and the database took {:.1} s; audits come every {} s instead of every {} s, to keep to 1/{SPACING} of the time",
+                    took.as_secs_f64(),
+                    every.as_secs(),
+                    self.audit_interval.as_secs()
+                );
+            } else {
+                info!(
+                    "audit: a survey takes {:.1} s again; audits come every {} s",
+                    took.as_secs_f64(),
+                    self.audit_interval.as_secs()
+                );
+            }
+        }
+        self.counters.audit_took_ms = took.as_millis() as u64;
+        self.counters.audit_every_s = every.as_secs();
+        self.audit_due = Instant::now() + every;
         self.to_repair = Some(s.found);
     }
 
@@ -375,5 +422,18 @@ mod tests {
         );
         assert_eq!(s.found.faults.len(), 1);
         assert_eq!(s.found.path, Some(vec!["iptables: no rule".to_string()]));
+    }
+
+    #[test]
+    fn a_long_survey_spaces_the_next_one() {
+        let s = Duration::from_secs;
+        let many = SPACED_FROM;
+        // A few thousand bans: the configured interval, however long a busy machine took.
+        assert_eq!(spaced(s(2), Duration::from_millis(30), 5_000), s(2));
+        assert_eq!(spaced(s(1), s(3), many - 1), s(1));
+        assert_eq!(spaced(s(300), s(5), 1_000_000), s(300));
+        // A million listed every 2 s in 1.3 s: every 65 s.
+        assert_eq!(spaced(s(2), Duration::from_millis(1300), 1_000_000), s(65));
+        assert_eq!(spaced(s(300), s(10), many), s(500));
     }
 }

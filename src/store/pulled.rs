@@ -4,15 +4,11 @@
 use ipnet::IpNet;
 
 use super::sqlite::Result;
-use super::{returned_nets, Store};
+use super::tally::Tally;
+use super::{ended_nets, Store};
+use crate::ban::Origin;
 
 impl Store {
-    /// The active bans pulled from CrowdSec (what `crowdsec_max` bounds).
-    pub fn active_crowdsec_count(&self) -> Result<i64> {
-        self.db
-            .query_i64("SELECT count(*) FROM bans WHERE active = 1 AND origin = 'crowdsec'")
-    }
-
     /// The number of the latest pull from CrowdSec that listed a ban (0: none). Read once
     /// per start of the bouncer: it scans the table.
     pub fn last_pull(&self) -> Result<i64> {
@@ -28,6 +24,7 @@ impl Store {
              WHERE addr = ?1 AND active = 1 AND origin = 'crowdsec' RETURNING 1",
             nets,
             Some(pull),
+            |_, _| true,
         )
     }
 
@@ -42,6 +39,10 @@ impl Store {
                AND coalesce(pulled, 0) < ?2 RETURNING 1",
             nets,
             Some(pull),
+            |_, tally: &mut Tally| {
+                tally.add(Origin::Crowdsec, -1);
+                true
+            },
         )?;
         Ok(nets
             .iter()
@@ -59,11 +60,11 @@ impl Store {
                 "UPDATE bans SET active = 0 WHERE addr IN (
                     SELECT addr FROM bans WHERE active = 1 AND origin = 'crowdsec'
                       AND coalesce(pulled, 0) < ?1 LIMIT ?2)
-                 RETURNING addr",
+                 RETURNING addr, origin",
             )?;
             st.bind_i64(1, pull)?;
             st.bind_i64(2, i64::try_from(n).unwrap_or(i64::MAX))?;
-            returned_nets(&db.path, &mut st)
+            ended_nets(db, &mut st)
         })
     }
 }

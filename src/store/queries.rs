@@ -83,18 +83,6 @@ impl Store {
         self.records(&mut st, &mut out)?;
         Ok(out)
     }
-
-    /// Active bans per origin (`daemon`, `manual`).
-    pub fn active_by_origin(&self) -> Result<Vec<(String, i64)>> {
-        let mut st = self.db.prepare(
-            "SELECT origin, count(*) FROM bans WHERE active = 1 GROUP BY origin ORDER BY origin",
-        )?;
-        let mut out = Vec::new();
-        while st.step_row()? {
-            out.push((st.column_text(0), st.column_i64(1)));
-        }
-        Ok(out)
-    }
 }
 
 impl Store {

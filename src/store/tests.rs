@@ -114,6 +114,8 @@ fn an_unparsable_row_is_left_out_not_fatal() {
     s.db.exec("INSERT INTO bans(addr, first_ban, last_ban, count, event, account) VALUES('not an address', 1, 1, 1, 'x', '')")
         .unwrap();
     assert_eq!(texts(s.active().unwrap()), ["192.0.2.5"]);
+    // A hand edit reaches the tally at the daemon's next start.
+    assert_eq!(s.recount().unwrap(), 1);
     assert_eq!(
         s.active_count().unwrap(),
         2,

@@ -311,7 +311,7 @@ pub(super) static KEYS: &[Key] = &[
         "5m",
         "1m",
         Section::Storage,
-        "How often the kernel is compared with the database and repaired both ways (sooner after a failed firewall step).",
+        "How often the kernel is compared with the database and repaired both ways (sooner after a failed firewall step; with 100,000 bans or more, no sooner than 50 times the last audit's length).",
         |c, v| c.audit_interval = duration(v, 1)?,
         |c| c.audit_interval
     ),
