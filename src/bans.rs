@@ -56,6 +56,11 @@ pub struct Counters {
     pub forgotten: u64,
 }
 
+/// Bans lifted by expiry in one turn: a CrowdSec list or an import of a million with one
+/// duration ends in one second, and its one `UPDATE` and unban batch held the loop for as
+/// long as they took. The rest come the next turns.
+pub(crate) const EXPIRE_PER_TURN: usize = 5_000;
+
 /// Rows per transaction in bulk admin commands: the daemon's writes get in between.
 const DB_CHUNK: usize = 5_000;
 /// Bans per firewall command in bulk admin commands (each command reads the chain or set).

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 
-use super::{Bans, Lift};
+use super::{Bans, Lift, EXPIRE_PER_TURN};
 use crate::addr::net_text;
 use crate::error;
 
@@ -18,11 +18,12 @@ impl Bans {
         }
     }
 
-    /// Lifts the bans whose time is up: database first (the count stays for escalation),
-    /// then the firewall. Returns the networks unbanned.
+    /// Lifts the bans whose time is up, at most `EXPIRE_PER_TURN` (the next turn comes at
+    /// once for the rest: the next end read is due): database first (the count stays for
+    /// escalation), then the firewall. Returns the networks unbanned.
     pub(super) fn expire(&mut self, now: i64) -> Vec<(IpNet, Lift)> {
         self.wrote();
-        let due = match self.store.expire_due(now) {
+        let due = match self.store.expire_due(now, EXPIRE_PER_TURN) {
             Ok(d) => d,
             Err(e) => {
                 // Lifted once the database takes the change: never a kernel without the row.

@@ -15,9 +15,17 @@ impl Bans {
         let started = std::time::Instant::now();
         let _held = self.lock_kernel(true);
         self.store.defer_checkpoints()?;
-        let lapsed = self.store.expire_due(now)?;
-        if !lapsed.is_empty() {
-            info!("{} ban(s) ended while Ampere was not running", lapsed.len());
+        // Before the loop, and the restore replaces the kernel's sets: all of them, in parts.
+        let mut lapsed = 0;
+        loop {
+            let part = self.store.expire_due(now, super::EXPIRE_PER_TURN)?.len();
+            lapsed += part;
+            if part < super::EXPIRE_PER_TURN {
+                break;
+            }
+        }
+        if lapsed > 0 {
+            info!("{lapsed} ban(s) ended while Ampere was not running");
         }
         // The tally the loop reads instead of counting: a hand edit of the database
         // (sqlite3) is not in it.

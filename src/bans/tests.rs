@@ -490,6 +490,7 @@ fn a_failed_firewall_step_is_retried_soon() {
 }
 
 mod ceiling;
+mod expiry;
 mod lock;
 mod outage;
 mod pulled;

@@ -270,15 +270,19 @@ impl Store {
         })
     }
 
-    /// Ends every ban whose time is up at `now`; the rows stay (inactive) so that the count
-    /// keeps escalating. Returns the networks, for the firewall.
-    pub fn expire_due(&mut self, now: i64) -> Result<Vec<IpNet>> {
+    /// Ends at most `n` of the bans whose time is up at `now`, those that ended first first
+    /// (the index on (active, expires) finds them without a scan); the rows stay (inactive)
+    /// so that the count keeps escalating. Returns the networks, for the firewall.
+    pub fn expire_due(&mut self, now: i64, n: usize) -> Result<Vec<IpNet>> {
         self.in_transaction(|db| {
             let mut st = db.prepare(
-                "UPDATE bans SET active = 0
-                 WHERE active = 1 AND expires IS NOT NULL AND expires <= ?1 RETURNING addr, origin",
+                "UPDATE bans SET active = 0 WHERE addr IN (
+                    SELECT addr FROM bans WHERE active = 1 AND expires IS NOT NULL
+                      AND expires <= ?1 ORDER BY expires LIMIT ?2)
+                 RETURNING addr, origin",
             )?;
             st.bind_i64(1, now)?;
+            st.bind_i64(2, i64::try_from(n).unwrap_or(i64::MAX))?;
             ended_nets(db, &mut st)
         })
     }

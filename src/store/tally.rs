@@ -186,7 +186,7 @@ mod tests {
                         let life = if *permanent { Lifetime::Permanent } else { Lifetime::Escalating };
                         s.record(&[request(*i, *origin, t, life)], &|at, _| Some(at + 5)).unwrap();
                     }
-                    Op::Expire(at) => { s.expire_due(*at).unwrap(); }
+                    Op::Expire(at) => { s.expire_due(*at, 2).unwrap(); }
                     Op::EndSoonest(n) => { s.end_soonest_temporary(*n).unwrap(); }
                     Op::Fold(i) => {
                         let into = crate::addr::parse_net("192.0.2.0/29").unwrap();

@@ -314,8 +314,8 @@ fn expiry_and_escalation_with_an_injected_clock() {
         })
     );
     assert_eq!(s.next_expiry().unwrap(), Some(now + 60));
-    assert!(s.expire_due(now + 59).unwrap().is_empty());
-    assert_eq!(s.expire_due(now + 60).unwrap(), vec![net(a)]);
+    assert!(s.expire_due(now + 59, usize::MAX).unwrap().is_empty());
+    assert_eq!(s.expire_due(now + 60, usize::MAX).unwrap(), vec![net(a)]);
     assert!(!s.is_banned(&net(a)).unwrap());
     assert_eq!(s.next_expiry().unwrap(), None);
     // The count is remembered: each repeat doubles, the 4th is permanent.
@@ -327,7 +327,7 @@ fn expiry_and_escalation_with_an_injected_clock() {
             expires: Some(now + 120)
         })
     );
-    assert_eq!(s.expire_due(now + 120).unwrap(), vec![net(a)]);
+    assert_eq!(s.expire_due(now + 120, usize::MAX).unwrap(), vec![net(a)]);
     now += 200;
     assert_eq!(
         ban_at(&mut s, now),
@@ -336,7 +336,7 @@ fn expiry_and_escalation_with_an_injected_clock() {
             expires: Some(now + 240)
         })
     );
-    assert_eq!(s.expire_due(now + 240).unwrap(), vec![net(a)]);
+    assert_eq!(s.expire_due(now + 240, usize::MAX).unwrap(), vec![net(a)]);
     now += 300;
     assert_eq!(
         ban_at(&mut s, now),
@@ -345,7 +345,7 @@ fn expiry_and_escalation_with_an_injected_clock() {
             expires: None
         })
     );
-    assert!(s.expire_due(i64::MAX).unwrap().is_empty());
+    assert!(s.expire_due(i64::MAX, usize::MAX).unwrap().is_empty());
     let b = &s.active().unwrap()[0];
     assert_eq!(
         (b.count, b.expires, b.first, b.since),
@@ -448,7 +448,7 @@ fn a_weak_ban_is_temporary_uncounted_and_gives_way_to_a_strong_one() {
     let b = &s.active().unwrap()[0];
     assert_eq!(b.evidence, Evidence::Weak);
     // A shorter ban by the config wins over the ceiling.
-    s.expire_due(5000).unwrap();
+    s.expire_due(5000, usize::MAX).unwrap();
     let got = record(&mut s, vec![weak(5000)], &|_| Some(5600));
     assert_eq!(
         got,
@@ -491,7 +491,7 @@ fn a_prune_keeps_active_bans_and_the_members_of_an_active_network_ban() {
         record(&mut s, vec![nb(a, now + i as i64)], &|_| Some(now + 60));
     }
     record(&mut s, vec![nb("192.0.2.1", now)], &forever);
-    s.expire_due(now + 100).unwrap();
+    s.expire_due(now + 100, usize::MAX).unwrap();
     // Beyond max 1 (and all before `before`): the strays go oldest first; the folded
     // members and the active bans stay.
     let p = s.prune(1, 0, 1000).unwrap();
