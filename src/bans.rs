@@ -56,11 +56,6 @@ pub struct Counters {
     pub forgotten: u64,
 }
 
-/// Bans lifted by expiry in one turn: a CrowdSec list or an import of a million with one
-/// duration ends in one second, and its one `UPDATE` and unban batch held the loop for as
-/// long as they took. The rest come the next turns.
-pub(crate) const EXPIRE_PER_TURN: usize = 5_000;
-
 /// Rows per transaction in bulk admin commands: the daemon's writes get in between.
 const DB_CHUNK: usize = 5_000;
 /// Bans per firewall command in bulk admin commands (each command reads the chain or set).
@@ -301,7 +296,13 @@ impl Bans {
     ) -> Vec<Result<(), FwError>> {
         let entries: Vec<Entry> = bans.iter().map(Ban::entry).collect();
         let results = self.apply(&entries, now);
-        for (b, result) in bans.iter().zip(&results) {
+        self.counted(bans, &results, own);
+        results
+    }
+
+    /// The firewall's `results` for `bans`, counted and logged (`own`: the daemon's).
+    fn counted(&mut self, bans: &[Ban], results: &[Result<(), FwError>], own: bool) {
+        for (b, result) in bans.iter().zip(results) {
             if let Some(e) = b.expires {
                 self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
             }
@@ -322,7 +323,6 @@ impl Bans {
                 }
             }
         }
-        results
     }
 
     /// Puts `bans` in the firewall, one batch per address family (each all or nothing); if

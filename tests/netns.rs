@@ -39,6 +39,8 @@ mod dns;
 mod guard;
 #[path = "netns/iax2.rs"]
 mod iax2;
+#[path = "netns/import.rs"]
+mod import;
 #[path = "netns/kernel.rs"]
 mod kernel;
 use kernel::*;
@@ -388,6 +390,13 @@ fn the_audit_makes_flushed_or_bypassed_rules_again_and_names_a_bad_input_order()
 fn a_stop_right_after_the_database_was_deleted_keeps_every_ban() {
     for backend in BACKENDS {
         TestNet::create().run_backend("deleted::inner_deleted", backend);
+    }
+}
+
+#[test]
+fn a_long_import_leaves_the_kernel_equal_to_the_database() {
+    for backend in ["ipset", "nft"] {
+        TestNet::create().run_backend("import::inner_import", backend);
     }
 }
 

@@ -5,9 +5,14 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 
-use super::{Bans, Lift, EXPIRE_PER_TURN};
+use super::{Bans, Lift};
 use crate::addr::net_text;
 use crate::error;
+
+/// Bans lifted by expiry in one turn: a CrowdSec list or an import of a million with one
+/// duration ends in one second, and its one `UPDATE` and unban batch held the loop for as
+/// long as they took. The rest come the next turns.
+pub(super) const EXPIRE_PER_TURN: usize = 5_000;
 
 impl Bans {
     pub(super) fn read_next_expiry(&mut self) {

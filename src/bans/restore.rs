@@ -18,9 +18,12 @@ impl Bans {
         // Before the loop, and the restore replaces the kernel's sets: all of them, in parts.
         let mut lapsed = 0;
         loop {
-            let part = self.store.expire_due(now, super::EXPIRE_PER_TURN)?.len();
+            let part = self
+                .store
+                .expire_due(now, super::expiry::EXPIRE_PER_TURN)?
+                .len();
             lapsed += part;
-            if part < super::EXPIRE_PER_TURN {
+            if part < super::expiry::EXPIRE_PER_TURN {
                 break;
             }
         }

@@ -24,6 +24,12 @@ struct Kernel {
     gone: bool,
     /// What `faults` reports until the next `restore`.
     faults: Vec<String>,
+    /// `ban_many_started` is offered, for the database at this path (`tests/bulk.rs`).
+    started: Option<std::path::PathBuf>,
+    /// At each start and each finish of a started batch: the active bans stored, and
+    /// whether the kernel lock was held.
+    at_start: Vec<(i64, bool)>,
+    at_finish: Vec<(i64, bool)>,
 }
 
 #[derive(Clone, Default)]
@@ -69,6 +75,22 @@ impl Backend for Fake {
         }
         k.held.extend(bans.iter().map(|b| b.net));
         Ok(())
+    }
+    fn ban_many_started(&self, bans: &[Entry], now: i64) -> Option<crate::firewall::Started> {
+        let db = self.0.borrow().started.clone()?;
+        let seen = move || {
+            let stored = Store::open_read_only(&db).unwrap().active_count().unwrap();
+            let lock = std::path::PathBuf::from(format!("{}.lock", db.display()));
+            let locked = crate::sys::FileLock::take(&lock, false).unwrap().is_none();
+            (stored, locked)
+        };
+        self.0.borrow_mut().at_start.push(seen());
+        let me = self.clone();
+        let bans = bans.to_vec();
+        Some(crate::firewall::Started::new(move || {
+            me.0.borrow_mut().at_finish.push(seen());
+            me.ban_many(&bans, now)
+        }))
     }
     fn list(&self) -> FwResult<Vec<IpNet>> {
         let k = self.0.borrow();
@@ -489,6 +511,7 @@ fn a_failed_firewall_step_is_retried_soon() {
     assert_eq!(r.held(), ["192.0.2.1"]);
 }
 
+mod bulk;
 mod ceiling;
 mod expiry;
 mod lock;

@@ -11,6 +11,7 @@ use super::iptables::Chains;
 use super::shell::{Dialect, Shell, ShellError};
 use super::{
     held, output, run, run_fed, Backend, Entry, ErrorKind, FwError, Result, SipLimit, Source,
+    Started,
 };
 use crate::addr::is_v6;
 use crate::config::Config;
@@ -75,6 +76,21 @@ impl Ipset {
             }
         }
         run(&self.ipset, &["restore"], Some(script.as_bytes()))
+    }
+
+    /// `ipset restore` lines adding `entries` (`-exist`: one held already is refreshed).
+    fn add_script(&self, entries: &[Entry], now: i64) -> Result<String> {
+        let mut script = String::new();
+        for e in entries {
+            let fam = self.chains.family_for(&e.net)?;
+            script.push_str(&format!(
+                "add {} {} timeout {} -exist\n",
+                self.set_name(fam.v6),
+                e.net,
+                Self::timeout(e, now)
+            ));
+        }
+        Ok(script)
     }
 
     fn set_name(&self, v6: bool) -> String {
@@ -282,17 +298,12 @@ impl Backend for Ipset {
     }
 
     fn ban_many(&self, entries: &[Entry], now: i64) -> Result<()> {
-        let mut script = String::new();
-        for e in entries {
-            let fam = self.chains.family_for(&e.net)?;
-            script.push_str(&format!(
-                "add {} {} timeout {} -exist\n",
-                self.set_name(fam.v6),
-                e.net,
-                Self::timeout(e, now)
-            ));
-        }
-        self.apply(&script)
+        self.apply(&self.add_script(entries, now)?)
+    }
+
+    fn ban_many_started(&self, entries: &[Entry], now: i64) -> Option<Started> {
+        let script = self.add_script(entries, now).ok()?;
+        Started::spawn(&self.ipset, &["restore"], script.as_bytes())
     }
 
     fn limit_sip(&self, limit: Option<&SipLimit>) -> Result<()> {

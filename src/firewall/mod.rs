@@ -8,6 +8,7 @@ mod limit;
 mod nft;
 mod path;
 mod shell;
+mod started;
 
 use std::fmt;
 use std::io::Write;
@@ -23,6 +24,7 @@ pub use ipset::Ipset;
 pub use iptables::Iptables;
 pub use limit::{LimitKind, SipLimit};
 pub use nft::Nft;
+pub use started::Started;
 
 /// What went wrong, as far as a caller needs to decide what to do next. The tools say it in
 /// text; `classify` reads that text in this one place so that no caller has to.
@@ -137,6 +139,13 @@ pub trait Backend {
     /// without a listing.
     fn adds_idempotently(&self) -> bool {
         false
+    }
+    /// `ban_many`, started in a tool of its own and waited for by `Started::finish`: an
+    /// admin's `-a` of many stores the next part meanwhile (`bans/bulk.rs`). Only where
+    /// `adds_idempotently`: a batch that failed is applied again ban by ban. None: the
+    /// caller runs `ban_many`.
+    fn ban_many_started(&self, _bans: &[Entry], _now: i64) -> Option<Started> {
+        None
     }
     /// The networks banned in the kernel now (one listing per family), for the audit.
     fn list(&self) -> Result<Vec<IpNet>>;

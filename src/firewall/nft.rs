@@ -18,7 +18,7 @@ use ipnet::IpNet;
 
 use super::{
     held, ipv6_disabled, output, run, run_fed, Backend, Entry, ErrorKind, FwError, Result,
-    SipLimit, Source,
+    SipLimit, Source, Started,
 };
 use crate::addr::{is_host, is_v6, net_text};
 use crate::config::{Config, RuleTarget};
@@ -263,6 +263,21 @@ impl Nft {
         run(&self.nft, &["-f", "-"], Some(script.as_bytes()))
     }
 
+    /// `add element` lines for `entries`, one per set (an element held already stays).
+    fn add_script(&self, entries: &[Entry], now: i64) -> Result<String> {
+        let mut script = String::new();
+        for (set, _, _) in SETS {
+            let mut elems = Vec::new();
+            for e in entries {
+                if self.set_for(&e.net)? == set {
+                    elems.push(Self::element(e, now));
+                }
+            }
+            script.push_str(&self.elements_line("add", set, &elems));
+        }
+        Ok(script)
+    }
+
     /// `VERB element inet TABLE SET { e1, e2, … }` as a script line; nothing for no elements.
     fn elements_line(&self, verb: &str, set: &str, elems: &[String]) -> String {
         if elems.is_empty() {
@@ -382,17 +397,12 @@ impl Backend for Nft {
         if let [e] = entries {
             return self.ban(e, now);
         }
-        let mut script = String::new();
-        for (set, _, _) in SETS {
-            let mut elems = Vec::new();
-            for e in entries {
-                if self.set_for(&e.net)? == set {
-                    elems.push(Self::element(e, now));
-                }
-            }
-            script.push_str(&self.elements_line("add", set, &elems));
-        }
-        self.cli.apply(&self.nft, &script)
+        self.cli.apply(&self.nft, &self.add_script(entries, now)?)
+    }
+
+    fn ban_many_started(&self, entries: &[Entry], now: i64) -> Option<Started> {
+        let script = self.add_script(entries, now).ok()?;
+        Started::spawn(&self.nft, &["-f", "-"], script.as_bytes())
     }
 
     fn unban_many(&self, nets: &[IpNet]) -> Result<()> {

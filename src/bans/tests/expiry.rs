@@ -8,7 +8,7 @@ const T: i64 = 1_800_000_000;
 #[test]
 fn bans_that_end_together_are_lifted_a_part_a_turn() {
     let mut r = rig("bantime = 60\nmax_bans = 0\n");
-    let n = super::super::EXPIRE_PER_TURN * 2 + 7;
+    let n = super::super::expiry::EXPIRE_PER_TURN * 2 + 7;
     let requests: Vec<BanRequest> = (0..n)
         .map(|i| {
             ban_at(
@@ -31,7 +31,7 @@ fn bans_that_end_together_are_lifted_a_part_a_turn() {
         }
         turns.push(lifted);
     }
-    let part = super::super::EXPIRE_PER_TURN;
+    let part = super::super::expiry::EXPIRE_PER_TURN;
     assert_eq!(turns, [part, part, 7]);
     assert!(r.stored().is_empty());
     assert!(r.held().is_empty());
