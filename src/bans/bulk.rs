@@ -26,16 +26,21 @@ pub(super) const STARTED_FROM: usize = 1_000;
 /// it banned meanwhile) with nothing under way.
 const PARTS_PER_HOLD: usize = 4;
 
+/// A part of the list, stored: each request's outcome so far (the new bans' still None),
+/// and the new bans with where they sit in it.
+struct Part {
+    outcome: Vec<Option<Outcome>>,
+    todo: Vec<usize>,
+    new: Vec<Ban>,
+}
+
 /// A part stored, its new bans on their way to the kernel: started (its tool runs while the
 /// next part is stored) or not (`finish_part` runs `ban_many`).
 struct Running {
     started: Option<Started>,
     /// The lock it was stored under: held until its tool has finished.
     held: Option<Held>,
-    /// The part's outcomes so far (the new bans' still None), where `new` sit in it.
-    outcome: Vec<Option<Outcome>>,
-    todo: Vec<usize>,
-    new: Vec<Ban>,
+    part: Part,
 }
 
 impl Bans {
@@ -44,8 +49,8 @@ impl Bans {
     /// in transactions of `DB_CHUNK` rows, then put in the firewall (one command per
     /// family). Where the backend can start its tool on a part and be waited for later
     /// (`Backend::ban_many_started`), the tool adds one part while the next is stored: a
-    /// million took ipset 9.3 s and nft 5.2 s one after the other, of which 2.8 s were
-    /// SQLite's. An active temporary ban becomes permanent, in the database and (without
+    /// million took ipset 9.5 s and nft 5.1 s one after the other, of which 2.8 s were
+    /// SQLite's, and take 8.3 and 3.7 s so. An active temporary ban becomes permanent, in the database and (without
     /// its timeout) in the kernel; an active ban the kernel lost (a killed `-a`) is put
     /// back. `progress` hears how many are done after each part. `wait` for the kernel lock
     /// (an admin's process) or fail at once if another process holds it (the daemon's loop).
@@ -65,8 +70,8 @@ impl Bans {
                 Some(h) => h,
                 None => self.lock_kernel(wait).ok_or_else(busy)?,
             };
-            let stored = match self.store_part(chunk, now) {
-                Ok(s) => s,
+            let part = match self.store_part(chunk, now) {
+                Ok(p) => p,
                 Err(e) => {
                     // What runs is waited for: its bans are stored, and the kernel has them.
                     if let Some(r) = running.take() {
@@ -75,7 +80,6 @@ impl Bans {
                     return Err(e);
                 }
             };
-            let (outcome, todo, new) = stored;
             if let Some(r) = running.take() {
                 self.finish_part(r, now, &mut out, &mut changes);
                 progress(out.len());
@@ -84,15 +88,13 @@ impl Bans {
             // list of one part (the daemon's `-a` of at most 1,000 keeps its `ipset -` or
             // `nft -i`).
             let beside = (i + 1) % PARTS_PER_HOLD != 0 && i + 1 < parts;
-            let entries: Vec<Entry> = new.iter().map(Ban::entry).collect();
+            let entries: Vec<Entry> = part.new.iter().map(Ban::entry).collect();
             let part = Running {
-                started: (beside && new.len() >= STARTED_FROM)
+                started: (beside && entries.len() >= STARTED_FROM)
                     .then(|| self.fw.ban_many_started(&entries, now))
                     .flatten(),
                 held: Some(held),
-                outcome,
-                todo,
-                new,
+                part,
             };
             if part.started.is_some() {
                 running = Some(part);
@@ -107,14 +109,9 @@ impl Bans {
         }
         Ok((out, changes))
     }
+
     /// Records a part of an admin's `-a` and makes sure of the bans it held already.
-    /// Returns each request's outcome where known, and the new bans (at `todo` in it).
-    #[allow(clippy::type_complexity)]
-    fn store_part(
-        &mut self,
-        chunk: &[BanRequest],
-        now: i64,
-    ) -> Result<(Vec<Option<Outcome>>, Vec<usize>, Vec<Ban>), Error> {
+    fn store_part(&mut self, chunk: &[BanRequest], now: i64) -> Result<Part, Error> {
         let mut stored: Vec<Option<Ban>> = Vec::with_capacity(chunk.len());
         for part in chunk.chunks(DB_CHUNK) {
             // An admin's ban is permanent: nothing escalates.
@@ -165,7 +162,7 @@ impl Bans {
         }
         let todo: Vec<usize> = (0..chunk.len()).filter(|&i| stored[i].is_some()).collect();
         let new: Vec<Ban> = stored.into_iter().flatten().collect();
-        Ok((outcome, todo, new))
+        Ok(Part { outcome, todo, new })
     }
 
     /// Puts a stored part's new bans in the kernel, or waits for the tool started on them
@@ -181,9 +178,12 @@ impl Bans {
         let Running {
             started,
             held,
-            mut outcome,
-            todo,
-            new,
+            part:
+                Part {
+                    mut outcome,
+                    todo,
+                    new,
+                },
         } = part;
         let results = match started.map(Started::finish) {
             Some(Ok(())) => {
