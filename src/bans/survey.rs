@@ -58,7 +58,7 @@ const MAX_LINE: usize = 8192;
 /// -w` waiting for the xtables lock) says nothing of the sets: the configured interval
 /// holds. At the default 5 min nothing changes below a survey of 6 s.
 const SPACING: u32 = 50;
-pub(super) const SPACED_FROM: i64 = 100_000;
+const SPACED_FROM: i64 = 100_000;
 
 /// How long after a survey that took `took`, with `bans` active bans, the next one starts.
 pub(super) fn spaced(interval: Duration, took: Duration, bans: i64) -> Duration {
@@ -174,11 +174,8 @@ impl Bans {
         }
         self.counted_audit(now);
         let took = s.started.elapsed();
-        let every = spaced(
-            self.audit_interval,
-            took,
-            self.store.active_count().unwrap_or(0),
-        );
+        let bans = self.store.active_count().unwrap_or(0);
+        let every = spaced(self.audit_interval, took, bans);
         let stretched = every > self.audit_interval;
         if stretched != (self.counters.audit_every_s > self.audit_interval.as_secs()) {
             if stretched {
@@ -190,9 +187,9 @@ impl Bans {
                 );
             } else {
                 info!(
-                    "audit: a survey takes {:.1} s again; audits come every {} s",
-                    took.as_secs_f64(),
-                    self.audit_interval.as_secs()
+                    "audit: every {} s again ({bans} bans, the survey took {:.1} s)",
+                    self.audit_interval.as_secs(),
+                    took.as_secs_f64()
                 );
             }
         }

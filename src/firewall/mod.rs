@@ -339,14 +339,19 @@ fn execute(cmd: &Path, args: &[&str], stdin: Option<Feed>, capture: bool) -> Res
         let mut w = std::io::BufWriter::with_capacity(64 * 1024, pipe);
         let _ = feed(&mut w).and_then(|()| w.flush());
     }
+    finished(child, &shown())
+}
+
+/// Waits for a tool (`TOOL_TIMEOUT` at most, then it is killed): what it printed, or its
+/// error classified from what it said.
+fn finished(child: std::process::Child, shown: &str) -> Result<String> {
     let out = exec::wait_within(child, TOOL_TIMEOUT)
-        .map_err(|e| FwError::new(ErrorKind::Failed, format!("{}: {e}", shown())))?
+        .map_err(|e| FwError::new(ErrorKind::Failed, format!("{shown}: {e}")))?
         .ok_or_else(|| {
             FwError::new(
                 ErrorKind::Busy,
                 format!(
-                    "`{}` took over {} s and was killed",
-                    shown(),
+                    "`{shown}` took over {} s and was killed",
                     TOOL_TIMEOUT.as_secs()
                 ),
             )
@@ -359,8 +364,7 @@ fn execute(cmd: &Path, args: &[&str], stdin: Option<Feed>, capture: bool) -> Res
     Err(FwError::new(
         classify(stderr),
         format!(
-            "`{}` failed ({}){}{}",
-            shown(),
+            "`{shown}` failed ({}){}{}",
             out.status,
             if stderr.is_empty() { "" } else { ": " },
             stderr

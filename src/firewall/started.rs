@@ -9,7 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::Stdio;
 
-use super::{classify, ErrorKind, FwError, Result, TOOL_TIMEOUT};
+use super::{finished, Result};
 use crate::exec;
 
 /// A batch under way; `finish` waits for its tool and says how it went.
@@ -34,26 +34,7 @@ impl Started {
             .ok()?;
         let shown = exec::shown(cmd, args);
         Some(Started(Box::new(move || {
-            let out = exec::wait_within(child, TOOL_TIMEOUT)
-                .map_err(|e| FwError::new(ErrorKind::Failed, format!("{shown}: {e}")))?
-                .ok_or_else(|| {
-                    FwError::new(
-                        ErrorKind::Busy,
-                        format!(
-                            "`{shown}` took over {} s and was killed",
-                            TOOL_TIMEOUT.as_secs()
-                        ),
-                    )
-                })?;
-            if out.status.success() {
-                return Ok(());
-            }
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let stderr = stderr.trim();
-            Err(FwError::new(
-                classify(stderr),
-                format!("`{shown}` failed ({}): {stderr}", out.status),
-            ))
+            finished(child, &shown).map(|_| ())
         })))
     }
 
@@ -98,6 +79,6 @@ mod tests {
         )
         .unwrap();
         let e = refused.finish().unwrap_err();
-        assert_eq!(e.kind, ErrorKind::MissingChain, "{e}");
+        assert_eq!(e.kind, super::super::ErrorKind::MissingChain, "{e}");
     }
 }
