@@ -15,7 +15,8 @@ impl Bans {
         let started = std::time::Instant::now();
         let _held = self.lock_kernel(true);
         self.store.defer_checkpoints()?;
-        // Before the loop, and the restore replaces the kernel's sets: all of them, in parts.
+        // All of them before the loop (the restore replaces the kernel's sets), in parts: a
+        // million that lapsed together are never held at once.
         let mut lapsed = 0;
         loop {
             let part = self

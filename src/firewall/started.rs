@@ -16,7 +16,8 @@ use crate::exec;
 pub struct Started(Box<dyn FnOnce() -> Result<()>>);
 
 impl Started {
-    /// `finish` gives `done` (a backend without a tool of its own: the tests' fake).
+    /// `finish` gives `done` (the tests' fake backend, which has no tool).
+    #[cfg(test)]
     pub fn new(done: impl FnOnce() -> Result<()> + 'static) -> Started {
         Started(Box::new(done))
     }

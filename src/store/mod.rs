@@ -115,10 +115,6 @@ impl Store {
         db.exec("PRAGMA synchronous = NORMAL")?;
         // Bounded page cache: Ampere's working set is tiny and routers have little memory.
         db.exec("PRAGMA cache_size = -256")?;
-        // A write that fires the tally's triggers keeps a statement journal, which SQLite
-        // spilled to files in /var/tmp (flash on a router): 2.6 writes a ban more, and an
-        // `-a` of a million 5.6 s slower. In memory it is a few pages a statement.
-        db.exec("PRAGMA temp_store = MEMORY")?;
         let store = Store { db, new: false };
         store.migrate()?;
         Ok(store)
@@ -270,10 +266,23 @@ impl Store {
         })
     }
 
-    /// Ends at most `n` of the bans whose time is up at `now`, those that ended first first
-    /// (the index on (active, expires) finds them without a scan); the rows stay (inactive)
-    /// so that the count keeps escalating. Returns the networks, for the firewall.
+    /// Ends at most `n` of the bans whose time is up at `now`, those that ended first first;
+    /// the rows stay (inactive) so that the count keeps escalating. Returns the networks,
+    /// for the firewall.
     pub fn expire_due(&mut self, now: i64, n: usize) -> Result<Vec<IpNet>> {
+        self.end_earliest(now, n)
+    }
+
+    /// Ends up to `n` active temporary bans, those closest to their end first (`max_bans`
+    /// making room). The rows stay, as after an expiry. Returns the networks, for the
+    /// firewall.
+    pub fn end_soonest_temporary(&mut self, n: usize) -> Result<Vec<IpNet>> {
+        self.end_earliest(i64::MAX, n)
+    }
+
+    /// Ends up to `n` active temporary bans that end by `by`, the earliest first (the index
+    /// on (active, expires) finds them without a scan).
+    fn end_earliest(&mut self, by: i64, n: usize) -> Result<Vec<IpNet>> {
         self.in_transaction(|db| {
             let mut st = db.prepare(
                 "UPDATE bans SET active = 0 WHERE addr IN (
@@ -281,24 +290,8 @@ impl Store {
                       AND expires <= ?1 ORDER BY expires LIMIT ?2)
                  RETURNING addr, origin",
             )?;
-            st.bind_i64(1, now)?;
+            st.bind_i64(1, by)?;
             st.bind_i64(2, i64::try_from(n).unwrap_or(i64::MAX))?;
-            ended_nets(db, &mut st)
-        })
-    }
-
-    /// Ends up to `n` active temporary bans, those closest to their end first (`max_bans`
-    /// making room; the index on (active, expires) finds them without a scan). The rows
-    /// stay, as after an expiry. Returns the networks, for the firewall.
-    pub fn end_soonest_temporary(&mut self, n: usize) -> Result<Vec<IpNet>> {
-        self.in_transaction(|db| {
-            let mut st = db.prepare(
-                "UPDATE bans SET active = 0 WHERE addr IN (
-                    SELECT addr FROM bans WHERE active = 1 AND expires IS NOT NULL
-                    ORDER BY expires LIMIT ?1)
-                 RETURNING addr, origin",
-            )?;
-            st.bind_i64(1, i64::try_from(n).unwrap_or(i64::MAX))?;
             ended_nets(db, &mut st)
         })
     }
